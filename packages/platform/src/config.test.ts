@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ConfigError, describeConfig, loadConfig, parseConsulAddress, serviceSettings, settings } from "./config.js";
+
+const spec = {
+  ...serviceSettings("DEMO", { port: 50099, dataDir: ".data/demo" }),
+  batchSize: { env: "DEMO_BATCH_SIZE", doc: "Rows per batch.", schema: settings.positiveInt(), default: 50 },
+  apiKey: { env: "DEMO_API_KEY", doc: "Key for the partner API.", schema: settings.nonEmpty(), secret: true },
+};
+
+describe("typed configuration", () => {
+  test("defaults apply, the environment overrides them, and values come out typed", () => {
+    const config = loadConfig(spec, { DEMO_PORT: "6000", DEMO_API_KEY: "k", DEMO_BATCH_SIZE: "7" });
+    assert.equal(config.port, 6000);
+    assert.equal(config.batchSize, 7);
+    assert.equal(config.host, "127.0.0.1");
+    assert.equal(config.databaseUrl, undefined);
+    assert.equal(config.logLevel, "info");
+  });
+
+  test("an invalid value stops start-up with the variable named and what was expected", () => {
+    assert.throws(
+      () => loadConfig(spec, { DEMO_PORT: "eighty", DEMO_API_KEY: "k" }),
+      (error: unknown) => error instanceof ConfigError && /DEMO_PORT \(port\): expected a port number; got "eighty"/.test(error.message),
+    );
+    assert.throws(() => loadConfig(spec, { DEMO_PORT: "70000", DEMO_API_KEY: "k" }), /DEMO_PORT \(port\): expected a port from 0 to 65535/);
+    assert.throws(() => loadConfig(spec, { DEMO_LOG_LEVEL: "loud", DEMO_API_KEY: "k" }), /DEMO_LOG_LEVEL \(logLevel\): expected one of trace/);
+    assert.throws(() => loadConfig(spec, { DEMO_DATABASE_URL: "not a url", DEMO_API_KEY: "k" }), /DEMO_DATABASE_URL \(databaseUrl\): expected a URL/);
+  });
+
+  test("every bad key is reported at once, and secrets are never echoed", () => {
+    try {
+      loadConfig(spec, { DEMO_BATCH_SIZE: "-3", DEMO_DATABASE_URL: "postgres://user:hunter2@/" , DEMO_PORT: "x" });
+      assert.fail("expected a ConfigError");
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 4, error.message);
+      assert.match(error.message, /DEMO_API_KEY \(apiKey\): required/);
+      assert.match(error.message, /DEMO_BATCH_SIZE \(batchSize\): expected a number above 0; got "-3"/);
+      assert.doesNotMatch(error.message, /hunter2/);
+    }
+  });
+
+  test("a documented table lists every variable", () => {
+    const table = describeConfig(spec);
+    for (const setting of Object.values(spec)) assert.ok(table.includes(`\`${setting.env}\``), setting.env);
+    assert.match(table, /\| `DEMO_API_KEY` \| required \|/);
+  });
+
+  test("Consul addresses parse from host:port or URL", () => {
+    assert.deepEqual(parseConsulAddress("127.0.0.1:8500"), { host: "127.0.0.1", port: 8500, secure: false });
+    assert.deepEqual(parseConsulAddress("https://consul.internal:8501"), { host: "consul.internal", port: 8501, secure: true });
+    assert.deepEqual(parseConsulAddress("[::1]:8500"), { host: "::1", port: 8500, secure: false });
+    assert.throws(() => parseConsulAddress("ftp://x"), /CONSUL_HTTP_ADDR: expected http or https/);
+  });
+});

@@ -1,0 +1,119 @@
+import { z } from "zod";
+
+/** One configuration key: where it comes from, what it means, what it must be. */
+export interface Setting<S extends z.ZodType = z.ZodType> {
+  /** Environment variable that sets it, e.g. "CATALOG_PORT". */
+  readonly env: string;
+  /** One line saying what it is for. */
+  readonly doc: string;
+  /** Validates and converts the raw text (or the default). */
+  readonly schema: S;
+  /** Used when the environment does not set it; omitted means required. */
+  readonly default?: z.input<S>;
+  /** Never print its value (passwords, URLs with credentials). */
+  readonly secret?: boolean;
+}
+
+export type ConfigSpec = Record<string, Setting>;
+
+export type ConfigOf<Spec extends ConfigSpec> = { readonly [K in keyof Spec]: z.output<Spec[K]["schema"]> };
+
+/** Start-up configuration that is not valid; its message names every bad key. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/**
+ * Reads the spec from the environment over the defaults, validates every key
+ * and returns a typed, frozen object; throws ConfigError naming each key that
+ * is missing or invalid, with what was expected.
+ */
+export function loadConfig<Spec extends ConfigSpec>(spec: Spec, env: Readonly<Record<string, string | undefined>> = process.env): ConfigOf<Spec> {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(spec)) {
+    const raw = env[setting.env];
+    const fromEnv = raw !== undefined && raw !== "";
+    if (!fromEnv && !("default" in setting)) {
+      problems.push(`${setting.env} (${key}): required: ${setting.doc}`);
+      continue;
+    }
+    const result = setting.schema.safeParse(fromEnv ? raw : setting.default);
+    if (result.success) {
+      values[key] = result.data;
+    } else {
+      const shown = setting.secret ? "(hidden)" : JSON.stringify(fromEnv ? raw : setting.default);
+      const expected = result.error.issues.map((issue) => issue.message).join("; ");
+      problems.push(`${setting.env} (${key}): ${expected}; got ${shown}${fromEnv ? "" : " (the default)"}`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(values) as ConfigOf<Spec>;
+}
+
+/** A Markdown table of the settings, for READMEs and `--help`. */
+export function describeConfig(spec: ConfigSpec): string {
+  const rows = Object.values(spec).map((setting) => {
+    const fallback = !("default" in setting)
+      ? "required"
+      : setting.default === ""
+        ? "unset"
+        : setting.secret
+          ? "(hidden)"
+          : `\`${String(setting.default)}\``;
+    return `| \`${setting.env}\` | ${fallback} | ${setting.doc} |`;
+  });
+  return ["| variable | default | meaning |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
+/** Schemas for the kinds of values services configure. */
+export const settings = {
+  port: () => z.coerce.number({ error: "expected a port number" }).int("expected a whole port number").min(0, "expected a port from 0 to 65535").max(65535, "expected a port from 0 to 65535"),
+  positiveInt: () => z.coerce.number({ error: "expected a number" }).int("expected a whole number").positive("expected a number above 0"),
+  nonNegativeInt: () => z.coerce.number({ error: "expected a number" }).int("expected a whole number").min(0, "expected 0 or more"),
+  /** Milliseconds, from a number. */
+  durationMs: () => z.coerce.number({ error: "expected milliseconds" }).int("expected whole milliseconds").min(0, "expected 0 or more milliseconds"),
+  text: () => z.string(),
+  nonEmpty: () => z.string().min(1, "expected a non-empty value"),
+  /** An optional URL: empty or unset means undefined. */
+  optionalUrl: () =>
+    z
+      .string()
+      .optional()
+      .transform((value) => (value === undefined || value === "" ? undefined : value))
+      .refine((value) => value === undefined || URL.canParse(value), "expected a URL such as postgres://user@host:5432/db"),
+  logLevel: () => z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], { error: "expected one of trace, debug, info, warn, error, fatal, silent" }),
+  bool: () =>
+    z
+      .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no"], { error: "expected true or false" })])
+      .transform((value) => value === true || value === "true" || value === "1" || value === "yes"),
+};
+
+/**
+ * The settings every service has, under its own prefix (CATALOG_PORT, ...).
+ * A service spreads them into its spec and adds its own.
+ */
+export function serviceSettings(prefix: string, defaults: { port: number; dataDir: string }) {
+  return {
+    host: { env: `${prefix}_HOST`, doc: "Interface the gRPC server binds (0.0.0.0 in containers).", schema: settings.nonEmpty(), default: "127.0.0.1" },
+    port: { env: `${prefix}_PORT`, doc: "Port of the gRPC server (0 picks a free one).", schema: settings.port(), default: defaults.port },
+    advertiseHost: { env: `${prefix}_ADVERTISE_HOST`, doc: "Host other services reach this instance on, as registered in discovery.", schema: settings.nonEmpty(), default: "127.0.0.1" },
+    databaseUrl: { env: `${prefix}_DATABASE_URL`, doc: "PostgreSQL URL of this service's own database; when unset, embedded PGlite is used.", schema: settings.optionalUrl(), default: "", secret: true },
+    dataDir: { env: `${prefix}_DATA_DIR`, doc: "PGlite data directory when no database URL is set (memory:// keeps nothing).", schema: settings.nonEmpty(), default: defaults.dataDir },
+    logLevel: { env: `${prefix}_LOG_LEVEL`, doc: "Log level.", schema: settings.logLevel(), default: "info" },
+    shutdownGraceMs: { env: `${prefix}_SHUTDOWN_GRACE_MS`, doc: "How long in-flight calls may run on after a shutdown signal.", schema: settings.durationMs(), default: 10_000 },
+    consulAddr: { env: "CONSUL_HTTP_ADDR", doc: "Consul agent (host:port or URL); when set, the service registers there and resolves through it.", schema: settings.text(), default: "" },
+    consulToken: { env: "CONSUL_HTTP_TOKEN", doc: "Consul ACL token.", schema: settings.text(), default: "", secret: true },
+  } satisfies ConfigSpec;
+}
+
+/** "127.0.0.1:8500", "consul:8500" or "https://consul.example:8501" as Consul client options. */
+export function parseConsulAddress(text: string): { host: string; port: number; secure: boolean } {
+  const url = new URL(text.includes("://") ? text : `http://${text}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`CONSUL_HTTP_ADDR: expected http or https, got ${url.protocol}`);
+  const secure = url.protocol === "https:";
+  return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port ? Number(url.port) : secure ? 443 : 8500, secure };
+}

@@ -1,0 +1,95 @@
+import { mkdir } from "node:fs/promises";
+import knexFactory, { type Knex } from "knex";
+import ClientPgLite from "knex-pglite";
+import pg from "pg";
+import type { Logger } from "./logger.js";
+
+export type { Knex } from "knex";
+
+/** One migration of a service's schema. */
+export interface Migration {
+  /** Sorts the migrations: "0001_products". */
+  readonly name: string;
+  up(db: Knex): Promise<void>;
+  down(db: Knex): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; when absent, an embedded PGlite database is used instead. */
+  readonly url?: string | undefined;
+  /** PGlite data directory, or "memory://" for a throw-away database. Used only without `url`. */
+  readonly dataDir?: string;
+  /** Migrations of this service's schema, applied by migrate(). */
+  readonly migrations: readonly Migration[];
+  /** Name of this service's migrations table, e.g. "catalog_migrations". */
+  readonly migrationsTable: string;
+  readonly log: Logger;
+  /** Connection pool size (PostgreSQL only; PGlite has one connection). */
+  readonly poolMax?: number;
+}
+
+export interface Database {
+  readonly knex: Knex;
+  readonly kind: "postgres" | "pglite";
+  /** Applies pending migrations; returns their names. */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+// pg hands back int8 (count(*), bigint columns) as strings, PGlite as
+// numbers. Services must not see the difference, so pg is told to parse them
+// too, per connection (not through pg's process-wide type table). numeric
+// stays a string on both engines, so no precision is lost (sum(bigint) is
+// numeric: cast it back to bigint in SQL when a number is wanted).
+const INT8 = 20;
+const pgTypes = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === INT8) {
+      return (value: string) => {
+        const parsed = Number(value);
+        if (!Number.isSafeInteger(parsed)) throw new RangeError(`int8 value ${value} does not fit a JavaScript number`);
+        return parsed;
+      };
+    }
+    return pg.types.getTypeParser(oid, format as "text");
+  },
+};
+
+/**
+ * knex on pg when a PostgreSQL URL is given, on PGlite otherwise: the same
+ * SQL, the same result types, each service with its own migrations table.
+ */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  let knex: Knex;
+  let kind: Database["kind"];
+  if (options.url) {
+    kind = "postgres";
+    knex = knexFactory({
+      client: "pg",
+      connection: { connectionString: options.url, types: pgTypes } as Knex.PgConnectionConfig,
+      pool: { min: 0, max: options.poolMax ?? 10 },
+    });
+  } else {
+    kind = "pglite";
+    const dataDir = options.dataDir ?? "memory://";
+    if (!dataDir.includes("://")) await mkdir(dataDir, { recursive: true });
+    knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: dataDir } } as Knex.Config);
+  }
+  await knex.raw("select 1");
+  const source: Knex.MigrationSource<Migration> = {
+    getMigrations: async () => [...options.migrations].sort((a, b) => a.name.localeCompare(b.name)),
+    getMigrationName: (migration) => migration.name,
+    getMigration: async (migration) => ({ up: (db) => migration.up(db), down: (db) => migration.down(db) }),
+  };
+  const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: options.migrationsTable };
+  return {
+    knex,
+    kind,
+    async migrate() {
+      const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
+      if (applied.length) options.log.info({ applied, kind }, "database migrated");
+      return applied;
+    },
+    close: () => knex.destroy(),
+  };
+}

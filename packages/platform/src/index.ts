@@ -1,0 +1,16 @@
+export * from "./call-context.js";
+export * from "./client.js";
+export * from "./config.js";
+export * from "./database.js";
+export * from "./errors.js";
+export * from "./logger.js";
+export * from "./server.js";
+export * from "./service-types.js";
+export * from "./shutdown.js";
+export * from "./discovery/ports.js";
+export * from "./live-config/ports.js";
+export * from "./discovery-from-config.js";
+export { createStaticDiscovery, parseAddressList, parseAddress } from "./discovery/static.js";
+export { createConsulDiscovery, type ConsulConnection } from "./discovery/consul.js";
+export { createEnvLiveConfig, liveConfigEnvName } from "./live-config/env.js";
+export { createConsulLiveConfig } from "./live-config/consul-kv.js";

@@ -1,0 +1,272 @@
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { HealthImplementation } from "grpc-health-check";
+import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
+import { Code, codeName, RpcError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { createReflection } from "./reflection.js";
+import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
+
+export interface GrpcHostOptions {
+  /** Service name for logs, e.g. "catalog". */
+  readonly name: string;
+  readonly log: Logger;
+  /** Largest request accepted, in bytes (default 4 MiB). */
+  readonly maxReceiveBytes?: number;
+}
+
+export interface ListenOptions {
+  /** Interface to bind, e.g. "0.0.0.0", "127.0.0.1" or "::". */
+  readonly host: string;
+  /** Port, 0 for any free one. */
+  readonly port: number;
+}
+
+/**
+ * A grpc-js server that mounts protoc-gen-es service descriptors, with
+ * grpc.health.v1 and server reflection. Handlers are plain async functions of
+ * (request, context); thrown RpcErrors keep their status, anything else becomes
+ * INTERNAL with a generic message (the cause is logged, never sent).
+ */
+export interface GrpcHost {
+  add<S extends AnyService>(service: S, handlers: ServiceHandlers<S>): void;
+  /** Binds and starts serving (health stays NOT_SERVING until setServing(true)). Returns the bound port. */
+  listen(options: ListenOptions): Promise<number>;
+  /** Sets the health status of the server ("") and of every mounted service. */
+  setServing(serving: boolean): void;
+  /**
+   * NOT_SERVING, stop accepting, let in-flight calls finish for up to
+   * `graceMs`, then cancel whatever is left.
+   */
+  shutdown(graceMs: number): Promise<{ drained: boolean }>;
+  /** Calls in flight right now. */
+  inFlight(): number;
+  readonly server: Server;
+}
+
+export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
+  const server = new Server({
+    "grpc.max_receive_message_length": options.maxReceiveBytes ?? 4 * 1024 * 1024,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  health.addToServer(server);
+  const services: AnyService[] = [];
+  let inFlight = 0;
+  let reflectionAdded = false;
+
+  const track = {
+    begin: () => void inFlight++,
+    end: () => void inFlight--,
+  };
+
+  return {
+    server,
+    add(service, handlers) {
+      if (reflectionAdded) throw new Error(`cannot add ${service.typeName} after listen()`);
+      const definition: Record<string, ServiceDefinition[string]> = {};
+      const implementation: UntypedServiceImplementation = {};
+      for (const method of service.methods) {
+        const handler = (handlers as Record<string, unknown>)[method.localName];
+        if (typeof handler !== "function") {
+          throw new Error(`${service.typeName}: no handler for ${method.name} (expected a function "${method.localName}")`);
+        }
+        definition[method.name] = methodDefinition(method);
+        implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track);
+      }
+      server.addService(definition, implementation);
+      services.push(service);
+      health.setStatus(service.typeName, "NOT_SERVING");
+    },
+    async listen({ host, port }) {
+      if (!reflectionAdded) {
+        createReflection(services).addToServer(server);
+        reflectionAdded = true;
+      }
+      const bound = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(formatBindAddress(host, port), ServerCredentials.createInsecure(), (error, actual) =>
+          error ? reject(error) : resolve(actual),
+        );
+      });
+      return bound;
+    },
+    setServing(serving) {
+      const status = serving ? "SERVING" : "NOT_SERVING";
+      health.setStatus("", status);
+      for (const service of services) health.setStatus(service.typeName, status);
+    },
+    inFlight: () => inFlight,
+    async shutdown(graceMs) {
+      this.setServing(false);
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve(false);
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      return { drained };
+    },
+  };
+}
+
+function formatBindAddress(host: string, port: number): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+type AnyHandler = (request: Message, context: CallContext) => Promise<unknown> | AsyncIterable<unknown>;
+
+function methodDefinition(method: DescMethod): ServiceDefinition[string] {
+  if (method.methodKind !== "unary" && method.methodKind !== "server_streaming") {
+    throw new Error(`${method.parent.typeName}.${method.name}: ${method.methodKind} RPCs are not supported by the platform host`);
+  }
+  return {
+    path: methodPath(method),
+    requestStream: false,
+    responseStream: method.methodKind === "server_streaming",
+    requestSerialize: (value: Message) => Buffer.from(toBinary(method.input, value)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    responseSerialize: (value: Message) => Buffer.from(toBinary(method.output, value)),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+  };
+}
+
+function toMessage(schema: DescMessage, value: unknown): Message {
+  return create(schema, value as never) as Message;
+}
+
+interface StatusError {
+  code: Code;
+  details: string;
+  metadata: Metadata;
+}
+
+function toStatus(error: unknown, log: Logger): StatusError {
+  if (error instanceof RpcError) {
+    return { code: error.code, details: error.message, metadata: error.metadata };
+  }
+  log.error({ err: error }, "handler failed");
+  return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };
+}
+
+function wrapHandler(
+  method: DescMethod,
+  handler: AnyHandler,
+  baseLog: Logger,
+  track: { begin(): void; end(): void },
+): UntypedServiceImplementation[string] {
+  const service = method.parent.typeName;
+
+  const makeContext = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): CallContext => {
+    const requestId = acceptRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]);
+    const rawDeadline = call.getDeadline();
+    const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
+    const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
+    const controller = new AbortController();
+    call.once("cancelled", () => controller.abort(new RpcError(Code.CANCELLED, "call cancelled by the client or its deadline")));
+    return {
+      service,
+      method: method.name,
+      requestId,
+      metadata: call.metadata,
+      deadline,
+      timeoutMs: () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now())),
+      signal: controller.signal,
+      log: baseLog.child({ requestId, rpc: `${method.parent.name}.${method.name}` }),
+      peer: call.getPeer(),
+    };
+  };
+
+  const responseHeaders = (context: CallContext): Metadata => {
+    const headers = new Metadata();
+    headers.set(REQUEST_ID_HEADER, context.requestId);
+    return headers;
+  };
+
+  const finish = (context: CallContext, started: number, code: Code): void => {
+    track.end();
+    if (code === Code.INTERNAL || code === Code.UNKNOWN) return; // already logged with its cause
+    if (context.log.isLevelEnabled("debug")) {
+      context.log.debug({ code: codeName(code), durationMs: Date.now() - started }, "call finished");
+    }
+  };
+
+  if (method.methodKind === "unary") {
+    return ((call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
+      track.begin();
+      const started = Date.now();
+      const context = makeContext(call);
+      call.sendMetadata(responseHeaders(context));
+      runInCall(context, () => handler(call.request, context) as Promise<unknown>).then(
+        (result) => {
+          let response: Message;
+          try {
+            response = toMessage(method.output, result);
+          } catch (error) {
+            const status = toStatus(error, context.log);
+            finish(context, started, status.code);
+            callback(status);
+            return;
+          }
+          finish(context, started, Code.OK);
+          callback(null, response);
+        },
+        (error: unknown) => {
+          const status = toStatus(error, context.log);
+          finish(context, started, status.code);
+          callback(status);
+        },
+      );
+    }) as never;
+  }
+
+  return ((call: ServerWritableStream<Message, Message>) => {
+    track.begin();
+    const started = Date.now();
+    const context = makeContext(call);
+    call.sendMetadata(responseHeaders(context));
+    // The whole pump runs inside the call's scope: a generator's body resumes
+    // in the async context of whoever calls next(), which is this loop.
+    const pump = async (): Promise<void> => {
+      const iterable = handler(call.request, context) as AsyncIterable<unknown>;
+      for await (const item of iterable) {
+        if (context.signal.aborted) break;
+        if (!call.write(toMessage(method.output, item))) {
+          // Honour back-pressure: a slow reader must not make us buffer without bound.
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              call.off("drain", done);
+              context.signal.removeEventListener("abort", done);
+              resolve();
+            };
+            call.on("drain", done);
+            context.signal.addEventListener("abort", done);
+          });
+        }
+      }
+    };
+    runInCall(context, pump).then(
+      () => {
+        finish(context, started, Code.OK);
+        if (!context.signal.aborted) call.end();
+      },
+      (error: unknown) => {
+        const status = toStatus(error, context.log);
+        finish(context, started, status.code);
+        if (!context.signal.aborted) call.emit("error", status);
+      },
+    );
+  }) as never;
+}

@@ -1,0 +1,61 @@
+import type { Logger } from "./logger.js";
+
+export interface ShutdownStep {
+  readonly name: string;
+  run(): Promise<unknown>;
+}
+
+export interface Shutdown {
+  /** Steps run in reverse order of adding, like `defer`: add each right after creating what it undoes. */
+  add(name: string, run: () => Promise<unknown>): void;
+  /** Runs every step once (later calls get the same promise); resolves true when all succeeded. */
+  run(reason: string): Promise<boolean>;
+  /** Runs on SIGTERM and SIGINT, then exits: 0 when every step succeeded, 1 otherwise. */
+  installSignalHandlers(): void;
+}
+
+/**
+ * Ordered, once-only shutdown. A service adds a step as it creates each
+ * resource; they run last-in first-out, so a server that opened its database,
+ * started serving, registered and turned SERVING shuts down as NOT_SERVING,
+ * deregister, drain, close the database. A failing step is logged and the
+ * next one still runs. Start-up that fails half-way runs what it has so far.
+ */
+export function createShutdown(log: Logger): Shutdown {
+  const steps: ShutdownStep[] = [];
+  let running: Promise<boolean> | undefined;
+  return {
+    add(name, run) {
+      steps.push({ name, run });
+    },
+    run(reason) {
+      running ??= (async () => {
+        log.info({ reason }, "shutting down");
+        let ok = true;
+        for (const step of [...steps].reverse()) {
+          const started = Date.now();
+          try {
+            await step.run();
+            log.info({ step: step.name, durationMs: Date.now() - started }, "shutdown step done");
+          } catch (error) {
+            ok = false;
+            log.error({ err: error, step: step.name }, "shutdown step failed");
+          }
+        }
+        log.info({ ok }, "shutdown complete");
+        return ok;
+      })();
+      return running;
+    },
+    installSignalHandlers() {
+      const handle = (signal: NodeJS.Signals): void => {
+        this.run(signal).then(
+          (ok) => process.exit(ok ? 0 : 1),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGTERM", handle);
+      process.once("SIGINT", handle);
+    },
+  };
+}

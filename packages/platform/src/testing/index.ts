@@ -1,0 +1,4 @@
+export * from "./infra.js";
+export * from "./postgres.js";
+export * from "./call-context.js";
+export * from "./consul-http-api.js";
