@@ -7,6 +7,7 @@ import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v
 import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { currentCall, REQUEST_ID_HEADER, type CallContext } from "./call-context.js";
 import { createClient } from "./client.js";
+import { createStaticDiscovery } from "./discovery/static.js";
 import { Code, invalidArgument, isRpcError, notFound, RpcError } from "./errors.js";
 import { createLogger, createSilentLogger } from "./logger.js";
 import { createGrpcHost, type GrpcHost } from "./server.js";
@@ -234,6 +235,26 @@ describe("the gRPC host and its typed client", () => {
     assert.deepEqual(await host.shutdown(100), { drained: false });
     const error = await stuck;
     assert.ok(isRpcError(error), "the stuck call ends with a status");
+  });
+
+  test("a client over discovery spreads calls round-robin across the passing instances", async (t) => {
+    const hits = new Map<string, number>();
+    const ports: number[] = [];
+    for (const name of ["first", "second"]) {
+      const { port } = await serve(t, {
+        getProduct: async () => {
+          hits.set(name, (hits.get(name) ?? 0) + 1);
+          return {};
+        },
+      });
+      ports.push(port);
+    }
+    const { resolver } = createStaticDiscovery({ catalog: ports.map((port) => `127.0.0.1:${port}`) });
+    t.after(() => resolver.close());
+    const { client, close } = createClient(CatalogService, { target: resolver.watch("catalog") });
+    t.after(close);
+    for (let call = 0; call < 6; call++) await client.getProduct({ productId: "A1" });
+    assert.deepEqual(Object.fromEntries(hits), { first: 3, second: 3 });
   });
 
   test("request metadata reaches the handler", async (t) => {

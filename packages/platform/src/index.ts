@@ -14,3 +14,4 @@ export { createStaticDiscovery, parseAddressList, parseAddress } from "./discove
 export { createConsulDiscovery, type ConsulConnection } from "./discovery/consul.js";
 export { createEnvLiveConfig, liveConfigEnvName } from "./live-config/env.js";
 export { createConsulLiveConfig } from "./live-config/consul-kv.js";
+export * from "./service-runtime.js";

@@ -1,2 +1,2 @@
-export { startCatalog, type RunningCatalog } from "./main.js";
+export { startCatalog } from "./main.js";
 export { catalogConfigSpec } from "./config.js";

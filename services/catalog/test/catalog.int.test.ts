@@ -172,6 +172,6 @@ describe("catalog process", () => {
     await readerClosed;
     assert.equal(code, 0);
     const steps = lines.filter((entry) => entry.msg === "shutdown step done").map((entry) => entry.step);
-    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "stop discovery", "drain gRPC calls", "close database"]);
+    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
   });
 });
