@@ -95,6 +95,21 @@ describe("the gRPC host and its typed client", () => {
     assert.ok(left !== undefined && left > 0 && left <= 1500, `remaining deadline ${left} within the client's 1500 ms`);
   });
 
+  test("a call that completes leaves its signal un-aborted (grpc-js reports stream close as 'cancelled')", async (t) => {
+    const signals: AbortSignal[] = [];
+    const { client } = await serve(t, {
+      getProduct: async (request, context) => {
+        signals.push(context.signal);
+        return { product: product(request.productId) };
+      },
+    });
+    await client.getProduct({ productId: "A1" });
+    await client.getProduct({ productId: "A2" });
+    await client.getProduct({ productId: "A3" });
+    // By the third reply the first call's stream has long closed.
+    assert.equal(signals[0]?.aborted, false);
+  });
+
   test("a malformed request id is replaced by a fresh one", async (t) => {
     let seen = "";
     const { client } = await serve(t, {

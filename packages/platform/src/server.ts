@@ -169,13 +169,25 @@ function wrapHandler(
 ): UntypedServiceImplementation[string] {
   const service = method.parent.typeName;
 
-  const makeContext = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): CallContext => {
+  // Built per call, so it stays cheap: the AbortController and the child
+  // logger are made only when a handler asks for them.
+  const makeContext = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): CallContext & { finished(): void } => {
     const requestId = acceptRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]);
     const rawDeadline = call.getDeadline();
     const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
     const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
-    const controller = new AbortController();
-    call.once("cancelled", () => controller.abort(new RpcError(Code.CANCELLED, "call cancelled by the client or its deadline")));
+    let controller: AbortController | undefined;
+    let cancelled = false;
+    let done = false;
+    let log: Logger | undefined;
+    const cancelReason = (): RpcError => new RpcError(Code.CANCELLED, "call cancelled by the client or its deadline");
+    // grpc-js also emits "cancelled" when a finished call's stream closes: only
+    // a call still running is really cancelled.
+    call.once("cancelled", () => {
+      if (done) return;
+      cancelled = true;
+      controller?.abort(cancelReason());
+    });
     return {
       service,
       method: method.name,
@@ -183,9 +195,21 @@ function wrapHandler(
       metadata: call.metadata,
       deadline,
       timeoutMs: () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now())),
-      signal: controller.signal,
-      log: baseLog.child({ requestId, rpc: `${method.parent.name}.${method.name}` }),
+      get signal() {
+        if (!controller) {
+          controller = new AbortController();
+          if (cancelled) controller.abort(cancelReason());
+        }
+        return controller.signal;
+      },
+      get log() {
+        log ??= baseLog.child({ requestId, rpc: `${method.parent.name}.${method.name}` });
+        return log;
+      },
       peer: call.getPeer(),
+      finished() {
+        done = true;
+      },
     };
   };
 
@@ -195,10 +219,11 @@ function wrapHandler(
     return headers;
   };
 
-  const finish = (context: CallContext, started: number, code: Code): void => {
+  const finish = (context: CallContext & { finished(): void }, started: number, code: Code): void => {
+    context.finished();
     track.end();
     if (code === Code.INTERNAL || code === Code.UNKNOWN) return; // already logged with its cause
-    if (context.log.isLevelEnabled("debug")) {
+    if (baseLog.isLevelEnabled("debug")) {
       context.log.debug({ code: codeName(code), durationMs: Date.now() - started }, "call finished");
     }
   };

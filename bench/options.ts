@@ -1,0 +1,91 @@
+/** How every bench section runs: from flags, else BENCH_* environment variables, else defaults. */
+export interface BenchOptions {
+  /** Warm-up before each measured cell, ms (lets the JIT and the HTTP/2 window settle). */
+  readonly warmupMs: number;
+  /** Measure window of each cell, ms. */
+  readonly measureMs: number;
+  /** Calls in flight, one cell per level. */
+  readonly concurrency: readonly number[];
+  /** Rounds; the order of the servers alternates from one round to the next. */
+  readonly rounds: number;
+  /** Write V8 CPU profiles of the server children here (and summarize them). */
+  readonly cpuProfDir: string | undefined;
+  /** Sections to run by name; all when empty. */
+  readonly sections: readonly string[];
+  readonly help: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [section...] [options]
+
+  --seconds=N        measure window per cell, s        (BENCH_SECONDS, default 4)
+  --warmup=N         warm-up before each cell, s       (BENCH_WARMUP_SECONDS, default 2)
+  --concurrency=1,16 calls in flight, one cell each    (BENCH_CONCURRENCY, default 1,16)
+  --rounds=N         rounds, server order alternating  (BENCH_ROUNDS, default 2)
+  --cpu-prof[=DIR]   CPU-profile the server processes  (BENCH_CPU_PROF=DIR; default DIR: a new temp dir)
+  --help
+
+Sections: host-vs-bare (default: all).`;
+
+/** A bad value: the message names the flag and the variable. */
+export class BenchOptionError extends Error {}
+
+export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): BenchOptions {
+  const flags = new Map<string, string>();
+  const sections: string[] = [];
+  for (const arg of argv) {
+    if (!arg.startsWith("--")) {
+      sections.push(arg);
+      continue;
+    }
+    const [name = "", ...rest] = arg.slice(2).split("=");
+    flags.set(name, rest.join("="));
+  }
+  const known = new Set(["seconds", "warmup", "concurrency", "rounds", "cpu-prof", "help"]);
+  for (const name of flags.keys()) {
+    if (!known.has(name)) throw new BenchOptionError(`unknown option --${name}\n\n${USAGE}`);
+  }
+
+  const raw = (flag: string, variable: string): { value: string; from: string } | undefined => {
+    const fromFlag = flags.get(flag);
+    if (fromFlag !== undefined) return { value: fromFlag, from: `--${flag}` };
+    const fromEnv = env[variable];
+    return fromEnv === undefined || fromEnv === "" ? undefined : { value: fromEnv, from: variable };
+  };
+  const seconds = (flag: string, variable: string, fallback: number, min: number): number => {
+    const given = raw(flag, variable);
+    if (!given) return fallback * 1000;
+    const value = Number(given.value);
+    if (!Number.isFinite(value) || value < min || value > 600) {
+      throw new BenchOptionError(`${given.from} must be a number of seconds from ${min} to 600 (got "${given.value}")`);
+    }
+    return Math.round(value * 1000);
+  };
+  const integer = (given: { value: string; from: string }, min: number, max: number): number => {
+    const value = Number(given.value);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new BenchOptionError(`${given.from} must be whole numbers from ${min} to ${max} (got "${given.value}")`);
+    }
+    return value;
+  };
+
+  const concurrencyRaw = raw("concurrency", "BENCH_CONCURRENCY");
+  const concurrency = concurrencyRaw
+    ? concurrencyRaw.value.split(",").map((part) => integer({ value: part.trim(), from: concurrencyRaw.from }, 1, 1024))
+    : [1, 16];
+  const roundsRaw = raw("rounds", "BENCH_ROUNDS");
+
+  const cpuProfFlag = flags.get("cpu-prof");
+  const cpuProfEnv = env.BENCH_CPU_PROF;
+  // "" means "profile, into a temp dir chosen later".
+  const cpuProfDir = cpuProfFlag ?? (cpuProfEnv === undefined || cpuProfEnv === "" ? undefined : cpuProfEnv);
+
+  return {
+    warmupMs: seconds("warmup", "BENCH_WARMUP_SECONDS", 2, 0),
+    measureMs: seconds("seconds", "BENCH_SECONDS", 4, 0.1),
+    concurrency: [...new Set(concurrency)],
+    rounds: roundsRaw ? integer(roundsRaw, 1, 20) : 2,
+    cpuProfDir,
+    sections,
+    help: flags.has("help"),
+  };
+}

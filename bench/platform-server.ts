@@ -1,0 +1,48 @@
+import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { createGrpcHost, createLogger } from "@meshwork/platform";
+import { createMemoryCatalogStore } from "../services/catalog/src/adapters/catalog-store.memory.js";
+import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
+import { createCatalogHandlers, createStockHandlers } from "../services/catalog/src/service.js";
+import type { RunningServer } from "./running-server.js";
+
+/**
+ * A fixed clock for the seed, so `update_time` (and with it the size of the
+ * encoded response, whose nanos are a varint) is the same on every run.
+ */
+const SEED_TIME = new Date("2025-01-01T12:00:00.123Z");
+
+/**
+ * Server A: the catalog as `services/catalog/src/main.ts` wires it (platform
+ * host, real handlers, both services, health and reflection), with the memory
+ * store instead of a database, so a call is a genuine in-memory read through
+ * everything the platform adds per call.
+ */
+export async function startPlatformCatalog(): Promise<RunningServer> {
+  const store = createMemoryCatalogStore(() => SEED_TIME);
+  await store.seed(demoCatalog);
+  // The level a deployed service runs at: nothing is written per call, but
+  // the logger is the real one (child loggers, redaction), not a no-op.
+  const log = createLogger({ service: "catalog", level: "warn" });
+  const host = createGrpcHost({ name: "catalog", log });
+  const handlers = createCatalogHandlers({ store });
+  let served = 0;
+  host.add(CatalogService, {
+    ...handlers,
+    // Counted here so the child can report CPU per call from its own numbers;
+    // one increment is noise next to a call.
+    getProduct: (request, context) => {
+      served++;
+      return handlers.getProduct(request, context);
+    },
+  });
+  host.add(StockService, createStockHandlers({ store }));
+  const port = await host.listen({ host: "127.0.0.1", port: 0 });
+  host.setServing(true);
+  return {
+    port,
+    served: () => served,
+    stop: async () => {
+      await host.shutdown(1000);
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import type { ChildGroup } from "./child-group.js";
+import type { FromChild, ServerKind, ToChild } from "./server-protocol.js";
+
+/** CPU and call counters of a server child at one instant. */
+export interface ServerMark {
+  readonly cpuUs: number;
+  readonly served: number;
+  readonly atMs: number;
+  readonly monotonicUs: number;
+}
+
+/** What a server used between two marks. */
+export interface ServerUsage {
+  readonly cpuUs: number;
+  readonly calls: number;
+  readonly wallMs: number;
+  /** The window on the child's monotonic clock, µs. */
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+export function usageBetween(from: ServerMark, to: ServerMark): ServerUsage {
+  return { cpuUs: to.cpuUs - from.cpuUs, calls: to.served - from.served, wallMs: to.atMs - from.atMs, fromUs: from.monotonicUs, toUs: to.monotonicUs };
+}
+
+/** The parent's handle on one forked server. */
+export interface ServerProcess {
+  readonly kind: ServerKind;
+  /** Starts serving and resolves with the port. */
+  start(response?: Uint8Array): Promise<number>;
+  mark(): Promise<ServerMark>;
+  /** Asks the child to shut down and exit; kills it if it has not within 5 s. */
+  stop(): Promise<void>;
+}
+
+export interface ForkServerOptions {
+  /**
+   * Write V8 CPU profiles of the child to this directory. Node's default file
+   * names are kept: they carry the thread id, and tsx runs a loader thread
+   * whose profile would otherwise overwrite the main thread's.
+   */
+  readonly cpuProfDir?: string | undefined;
+  /** How long start() may take. */
+  readonly startTimeoutMs?: number;
+}
+
+const CHILD_ENTRY = path.join(import.meta.dirname, "server-child.ts");
+
+export function forkServer(children: ChildGroup, kind: ServerKind, options: ForkServerOptions = {}): ServerProcess {
+  // The same execArgv as this process, so the child runs TypeScript through
+  // tsx exactly as the parent does.
+  const execArgv = [...process.execArgv];
+  if (options.cpuProfDir !== undefined) {
+    execArgv.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
+  }
+  const child: ChildProcess = children.fork(CHILD_ENTRY, [kind], execArgv);
+
+  let nextMark = 0;
+  const pendingMarks = new Map<number, { resolve(mark: ServerMark): void; reject(error: Error): void }>();
+  let pendingStart: { resolve(port: number): void; reject(error: Error): void } | undefined;
+  let exited: Error | undefined;
+
+  const failAll = (error: Error): void => {
+    pendingStart?.reject(error);
+    pendingStart = undefined;
+    for (const pending of pendingMarks.values()) pending.reject(error);
+    pendingMarks.clear();
+  };
+
+  child.on("message", (message: FromChild) => {
+    switch (message.type) {
+      case "ready":
+        pendingStart?.resolve(message.port);
+        pendingStart = undefined;
+        return;
+      case "failed":
+        failAll(new Error(`${kind} server failed to start: ${message.message}`));
+        return;
+      case "mark": {
+        const pending = pendingMarks.get(message.id);
+        pendingMarks.delete(message.id);
+        pending?.resolve({ cpuUs: message.cpuUserUs + message.cpuSystemUs, served: message.served, atMs: message.atMs, monotonicUs: message.monotonicUs });
+        return;
+      }
+    }
+  });
+  child.once("exit", (code, signal) => {
+    exited = new Error(`${kind} server exited (${signal ?? `code ${code}`})`);
+    failAll(exited);
+  });
+  child.once("error", (error) => failAll(error));
+
+  const send = (message: ToChild): void => {
+    if (exited) throw exited;
+    child.send(message);
+  };
+
+  return {
+    kind,
+    start(response) {
+      return new Promise<number>((resolve, reject) => {
+        const timeoutMs = options.startTimeoutMs ?? 30_000;
+        const timer = setTimeout(() => reject(new Error(`${kind} server did not start within ${timeoutMs} ms`)), timeoutMs);
+        pendingStart = {
+          resolve: (port) => {
+            clearTimeout(timer);
+            resolve(port);
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        };
+        try {
+          send(response === undefined ? { type: "start" } : { type: "start", responseBase64: Buffer.from(response).toString("base64") });
+        } catch (error) {
+          pendingStart.reject(error as Error);
+        }
+      });
+    },
+    mark() {
+      return new Promise<ServerMark>((resolve, reject) => {
+        const id = nextMark++;
+        pendingMarks.set(id, { resolve, reject });
+        try {
+          send({ type: "mark", id });
+        } catch (error) {
+          pendingMarks.delete(id);
+          reject(error as Error);
+        }
+      });
+    },
+    async stop() {
+      if (exited) return;
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      try {
+        send({ type: "stop" });
+      } catch {
+        return;
+      }
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * The messages a bench server child and the bench parent exchange over the
+ * fork() IPC channel. IPC is used only at the edges of a measure window (and
+ * for start/stop), never per call, so it does not disturb what is measured.
+ */
+
+/** "platform": the catalog on the platform host; "bare": a bare grpc-js server. */
+export type ServerKind = "platform" | "bare";
+
+export const SERVER_KINDS: readonly ServerKind[] = ["platform", "bare"];
+
+/**
+ * The bare server's only method. A path of its own (not the catalog's) so
+ * nobody mistakes it for a catalog implementation.
+ */
+export const BARE_METHOD_PATH = "/meshwork.bench.v1.BareEcho/Echo";
+
+export type ToChild =
+  /** Start serving. The bare server needs the response bytes it will answer every call with. */
+  | { readonly type: "start"; readonly responseBase64?: string }
+  /** Report CPU and served-call counters now; the parent diffs two marks. */
+  | { readonly type: "mark"; readonly id: number }
+  /** Shut down and exit (cleanly, so a --cpu-prof profile gets written). */
+  | { readonly type: "stop" };
+
+export type FromChild =
+  | { readonly type: "ready"; readonly port: number }
+  | {
+      readonly type: "mark";
+      readonly id: number;
+      /** process.cpuUsage() of the child, in µs. */
+      readonly cpuUserUs: number;
+      readonly cpuSystemUs: number;
+      /** Calls the benchmarked method has answered so far. */
+      readonly served: number;
+      /** performance.now() in the child, ms: the wall time between two marks. */
+      readonly atMs: number;
+      /** process.hrtime in µs: the clock of V8 CPU profiles, to cut a profile to the measure windows. */
+      readonly monotonicUs: number;
+    }
+  | { readonly type: "failed"; readonly message: string };
+
+export function isServerKind(value: unknown): value is ServerKind {
+  return value === "platform" || value === "bare";
+}
