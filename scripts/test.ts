@@ -3,6 +3,9 @@
  * its own process, several at once), prints the spec report and ends with
  * the line "N passed, N failed, N skipped".
  *
+ * Files named *.serial.test.ts run afterwards, one at a time: they disturb
+ * shared infrastructure (restarting the broker) and must not run beside others.
+ *
  * Arguments filter the files by substring: `npm test -- catalog`.
  */
 import { readdir } from "node:fs/promises";
@@ -35,28 +38,35 @@ if (files.length === 0) {
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-const stream = run({
-  files,
-  concurrency: Number(process.env.MESHWORK_TEST_CONCURRENCY ?? 4),
-  timeout: 10 * 60_000,
-});
-stream.on("test:pass", (event) => {
-  if (event.details.type === "suite") return;
-  if (event.skip || event.todo) skipped++;
-  else passed++;
-});
-stream.on("test:fail", (event) => {
-  if (event.details.type === "suite" && !isFileLevelFailure(event)) return;
-  failed++;
-});
+
 // A file that crashes before or between its tests surfaces as a failed
 // top-level entry: count it, or a broken file could look like a green run.
-function isFileLevelFailure(event: { nesting: number; name: string }): boolean {
-  return event.nesting === 0 && files.some((file) => event.name === file || file.endsWith(event.name));
+function isFileLevelFailure(event: { nesting: number; name: string }, batch: readonly string[]): boolean {
+  return event.nesting === 0 && batch.some((file) => event.name === file || file.endsWith(event.name));
 }
 
-const report = stream.compose(new spec());
-report.pipe(process.stdout, { end: false });
-await new Promise<void>((resolve, reject) => report.once("end", resolve).once("error", reject));
+async function runBatch(batch: readonly string[], concurrency: number): Promise<void> {
+  if (batch.length === 0) return;
+  const stream = run({ files: [...batch], concurrency, timeout: 10 * 60_000 });
+  stream.on("test:pass", (event) => {
+    if (event.details.type === "suite") return;
+    if (event.skip || event.todo) skipped++;
+    else passed++;
+  });
+  stream.on("test:fail", (event) => {
+    if (event.details.type === "suite" && !isFileLevelFailure(event, batch)) return;
+    failed++;
+  });
+  const report = stream.compose(new spec());
+  report.pipe(process.stdout, { end: false });
+  await new Promise<void>((resolve, reject) => report.once("end", resolve).once("error", reject));
+}
+
+const serial = files.filter((file) => file.endsWith(".serial.test.ts"));
+await runBatch(
+  files.filter((file) => !serial.includes(file)),
+  Number(process.env.MESHWORK_TEST_CONCURRENCY ?? 4),
+);
+await runBatch(serial, 1);
 process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

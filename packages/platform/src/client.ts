@@ -93,6 +93,10 @@ class ChannelPool {
     if (!channel) {
       channel = new Client(address, this.config.credentials ?? grpcCredentials.createInsecure(), {
         "grpc.keepalive_time_ms": 30_000,
+        // grpc-js backs off reconnects up to 120 s by default; inside a mesh a
+        // restarted instance should be dialled again within seconds.
+        "grpc.initial_reconnect_backoff_ms": 250,
+        "grpc.max_reconnect_backoff_ms": 5_000,
         ...this.config.channelOptions,
       });
       this.clients.set(address, channel);

@@ -56,6 +56,27 @@ const pgTypes = {
 };
 
 /**
+ * Two instances starting on an empty database would both create the
+ * migrations table and one would fail; knex's own migration lock lives in a
+ * table that does not exist yet. A session advisory lock, keyed by the
+ * migrations table's name, makes them take turns.
+ */
+async function withMigrationLock<T>(knex: Knex, table: string, work: () => Promise<T>): Promise<T> {
+  const key = [...table].reduce((hash, char) => (Math.imul(hash, 31) + char.charCodeAt(0)) | 0, 7);
+  const connection = await knex.client.acquireConnection();
+  try {
+    await knex.raw("select pg_advisory_lock(?)", [key]).connection(connection);
+    try {
+      return await work();
+    } finally {
+      await knex.raw("select pg_advisory_unlock(?)", [key]).connection(connection);
+    }
+  } finally {
+    await knex.client.releaseConnection(connection);
+  }
+}
+
+/**
  * knex on pg when a PostgreSQL URL is given, on PGlite otherwise: the same
  * SQL, the same result types, each service with its own migrations table.
  */
@@ -82,11 +103,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     getMigration: async (migration) => ({ up: (db) => migration.up(db), down: (db) => migration.down(db) }),
   };
   const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: options.migrationsTable };
+  const latest = () => knex.migrate.latest(migrationConfig) as Promise<unknown>;
   return {
     knex,
     kind,
     async migrate() {
-      const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
+      const [, applied] = (await (kind === "postgres" ? withMigrationLock(knex, options.migrationsTable, latest) : latest())) as [number, string[]];
       if (applied.length) options.log.info({ applied, kind }, "database migrated");
       return applied;
     },

@@ -15,3 +15,6 @@ export { createConsulDiscovery, type ConsulConnection } from "./discovery/consul
 export { createEnvLiveConfig, liveConfigEnvName } from "./live-config/env.js";
 export { createConsulLiveConfig } from "./live-config/consul-kv.js";
 export * from "./service-runtime.js";
+export * from "./messaging/index.js";
+export * from "./outbox/index.js";
+export * from "./auth/index.js";

@@ -2,3 +2,4 @@ export * from "./infra.js";
 export * from "./postgres.js";
 export * from "./call-context.js";
 export * from "./consul-http-api.js";
+export * from "./rabbitmq.js";

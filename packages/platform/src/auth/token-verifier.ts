@@ -1,0 +1,203 @@
+import { importJWK, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
+import type { CallContext } from "../call-context.js";
+import { Code, RpcError, unauthenticated } from "../errors.js";
+
+/**
+ * A public key as identity publishes it (shop.identity.v1.JsonWebKey, or any
+ * RFC 7517 object). Empty strings count as absent, because that is how proto3
+ * sends a field that was never set.
+ */
+export interface PublicJwk {
+  readonly kid?: string;
+  readonly kty: string;
+  readonly crv?: string;
+  readonly x?: string;
+  readonly y?: string;
+  readonly alg?: string;
+  readonly use?: string;
+}
+
+/** Who a valid access token speaks for. */
+export interface AuthenticatedUser {
+  /** The token's `sub`: identity's user id. */
+  readonly userId: string;
+  readonly email: string;
+}
+
+export interface TokenVerifierOptions {
+  /** Fetches the current public keys, e.g. `async () => (await identity.getJwks({})).keys`. */
+  readonly fetchKeys: () => Promise<readonly PublicJwk[]>;
+  /** The `iss` every token must carry ("meshwork-identity"). */
+  readonly issuer: string;
+  /** The `aud` every token must carry ("meshwork"). */
+  readonly audience: string;
+  /**
+   * Least time between two key fetches (default 10 s). A token with an unknown
+   * kid triggers a fetch, so without this limit a client sending made-up kids
+   * could make every call hit identity.
+   */
+  readonly refreshMinIntervalMs?: number;
+  /** Clock skew allowed on exp/iat/nbf, in seconds (default 5). */
+  readonly clockToleranceSec?: number;
+  /** Current time in epoch ms (tests move it; default Date.now). */
+  readonly now?: () => number;
+}
+
+export interface TokenVerifier {
+  /** Checks a bare token; throws RpcError UNAUTHENTICATED saying why it is refused. */
+  verify(token: string): Promise<AuthenticatedUser>;
+  /** Reads `authorization: Bearer <token>` from the call's metadata and verifies it. */
+  authenticate(context: CallContext): Promise<AuthenticatedUser>;
+}
+
+export const AUTHORIZATION_HEADER = "authorization";
+
+const DEFAULT_REFRESH_MIN_INTERVAL_MS = 10_000;
+const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
+/** Our tokens are a few hundred bytes; anything this long is not one of them and is not parsed. */
+const MAX_TOKEN_LENGTH = 8 * 1024;
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+const ALGORITHM = "ES256";
+
+/** Extracts the token from an `authorization` metadata value; throws UNAUTHENTICATED when absent or malformed. */
+export function bearerToken(context: Pick<CallContext, "metadata">): string {
+  const values = context.metadata.get(AUTHORIZATION_HEADER);
+  if (values.length === 0) throw unauthenticated("missing authorization header: send `authorization: Bearer <token>`");
+  if (values.length > 1) throw unauthenticated("malformed authorization header: sent more than once");
+  const value = values[0];
+  const match = typeof value === "string" ? BEARER.exec(value) : null;
+  if (!match?.[1]) throw unauthenticated("malformed authorization header: expected `Bearer <token>`");
+  return match[1];
+}
+
+/** A JWK stripped to the members a P-256 public key needs (drops $typeName and any private part). */
+function usableKey(jwk: PublicJwk): { kid: string; jwk: { kty: string; crv: string; x: string; y: string } } | undefined {
+  const present = (value: string | undefined): string | undefined => (value === undefined || value === "" ? undefined : value);
+  const kid = present(jwk.kid);
+  const alg = present(jwk.alg);
+  const use = present(jwk.use);
+  const crv = present(jwk.crv);
+  const x = present(jwk.x);
+  const y = present(jwk.y);
+  if (!kid || jwk.kty !== "EC" || crv !== "P-256" || !x || !y) return undefined;
+  if ((alg !== undefined && alg !== ALGORITHM) || (use !== undefined && use !== "sig")) return undefined;
+  return { kid, jwk: { kty: "EC", crv, x, y } };
+}
+
+async function importKeys(jwks: readonly PublicJwk[]): Promise<Map<string, CryptoKey>> {
+  const keys = new Map<string, CryptoKey>();
+  for (const candidate of jwks) {
+    const usable = usableKey(candidate);
+    if (!usable || keys.has(usable.kid)) continue;
+    try {
+      keys.set(usable.kid, (await importJWK(usable.jwk, ALGORITHM)) as CryptoKey);
+    } catch {
+      // A key that is not a valid P-256 point verifies nothing; the others still do.
+    }
+  }
+  return keys;
+}
+
+/** Turns jose's failures into answers a client can act on, without echoing the token. */
+function refusal(error: unknown): unknown {
+  if (error instanceof RpcError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  switch (code) {
+    case "ERR_JWT_EXPIRED":
+      return unauthenticated("token expired: sign in again");
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
+      const claim = (error as { claim?: unknown }).claim;
+      if (claim === "iss") return unauthenticated("invalid token: wrong issuer");
+      if (claim === "aud") return unauthenticated("invalid token: wrong audience");
+      if (claim === "nbf") return unauthenticated("invalid token: not valid yet");
+      if (claim === "iat") return unauthenticated("invalid token: issued in the future");
+      return unauthenticated(`invalid token: claim ${typeof claim === "string" ? claim : "?"} is missing or invalid`);
+    }
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return unauthenticated("invalid token: signature does not verify");
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+      return unauthenticated(`invalid token: only ${ALGORITHM} is accepted`);
+    case "ERR_JWS_INVALID":
+    case "ERR_JWT_INVALID":
+    case "ERR_JOSE_NOT_SUPPORTED":
+      return unauthenticated("invalid token: not a well-formed signed JWT");
+    default:
+      return error;
+  }
+}
+
+/**
+ * Verifies identity's ES256 access tokens with its published public keys, so
+ * no service shares a secret with identity. Keys are fetched on first use and
+ * cached; a token whose kid is not in the cache (identity rotated its key)
+ * triggers one refresh, at most once per `refreshMinIntervalMs`, shared by
+ * every call waiting at that moment. A failed fetch keeps the keys already
+ * known. Identity should therefore publish a new key before signing with it.
+ */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const now = options.now ?? Date.now;
+  const refreshMinIntervalMs = options.refreshMinIntervalMs ?? DEFAULT_REFRESH_MIN_INTERVAL_MS;
+  const clockTolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
+  let keys = new Map<string, CryptoKey>();
+  let lastFetchAt: number | undefined;
+  let lastFetchFailed = false;
+  let inFlight: Promise<void> | undefined;
+
+  const refresh = async (): Promise<void> => {
+    if (inFlight) return inFlight;
+    if (lastFetchAt !== undefined && now() - lastFetchAt < refreshMinIntervalMs) return;
+    lastFetchAt = now();
+    inFlight = (async () => {
+      try {
+        keys = await importKeys(await options.fetchKeys());
+        lastFetchFailed = false;
+      } catch {
+        lastFetchFailed = true;
+      } finally {
+        inFlight = undefined;
+      }
+    })();
+    return inFlight;
+  };
+
+  const keyFor = async (kid: string | undefined): Promise<CryptoKey> => {
+    if (kid === undefined || kid === "") throw unauthenticated("invalid token: no key id (kid) in its header");
+    const cached = keys.get(kid);
+    if (cached) return cached;
+    await refresh();
+    const fetched = keys.get(kid);
+    if (fetched) return fetched;
+    // No key at all because identity could not be reached: the token may be
+    // fine, so say UNAVAILABLE (worth retrying), not that it is invalid.
+    if (keys.size === 0 && lastFetchFailed) throw new RpcError(Code.UNAVAILABLE, "cannot verify tokens: the signing keys could not be fetched");
+    throw unauthenticated("invalid token: signed by an unknown key");
+  };
+
+  const verify = async (token: string): Promise<AuthenticatedUser> => {
+    if (token.length === 0) throw unauthenticated("invalid token: empty");
+    if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated("invalid token: too long");
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms: [ALGORITHM],
+        clockTolerance,
+        currentDate: new Date(now()),
+        requiredClaims: ["sub", "exp", "iat"],
+      }));
+    } catch (error) {
+      throw refusal(error);
+    }
+    const { sub, email } = payload as { sub?: unknown; email?: unknown };
+    if (typeof sub !== "string" || sub === "") throw unauthenticated("invalid token: no subject");
+    if (typeof email !== "string" || email === "") throw unauthenticated("invalid token: no email claim");
+    return { userId: sub, email };
+  };
+
+  return {
+    verify,
+    // async, so a bad header rejects the promise like every other refusal instead of throwing synchronously.
+    authenticate: async (context) => verify(bearerToken(context)),
+  };
+}

@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { describe, test, type TestContext } from "node:test";
+import type { Knex } from "knex";
+import { openDatabase } from "../database.js";
+import { createSilentLogger } from "../logger.js";
+import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
+import { createMemoryBroker } from "../messaging/memory-broker.js";
+import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
+import { createTestDatabase } from "../testing/postgres.js";
+import { amqpUrl, collectFromExchange, connectRabbit, uniqueName } from "../testing/rabbitmq.js";
+import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf, type OutboxEvent } from "./outbox.js";
+
+const log = createSilentLogger();
+
+const event = (aggregateId: string, sequence: number, exchange = "shop.test.v1"): OutboxEvent => ({
+  aggregateId,
+  exchange,
+  routingKey: "thing.changed",
+  type: "shop.test.v1.ThingChanged",
+  contentType: "application/json",
+  body: Buffer.from(JSON.stringify({ aggregateId, sequence })),
+  headers: { "schema-version": 1 },
+});
+
+async function pglite(t: TestContext): Promise<Knex> {
+  const database = await openDatabase({ dataDir: "memory://", migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations", log });
+  t.after(() => database.close());
+  await database.migrate();
+  return database.knex;
+}
+
+async function postgres(t: TestContext): Promise<Knex | undefined> {
+  const url = await createTestDatabase(t, "outbox");
+  if (!url) return undefined;
+  const database = await openDatabase({ url, migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations", log, poolMax: 12 });
+  t.after(() => database.close());
+  await database.migrate();
+  return database.knex;
+}
+
+const sequences = (messages: readonly OutgoingMessage[] | readonly { body: Uint8Array }[]) =>
+  messages.map((message) => JSON.parse(Buffer.from(message.body).toString()) as { aggregateId: string; sequence: number });
+
+describe("transactional outbox", () => {
+  test("only committed events are published, each once, in order per aggregate", async (t) => {
+    const db = await pglite(t);
+    const broker = createMemoryBroker();
+    const received: OutgoingMessage[] = [];
+    broker.subscribe("shop.test.v1", "#", (message) => received.push(message));
+    await db.transaction((trx) => enqueueOutbox(trx, [event("a", 1), event("b", 1), event("a", 2)]));
+    await assert.rejects(
+      db.transaction(async (trx) => {
+        await enqueueOutbox(trx, [event("a", 99)]);
+        throw new Error("business rule failed");
+      }),
+    );
+    await db.transaction((trx) => enqueueOutbox(trx, [event("a", 3)]));
+    const relay = createOutboxRelay({ db, publisher: broker.publisher, log });
+    assert.equal((await relay.stats()).backlog, 4);
+    assert.equal(await relay.drainOnce(), 4);
+    assert.equal(await relay.drainOnce(), 0);
+    const ofA = sequences(received).filter((entry) => entry.aggregateId === "a").map((entry) => entry.sequence);
+    assert.deepEqual(ofA, [1, 2, 3]);
+    assert.equal(received.length, 4);
+    assert.equal(new Set(received.map((message) => message.messageId)).size, 4);
+    assert.deepEqual(await relay.stats(), { backlog: 0, oldestAgeMs: 0, published: 4 });
+  });
+
+  test("when the broker refuses a batch nothing is marked published, and the next pass publishes it all", async (t) => {
+    const db = await pglite(t);
+    const delivered: OutgoingMessage[] = [];
+    let failNext = true;
+    const flaky: MessagePublisher = {
+      async publish(messages) {
+        if (failNext) {
+          failNext = false;
+          throw new Error("connection lost");
+        }
+        delivered.push(...messages);
+      },
+      async close() {},
+    };
+    await db.transaction((trx) => enqueueOutbox(trx, [event("x", 1), event("x", 2)]));
+    const relay = createOutboxRelay({ db, publisher: flaky, log });
+    await assert.rejects(relay.drainOnce(), /connection lost/);
+    assert.equal((await relay.stats()).backlog, 2);
+    assert.equal(await relay.drainOnce(), 2);
+    assert.deepEqual(sequences(delivered).map((entry) => entry.sequence), [1, 2]);
+  });
+
+  test("the running relay publishes soon after a nudge and stops cleanly", async (t) => {
+    const db = await pglite(t);
+    const broker = createMemoryBroker();
+    const arrived = new Promise<OutgoingMessage>((resolve) => broker.subscribe("shop.test.v1", "thing.*", resolve));
+    const relay = createOutboxRelay({ db, publisher: broker.publisher, log, pollIntervalMs: 60_000 });
+    relay.start();
+    await db.transaction((trx) => enqueueOutbox(trx, [event("n", 1)]));
+    relay.nudge();
+    assert.equal(sequences([await arrived])[0]?.sequence, 1);
+    await relay.stop();
+  });
+
+  test("partitions are stable per aggregate and spread", () => {
+    assert.equal(partitionOf("order-1"), partitionOf("order-1"));
+    const used = new Set(Array.from({ length: 200 }, (_, index) => partitionOf(`order-${index}`)));
+    assert.ok(used.size > 10, `200 aggregates use ${used.size} partitions`);
+  });
+
+  test("on PostgreSQL and RabbitMQ, three relays at once publish every row exactly once, in order per aggregate", async (t) => {
+    const db = await postgres(t);
+    if (!db) return;
+    const connection = await connectRabbit(t);
+    if (!connection) return;
+    const exchange = uniqueName("outbox");
+    const collector = await collectFromExchange(connection, exchange);
+    const aggregates = 40;
+    const perAggregate = 10;
+    for (let sequence = 1; sequence <= perAggregate; sequence++) {
+      await db.transaction((trx) =>
+        enqueueOutbox(
+          trx,
+          Array.from({ length: aggregates }, (_, index) => event(`agg-${index}`, sequence, exchange)),
+        ),
+      );
+    }
+    const publishers = await Promise.all([0, 1, 2].map(() => createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange] })));
+    t.after(() => Promise.all(publishers.map((publisher) => publisher.close())));
+    const relays = publishers.map((publisher) => createOutboxRelay({ db, publisher, log, batchSize: 25 }));
+    // Race the three relays until the outbox is empty.
+    let rounds = 0;
+    while ((await relays[0]!.stats()).backlog > 0 && rounds++ < 100) {
+      await Promise.all(relays.map((relay) => relay.drainOnce()));
+    }
+    const total = aggregates * perAggregate;
+    const messages = await collector.waitFor(total);
+    assert.equal(messages.length, total, "no row published twice");
+    assert.equal(new Set(messages.map((message) => message.messageId)).size, total);
+    const byAggregate = new Map<string, number[]>();
+    for (const entry of sequences(messages)) byAggregate.set(entry.aggregateId, [...(byAggregate.get(entry.aggregateId) ?? []), entry.sequence]);
+    for (const [aggregate, seen] of byAggregate) assert.deepEqual(seen, Array.from({ length: perAggregate }, (_, index) => index + 1), aggregate);
+    const published = await Promise.all(relays.map(async (relay) => (await relay.stats()).published));
+    assert.ok(published.filter((count) => count > 0).length >= 2, `work was shared: ${published.join(", ")}`);
+    assert.equal(messages[0]?.headers["schema-version"], 1);
+  });
+});

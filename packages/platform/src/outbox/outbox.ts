@@ -1,0 +1,258 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Knex } from "knex";
+import type { Migration } from "../database.js";
+import type { Logger } from "../logger.js";
+import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
+
+/**
+ * The transactional outbox. A service writes its state change and the event
+ * announcing it in one database transaction (enqueue); a relay publishes the
+ * event afterwards with publisher confirms and marks it published only once
+ * the broker confirmed. Nothing is lost (the row outlives any crash) and
+ * nothing is published that was not committed. Delivery is at least once: a
+ * crash between the confirm and the mark publishes a batch again, with the
+ * same message ids, which consumers deduplicate.
+ *
+ * Order per aggregate (e.g. per order id) is kept by partitioning: each
+ * aggregate hashes to one of PARTITIONS partitions; a relay works on a
+ * partition only while holding its transaction-scoped advisory lock, takes
+ * its rows in id order under FOR UPDATE, and publishes them in that order.
+ * Several relays share the partitions and never publish a row concurrently.
+ */
+
+export const OUTBOX_PARTITIONS = 16;
+
+/** The outbox table, for a service's migrations. */
+export function outboxMigration(name: string, table = "outbox"): Migration {
+  return {
+    name,
+    up: async (db) => {
+      await db.raw(`create table ${table} (
+        id bigserial primary key,
+        message_id uuid not null unique,
+        partition smallint not null,
+        aggregate_id text not null,
+        exchange text not null,
+        routing_key text not null,
+        message_type text not null,
+        content_type text not null,
+        headers jsonb not null default '{}',
+        body bytea not null,
+        created_at timestamptz not null default now(),
+        published_at timestamptz
+      )`);
+      await db.raw(`create index ${table}_pending on ${table} (partition, id) where published_at is null`);
+    },
+    down: async (db) => {
+      await db.raw(`drop table ${table}`);
+    },
+  };
+}
+
+export interface OutboxEvent {
+  /** What the event is about; events of one aggregate are published in order. */
+  readonly aggregateId: string;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly type: string;
+  readonly contentType: string;
+  readonly body: Uint8Array;
+  readonly headers?: Readonly<Record<string, string | number>>;
+  /** Defaults to a new UUID. */
+  readonly messageId?: string;
+}
+
+export function partitionOf(aggregateId: string): number {
+  return createHash("sha1").update(aggregateId).digest().readUInt16BE(0) % OUTBOX_PARTITIONS;
+}
+
+/** Adds events to the outbox inside the caller's transaction. Returns their message ids. */
+export async function enqueueOutbox(trx: Knex.Transaction, events: readonly OutboxEvent[], table = "outbox"): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = events.map((event) => ({
+    message_id: event.messageId ?? randomUUID(),
+    partition: partitionOf(event.aggregateId),
+    aggregate_id: event.aggregateId,
+    exchange: event.exchange,
+    routing_key: event.routingKey,
+    message_type: event.type,
+    content_type: event.contentType,
+    headers: JSON.stringify(event.headers ?? {}),
+    body: Buffer.from(event.body),
+  }));
+  await trx(table).insert(rows);
+  return rows.map((row) => row.message_id);
+}
+
+interface OutboxRow {
+  id: number;
+  message_id: string;
+  exchange: string;
+  routing_key: string;
+  message_type: string;
+  content_type: string;
+  headers: Record<string, string | number>;
+  body: Uint8Array;
+  created_at: Date;
+}
+
+export interface OutboxRelayOptions {
+  readonly db: Knex;
+  readonly publisher: MessagePublisher;
+  readonly log: Logger;
+  readonly table?: string;
+  /** Rows per partition per round (default 200). */
+  readonly batchSize?: number;
+  /** How often an idle relay looks for rows written by other instances (default 250 ms). */
+  readonly pollIntervalMs?: number;
+  /** Delete published rows older than this (default 1 hour); 0 keeps them. */
+  readonly retentionMs?: number;
+  /** Advisory-lock namespace (default: derived from the table name). */
+  readonly lockNamespace?: number;
+}
+
+export interface OutboxStats {
+  /** Rows not yet published. */
+  readonly backlog: number;
+  /** Age of the oldest unpublished row in ms (0 when none). */
+  readonly oldestAgeMs: number;
+  /** Rows this relay published since it started. */
+  readonly published: number;
+}
+
+export interface OutboxRelay {
+  /** Starts the background loop. */
+  start(): void;
+  /** Asks the loop to run now (after a commit that enqueued events). */
+  nudge(): void;
+  /** One pass over every partition; returns how many rows it published. For tests and shutdown. */
+  drainOnce(): Promise<number>;
+  stats(): Promise<OutboxStats>;
+  /** Stops the loop after the current pass. */
+  stop(): Promise<void>;
+}
+
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, publisher, log } = options;
+  const table = options.table ?? "outbox";
+  const batchSize = options.batchSize ?? 200;
+  const pollIntervalMs = options.pollIntervalMs ?? 250;
+  const retentionMs = options.retentionMs ?? 60 * 60 * 1000;
+  const lockNamespace = options.lockNamespace ?? (createHash("sha1").update(`outbox:${table}`).digest().readInt32BE(0));
+  let published = 0;
+  let running: Promise<void> | undefined;
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  let nudged = false;
+  let lastCleanup = 0;
+
+  const relayPartition = async (partition: number): Promise<number> =>
+    db.transaction(async (trx) => {
+      const locked = await trx.raw("select pg_try_advisory_xact_lock(?, ?) as locked", [lockNamespace, partition]);
+      if (!locked.rows[0]?.locked) return 0;
+      const rows: OutboxRow[] = await trx(table)
+        .where({ partition })
+        .whereNull("published_at")
+        .orderBy("id")
+        .limit(batchSize)
+        .forUpdate()
+        .select("id", "message_id", "exchange", "routing_key", "message_type", "content_type", "headers", "body", "created_at");
+      if (rows.length === 0) return 0;
+      const messages: OutgoingMessage[] = rows.map((row) => ({
+        messageId: row.message_id,
+        exchange: row.exchange,
+        routingKey: row.routing_key,
+        type: row.message_type,
+        contentType: row.content_type,
+        body: row.body,
+        headers: row.headers,
+        timestamp: new Date(row.created_at),
+      }));
+      await publisher.publish(messages);
+      await trx(table)
+        .whereIn(
+          "id",
+          rows.map((row) => row.id),
+        )
+        .update({ published_at: trx.fn.now() });
+      return rows.length;
+    });
+
+  const drainOnce = async (): Promise<number> => {
+    let total = 0;
+    // One cheap look (the partial index holds only unpublished rows) instead of
+    // a transaction per partition: an idle or lightly loaded relay stays quiet.
+    const pending: number[] = (await db(table).whereNull("published_at").distinct("partition").pluck("partition")).map(Number);
+    const start = Math.floor(Math.random() * OUTBOX_PARTITIONS);
+    pending.sort((a, b) => ((a - start + OUTBOX_PARTITIONS) % OUTBOX_PARTITIONS) - ((b - start + OUTBOX_PARTITIONS) % OUTBOX_PARTITIONS));
+    for (const partition of pending) {
+      total += await relayPartition(partition);
+    }
+    published += total;
+    if (retentionMs > 0 && Date.now() - lastCleanup > Math.min(retentionMs, 60_000)) {
+      lastCleanup = Date.now();
+      await db(table)
+        .whereNotNull("published_at")
+        .andWhere("published_at", "<", new Date(Date.now() - retentionMs))
+        .delete();
+    }
+    return total;
+  };
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      if (nudged) {
+        nudged = false;
+        resolve();
+        return;
+      }
+      const timer = setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+    });
+
+  const loop = async (): Promise<void> => {
+    let failures = 0;
+    while (!stopping) {
+      try {
+        const count = await drainOnce();
+        failures = 0;
+        // A full batch means there is more: go again at once.
+        if (count === 0) await sleep(pollIntervalMs);
+      } catch (error) {
+        failures++;
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 6)) * Math.random();
+        log.warn({ err: error instanceof Error ? error.message : String(error), failures, retryInMs: Math.round(delay) }, "outbox relay pass failed; will retry");
+        await sleep(delay);
+      }
+    }
+  };
+
+  return {
+    start() {
+      running ??= loop();
+    },
+    nudge() {
+      if (wake) wake();
+      else nudged = true;
+    },
+    drainOnce,
+    async stats() {
+      const row = await db(table)
+        .whereNull("published_at")
+        .first(db.raw("count(*)::int as backlog"), db.raw("coalesce(extract(epoch from (now() - min(created_at))) * 1000, 0)::float8 as oldest"));
+      return { backlog: Number(row?.backlog ?? 0), oldestAgeMs: Math.round(Number(row?.oldest ?? 0)), published };
+    },
+    async stop() {
+      stopping = true;
+      wake?.();
+      await running;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * One PostgreSQL database and one login role per service, as the local mesh,
+ * compose and CI run them: the role owns its database, and no other role may
+ * even connect to it, so a service cannot read another service's tables.
+ */
+import pg from "pg";
+
+export const SERVICES_WITH_DATABASES = ["identity", "catalog", "orders", "payments", "notifications"] as const;
+
+export interface ServiceDatabase {
+  readonly service: string;
+  readonly role: string;
+  readonly database: string;
+  /** URL for the service, on the host and port of the admin URL. */
+  readonly url: string;
+}
+
+const identifier = (name: string): string => {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`unsafe SQL identifier ${name}`);
+  return `"${name}"`;
+};
+
+/** Creates (or keeps) the role and database of `service`; `suffix` keeps test copies apart. */
+export async function ensureServiceDatabase(adminUrl: string, service: string, suffix = ""): Promise<ServiceDatabase> {
+  const role = `meshwork_${service}${suffix}`;
+  const database = role;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const roleExists = await admin.query("select 1 from pg_roles where rolname = $1", [role]);
+    if (roleExists.rowCount === 0) await admin.query(`create role ${identifier(role)} login`);
+    const dbExists = await admin.query("select 1 from pg_database where datname = $1", [database]);
+    if (dbExists.rowCount === 0) await admin.query(`create database ${identifier(database)} owner ${identifier(role)}`);
+    // PUBLIC may connect to any database by default: take that away, give it to the owner only.
+    await admin.query(`revoke all on database ${identifier(database)} from public`);
+    await admin.query(`grant connect, create, temporary on database ${identifier(database)} to ${identifier(role)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.username = role;
+  url.password = "";
+  url.pathname = `/${database}`;
+  return { service, role, database, url: url.toString() };
+}
+
+/** Drops what ensureServiceDatabase created (for tests). */
+export async function dropServiceDatabase(adminUrl: string, created: ServiceDatabase): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${identifier(created.database)} with (force)`);
+    await admin.query(`drop role if exists ${identifier(created.role)}`);
+  } finally {
+    await admin.end();
+  }
+}

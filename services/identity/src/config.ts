@@ -1,0 +1,87 @@
+import { createPrivateKey, type JsonWebKey as NodeJwk } from "node:crypto";
+import { ConfigError, loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/platform";
+import type { PrivateSigningJwk } from "./signing-keys.js";
+
+const isPowerOfTwo = (value: number): boolean => value > 1 && (value & (value - 1)) === 0;
+
+/**
+ * Reads IDENTITY_SIGNING_KEY: a PKCS8 PEM or a private JWK as JSON, of a P-256
+ * (ES256) key. node:crypto parses both synchronously, so a bad key stops
+ * start-up here, with the variable named, rather than at the first sign-in.
+ */
+function parseSigningKey(text: string): PrivateSigningJwk | undefined {
+  if (text.trim() === "") return undefined;
+  const source = text.trim();
+  let kid: string | undefined;
+  let key;
+  try {
+    if (source.startsWith("{")) {
+      const jwk = JSON.parse(source) as NodeJwk & { kid?: unknown };
+      if (typeof jwk.kid === "string" && jwk.kid !== "") kid = jwk.kid;
+      key = createPrivateKey({ key: jwk, format: "jwk" });
+    } else {
+      key = createPrivateKey({ key: source, format: "pem" });
+    }
+  } catch {
+    return undefined;
+  }
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") return undefined;
+  const { crv, x, y, d } = key.export({ format: "jwk" });
+  if (!crv || !x || !y || !d) return undefined;
+  return { kty: "EC", crv, x, y, d, ...(kid === undefined ? {} : { kid }) };
+}
+
+const signingKeySchema = () =>
+  settings
+    .text()
+    .refine((text) => text.trim() === "" || parseSigningKey(text) !== undefined, "expected a P-256 (ES256) private key as PKCS8 PEM or JWK JSON")
+    .transform(parseSigningKey);
+
+/** Every setting of the identity service, with its environment variable and default. */
+export const identityConfigSpec = {
+  ...serviceSettings("IDENTITY", { port: 50051, dataDir: ".data/identity" }),
+  scryptN: {
+    env: "IDENTITY_SCRYPT_N",
+    doc: "scrypt cost N for new password hashes (a power of two; 16384 is about 40 ms here; tests lower it for speed). Stored hashes keep their own parameters and are upgraded at the next sign-in.",
+    schema: settings.positiveInt().refine(isPowerOfTwo, "expected a power of two above 1"),
+    default: 16384,
+  },
+  scryptR: { env: "IDENTITY_SCRYPT_R", doc: "scrypt block size r for new password hashes.", schema: settings.positiveInt().max(64, "expected at most 64"), default: 8 },
+  scryptP: { env: "IDENTITY_SCRYPT_P", doc: "scrypt parallelisation p for new password hashes.", schema: settings.positiveInt().max(16, "expected at most 16"), default: 1 },
+  scryptKeyLength: {
+    env: "IDENTITY_SCRYPT_KEYLEN",
+    doc: "Length in bytes of the derived password hash.",
+    schema: settings.positiveInt().min(32, "expected at least 32 bytes").max(128, "expected at most 128 bytes"),
+    default: 64,
+  },
+  tokenTtlSeconds: {
+    env: "IDENTITY_TOKEN_TTL_SECONDS",
+    doc: "Lifetime of an access token in seconds (short: tokens cannot be revoked).",
+    schema: settings.positiveInt().max(86_400, "expected at most 86400 (one day)"),
+    default: 900,
+  },
+  tokenIssuer: { env: "IDENTITY_TOKEN_ISSUER", doc: "The `iss` claim of access tokens; verifiers expect the same.", schema: settings.nonEmpty(), default: "meshwork-identity" },
+  tokenAudience: { env: "IDENTITY_TOKEN_AUDIENCE", doc: "The `aud` claim of access tokens; verifiers expect the same.", schema: settings.nonEmpty(), default: "meshwork" },
+  signingKey: {
+    env: "IDENTITY_SIGNING_KEY",
+    doc: "ES256 private key (PKCS8 PEM or JWK JSON) to sign tokens with; when unset, one is generated at first start and kept in the database.",
+    schema: signingKeySchema(),
+    default: "",
+    secret: true,
+  },
+};
+
+export type IdentityConfig = ConfigOf<typeof identityConfigSpec>;
+
+/** scrypt needs 128·N·r bytes; above this a sign-in could exhaust the process. */
+const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
+
+export function loadIdentityConfig(env: Readonly<Record<string, string | undefined>>): IdentityConfig {
+  const config = loadConfig(identityConfigSpec, env);
+  if (128 * config.scryptN * config.scryptR > MAX_SCRYPT_MEMORY) {
+    throw new ConfigError([
+      `IDENTITY_SCRYPT_N (scryptN) and IDENTITY_SCRYPT_R (scryptR): 128·N·r must stay within ${MAX_SCRYPT_MEMORY / 1024 / 1024} MiB; got N=${config.scryptN}, r=${config.scryptR}`,
+    ]);
+  }
+  return config;
+}

@@ -1,0 +1,2 @@
+export { startIdentity } from "./main.js";
+export { identityConfigSpec } from "./config.js";

@@ -1,0 +1,39 @@
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { runMain, startService, type Logger, type RunningService } from "@meshwork/platform";
+import { migrations } from "../migrations/index.js";
+import { createKnexIdentityStore } from "./adapters/identity-store.knex.js";
+import { loadIdentityConfig } from "./config.js";
+import { createPasswordHasher } from "./password-hash.js";
+import { createIdentityHandlers } from "./service.js";
+import { loadSigningKeys } from "./signing-keys.js";
+import { createTokenIssuer } from "./tokens.js";
+
+/** Below this N a leaked hash is cheap to attack; allowed (tests use it) but said out loud. */
+const RECOMMENDED_MIN_SCRYPT_N = 16384;
+
+/**
+ * Identity's composition root: configuration, then adapters, then the
+ * server, then shutdown. `env` is the environment to read (process.env when
+ * run on its own; the all-in-one launcher passes its own).
+ */
+export async function startIdentity(env: Readonly<Record<string, string | undefined>>, log?: Logger): Promise<RunningService> {
+  const config = loadIdentityConfig(env);
+  return startService({
+    name: "identity",
+    config,
+    migrations,
+    ...(log ? { log } : {}),
+    async setup({ database, host, log }) {
+      const store = createKnexIdentityStore(database.knex);
+      const keys = await loadSigningKeys({ store, configured: config.signingKey });
+      log.info({ kid: keys.signing.kid, source: keys.source, published: keys.jwks.length }, "signing key ready");
+      const scrypt = { N: config.scryptN, r: config.scryptR, p: config.scryptP, keyLength: config.scryptKeyLength };
+      if (scrypt.N < RECOMMENDED_MIN_SCRYPT_N) log.warn({ scryptN: scrypt.N }, `IDENTITY_SCRYPT_N is below ${RECOMMENDED_MIN_SCRYPT_N}: fine for tests, weak in production`);
+      const passwords = await createPasswordHasher(scrypt);
+      const tokens = createTokenIssuer({ key: keys.signing, issuer: config.tokenIssuer, audience: config.tokenAudience, ttlSeconds: config.tokenTtlSeconds });
+      host.add(IdentityService, createIdentityHandlers({ store, passwords, tokens, jwks: keys.jwks }));
+    },
+  });
+}
+
+if (import.meta.filename === process.argv[1]) runMain("identity", () => startIdentity(process.env));

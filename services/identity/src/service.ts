@@ -1,0 +1,94 @@
+import { randomUUID } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { IdentityService, type UserSchema } from "@meshwork/contracts/shop/identity/v1/identity";
+import { alreadyExists, invalidArgument, unauthenticated, type ServiceHandlers } from "@meshwork/platform";
+import { checkSignIn, checkSignUp, EmailTakenError, InvalidCredentialsError, InvalidFieldError, type UserRecord } from "./identity.js";
+import type { PasswordHasher } from "./password-hash.js";
+import type { IdentityStore } from "./ports.js";
+import type { PublicSigningJwk } from "./signing-keys.js";
+import type { TokenIssuer } from "./tokens.js";
+
+export interface IdentityDeps {
+  readonly store: IdentityStore;
+  readonly passwords: PasswordHasher;
+  readonly tokens: TokenIssuer;
+  /** The public keys GetJwks publishes, signing key first. */
+  readonly jwks: readonly PublicSigningJwk[];
+  readonly newUserId?: () => string;
+}
+
+const userMessage = (user: UserRecord): MessageInitShape<typeof UserSchema> => ({
+  id: user.id,
+  email: user.email,
+  displayName: user.displayName,
+  createTime: timestampFromDate(user.createdAt),
+});
+
+/** Maps the domain's refusals to status codes; anything else stays unknown (INTERNAL, logged, never sent). */
+function toRpcError(error: unknown): unknown {
+  if (error instanceof InvalidFieldError) return invalidArgument(error.field, error.problem);
+  if (error instanceof EmailTakenError) return alreadyExists(error.message);
+  if (error instanceof InvalidCredentialsError) return unauthenticated(error.message);
+  return error;
+}
+
+async function mapped<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw toRpcError(error);
+  }
+}
+
+/**
+ * Sign-up, sign-in and the public keys. Passwords and tokens are never
+ * logged: log lines carry the user id only.
+ */
+export function createIdentityHandlers({ store, passwords, tokens, jwks, newUserId = randomUUID }: IdentityDeps): ServiceHandlers<typeof IdentityService> {
+  return {
+    signUp: (request, context) =>
+      mapped(async () => {
+        // Everything is checked before the (expensive) hash and the write.
+        const input = checkSignUp(request);
+        const user = await store.createUser({
+          id: newUserId(),
+          email: input.email,
+          displayName: input.displayName,
+          passwordHash: await passwords.hash(input.password),
+        });
+        context.log.info({ userId: user.id }, "account created");
+        return { user: userMessage(user) };
+      }),
+
+    signIn: (request, context) =>
+      mapped(async () => {
+        const { email, password } = checkSignIn(request);
+        const found = await store.findUserByEmail(email);
+        if (!found) {
+          // One scrypt, as for a wrong password: the time taken does not tell whether the account exists.
+          await passwords.verifyNothing(password);
+          context.log.debug("sign-in refused");
+          throw new InvalidCredentialsError();
+        }
+        if (!(await passwords.verify(password, found.passwordHash))) {
+          context.log.debug({ userId: found.id }, "sign-in refused");
+          throw new InvalidCredentialsError();
+        }
+        if (passwords.needsRehash(found.passwordHash)) {
+          // The only moment the password is known: move the hash to the current parameters.
+          try {
+            await store.updatePasswordHash(found.id, await passwords.hash(password));
+            context.log.info({ userId: found.id }, "password hash upgraded to the current scrypt parameters");
+          } catch (error) {
+            context.log.warn({ userId: found.id, err: error }, "password hash upgrade failed; the old hash stays valid");
+          }
+        }
+        const issued = await tokens.issue(found);
+        context.log.debug({ userId: found.id }, "signed in");
+        return { accessToken: issued.token, expireTime: timestampFromDate(issued.expiresAt), user: userMessage(found) };
+      }),
+
+    getJwks: async () => ({ keys: jwks.map((key) => ({ ...key })) }),
+  };
+}

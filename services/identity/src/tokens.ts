@@ -1,0 +1,45 @@
+import { randomUUID } from "node:crypto";
+import { SignJWT } from "jose";
+import type { UserRecord } from "./identity.js";
+import { SIGNING_ALGORITHM, type SigningKey } from "./signing-keys.js";
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly expiresAt: Date;
+}
+
+export interface TokenIssuer {
+  issue(user: UserRecord): Promise<IssuedToken>;
+}
+
+export interface TokenIssuerOptions {
+  readonly key: SigningKey;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly ttlSeconds: number;
+  readonly clock?: () => Date;
+}
+
+/**
+ * Short-lived ES256 access tokens: header kid + alg; claims sub (user id),
+ * email, iss, aud, iat, exp and a unique jti (so a future deny-list can name
+ * one token). Verifiers need only the public key published by GetJwks.
+ */
+export function createTokenIssuer({ key, issuer, audience, ttlSeconds, clock = () => new Date() }: TokenIssuerOptions): TokenIssuer {
+  return {
+    async issue(user) {
+      const issuedAt = Math.floor(clock().getTime() / 1000);
+      const expiresAt = issuedAt + ttlSeconds;
+      const token = await new SignJWT({ email: user.email })
+        .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: key.kid, typ: "JWT" })
+        .setSubject(user.id)
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(expiresAt)
+        .setJti(randomUUID())
+        .sign(key.privateKey);
+      return { token, expiresAt: new Date(expiresAt * 1000) };
+    },
+  };
+}

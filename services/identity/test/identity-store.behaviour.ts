@@ -1,0 +1,91 @@
+/**
+ * What every IdentityStore adapter must do. The same suite runs against the
+ * memory adapter, knex on PGlite and knex on PostgreSQL, so they cannot drift.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { describe, test, type TestContext } from "node:test";
+import { EmailTakenError, type NewUser } from "../src/identity.js";
+import type { IdentityStore } from "../src/ports.js";
+import { generateSigningKey } from "../src/signing-keys.js";
+
+export type StoreFactory = (t: TestContext) => Promise<IdentityStore | undefined>;
+
+const newUser = (email: string, overrides: Partial<NewUser> = {}): NewUser => ({
+  id: randomUUID(),
+  email,
+  displayName: "Ada Lovelace",
+  passwordHash: `scrypt$1024$8$1$c2FsdA$${randomUUID()}`,
+  ...overrides,
+});
+
+export function identityStoreBehaviour(adapter: string, open: StoreFactory): void {
+  describe(`IdentityStore behaviour: ${adapter}`, () => {
+    test("a created account reads back by email, with its hash, exactly as written", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const input = newUser("ada@example.com", { displayName: "Ada 🧮 Lovelace" });
+      const created = await store.createUser(input);
+      assert.deepEqual({ ...created, createdAt: undefined }, { id: input.id, email: input.email, displayName: input.displayName, createdAt: undefined });
+      assert.ok(created.createdAt instanceof Date && Math.abs(created.createdAt.getTime() - Date.now()) < 60_000);
+      assert.deepEqual(await store.findUserByEmail("ada@example.com"), { ...created, passwordHash: input.passwordHash });
+      assert.equal(await store.findUserByEmail("nobody@example.com"), undefined);
+    });
+
+    test("a second account with the same email is refused and the first is unchanged", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const first = await store.createUser(newUser("ada@example.com"));
+      await assert.rejects(store.createUser(newUser("ada@example.com", { displayName: "Impostor" })), EmailTakenError);
+      assert.deepEqual((await store.findUserByEmail("ada@example.com"))?.id, first.id);
+      assert.equal((await store.findUserByEmail("ada@example.com"))?.displayName, "Ada Lovelace");
+    });
+
+    test("10 concurrent sign-ups of one email: exactly one account, the others EmailTakenError", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const attempts = Array.from({ length: 10 }, () => newUser("race@example.com"));
+      const outcomes = await Promise.allSettled(attempts.map((user) => store.createUser(user)));
+      const winners = outcomes.filter((outcome) => outcome.status === "fulfilled");
+      assert.equal(winners.length, 1);
+      assert.ok(outcomes.every((outcome) => outcome.status === "fulfilled" || outcome.reason instanceof EmailTakenError));
+      assert.equal((await store.findUserByEmail("race@example.com"))?.id, winners[0]?.value.id);
+    });
+
+    test("updating a password hash touches only that account", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const ada = await store.createUser(newUser("ada@example.com"));
+      const grace = newUser("grace@example.com");
+      await store.createUser(grace);
+      await store.updatePasswordHash(ada.id, "scrypt$2048$8$1$bmV3$aGFzaA");
+      assert.equal((await store.findUserByEmail("ada@example.com"))?.passwordHash, "scrypt$2048$8$1$bmV3$aGFzaA");
+      assert.equal((await store.findUserByEmail("grace@example.com"))?.passwordHash, grace.passwordHash);
+    });
+
+    test("the first signing key claimed becomes the active one; a later candidate gets that one back", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      assert.deepEqual(await store.listSigningKeys(), []);
+      const first = await generateSigningKey();
+      const claimed = await store.claimActiveSigningKey(first);
+      assert.deepEqual({ kid: claimed.kid, privateJwk: claimed.privateJwk }, first, "the private JWK reads back exactly");
+      const later = await store.claimActiveSigningKey(await generateSigningKey());
+      assert.equal(later.kid, first.kid);
+      assert.deepEqual(
+        (await store.listSigningKeys()).map((key) => key.kid),
+        [first.kid],
+      );
+    });
+
+    test("concurrent first claims end with one active key that every claimant gets", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const candidates = await Promise.all(Array.from({ length: 6 }, () => generateSigningKey()));
+      const claimed = await Promise.all(candidates.map((candidate) => store.claimActiveSigningKey(candidate)));
+      assert.equal(new Set(claimed.map((key) => key.kid)).size, 1);
+      assert.ok(candidates.some((candidate) => candidate.kid === claimed[0]?.kid));
+      assert.equal((await store.listSigningKeys()).length, 1);
+    });
+  });
+}
