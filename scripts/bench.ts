@@ -15,10 +15,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createChildGroup } from "../bench/child-group.js";
 import { hostVsBareSection } from "../bench/host-vs-bare.js";
+import { sagaSection } from "../bench/saga.js";
 import { BenchOptionError, parseBenchOptions, USAGE, type BenchOptions } from "../bench/options.js";
 import type { BenchSection } from "../bench/section.js";
 
-const SECTIONS: readonly BenchSection[] = [hostVsBareSection];
+const SECTIONS: readonly BenchSection[] = [hostVsBareSection, sagaSection];
 
 const print = (line = ""): void => void process.stdout.write(`${line}\n`);
 

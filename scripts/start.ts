@@ -1,38 +1,44 @@
 /**
  * `npm start`: the whole system in one Node process on embedded defaults.
  * Every service keeps its own port and talks gRPC over loopback, with an
- * embedded PostgreSQL (PGlite) data directory of its own under .data/.
- * Environment variables still override any setting (see each service's config.ts).
+ * embedded PostgreSQL (PGlite) data directory of its own under .data/ and
+ * the in-process broker in place of RabbitMQ. Environment variables still
+ * override any setting (see each service's config.ts).
  */
 import { performance } from "node:perf_hooks";
 import { startCatalog } from "@meshwork/catalog";
+import { startIdentity } from "@meshwork/identity";
+import { startOrders } from "@meshwork/orders";
+import { startPayments } from "@meshwork/payments";
+import { createMemoryBroker, type RunningService } from "@meshwork/platform";
 
 const started = performance.now();
 // Quiet services by default so the banner stays readable; any *_LOG_LEVEL wins.
-const env = { CATALOG_LOG_LEVEL: "warn", ...process.env };
+const env = {
+  IDENTITY_LOG_LEVEL: "warn",
+  CATALOG_LOG_LEVEL: "warn",
+  PAYMENTS_LOG_LEVEL: "warn",
+  ORDERS_LOG_LEVEL: "warn",
+  ...process.env,
+};
+const broker = createMemoryBroker();
 
-const services = [{ name: "catalog", services: ["shop.catalog.v1.CatalogService", "shop.catalog.v1.StockService (internal)"], start: () => startCatalog(env) }];
+interface Entry {
+  readonly name: string;
+  readonly serves: string;
+  readonly start: () => Promise<RunningService>;
+}
+
+const services: Entry[] = [
+  { name: "identity", serves: "shop.identity.v1.IdentityService", start: () => startIdentity(env) },
+  { name: "catalog", serves: "shop.catalog.v1.CatalogService, StockService (internal)", start: () => startCatalog(env) },
+  { name: "payments", serves: "shop.payments.v1.PaymentService (internal)", start: () => startPayments(env) },
+  // Orders resolves the others at their default ports; it starts last.
+  { name: "orders", serves: "shop.orders.v1.OrderService", start: () => startOrders(env, { broker }) },
+];
 
 async function main(): Promise<void> {
-  const running = await Promise.all(services.map(async (service) => ({ ...service, ...(await service.start()) })));
-  const readyMs = Math.round(performance.now() - started);
-  const rssMb = Math.round(process.memoryUsage().rss / 1024 / 1024);
-  const catalog = running.find((service) => service.name === "catalog")!;
-  const lines = [
-    "",
-    `Meshwork is running (embedded mode: PGlite data in .data/), ready in ${readyMs} ms, ${rssMb} MB resident.`,
-    "",
-    ...running.map((service) => `  ${service.name.padEnd(14)} grpc://127.0.0.1:${service.port}   ${service.services.join(", ")}`),
-    "",
-    "Try it (reflection is on, no .proto files needed):",
-    `  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://127.0.0.1:${catalog.port}`,
-    `  npx buf curl --protocol grpc --http2-prior-knowledge -d '{"pageSize":3}' http://127.0.0.1:${catalog.port}/shop.catalog.v1.CatalogService/ListProducts`,
-    "",
-    "Ctrl-C stops it gracefully.",
-    "",
-  ];
-  process.stdout.write(lines.join("\n"));
-
+  const running: (Entry & RunningService)[] = [];
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -44,6 +50,31 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+
+  const first = services.slice(0, -1);
+  running.push(...(await Promise.all(first.map(async (service) => ({ ...service, ...(await service.start()) })))));
+  const last = services.at(-1)!;
+  running.push({ ...last, ...(await last.start()) });
+
+  const readyMs = Math.round(performance.now() - started);
+  const rssMb = Math.round(process.memoryUsage().rss / 1024 / 1024);
+  const port = (name: string): number => running.find((service) => service.name === name)!.port;
+  const curl = "npx buf curl --protocol grpc --http2-prior-knowledge";
+  const lines = [
+    "",
+    `Meshwork is running (embedded mode: PGlite data in .data/, in-process broker), ready in ${readyMs} ms, ${rssMb} MB resident.`,
+    "",
+    ...running.map((service) => `  ${service.name.padEnd(10)} grpc://127.0.0.1:${service.port}   ${service.serves}`),
+    "",
+    "Try it (reflection is on, no .proto files needed):",
+    `  ${curl} --list-methods http://127.0.0.1:${port("catalog")}`,
+    `  ${curl} -d '{"pageSize":3}' http://127.0.0.1:${port("catalog")}/shop.catalog.v1.CatalogService/ListProducts`,
+    `  ${curl} -d '{"email":"ada@example.com","password":"correct horse","displayName":"Ada"}' http://127.0.0.1:${port("identity")}/shop.identity.v1.IdentityService/SignUp`,
+    "",
+    "Ctrl-C stops it gracefully.",
+    "",
+  ];
+  process.stdout.write(lines.join("\n"));
 }
 
 main().catch((error: unknown) => {

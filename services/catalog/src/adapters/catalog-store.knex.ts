@@ -108,16 +108,21 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
     },
 
     async reserve(orderId, lines) {
-      const fast = await readReservation(db, orderId, false);
-      if (fast) return existingOutcome(fast, lines);
       return db.transaction(async (trx) => {
         // Claiming the order id first makes concurrent reservations of the same
-        // order queue on the primary key: only the winner takes stock.
-        const claimed = await trx("reservations").insert({ order_id: orderId, state: "reserved" }).onConflict("order_id").ignore().returning("order_id");
-        if (claimed.length === 0) {
+        // order queue on the primary key: only the winner takes stock. A retry
+        // finds the claim and gets the existing reservation back.
+        const claimed: ReservationRow[] = await trx("reservations")
+          .insert({ order_id: orderId, state: "reserved" })
+          .onConflict("order_id")
+          .ignore()
+          .returning(["order_id", "state", "created_at", "updated_at"]);
+        const claim = claimed[0];
+        if (!claim) {
           const existing = await readReservation(trx, orderId, true);
           return existingOutcome(existing!, lines);
         }
+        const reserved: ReservedLine[] = [];
         for (const line of lines) {
           const taken = await trx<ProductRow>("products")
             .where({ id: line.productId })
@@ -129,15 +134,12 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
             const product = await trx<ProductRow>("products").where({ id: line.productId }).first("stock");
             throw product ? new InsufficientStockError(line.productId, line.quantity, product.stock) : new ProductNotFoundError(line.productId);
           }
-          await trx("reservation_lines").insert({
-            order_id: orderId,
-            product_id: line.productId,
-            quantity: line.quantity,
-            unit_price_minor: price.price_minor,
-            currency: price.currency,
-          });
+          reserved.push({ productId: line.productId, quantity: line.quantity, unitPriceMinor: price.price_minor, currency: price.currency.trim() });
         }
-        return (await readReservation(trx, orderId, false))!;
+        await trx("reservation_lines").insert(
+          reserved.map((line) => ({ order_id: orderId, product_id: line.productId, quantity: line.quantity, unit_price_minor: line.unitPriceMinor, currency: line.currency })),
+        );
+        return { orderId, state: "reserved", lines: reserved, createdAt: new Date(claim.created_at), updatedAt: new Date(claim.updated_at) };
       });
     },
 

@@ -1,0 +1,77 @@
+/**
+ * Child process of the "saga" section: the four services of the order flow
+ * in one process, each on a fresh PostgreSQL database, orders publishing to
+ * a RabbitMQ exchange of its own. Reports its ports over IPC; on "stop" it
+ * shuts down and drops its databases.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { startCatalog } from "@meshwork/catalog";
+import { startIdentity } from "@meshwork/identity";
+import { startOrders } from "@meshwork/orders";
+import { startPayments } from "@meshwork/payments";
+
+const adminUrl = process.env.MESHWORK_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const amqpUrl = process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const suffix = randomBytes(4).toString("hex");
+const names = ["identity", "catalog", "payments", "orders"].map((service) => `mw_bench_${service}_${suffix}`);
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+const urlOf = (database: string): string => {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+};
+
+async function main(): Promise<void> {
+  for (const name of names) await admin(`create database "${name}"`);
+  const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(urlOf) as [string, string, string, string];
+  const exchange = `bench.orders.${suffix}`;
+  const quiet = "warn";
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: identityDb, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: catalogDb, CATALOG_LOG_LEVEL: quiet });
+  const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: paymentsDb, PAYMENTS_LOG_LEVEL: quiet });
+  const orders = await startOrders({
+    ORDERS_PORT: "0",
+    ORDERS_DATABASE_URL: ordersDb,
+    ORDERS_CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
+    ORDERS_PAYMENTS_ADDR: `127.0.0.1:${payments.port}`,
+    ORDERS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
+    ORDERS_AMQP_URL: amqpUrl,
+    ORDERS_EVENTS_EXCHANGE: exchange,
+    ORDERS_LOG_LEVEL: quiet,
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith("ORDERS_"))),
+  });
+  // Plenty of stock: the figure is about the flow, not about running out.
+  const stock = new pg.Client({ connectionString: catalogDb });
+  await stock.connect();
+  await stock.query("update products set stock = 10000000");
+  await stock.end();
+
+  const services = [orders, payments, catalog, identity];
+  process.send?.({ kind: "ready", identityPort: identity.port, ordersPort: orders.port, exchange });
+  const stop = async (): Promise<void> => {
+    for (const service of services) await service.shutdown.run("bench done");
+    for (const name of names) await admin(`drop database if exists "${name}" with (force)`);
+    process.exit(0);
+  };
+  process.on("message", (message: { kind?: string }) => {
+    if (message.kind === "stop") void stop();
+  });
+  process.on("disconnect", () => void stop());
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`saga bench shop failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  for (const name of names) await admin(`drop database if exists "${name}" with (force)`).catch(() => undefined);
+  process.exit(1);
+});

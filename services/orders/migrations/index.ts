@@ -1,0 +1,54 @@
+import { outboxMigration, type Knex, type Migration } from "@meshwork/platform";
+
+const statements = (db: Knex, sql: readonly string[]): Promise<void> =>
+  sql.reduce<Promise<void>>((previous, statement) => previous.then(() => db.raw(statement).then(() => undefined)), Promise.resolve());
+
+/** The orders schema, and nobody else's: orders, their saga state and history, the outbox. */
+export const migrations: readonly Migration[] = [
+  {
+    name: "0001_orders_and_sagas",
+    up: (db) =>
+      statements(db, [
+        `create table orders (
+           id text collate "C" primary key,
+           user_id text not null,
+           idempotency_key text not null,
+           fingerprint text not null,
+           request_id text not null,
+           status text not null check (status in ('pending', 'confirmed', 'rejected', 'failed')),
+           reason text not null default '',
+           lines jsonb not null,
+           total_minor bigint,
+           currency char(3),
+           card_token text not null,
+           created_at timestamptz not null default now(),
+           updated_at timestamptz not null default now(),
+           unique (user_id, idempotency_key)
+         )`,
+        `create index orders_by_user on orders (user_id, created_at desc, id desc)`,
+        `create table sagas (
+           order_id text collate "C" primary key references orders (id),
+           step text not null check (step in ('reserve_stock', 'authorize_payment', 'compensate', 'done')),
+           attempts integer not null default 0,
+           next_attempt_at timestamptz not null default now(),
+           authorize_attempted boolean not null default false,
+           outcome_status text check (outcome_status in ('rejected', 'failed')),
+           outcome_reason text not null default '',
+           lease_owner text,
+           lease_until timestamptz,
+           updated_at timestamptz not null default now()
+         )`,
+        `create index sagas_due on sagas (next_attempt_at) where step <> 'done'`,
+        `create table order_history (
+           id bigserial primary key,
+           order_id text collate "C" not null references orders (id),
+           step text not null,
+           detail text not null default '',
+           occurred_at timestamptz not null default now()
+         )`,
+        `create index order_history_by_order on order_history (order_id, id)`,
+      ]),
+    down: (db) => statements(db, ["drop table order_history", "drop table sagas", "drop table orders"]),
+  },
+  outboxMigration("0002_outbox"),
+];

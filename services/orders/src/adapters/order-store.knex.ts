@@ -1,0 +1,213 @@
+import type { Knex } from "@meshwork/platform";
+import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
+import type { ClaimedSaga, EventFactory, OrderStore, OrderStoreDeps } from "../ports.js";
+import type { SagaStep } from "../saga.js";
+
+interface OrderRow {
+  id: string;
+  user_id: string;
+  idempotency_key: string;
+  fingerprint: string;
+  request_id: string;
+  status: OrderStatus;
+  reason: string;
+  lines: OrderLine[] | string;
+  total_minor: number | null;
+  currency: string | null;
+  card_token: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface SagaRow {
+  order_id: string;
+  step: SagaStep;
+  attempts: number;
+  authorize_attempted: boolean;
+  outcome_status: "rejected" | "failed" | null;
+  outcome_reason: string;
+  lease_owner: string | null;
+}
+
+interface HistoryRow {
+  order_id: string;
+  step: HistoryEntry["step"];
+  detail: string;
+  occurred_at: Date;
+}
+
+const toSaga = (row: SagaRow): ClaimedSaga => ({
+  orderId: row.order_id,
+  step: row.step,
+  attempts: row.attempts,
+  authorizeAttempted: row.authorize_attempted,
+  outcome: row.outcome_status ? { status: row.outcome_status, reason: row.outcome_reason } : undefined,
+  leaseOwner: row.lease_owner ?? "",
+});
+
+export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStore {
+  const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[], known?: HistoryEntry[]): Promise<OrderRecord[]> => {
+    if (rows.length === 0) return [];
+    const history: HistoryRow[] = known
+      ? known.map((entry) => ({ order_id: rows[0]!.id, step: entry.step, detail: entry.detail, occurred_at: entry.occurredAt }))
+      : await trx("order_history")
+      .whereIn(
+        "order_id",
+        rows.map((row) => row.id),
+      )
+      .orderBy("id")
+      .select("order_id", "step", "detail", "occurred_at");
+    const byOrder = new Map<string, HistoryEntry[]>();
+    for (const entry of history) {
+      const list = byOrder.get(entry.order_id) ?? [];
+      list.push({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) });
+      byOrder.set(entry.order_id, list);
+    }
+    return rows.map((row) => ({
+      id: row.id,
+      userId: row.user_id,
+      idempotencyKey: row.idempotency_key,
+      fingerprint: row.fingerprint,
+      requestId: row.request_id,
+      status: row.status,
+      reason: row.reason,
+      lines: typeof row.lines === "string" ? (JSON.parse(row.lines) as OrderLine[]) : row.lines,
+      totalMinor: row.total_minor ?? undefined,
+      currency: row.currency?.trim() ?? undefined,
+      cardToken: row.card_token,
+      history: byOrder.get(row.id) ?? [],
+      createdAt: new Date(row.created_at),
+      updatedAt: new Date(row.updated_at),
+    }));
+  };
+
+  const read = async (trx: Knex | Knex.Transaction, id: string): Promise<OrderRecord | undefined> => {
+    const row = await trx<OrderRow>("orders").where("id", id).first();
+    return row ? (await withHistory(trx, [row]))[0] : undefined;
+  };
+
+  return {
+    async place(order, event) {
+      const { request } = order;
+      return db.transaction(async (trx) => {
+        // The unique (user_id, idempotency_key) makes a concurrent duplicate wait for the
+        // first transaction and then insert nothing: exactly one order per key.
+        const inserted: OrderRow[] = await trx("orders")
+          .insert({
+            id: order.id,
+            user_id: order.userId,
+            idempotency_key: request.idempotencyKey,
+            fingerprint: order.fingerprint,
+            request_id: order.requestId,
+            status: "pending",
+            lines: JSON.stringify(request.items),
+            card_token: request.cardToken,
+          })
+          .onConflict(["user_id", "idempotency_key"])
+          .ignore()
+          .returning("*");
+        if (inserted.length === 0) {
+          const existing = await trx<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
+          if (!existing) throw new Error("idempotency conflict without an existing order");
+          if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
+          return { order: (await read(trx, existing.id))!, created: false };
+        }
+        await trx("sagas").insert({ order_id: order.id, step: "reserve_stock" });
+        const history: HistoryRow[] = await trx("order_history").insert({ order_id: order.id, step: "order_placed", detail: "" }).returning(["order_id", "step", "detail", "occurred_at"]);
+        const [placed] = await withHistory(trx, inserted, history.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) })));
+        await enqueue(trx, order.id, [event(placed!, undefined)]);
+        return { order: placed!, created: true };
+      });
+    },
+
+    get: (id) => read(db, id),
+
+    async list(userId, limit, after) {
+      const query = db<OrderRow>("orders").where("user_id", userId).orderBy([
+        { column: "created_at", order: "desc" },
+        { column: "id", order: "desc" },
+      ]);
+      if (after) query.andWhereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
+      return withHistory(db, await query.limit(limit));
+    },
+
+    async claim(owner, limit, leaseMs, orderId) {
+      const due = db("sagas")
+        .select("order_id")
+        .whereNot("step", "done")
+        .andWhere("next_attempt_at", "<=", db.fn.now())
+        .andWhere((where) => where.whereNull("lease_until").orWhere("lease_until", "<", db.fn.now()))
+        .orderBy("next_attempt_at")
+        .limit(limit)
+        .forUpdate()
+        .skipLocked();
+      if (orderId !== undefined) due.andWhere("order_id", orderId);
+      const rows: SagaRow[] = await db("sagas")
+        .whereIn("order_id", due)
+        .update({ lease_owner: owner, lease_until: db.raw("now() + (? * interval '1 millisecond')", [leaseMs]) })
+        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner"]);
+      return rows.map(toSaga);
+    },
+
+    async apply(saga, current, decision, leaseMs, event) {
+      // Round trips are the cost of a saga step, so nothing is read back:
+      // the lease-fenced saga update proves we are the order's only writer,
+      // and the new record is built from `current` and what the writes return.
+      return db.transaction(async (trx) => {
+        const keepLease = decision.step !== "done" && decision.delayMs === 0;
+        const updated: SagaRow[] = await trx("sagas")
+          .where({ order_id: saga.orderId, lease_owner: saga.leaseOwner })
+          .andWhere("lease_until", ">", trx.fn.now())
+          .update({
+            step: decision.step,
+            attempts: decision.attempts,
+            authorize_attempted: decision.authorizeAttempted,
+            outcome_status: decision.outcome?.status ?? null,
+            outcome_reason: decision.outcome?.reason ?? "",
+            next_attempt_at: trx.raw("now() + (? * interval '1 millisecond')", [decision.delayMs]),
+            lease_owner: keepLease ? saga.leaseOwner : null,
+            lease_until: keepLease ? trx.raw("now() + (? * interval '1 millisecond')", [leaseMs]) : null,
+            updated_at: trx.fn.now(),
+          })
+          .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner"]);
+        const sagaRow = updated[0];
+        if (!sagaRow) return undefined;
+
+        const changes: Record<string, unknown> = {};
+        if (decision.lines) {
+          changes.lines = JSON.stringify(decision.lines);
+          changes.total_minor = decision.lines.reduce((sum, line) => sum + line.unitPriceMinor * line.quantity, 0);
+          changes.currency = decision.lines[0]?.currency ?? null;
+        }
+        const statusChanged = decision.status !== undefined && decision.status !== current.status;
+        if (statusChanged) {
+          if (FINAL_STATUSES.has(current.status)) throw new Error(`order ${saga.orderId} is already ${current.status}`);
+          changes.status = decision.status;
+          changes.reason = decision.reason ?? "";
+        }
+        let order = current;
+        if (Object.keys(changes).length > 0 || decision.history.length > 0) {
+          const [row] = (await trx("orders")
+            .where("id", saga.orderId)
+            .update({ ...changes, updated_at: trx.fn.now() })
+            .returning("*")) as OrderRow[];
+          const added: HistoryRow[] =
+            decision.history.length === 0
+              ? []
+              : await trx("order_history")
+                  .insert(decision.history.map((entry) => ({ order_id: saga.orderId, step: entry.step, detail: entry.detail })))
+                  .returning(["order_id", "step", "detail", "occurred_at"]);
+          const [fresh] = await withHistory(trx, [row!], [...current.history, ...added.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) }))]);
+          order = fresh!;
+        }
+        if (statusChanged) await enqueue(trx, saga.orderId, [event(order, current.status)]);
+        return { order, saga: { ...toSaga(sagaRow), leaseOwner: saga.leaseOwner } };
+      });
+    },
+
+    async pendingSagas() {
+      const row = await db("sagas").whereNot("step", "done").first(db.raw("count(*)::int as n"));
+      return Number(row?.n ?? 0);
+    },
+  };
+}

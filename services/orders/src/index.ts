@@ -1,0 +1,2 @@
+export { startOrders, type OrdersOptions } from "./main.js";
+export { ordersConfigSpec } from "./config.js";

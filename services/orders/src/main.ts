@@ -1,0 +1,134 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
+import {
+  createAmqpPublisher,
+  createClient,
+  createMemoryBroker,
+  createOutboxRelay,
+  createTokenVerifier,
+  enqueueOutbox,
+  parseAddressList,
+  runMain,
+  startService,
+  type Logger,
+  type MemoryBroker,
+  type RunningService,
+} from "@meshwork/platform";
+import { migrations } from "../migrations/index.js";
+import { createKnexOrderStore } from "./adapters/order-store.knex.js";
+import { createGrpcProductCheck } from "./adapters/product-check.grpc.js";
+import { createGrpcSagaSteps } from "./adapters/saga-steps.grpc.js";
+import { loadOrdersConfig } from "./config.js";
+import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
+import { createSagaRunner } from "./saga-runner.js";
+import { createOrderHandlers } from "./service.js";
+import { createWatchHub } from "./watch-hub.js";
+
+export interface OrdersOptions {
+  readonly log?: Logger;
+  /** The in-process broker shared with other services in the all-in-one mode (used when no AMQP URL is set). */
+  readonly broker?: MemoryBroker;
+}
+
+/** The orders service's composition root. */
+export async function startOrders(env: Readonly<Record<string, string | undefined>>, options: OrdersOptions = {}): Promise<RunningService> {
+  const config = loadOrdersConfig(env);
+  return startService({
+    name: "orders",
+    config,
+    migrations,
+    ...(options.log ? { log: options.log } : {}),
+    staticAddresses: {
+      catalog: parseAddressList("ORDERS_CATALOG_ADDR", config.catalogAddr),
+      payments: parseAddressList("ORDERS_PAYMENTS_ADDR", config.paymentsAddr),
+      identity: parseAddressList("ORDERS_IDENTITY_ADDR", config.identityAddr),
+    },
+    async setup({ database, host, discovery, shutdown, log }) {
+      const clients = {
+        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog") }),
+        stock: createClient(StockService, { target: discovery.resolver.watch("catalog") }),
+        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments") }),
+        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity") }),
+      };
+      shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
+
+      const verifier = createTokenVerifier({
+        fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
+        issuer: config.tokenIssuer,
+        audience: config.tokenAudience,
+      });
+
+      const publisher = config.amqpUrl
+        ? await createAmqpPublisher({ url: config.amqpUrl, log, exchanges: [config.eventsExchange] })
+        : (options.broker ?? createMemoryBroker()).publisher;
+      shutdown.add("close publisher", () => publisher.close());
+      const relay = createOutboxRelay({ db: database.knex, publisher, log });
+      relay.start();
+      shutdown.add("stop outbox relay", () => relay.stop());
+
+      const event = createOrderEventFactory();
+      const store = createKnexOrderStore({
+        db: database.knex,
+        enqueue: async (trx, aggregateId, events) => {
+          await enqueueOutbox(
+            trx,
+            events.map((item) => ({
+              aggregateId,
+              exchange: config.eventsExchange,
+              routingKey: item.routingKey,
+              type: ORDER_EVENT_TYPE,
+              contentType: "application/json",
+              body: item.body,
+              headers: item.headers,
+              messageId: item.messageId,
+            })),
+          );
+        },
+      });
+      const watchHub = createWatchHub();
+      const owner = config.instanceId || `orders-${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+      const runner = createSagaRunner({
+        store,
+        steps: createGrpcSagaSteps({ stock: clients.stock.client, payments: clients.payments.client }),
+        policy: { maxAttempts: config.sagaMaxAttempts, backoffBaseMs: config.sagaBackoffBaseMs, backoffMaxMs: config.sagaBackoffMaxMs },
+        event,
+        log,
+        owner,
+        stepTimeoutMs: config.sagaStepTimeoutMs,
+        leaseMs: config.sagaLeaseMs,
+        concurrency: config.sagaConcurrency,
+        pollIntervalMs: config.sagaPollMs,
+        onChange: (order) => {
+          watchHub.notify(order);
+          relay.nudge();
+        },
+      });
+      const pending = await store.pendingSagas();
+      if (pending > 0) log.info({ pending }, "resuming unfinished sagas");
+      runner.start();
+      shutdown.add("stop sagas", () => runner.stop());
+
+      host.add(
+        OrderService,
+        createOrderHandlers({
+          store,
+          authenticate: (context) => verifier.authenticate(context),
+          products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
+          event,
+          watchHub,
+          startSaga: (orderId) => {
+            relay.nudge();
+            runner.kick(orderId);
+          },
+          watchPollMs: config.watchPollMs,
+        }),
+      );
+    },
+  });
+}
+
+if (import.meta.filename === process.argv[1]) runMain("orders", () => startOrders(process.env));

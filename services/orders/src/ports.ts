@@ -1,0 +1,65 @@
+import type { Knex } from "@meshwork/platform";
+import type { HistoryStep, OrderCursor, OrderLine, OrderRecord, OrderStatus, PlacementRequest } from "./orders.js";
+import type { Decision, SagaState } from "./saga.js";
+
+export interface NewOrder {
+  readonly id: string;
+  readonly userId: string;
+  readonly requestId: string;
+  readonly request: PlacementRequest;
+  readonly fingerprint: string;
+}
+
+/** The event to write with a status change, built by the caller. */
+export interface StatusEvent {
+  readonly messageId: string;
+  readonly routingKey: string;
+  readonly body: Uint8Array;
+  readonly headers: Readonly<Record<string, string | number>>;
+}
+
+export type EventFactory = (order: OrderRecord, previous: OrderStatus | undefined) => StatusEvent;
+
+export interface ClaimedSaga extends SagaState {
+  readonly leaseOwner: string;
+}
+
+/**
+ * Where orders live. One knex adapter serves PostgreSQL and PGlite (the saga
+ * leasing and the outbox are SQL through and through); RPC tests use it on
+ * in-memory PGlite, which needs no network.
+ */
+export interface OrderStore {
+  /**
+   * Records a new order as PENDING with its saga and its ORDER_PLACED event in
+   * one transaction. When the user already used the key, returns that order
+   * (created: false) — or throws IdempotencyConflictError for a different request.
+   */
+  place(order: NewOrder, event: EventFactory): Promise<{ order: OrderRecord; created: boolean }>;
+  get(id: string): Promise<OrderRecord | undefined>;
+  /** The user's orders, newest first, after the cursor. */
+  list(userId: string, limit: number, after: OrderCursor | undefined): Promise<OrderRecord[]>;
+  /**
+   * Leases due sagas for `owner` until now + leaseMs: every saga whose next
+   * attempt is due and whose lease is free or expired, or just `orderId`.
+   */
+  claim(owner: string, limit: number, leaseMs: number, orderId?: string): Promise<ClaimedSaga[]>;
+  /**
+   * Applies a saga decision to `order` (as the saga last saw it): the order's
+   * changes, its timeline and (when the status changes) its event, in one
+   * transaction — only while `saga.leaseOwner` still holds the lease, which
+   * makes it the order's only writer. Keeps the lease when the next step runs
+   * at once, frees it otherwise. Returns undefined when the lease was lost.
+   */
+  apply(saga: ClaimedSaga, order: OrderRecord, decision: Decision, leaseMs: number, event: EventFactory): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined>;
+  /** Counts of unfinished sagas, for recovery logs and tests. */
+  pendingSagas(): Promise<number>;
+}
+
+export interface OrderStoreDeps {
+  readonly db: Knex;
+  /** Called inside each transaction that writes events, to put them in the outbox. */
+  readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+}
+
+export type { HistoryStep, OrderLine };

@@ -1,0 +1,47 @@
+import { randomUUID } from "node:crypto";
+import type { TestContext } from "node:test";
+import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
+import { createTestDatabase } from "@meshwork/platform/testing";
+import { migrations } from "../migrations/index.js";
+import { createKnexOrderStore } from "../src/adapters/order-store.knex.js";
+import { createOrderEventFactory, ORDER_EVENT_TYPE } from "../src/messages.js";
+import { checkPlacement, placementFingerprint, type PlacementRequest } from "../src/orders.js";
+import type { NewOrder, OrderStore } from "../src/ports.js";
+
+export type Engine = "PGlite" | "PostgreSQL";
+
+/** An orders database on the engine (undefined when PostgreSQL is skipped), migrated. */
+export async function ordersDatabase(t: TestContext, engine: Engine): Promise<Knex | undefined> {
+  let url: string | undefined;
+  if (engine === "PostgreSQL") {
+    url = await createTestDatabase(t, "orders");
+    if (!url) return undefined;
+  }
+  const database = await openDatabase({ ...(url ? { url } : { dataDir: "memory://" }), migrations, migrationsTable: "orders_migrations", log: createSilentLogger(), poolMax: 20 });
+  t.after(() => database.close());
+  await database.migrate();
+  return database.knex;
+}
+
+export function orderStore(db: Knex): OrderStore {
+  return createKnexOrderStore({
+    db,
+    enqueue: async (trx, aggregateId, events) => {
+      await enqueueOutbox(
+        trx,
+        events.map((event) => ({ aggregateId, exchange: "shop.orders.v1", routingKey: event.routingKey, type: ORDER_EVENT_TYPE, contentType: "application/json", body: event.body, headers: event.headers, messageId: event.messageId })),
+      );
+    },
+  });
+}
+
+export const eventFactory = createOrderEventFactory();
+
+export function newOrder(userId: string, request: Partial<PlacementRequest> = {}): NewOrder {
+  const placement = checkPlacement({ idempotencyKey: `key-${randomUUID()}`, items: [{ productId: "MW-TEA-TIN", quantity: 1 }], cardToken: "tok_visa", ...request });
+  return { id: randomUUID(), userId, requestId: randomUUID(), request: placement, fingerprint: placementFingerprint(placement) };
+}
+
+export async function outboxRoutingKeys(db: Knex, orderId: string): Promise<string[]> {
+  return db("outbox").where({ aggregate_id: orderId }).orderBy("id").pluck("routing_key");
+}

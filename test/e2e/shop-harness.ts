@@ -1,0 +1,156 @@
+/**
+ * A whole shop for end-to-end tests: identity, catalog and payments in this
+ * process and orders either here or as its own process (so it can be killed),
+ * each on its own fresh PostgreSQL database, orders publishing to a real
+ * RabbitMQ exchange named for the test. Everything talks real gRPC on
+ * loopback. Skipped (failing in CI) without PostgreSQL and RabbitMQ.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import type { TestContext } from "node:test";
+import { startCatalog } from "@meshwork/catalog";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { startIdentity } from "@meshwork/identity";
+import { startPayments } from "@meshwork/payments";
+import { createClient, createSilentLogger, openDatabase, type Knex, type ServiceClient } from "@meshwork/platform";
+import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, uniqueName, type Collector } from "@meshwork/platform/testing";
+import { startOrders } from "@meshwork/orders";
+
+const ordersMain = path.resolve(import.meta.dirname, "../../services/orders/src/main.ts");
+
+export interface ShopOptions {
+  /** Run orders as a child process that the test can kill. */
+  readonly ordersProcess?: boolean;
+  /** Extra environment for orders. */
+  readonly ordersEnv?: Record<string, string>;
+  /** Extra environment for payments (e.g. live-config latency). */
+  readonly paymentsEnv?: Record<string, string>;
+}
+
+export interface Shop {
+  readonly identity: ServiceClient<typeof IdentityService>;
+  readonly orders: ServiceClient<typeof OrderService>;
+  /** Direct access to each service's database, for assertions. */
+  readonly db: { readonly catalog: Knex; readonly payments: Knex; readonly orders: Knex };
+  readonly events: Collector;
+  readonly exchange: string;
+  /** Orders as a process: kill it and start it again. */
+  readonly ordersProcess?: OrdersProcess;
+}
+
+export interface OrdersProcess {
+  start(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  readonly starts: number;
+}
+
+async function knexFor(cleanup: (() => unknown)[], url: string): Promise<Knex> {
+  const database = await openDatabase({ url, migrations: [], migrationsTable: "assert_migrations", log: createSilentLogger() });
+  cleanup.push(() => database.close());
+  return database.knex;
+}
+
+export async function startShop(t: TestContext, options: ShopOptions = {}): Promise<Shop | undefined> {
+  // Registered first, so it runs before the databases are dropped: services stop, last started first.
+  const cleanup: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+  const urls: Record<string, string> = {};
+  for (const name of ["identity", "catalog", "payments", "orders"]) {
+    const url = await createTestDatabase(t, name);
+    if (!url) return undefined;
+    urls[name] = url;
+  }
+  const rabbit = await connectRabbit(t);
+  if (!rabbit) return undefined;
+  const exchange = uniqueName("orders");
+  const events = await collectFromExchange(rabbit, exchange);
+
+  const quiet = "warn";
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
+  cleanup.push(() => identity.shutdown.run("test done"));
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: urls.catalog, CATALOG_LOG_LEVEL: quiet });
+  cleanup.push(() => catalog.shutdown.run("test done"));
+  const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: urls.payments, PAYMENTS_LOG_LEVEL: quiet, ...options.paymentsEnv });
+  cleanup.push(() => payments.shutdown.run("test done"));
+
+  const ordersEnv: Record<string, string> = {
+    ORDERS_DATABASE_URL: urls.orders!,
+    ORDERS_CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
+    ORDERS_PAYMENTS_ADDR: `127.0.0.1:${payments.port}`,
+    ORDERS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
+    ORDERS_AMQP_URL: amqpUrl(),
+    ORDERS_EVENTS_EXCHANGE: exchange,
+    ORDERS_LOG_LEVEL: quiet,
+    ...options.ordersEnv,
+  };
+
+  let ordersPort: number;
+  let ordersProcess: OrdersProcess | undefined;
+  if (options.ordersProcess) {
+    // A fixed port, so clients keep dialling the same address across restarts.
+    ordersPort = 20_000 + Math.floor(Math.random() * 20_000);
+    let child: ChildProcess | undefined;
+    let starts = 0;
+    ordersProcess = {
+      get starts() {
+        return starts;
+      },
+      async start() {
+        starts++;
+        child = spawn(process.execPath, ["--import", "tsx", ordersMain], {
+          env: { ...process.env, ...ordersEnv, ORDERS_PORT: String(ordersPort), ORDERS_LOG_LEVEL: "info", ORDERS_SAGA_LEASE_MS: "1500" },
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        const lines = createInterface({ input: child.stdout! });
+        await new Promise<void>((resolve, reject) => {
+          child!.once("exit", (code) => reject(new Error(`orders exited with ${code} before serving`)));
+          lines.on("line", (line) => {
+            if (line.includes('"orders serving"')) resolve();
+          });
+        });
+      },
+      async kill(signal = "SIGKILL") {
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, "exit");
+        child.kill(signal);
+        await exited;
+      },
+    };
+    cleanup.push(() => ordersProcess!.kill());
+    await ordersProcess.start();
+  } else {
+    const orders = await startOrders({ ...ordersEnv, ORDERS_PORT: "0" });
+    cleanup.push(() => orders.shutdown.run("test done"));
+    ordersPort = orders.port;
+  }
+
+  const identityClient = createClient(IdentityService, { target: `127.0.0.1:${identity.port}` });
+  const ordersClient = createClient(OrderService, { target: `127.0.0.1:${ordersPort}` });
+  cleanup.push(() => {
+    identityClient.close();
+    ordersClient.close();
+  });
+  return {
+    identity: identityClient.client,
+    orders: ordersClient.client,
+    db: { catalog: await knexFor(cleanup, urls.catalog!), payments: await knexFor(cleanup, urls.payments!), orders: await knexFor(cleanup, urls.orders!) },
+    events,
+    exchange,
+    ...(ordersProcess ? { ordersProcess } : {}),
+  };
+}
+
+/** Signs a new user up and in; returns the authorization header for its calls. */
+export async function newShopper(shop: Shop, name = "shopper"): Promise<{ userId: string; headers: { authorization: string } }> {
+  const email = `${name}-${randomUUID()}@example.test`;
+  const password = "correct horse battery";
+  const { user } = await shop.identity.signUp({ email, password, displayName: name });
+  const { accessToken } = await shop.identity.signIn({ email, password });
+  return { userId: user!.id, headers: { authorization: `Bearer ${accessToken}` } };
+}
