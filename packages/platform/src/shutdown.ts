@@ -48,10 +48,14 @@ export function createShutdown(log: Logger): Shutdown {
       return running;
     },
     installSignalHandlers() {
+      // pino writes asynchronously: exiting without a flush lets the exit
+      // handler's synchronous write of the last lines overtake a write still in
+      // flight, so the final log lines could arrive out of order.
+      const exit = (code: number): void => log.flush(() => process.exit(code));
       const handle = (signal: NodeJS.Signals): void => {
         this.run(signal).then(
-          (ok) => process.exit(ok ? 0 : 1),
-          () => process.exit(1),
+          (ok) => exit(ok ? 0 : 1),
+          () => exit(1),
         );
       };
       process.once("SIGTERM", handle);

@@ -33,15 +33,28 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
 }
 
 /**
- * Creates an empty database for this test and returns its URL, or undefined
- * when the test was skipped. The database is dropped when the test ends.
+ * Creates an empty database for this test, owned by a login role of its own
+ * that no other role shares (as each service has in the mesh: tests run as
+ * that role, not as a superuser), and returns its URL, or undefined when the
+ * test was skipped. Database and role are dropped when the test ends.
  */
 export async function createTestDatabase(t: TestContext, label = "test"): Promise<string | undefined> {
   if (!needs(t, "PostgreSQL", await reachable(adminUrl()))) return undefined;
   const name = `mw_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase().slice(0, 30)}_${randomBytes(4).toString("hex")}`;
-  await admin((client) => client.query(`create database "${name}"`));
-  t.after(() => admin((client) => client.query(`drop database if exists "${name}" with (force)`)));
+  await admin(async (client) => {
+    await client.query(`create role "${name}" login`);
+    await client.query(`create database "${name}" owner "${name}"`);
+    await client.query(`revoke all on database "${name}" from public`);
+  });
+  t.after(() =>
+    admin(async (client) => {
+      await client.query(`drop database if exists "${name}" with (force)`);
+      await client.query(`drop role if exists "${name}"`);
+    }),
+  );
   const url = new URL(adminUrl());
+  url.username = name;
+  url.password = "";
   url.pathname = `/${name}`;
   return url.toString();
 }
