@@ -7,6 +7,7 @@ import path from "node:path";
 import { describeConfig, type ConfigSpec } from "@meshwork/platform";
 import { catalogConfigSpec } from "@meshwork/catalog";
 import { identityConfigSpec } from "@meshwork/identity";
+import { notificationsConfigSpec } from "@meshwork/notifications";
 import { ordersConfigSpec } from "@meshwork/orders";
 import { paymentsConfigSpec } from "@meshwork/payments";
 
@@ -15,6 +16,7 @@ export const CONFIG_SPECS: Readonly<Record<string, ConfigSpec>> = {
   catalog: catalogConfigSpec,
   payments: paymentsConfigSpec,
   orders: ordersConfigSpec,
+  notifications: notificationsConfigSpec,
 };
 
 export const readmeOf = (service: string): string => path.resolve(import.meta.dirname, "..", "services", service, "README.md");

@@ -8,9 +8,10 @@
 import { performance } from "node:perf_hooks";
 import { startCatalog } from "@meshwork/catalog";
 import { startIdentity } from "@meshwork/identity";
+import { startNotifications } from "@meshwork/notifications";
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
-import { createMemoryBroker, type RunningService } from "@meshwork/platform";
+import { createLogger, createMemoryBroker, createMemoryTaskQueue, type RunningService } from "@meshwork/platform";
 
 const started = performance.now();
 // Quiet services by default so the banner stays readable; any *_LOG_LEVEL wins.
@@ -19,9 +20,12 @@ const env = {
   CATALOG_LOG_LEVEL: "warn",
   PAYMENTS_LOG_LEVEL: "warn",
   ORDERS_LOG_LEVEL: "warn",
+  NOTIFICATIONS_LOG_LEVEL: "warn",
   ...process.env,
 };
+// The in-process stand-ins for RabbitMQ: orders publishes to the broker, notifications consumes through the queue.
 const broker = createMemoryBroker();
+const taskQueue = createMemoryTaskQueue({ broker, log: createLogger({ service: "queue", level: "warn" }) });
 
 interface Entry {
   readonly name: string;
@@ -33,6 +37,7 @@ const services: Entry[] = [
   { name: "identity", serves: "shop.identity.v1.IdentityService", start: () => startIdentity(env) },
   { name: "catalog", serves: "shop.catalog.v1.CatalogService, StockService (internal)", start: () => startCatalog(env) },
   { name: "payments", serves: "shop.payments.v1.PaymentService (internal)", start: () => startPayments(env) },
+  { name: "notifications", serves: "shop.notifications.v1.NotificationService", start: () => startNotifications(env, { broker, taskQueue }) },
   // Orders resolves the others at their default ports; it starts last.
   { name: "orders", serves: "shop.orders.v1.OrderService", start: () => startOrders(env, { broker }) },
 ];
@@ -64,7 +69,7 @@ async function main(): Promise<void> {
     "",
     `Meshwork is running (embedded mode: PGlite data in .data/, in-process broker), ready in ${readyMs} ms, ${rssMb} MB resident.`,
     "",
-    ...running.map((service) => `  ${service.name.padEnd(10)} grpc://127.0.0.1:${service.port}   ${service.serves}`),
+    ...running.map((service) => `  ${service.name.padEnd(13)} grpc://127.0.0.1:${service.port}   ${service.serves}`),
     "",
     "Try it (reflection is on, no .proto files needed):",
     `  ${curl} --list-methods http://127.0.0.1:${port("catalog")}`,

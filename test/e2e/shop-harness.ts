@@ -33,6 +33,8 @@ export interface ShopOptions {
 
 export interface Shop {
   readonly identity: ServiceClient<typeof IdentityService>;
+  /** Where each service listens ("127.0.0.1:port"), for adding more services to the shop. */
+  readonly addresses: { readonly identity: string; readonly catalog: string; readonly payments: string; readonly orders: string };
   readonly orders: ServiceClient<typeof OrderService>;
   /** Direct access to each service's database, for assertions. */
   readonly db: { readonly catalog: Knex; readonly payments: Knex; readonly orders: Knex };
@@ -58,7 +60,16 @@ export async function startShop(t: TestContext, options: ShopOptions = {}): Prom
   // Registered first, so it runs before the databases are dropped: services stop, last started first.
   const cleanup: (() => unknown)[] = [];
   t.after(async () => {
-    for (const step of cleanup.reverse()) await step();
+    // Every step runs even when one fails, or a failure would leave servers running and hang the file.
+    const failures: unknown[] = [];
+    for (const step of cleanup.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, "shop clean-up failed");
   });
   const urls: Record<string, string> = {};
   for (const name of ["identity", "catalog", "payments", "orders"]) {
@@ -137,6 +148,12 @@ export async function startShop(t: TestContext, options: ShopOptions = {}): Prom
     ordersClient.close();
   });
   return {
+    addresses: {
+      identity: `127.0.0.1:${identity.port}`,
+      catalog: `127.0.0.1:${catalog.port}`,
+      payments: `127.0.0.1:${payments.port}`,
+      orders: `127.0.0.1:${ordersPort}`,
+    },
     identity: identityClient.client,
     orders: ordersClient.client,
     db: { catalog: await knexFor(cleanup, urls.catalog!), payments: await knexFor(cleanup, urls.payments!), orders: await knexFor(cleanup, urls.orders!) },

@@ -1,7 +1,7 @@
-import { mkdir } from "node:fs/promises";
 import knexFactory, { type Knex } from "knex";
 import ClientPgLite from "knex-pglite";
 import pg from "pg";
+import { sharedPgliteConfig } from "./embedded-postgres.js";
 import type { Logger } from "./logger.js";
 
 export type { Knex } from "knex";
@@ -17,8 +17,14 @@ export interface Migration {
 export interface DatabaseOptions {
   /** PostgreSQL URL; when absent, an embedded PGlite database is used instead. */
   readonly url?: string | undefined;
-  /** PGlite data directory, or "memory://" for a throw-away database. Used only without `url`. */
+  /**
+   * PGlite data directory, or "memory://" for a throw-away database. Used only
+   * without `url`. Services of one process that name the same directory share
+   * one embedded server, each in its own `schema`.
+   */
   readonly dataDir?: string;
+  /** Schema of this service in a shared embedded server (default "public"). */
+  readonly schema?: string;
   /** Migrations of this service's schema, applied by migrate(). */
   readonly migrations: readonly Migration[];
   /** Name of this service's migrations table, e.g. "catalog_migrations". */
@@ -83,6 +89,7 @@ async function withMigrationLock<T>(knex: Knex, table: string, work: () => Promi
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   let knex: Knex;
   let kind: Database["kind"];
+  let releaseEmbedded: (() => Promise<void>) | undefined;
   if (options.url) {
     kind = "postgres";
     knex = knexFactory({
@@ -90,11 +97,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connection: { connectionString: options.url, types: pgTypes } as Knex.PgConnectionConfig,
       pool: { min: 0, max: options.poolMax ?? 10 },
     });
-  } else {
+  } else if (options.dataDir && !options.dataDir.includes("://")) {
     kind = "pglite";
-    const dataDir = options.dataDir ?? "memory://";
-    if (!dataDir.includes("://")) await mkdir(dataDir, { recursive: true });
-    knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: dataDir } } as Knex.Config);
+    const shared = await sharedPgliteConfig(options.dataDir, options.schema ?? "public");
+    knex = knexFactory(shared.config);
+    releaseEmbedded = shared.release;
+  } else {
+    // A throw-away database of its own (tests): nothing to share.
+    kind = "pglite";
+    knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: options.dataDir ?? "memory://" } } as Knex.Config);
   }
   await knex.raw("select 1");
   const source: Knex.MigrationSource<Migration> = {
@@ -104,6 +115,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   };
   const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: options.migrationsTable };
   const latest = () => knex.migrate.latest(migrationConfig) as Promise<unknown>;
+  let closing: Promise<void> | undefined;
   return {
     knex,
     kind,
@@ -112,6 +124,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       if (applied.length) options.log.info({ applied, kind }, "database migrated");
       return applied;
     },
-    close: () => knex.destroy(),
+    close() {
+      closing ??= (async () => {
+        await knex.destroy();
+        await releaseEmbedded?.();
+      })();
+      return closing;
+    },
   };
 }

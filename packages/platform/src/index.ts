@@ -18,3 +18,4 @@ export * from "./service-runtime.js";
 export * from "./messaging/index.js";
 export * from "./outbox/index.js";
 export * from "./auth/index.js";
+export * from "./queue/index.js";

@@ -59,6 +59,7 @@ export async function startService(definition: ServiceDefinition): Promise<Runni
     const database = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
+      schema: name,
       migrations: definition.migrations,
       migrationsTable: `${name}_migrations`,
       log,

@@ -1,0 +1,126 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import type { Knex } from "knex";
+import ClientPgLite from "knex-pglite";
+
+/**
+ * One embedded PostgreSQL (PGlite) per data directory per process, shared by
+ * every service of the all-in-one mode, each in a schema of its own.
+ *
+ * Why shared: a PGlite instance costs about 200 MB resident (its WASM heap),
+ * so six of them break the all-in-one memory budget; and two instances must
+ * never open one directory. Why a lock: PGlite is a single session, so a
+ * service holds it from the moment its knex takes the connection (a query,
+ * or a whole transaction) until it gives it back, with its own search_path
+ * set on taking it. The registry below is process-wide on purpose: it is the
+ * only thing that can stop two instances opening the same directory.
+ */
+interface EmbeddedServer {
+  readonly pglite: PGlite;
+  /** Resolves to a release function once the session is free. */
+  lock(): Promise<() => void>;
+  users: number;
+}
+
+const servers = new Map<string, Promise<EmbeddedServer>>();
+
+function createLock(): () => Promise<() => void> {
+  // A FIFO of waiters. Hand-written: ten lines, and the only use in the project.
+  let tail: Promise<void> = Promise.resolve();
+  return () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const turn = tail.then(() => release);
+    tail = tail.then(() => held);
+    return turn;
+  };
+}
+
+async function acquireServer(dataDir: string): Promise<EmbeddedServer> {
+  const key = path.resolve(dataDir);
+  let server = servers.get(key);
+  if (!server) {
+    server = (async () => {
+      await mkdir(key, { recursive: true });
+      if (!existsSync(path.join(key, "PG_VERSION"))) {
+        // initdb grows the WASM heap to about twice what a running server
+        // needs, and a WASM heap never shrinks: initialise, close, open again.
+        const fresh = new PGlite(key);
+        await fresh.waitReady;
+        await fresh.close();
+      }
+      const pglite = new PGlite(key);
+      await pglite.waitReady;
+      return { pglite, lock: createLock(), users: 0 };
+    })();
+    servers.set(key, server);
+    server.catch(() => servers.delete(key));
+  }
+  const ready = await server;
+  ready.users++;
+  return ready;
+}
+
+async function releaseServer(dataDir: string, server: EmbeddedServer): Promise<void> {
+  server.users--;
+  if (server.users > 0) return;
+  servers.delete(path.resolve(dataDir));
+  await server.pglite.close();
+}
+
+const quoteIdentifier = (name: string): string => {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`schema name ${name} must be lower-case letters, digits and _`);
+  return `"${name}"`;
+};
+
+/** knex config for `schema` in the shared embedded server at `dataDir`, and how to let go of it. */
+export async function sharedPgliteConfig(dataDir: string, schema: string): Promise<{ config: Knex.Config; release: () => Promise<void> }> {
+  const server = await acquireServer(dataDir);
+  const quoted = quoteIdentifier(schema);
+  await withSession(server, (pglite) => pglite.query(`create schema if not exists ${quoted}`));
+  const Base = ClientPgLite as unknown as new (config: Knex.Config) => {
+    acquireConnection(): Promise<PGlite>;
+    releaseConnection(connection: PGlite): Promise<unknown>;
+  };
+  let releaseSession: (() => void) | undefined;
+  class SharedClient extends Base {
+    override async acquireConnection(): Promise<PGlite> {
+      const release = await server.lock();
+      try {
+        const connection = await super.acquireConnection();
+        await connection.query(`set search_path to ${quoted}`);
+        releaseSession = release;
+        return connection;
+      } catch (error) {
+        release();
+        throw error;
+      }
+    }
+    override async releaseConnection(connection: PGlite): Promise<unknown> {
+      try {
+        return await super.releaseConnection(connection);
+      } finally {
+        const release = releaseSession;
+        releaseSession = undefined;
+        release?.();
+      }
+    }
+    // The session belongs to the registry, not to this knex: closing a service must not close it.
+    async destroyRawConnection(): Promise<void> {}
+  }
+  return {
+    config: { client: SharedClient as unknown as typeof Knex.Client, dialect: "postgres", connection: { pglite: server.pglite } } as Knex.Config,
+    release: () => releaseServer(dataDir, server),
+  };
+}
+
+async function withSession<T>(server: EmbeddedServer, work: (pglite: PGlite) => Promise<T>): Promise<T> {
+  const release = await server.lock();
+  try {
+    return await work(server.pglite);
+  } finally {
+    release();
+  }
+}

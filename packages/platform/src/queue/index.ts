@@ -1,0 +1,5 @@
+export * from "./ports.js";
+export { LAST_ERROR_HEADER } from "./failure.js";
+export { createAmqpTaskQueue, type AmqpTaskQueueOptions } from "./amqp.js";
+export { amqpTopologyOf, declareAmqpTopology, deleteAmqpTopology, requeueExchangeName, type AmqpTopology } from "./amqp-topology.js";
+export { createMemoryTaskQueue, systemQueueClock, type DeadLetter, type MemoryTaskQueue, type MemoryTaskQueueOptions, type QueueClock } from "./memory.js";

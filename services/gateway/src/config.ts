@@ -1,0 +1,65 @@
+import { loadConfig, settings, type ConfigOf } from "@meshwork/platform";
+
+const address = (service: string, port: number, note = "") =>
+  ({
+    env: `GATEWAY_${service.toUpperCase()}_ADDR`,
+    doc: `${service[0]!.toUpperCase()}${service.slice(1)} instances (host:port, comma-separated) when Consul is not used${note}.`,
+    schema: settings.nonEmpty(),
+    default: `127.0.0.1:${port}`,
+  }) as const;
+
+/**
+ * Every start-up setting of the gateway, with its environment variable and
+ * default. Rate limits are live settings instead (see live-settings.ts): an
+ * operator turns them during an incident without a restart.
+ */
+export const gatewayConfigSpec = {
+  host: { env: "GATEWAY_HOST", doc: "Interface the gateway binds (0.0.0.0 in containers).", schema: settings.nonEmpty(), default: "127.0.0.1" },
+  port: { env: "GATEWAY_PORT", doc: "Port serving Connect, gRPC-web and gRPC over HTTP/1.1 and h2c (0 picks a free one).", schema: settings.port(), default: 8080 },
+  logLevel: { env: "GATEWAY_LOG_LEVEL", doc: "Log level.", schema: settings.logLevel(), default: "info" },
+  shutdownGraceMs: { env: "GATEWAY_SHUTDOWN_GRACE_MS", doc: "How long in-flight requests may run on after a shutdown signal; streams are ended at once.", schema: settings.durationMs(), default: 10_000 },
+  consulAddr: { env: "CONSUL_HTTP_ADDR", doc: "Consul agent (host:port or URL); when set, backends are resolved and live settings read through it.", schema: settings.text(), default: "" },
+  consulToken: { env: "CONSUL_HTTP_TOKEN", doc: "Consul ACL token.", schema: settings.text(), default: "", secret: true },
+  identityAddr: address("identity", 50051),
+  catalogAddr: address("catalog", 50052),
+  ordersAddr: address("orders", 50053),
+  paymentsAddr: address("payments", 50054, "; only health-checked for the mesh status, never routed"),
+  notificationsAddr: address("notifications", 50055),
+  upstreamTimeoutMs: { env: "GATEWAY_UPSTREAM_TIMEOUT_MS", doc: "Longest deadline of a unary backend call; a caller's shorter deadline wins. Streams only carry the caller's.", schema: settings.positiveInt(), default: 5000 },
+  healthCheckTimeoutMs: { env: "GATEWAY_HEALTH_CHECK_TIMEOUT_MS", doc: "Deadline of each grpc.health.v1 Check the mesh status makes; an instance that does not answer in time is UNREACHABLE.", schema: settings.positiveInt(), default: 1000 },
+  catalogCacheMs: { env: "GATEWAY_CATALOG_CACHE_MS", doc: "How long a ListProducts or GetProduct answer is served from the gateway's cache (0 turns the cache off).", schema: settings.durationMs(), default: 2000 },
+  catalogCacheMaxEntries: { env: "GATEWAY_CATALOG_CACHE_MAX_ENTRIES", doc: "Most catalog answers kept; the least recently used goes first.", schema: settings.positiveInt(), default: 1000 },
+  maxRequestBytes: { env: "GATEWAY_MAX_REQUEST_BYTES", doc: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED (HTTP 413 for Connect unary with a Content-Length).", schema: settings.positiveInt(), default: 1024 * 1024 },
+  corsOrigins: { env: "GATEWAY_CORS_ORIGINS", doc: "Web origins allowed to call from a browser (comma-separated, e.g. http://localhost:5173; * allows any).", schema: settings.text(), default: "" },
+  tokenIssuer: { env: "GATEWAY_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
+  tokenAudience: { env: "GATEWAY_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
+  meshStatusPublic: { env: "GATEWAY_MESH_STATUS_PUBLIC", doc: "Serve MeshService without a token (the demo dashboard); false requires a signed-in user, since it names internal addresses.", schema: settings.bool(), default: "true" },
+  trustedProxyHops: { env: "GATEWAY_TRUSTED_PROXY_HOPS", doc: "Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the per-address rate limit (0: the TCP peer).", schema: settings.nonNegativeInt(), default: 0 },
+  rateLimitMaxKeys: { env: "GATEWAY_RATE_LIMIT_MAX_KEYS", doc: "Most users and addresses the rate limiter tracks at once; the least recently seen is forgotten first.", schema: settings.positiveInt(), default: 100_000 },
+  liveConfigFile: { env: "GATEWAY_LIVE_CONFIG_FILE", doc: "JSON file of live settings (rate limits), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
+};
+
+export type GatewayConfig = ConfigOf<typeof gatewayConfigSpec>;
+
+export const loadGatewayConfig = (env: Readonly<Record<string, string | undefined>>): GatewayConfig => loadConfig(gatewayConfigSpec, env);
+
+/**
+ * "http://a.example, https://b.example:8443" as a list of origins. Each must be
+ * a bare origin (scheme, host, optional port; no path), because browsers send
+ * exactly that in the Origin header and a path would never match.
+ */
+export function parseCorsOrigins(text: string): readonly string[] {
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  return entries.map((entry) => {
+    if (entry === "*") return entry;
+    if (!URL.canParse(entry)) throw new Error(`GATEWAY_CORS_ORIGINS: "${entry}" is not an origin such as http://localhost:5173`);
+    const url = new URL(entry);
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== entry.replace(/\/$/, "")) {
+      throw new Error(`GATEWAY_CORS_ORIGINS: "${entry}" is not an origin such as http://localhost:5173 (scheme and host only)`);
+    }
+    return url.origin;
+  });
+}

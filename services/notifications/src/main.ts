@@ -1,0 +1,121 @@
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
+import {
+  createAmqpTaskQueue,
+  createClient,
+  createMemoryBroker,
+  createMemoryTaskQueue,
+  createTokenVerifier,
+  parseAddressList,
+  runMain,
+  startService,
+  type Logger,
+  type MemoryBroker,
+  type RunningService,
+  type TaskQueue,
+} from "@meshwork/platform";
+import { migrations } from "../migrations/index.js";
+import { createKnexNotificationStore } from "./adapters/notification-store.knex.js";
+import { loadNotificationsConfig } from "./config.js";
+import { createOrderEventHandler } from "./event-handler.js";
+import type { OrderEvent } from "./notifications.js";
+import { createNotificationHandlers } from "./service.js";
+import { createStatsBoard, type StatsBoard } from "./stats.js";
+import { createWatchHub } from "./watch-hub.js";
+
+/** Routing keys of the order events this service turns into notifications (order.placed, order.confirmed, ...). */
+export const ORDER_EVENT_BINDINGS = ["order.*"] as const;
+
+export interface NotificationsOptions {
+  readonly log?: Logger;
+  /** The in-process broker shared with orders in the all-in-one mode (used when no AMQP URL is set). */
+  readonly broker?: MemoryBroker;
+  /**
+   * An in-process task queue shared by several instances in one process, so
+   * they compete for one queue as on RabbitMQ (used when no AMQP URL is set;
+   * wins over `broker`). Its owner closes it; each instance only stops its consumer.
+   */
+  readonly taskQueue?: TaskQueue;
+}
+
+export interface RunningNotifications extends RunningService {
+  /** What this instance has handled, recorded and streamed. */
+  readonly stats: Pick<StatsBoard, "snapshot" | "until">;
+}
+
+/** The notifications service's composition root. */
+export async function startNotifications(env: Readonly<Record<string, string | undefined>>, options: NotificationsOptions = {}): Promise<RunningNotifications> {
+  const config = loadNotificationsConfig(env);
+  const stats = createStatsBoard();
+  const closing = new AbortController();
+  const running = await startService({
+    name: "notifications",
+    config,
+    migrations,
+    ...(options.log ? { log: options.log } : {}),
+    staticAddresses: { identity: parseAddressList("NOTIFICATIONS_IDENTITY_ADDR", config.identityAddr) },
+    async setup({ database, host, discovery, shutdown, log }) {
+      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity") });
+      shutdown.add("close clients", async () => identity.close());
+      const verifier = createTokenVerifier({
+        fetchKeys: async () => (await identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
+        issuer: config.tokenIssuer,
+        audience: config.tokenAudience,
+      });
+
+      const store = createKnexNotificationStore(database.knex);
+      const hub = createWatchHub((count) => stats.setWatchers(count));
+
+      let queue: TaskQueue;
+      if (config.amqpUrl) {
+        queue = createAmqpTaskQueue({ url: config.amqpUrl, log });
+        shutdown.add("close task queue", () => queue.close());
+      } else if (options.taskQueue) {
+        queue = options.taskQueue;
+      } else {
+        if (!options.broker) log.warn("no NOTIFICATIONS_AMQP_URL and no in-process broker: no order events will arrive");
+        const own = createMemoryTaskQueue({ broker: options.broker ?? createMemoryBroker(), log });
+        queue = own;
+        shutdown.add("close task queue", () => own.close());
+      }
+
+      const events = createOrderEventHandler({ store, hub, stats, log });
+      const consumer = queue.consume<OrderEvent>({
+        exchange: config.eventsExchange,
+        bindings: ORDER_EVENT_BINDINGS,
+        queue: config.queue,
+        retryDelaysMs: config.retryDelaysMs,
+        prefetch: config.prefetch,
+        parse: (body, contentType) => events.parse(body, contentType),
+        handle: (delivery) => events.handle(delivery),
+      });
+      shutdown.add("stop consuming", () => consumer.stop());
+      // Bound before serving: events published from now on are queued for us.
+      // Without a broker this waits (the adapter keeps reconnecting); say so.
+      const waiting = setTimeout(() => log.warn({ queue: config.queue }, "still waiting for the broker to subscribe to order events"), 5000);
+      try {
+        await consumer.ready();
+      } finally {
+        clearTimeout(waiting);
+      }
+      log.info({ exchange: config.eventsExchange, queue: config.queue, broker: config.amqpUrl ? "amqp" : "in-process" }, "consuming order events");
+
+      host.add(
+        NotificationService,
+        createNotificationHandlers({
+          store,
+          authenticate: (context) => verifier.authenticate(context),
+          hub,
+          watchPollMs: config.watchPollMs,
+          closing: closing.signal,
+        }),
+      );
+    },
+  });
+  // Added last, so it runs first: endless streams would otherwise hold the
+  // drain for the whole grace period, and clients should move elsewhere now.
+  running.shutdown.add("end watch streams", async () => closing.abort());
+  return { ...running, stats: { snapshot: () => stats.snapshot(), until: (done, timeoutMs) => stats.until(done, timeoutMs) } };
+}
+
+if (import.meta.filename === process.argv[1]) runMain("notifications", () => startNotifications(process.env));
