@@ -6,6 +6,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describeConfig, type ConfigSpec } from "@meshwork/platform";
 import { catalogConfigSpec } from "@meshwork/catalog";
+import { gatewayConfigSpec } from "@meshwork/gateway";
 import { identityConfigSpec } from "@meshwork/identity";
 import { notificationsConfigSpec } from "@meshwork/notifications";
 import { ordersConfigSpec } from "@meshwork/orders";
@@ -17,6 +18,7 @@ export const CONFIG_SPECS: Readonly<Record<string, ConfigSpec>> = {
   payments: paymentsConfigSpec,
   orders: ordersConfigSpec,
   notifications: notificationsConfigSpec,
+  gateway: gatewayConfigSpec,
 };
 
 export const readmeOf = (service: string): string => path.resolve(import.meta.dirname, "..", "services", service, "README.md");

@@ -1,0 +1,16 @@
+/**
+ * What the gateway learns about a call before its handler runs, handed from
+ * the node adapter and the request gate to the handlers as Connect context
+ * values (never module state: many calls run at once).
+ */
+import { createContextKey } from "@connectrpc/connect";
+import type { AuthenticatedUser } from "@meshwork/platform";
+
+/** The request id the call carries downstream and returns to the caller. */
+export const requestIdKey = createContextKey<string>("", { description: "x-request-id of the call" });
+
+/** The rate-limit key of the caller's address (see client-address.ts). */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "caller's address" });
+
+/** The verified user, for RPCs that need a token; undefined on public ones. */
+export const userKey = createContextKey<AuthenticatedUser | undefined>(undefined, { description: "verified caller" });

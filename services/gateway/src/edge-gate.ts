@@ -1,0 +1,66 @@
+/**
+ * The checks every call passes before its request body is read (Connect's
+ * request gate): request id, the per-address limit, the token, the per-user
+ * limit. In that order because each is cheaper than the next and guards it:
+ * a flood of forged tokens from one address is stopped before any signature
+ * is checked, and a verified user's limit needs the verified user.
+ */
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Logger, TokenVerifier } from "@meshwork/platform";
+import { clientAddressKey, requestIdKey, userKey } from "./edge-context.js";
+import { requestIdFrom, REQUEST_ID_HEADER } from "./request-id.js";
+import { methodKey } from "./routes.js";
+import type { KeyedRateLimiter } from "./token-bucket.js";
+import { AUTHORIZATION_HEADER, toConnectError } from "./upstream.js";
+
+export const RETRY_AFTER_HEADER = "retry-after";
+/** The same hint in milliseconds: Retry-After only speaks whole seconds, too coarse for a 50 ms wait. */
+export const RETRY_AFTER_MS_HEADER = "retry-after-ms";
+
+export interface EdgeGateOptions {
+  /** Methods (methodKey) served without a token. */
+  readonly publicMethods: ReadonlySet<string>;
+  readonly verifier: Pick<TokenVerifier, "verify">;
+  readonly perAddress: KeyedRateLimiter;
+  readonly perUser: KeyedRateLimiter;
+  readonly log: Logger;
+}
+
+// The platform verifier's own rule for the header, applied to Fetch Headers
+// (which join a repeated header with ", ", so a doubled header fails it too).
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
+export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) => Promise<void> {
+  return async (ctx) => {
+    const requestId = requestIdFrom(ctx.requestHeader);
+    ctx.values.set(requestIdKey, requestId);
+    // Set before any refusal, so even a refused call can be traced.
+    ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
+
+    refuseWhenLimited(options.perAddress, `address:${ctx.values.get(clientAddressKey)}`, "address");
+
+    if (options.publicMethods.has(methodKey(ctx.method))) return;
+
+    const header = ctx.requestHeader.get(AUTHORIZATION_HEADER);
+    if (header === null) throw new ConnectError("missing authorization header: send `authorization: Bearer <token>`", Code.Unauthenticated);
+    const token = BEARER.exec(header)?.[1];
+    if (token === undefined) throw new ConnectError("malformed authorization header: expected `Bearer <token>`", Code.Unauthenticated);
+    const user = await options.verifier.verify(token).catch((error: unknown) => {
+      // UNAUTHENTICATED saying why, or UNAVAILABLE when identity's keys cannot be fetched.
+      throw toConnectError(error, options.log);
+    });
+    ctx.values.set(userKey, user);
+
+    refuseWhenLimited(options.perUser, `user:${user.userId}`, "user");
+  };
+}
+
+function refuseWhenLimited(limiter: KeyedRateLimiter, key: string, scope: "address" | "user"): void {
+  const decision = limiter.take(key);
+  if (decision.allowed) return;
+  const { retryAfterMs } = decision;
+  throw new ConnectError(`rate limit exceeded for this ${scope}: retry after ${retryAfterMs} ms`, Code.ResourceExhausted, {
+    [RETRY_AFTER_HEADER]: String(Math.ceil(retryAfterMs / 1000)),
+    [RETRY_AFTER_MS_HEADER]: String(retryAfterMs),
+  });
+}

@@ -1,0 +1,231 @@
+/**
+ * One plaintext port for HTTP/1.1 and h2c. `http2.createServer({ allowHTTP1 })`
+ * only falls back to HTTP/1.1 through TLS ALPN, so without TLS the choice is
+ * made here: a net.Server reads the first bytes of each connection, and hands
+ * the socket to the http2 server when they are the HTTP/2 client preface,
+ * to the http server otherwise. The bytes read are put back (unshift) first.
+ */
+import { once } from "node:events";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
+import net, { type Socket } from "node:net";
+import type { Logger } from "@meshwork/platform";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** After a drain, how long connections get to deliver answers already written before they are cut. */
+const FLUSH_MS = 1000;
+
+export type EdgeRequest = IncomingMessage | Http2ServerRequest;
+export type EdgeResponse = ServerResponse | Http2ServerResponse;
+export type EdgeHandler = (request: EdgeRequest, response: EdgeResponse) => void;
+
+export interface EdgeServerOptions {
+  readonly handler: EdgeHandler;
+  readonly log: Logger;
+  /** A connection that has not sent its first bytes (or HTTP/1.1 request headers) by then is closed. Default 10 s. */
+  readonly headersTimeoutMs?: number;
+  /** An HTTP/1.1 request body must have arrived by then (responses may stream on). Default 60 s. */
+  readonly requestTimeoutMs?: number;
+}
+
+export interface EdgeServer {
+  /** Starts accepting; returns the bound port. */
+  listen(host: string, port: number): Promise<number>;
+  /**
+   * Stops accepting connections and new requests (HTTP/2 GOAWAY, HTTP/1.1
+   * `Connection: close`), waits up to `graceMs` for requests in flight, then
+   * closes every connection left. `cutOff` names the requests that were
+   * still running then ("HTTP/2.0 POST /shop.orders.v1.OrderService/WatchOrder").
+   */
+  close(graceMs: number): Promise<{ drained: boolean; cutOff: string[] }>;
+  /** Requests being served right now. */
+  inFlight(): number;
+}
+
+export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
+  const { log } = options;
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  let draining = false;
+  /** Requests whose answer is not fully written yet. */
+  const requests = new Set<EdgeRequest>();
+  const http1Responses = new Set<ServerResponse>();
+  /** HTTP/2 streams answered in full whose client has not finished sending (see below). */
+  const lingering = new Set<ServerHttp2Stream>();
+  /** Connections, and those still being sniffed. */
+  const sockets = new Set<Socket>();
+  const sniffing = new Set<Socket>();
+  // Woken whenever a request is answered or a connection closes; close() waits on them.
+  const waiters = new Set<() => void>();
+  const changed = (): void => waiters.forEach((wake) => wake());
+
+  const tracked: EdgeHandler = (request, response) => {
+    requests.add(request);
+    const isHttp1 = request.httpVersionMajor === 1;
+    if (isHttp1) http1Responses.add(response as ServerResponse);
+    const answered = (): void => {
+      if (!requests.delete(request)) return;
+      if (isHttp1) http1Responses.delete(response as ServerResponse);
+      changed();
+    };
+    response.once("close", answered);
+    if (!isHttp1) {
+      // In flight until the answer is written in full, not until the stream
+      // closes. A refusal (too large) is answered before the request body is
+      // read, and an HTTP/2 client may then keep its half of the stream open
+      // for as long as the connection lives (connect-node's does). Such a
+      // stream must not hold up a drain. The compat response always ends
+      // with trailers (possibly empty), sent from its own, earlier,
+      // "wantTrailers" listener, so the answer is queued when this one runs.
+      const stream = (request as Http2ServerRequest).stream;
+      stream.once("wantTrailers", () => {
+        answered();
+        if (request.complete) return;
+        lingering.add(stream);
+        stream.once("close", () => lingering.delete(stream));
+      });
+    }
+    if (draining && isHttp1) response.setHeader("connection", "close");
+    options.handler(request, response);
+  };
+
+  const http1 = http.createServer(
+    {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs ?? 60_000,
+      // Node checks those timeouts on this interval (30 s by default, too coarse for a 10 s limit).
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, headersTimeoutMs / 4)),
+    },
+    tracked,
+  );
+  // This server never listens itself, and Node only starts tracking
+  // connections (the headers and request timeouts above, closeIdleConnections)
+  // on "listening": without this, a slowloris client would be kept forever.
+  http1.emit("listening");
+
+  const h2 = http2.createServer({}, tracked);
+  const sessions = new Set<ServerHttp2Session>();
+  h2.on("session", (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    if (draining) session.close();
+  });
+  h2.on("sessionError", (error) => log.debug({ err: error }, "HTTP/2 session error"));
+
+  const acceptor = net.createServer((socket) => {
+    sockets.add(socket);
+    sniffing.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      sniffing.delete(socket);
+      changed();
+    });
+    handOver(socket, headersTimeoutMs, (isHttp2) => {
+      sniffing.delete(socket);
+      if (isHttp2) {
+        // Not resumed: the HTTP/2 session reads the put-back bytes and the
+        // socket from the native handle itself.
+        h2.emit("connection", socket);
+      } else {
+        http1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+  acceptor.on("error", (error) => log.error({ err: error }, "edge server error"));
+
+  /** Resolves with condition() once it holds, or at `deadline` with its value then. */
+  const until = (condition: () => boolean, deadline: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        if (!condition() && Date.now() < deadline) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(condition());
+      };
+      const timer = setTimeout(check, Math.max(0, deadline - Date.now()));
+      waiters.add(check);
+      check();
+    });
+
+  return {
+    async listen(host, port) {
+      acceptor.listen({ host, port });
+      await once(acceptor, "listening");
+      const address = acceptor.address();
+      if (address === null || typeof address === "string") throw new Error("edge server: no TCP address after listen");
+      return address.port;
+    },
+    async close(graceMs) {
+      const deadline = Date.now() + graceMs;
+      draining = true;
+      acceptor.close();
+      for (const socket of sniffing) socket.destroy();
+      http1.closeIdleConnections();
+      // A kept-alive HTTP/1.1 connection is closed after the answer in flight,
+      // so its client reconnects (to another instance) for the next request.
+      for (const response of http1Responses) if (!response.headersSent) response.setHeader("connection", "close");
+      // GOAWAY: no new streams; the session closes itself once its streams have.
+      for (const session of sessions) session.close();
+
+      const drained = await until(() => requests.size === 0, deadline);
+      const cutOff = [...requests].map((request) => `HTTP/${request.httpVersion} ${request.method} ${request.url}`);
+      if (drained) {
+        // Every answer is queued; connections flush it and close by
+        // themselves. A lingering stream is told to stop sending with
+        // RST_STREAM NO_ERROR (RFC 9113 8.1), after its queued answer.
+        for (const stream of lingering) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        http1.closeIdleConnections();
+        // Nothing is in flight any more: this only lets queued answers reach
+        // clients before their connections are cut. A client that keeps a
+        // connection open after GOAWAY or Connection: close is not waited for.
+        await until(() => sockets.size === 0, Date.now() + FLUSH_MS);
+      }
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      // Stops the connection-checking interval "listening" started.
+      http1.close();
+      return { drained, cutOff };
+    },
+    inFlight: () => requests.size,
+  };
+}
+
+/**
+ * Reads until the first bytes either are the HTTP/2 preface or cannot be,
+ * puts them back and decides. A client sending nothing is dropped after
+ * `timeoutMs`; an HTTP/1.1 request's first packet differs from the preface
+ * at its second byte at the latest ("POST", "GET", "OPTIONS"), so one read is
+ * nearly always enough.
+ */
+function handOver(socket: Socket, timeoutMs: number, decide: (isHttp2: boolean) => void): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const cleanUp = (): void => {
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.off("timeout", onTimeout);
+    socket.setTimeout(0);
+  };
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const length = Math.min(buffered.length, PREFACE.length);
+    const isPrefix = buffered.subarray(0, length).equals(PREFACE.subarray(0, length));
+    if (isPrefix && buffered.length < PREFACE.length) return;
+    cleanUp();
+    socket.pause();
+    socket.unshift(buffered);
+    decide(isPrefix);
+  };
+  const onError = (): void => {
+    cleanUp();
+    socket.destroy();
+  };
+  const onTimeout = (): void => {
+    cleanUp();
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
+  socket.on("timeout", onTimeout);
+  socket.setTimeout(timeoutMs);
+}

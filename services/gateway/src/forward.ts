@@ -1,0 +1,96 @@
+/**
+ * Handlers that forward every RPC of a routed service to its backend over
+ * the platform's grpc-js client (same protoc-gen-es descriptors on both
+ * sides, so messages pass through without conversion). They are built from
+ * the descriptor, method by method, so a new RPC in a public contract is
+ * served without code here.
+ */
+import { toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
+import { untilAborted } from "./abortable.js";
+import { requestIdKey } from "./edge-context.js";
+import type { ForwardedService } from "./routes.js";
+import type { TtlCache } from "./ttl-cache.js";
+import { toConnectError, upstreamCallOptions } from "./upstream.js";
+
+type UnaryCall = (request: unknown, options: CallOptions) => Promise<unknown>;
+type StreamCall = (request: unknown, options: CallOptions) => AsyncIterable<unknown>;
+
+export interface ForwardingOptions {
+  /** A platform ServiceClient of the route's service. */
+  readonly client: object;
+  readonly upstreamTimeoutMs: number;
+  /** Aborted when the gateway shuts down: open streams end so clients reconnect elsewhere. */
+  readonly streamsClosing: AbortSignal;
+  /** Unary answers served from here for a short while (the catalog's reads). */
+  readonly cache?: TtlCache<unknown>;
+  readonly log: Logger;
+}
+
+/** A Connect service implementation forwarding each method of `route.service`. */
+export function createForwardingImplementation(route: ForwardedService, options: ForwardingOptions): Record<string, unknown> {
+  const implementation: Record<string, unknown> = {};
+  for (const method of route.service.methods) {
+    const call = (options.client as Record<string, unknown>)[method.localName];
+    if (typeof call !== "function") throw new Error(`${route.service.typeName}: the ${route.backend} client has no ${method.localName}`);
+    if (method.methodKind === "unary") {
+      implementation[method.localName] = options.cache
+        ? cachedUnary(method, call as UnaryCall, options.cache, options)
+        : forwardUnary(call as UnaryCall, route, options);
+    } else if (method.methodKind === "server_streaming") {
+      implementation[method.localName] = forwardStream(call as StreamCall, route, options);
+    }
+    // Client and bidi streaming are not in any contract, and the platform host cannot serve them.
+  }
+  return implementation;
+}
+
+function forwardUnary(call: UnaryCall, route: ForwardedService, options: ForwardingOptions) {
+  return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
+    try {
+      return await call(request, upstreamCallOptions(ctx, "unary", { maxTimeoutMs: options.upstreamTimeoutMs, forwardAuthorization: route.forwardAuthorization }));
+    } catch (error) {
+      throw toConnectError(error, options.log);
+    }
+  };
+}
+
+function forwardStream(call: StreamCall, route: ForwardedService, options: ForwardingOptions) {
+  return async function* (request: unknown, ctx: HandlerContext): AsyncGenerator<unknown> {
+    const callOptions = upstreamCallOptions(ctx, "stream", {
+      maxTimeoutMs: options.upstreamTimeoutMs,
+      forwardAuthorization: route.forwardAuthorization,
+      signal: options.streamsClosing,
+    });
+    try {
+      // Each message is passed on as it arrives; Connect writes it before
+      // asking for the next, so a slow reader slows the backend stream too.
+      for await (const message of call(request, callOptions)) yield message;
+    } catch (error) {
+      if (options.streamsClosing.aborted) throw new ConnectError("the gateway is shutting down: call again", Code.Unavailable);
+      throw toConnectError(error, options.log);
+    }
+  };
+}
+
+/**
+ * Cached unary reads. One load per key is shared by every caller waiting for
+ * it, so it cannot carry any one caller's deadline or cancellation (the first
+ * caller hanging up must not fail the others): it runs with the gateway's own
+ * upstream deadline and the first caller's request id, and each caller waits
+ * for it only as long as its own deadline and connection last.
+ */
+function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknown>, options: ForwardingOptions) {
+  return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
+    const key = `${method.name}:${Buffer.from(toBinary(method.input, request as never)).toString("base64")}`;
+    const shared = cache.getOrLoad(key, () =>
+      call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null }),
+    );
+    try {
+      return await untilAborted(shared, ctx.signal);
+    } catch (error) {
+      throw toConnectError(error, options.log);
+    }
+  };
+}

@@ -1,0 +1,172 @@
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
+import { Health } from "@meshwork/contracts/health/v1/health";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
+import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import {
+  createClient,
+  createConsulLiveConfig,
+  createDiscovery,
+  createEnvLiveConfig,
+  createLogger,
+  createShutdown,
+  createTokenVerifier,
+  parseAddressList,
+  parseConsulAddress,
+  runMain,
+  type LiveConfigSource,
+  type Logger,
+  type Shutdown,
+} from "@meshwork/platform";
+import { createAccessLog } from "./access-log.js";
+import { clientAddress } from "./client-address.js";
+import { loadGatewayConfig, parseCorsOrigins, type GatewayConfig } from "./config.js";
+import { createCorsPolicy } from "./cors.js";
+import { clientAddressKey } from "./edge-context.js";
+import { createEdgeGate } from "./edge-gate.js";
+import { createEdgeHandler } from "./edge-handler.js";
+import { createEdgeServer } from "./edge-server.js";
+import { createForwardingImplementation } from "./forward.js";
+import { createHealthHandlers } from "./health.js";
+import { bindRateLimitSettings } from "./live-settings.js";
+import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
+import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, ROUTED_SERVICES, type Backend } from "./routes.js";
+import { createReflectionHandlers } from "./reflection.js";
+import { createKeyedRateLimiter } from "./token-bucket.js";
+import { createTtlCache } from "./ttl-cache.js";
+
+export interface GatewayOptions {
+  readonly log?: Logger;
+}
+
+export interface RunningGateway {
+  readonly port: number;
+  readonly log: Logger;
+  readonly shutdown: Shutdown;
+}
+
+/** Deadline of the key fetch behind token verification; a call waits for it at most this long. */
+const JWKS_FETCH_TIMEOUT_MS = 2000;
+
+/** Live settings from Consul KV when an agent is configured, otherwise MESHWORK_LIVE_* and the optional file. */
+function createLiveConfigSource(config: GatewayConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): LiveConfigSource {
+  if (config.consulAddr !== "") {
+    const address = parseConsulAddress(config.consulAddr);
+    return createConsulLiveConfig({ consul: { ...address, ...(config.consulToken ? { token: config.consulToken } : {}) }, log });
+  }
+  return createEnvLiveConfig({ env, log, ...(config.liveConfigFile ? { file: config.liveConfigFile } : {}) });
+}
+
+/**
+ * The gateway's composition root: configuration, discovery and clients, the
+ * Connect routes behind the edge checks, the port, and shutdown. `env` is the
+ * environment to read (process.env when run on its own).
+ */
+export async function startGateway(env: Readonly<Record<string, string | undefined>>, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const config = loadGatewayConfig(env);
+  const corsOrigins = parseCorsOrigins(config.corsOrigins);
+  const staticAddresses = {
+    identity: parseAddressList("GATEWAY_IDENTITY_ADDR", config.identityAddr),
+    catalog: parseAddressList("GATEWAY_CATALOG_ADDR", config.catalogAddr),
+    orders: parseAddressList("GATEWAY_ORDERS_ADDR", config.ordersAddr),
+    payments: parseAddressList("GATEWAY_PAYMENTS_ADDR", config.paymentsAddr),
+    notifications: parseAddressList("GATEWAY_NOTIFICATIONS_ADDR", config.notificationsAddr),
+  };
+  const log = options.log ?? createLogger({ service: "gateway", level: config.logLevel });
+  const shutdown = createShutdown(log);
+  try {
+    const live = createLiveConfigSource(config, env, log);
+    shutdown.add("close live config", async () => live.close());
+    const limits = bindRateLimitSettings(live);
+    await live.ready();
+
+    const discovery = createDiscovery({ consulAddr: config.consulAddr, consulToken: config.consulToken, log, staticAddresses });
+    shutdown.add("stop discovery", async () => discovery.close());
+
+    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend) =>
+      createClient(service, { target: discovery.resolver.watch(backend), defaultTimeoutMs: config.upstreamTimeoutMs });
+    const clients = {
+      identity: clientOf(IdentityService, "identity"),
+      catalog: clientOf(CatalogService, "catalog"),
+      orders: clientOf(OrderService, "orders"),
+      notifications: clientOf(NotificationService, "notifications"),
+    };
+    shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
+
+    const verifier = createTokenVerifier({
+      fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: JWKS_FETCH_TIMEOUT_MS, parent: null })).keys,
+      issuer: config.tokenIssuer,
+      audience: config.tokenAudience,
+    });
+
+    const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
+    const meshStatus = createMeshStatus({ services: MESH_SERVICE_NAMES, resolver: discovery.resolver, check: (address) => healthChecker.check(address) });
+    shutdown.add("stop mesh status", async () => {
+      meshStatus.close();
+      healthChecker.close();
+    });
+
+    // Aborted when shutdown starts: streams end (clients reconnect to another
+    // instance) and the gateway's own health turns NOT_SERVING.
+    const stopping = new AbortController();
+    let serving = false;
+    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries }) : undefined;
+
+    const connect = connectNodeAdapter({
+      routes(router) {
+        for (const route of FORWARDED_SERVICES) {
+          const implementation = createForwardingImplementation(route, {
+            client: clients[route.backend].client,
+            upstreamTimeoutMs: config.upstreamTimeoutMs,
+            streamsClosing: stopping.signal,
+            log,
+            ...(route.cacheable && catalogCache ? { cache: catalogCache } : {}),
+          });
+          // Built from the descriptor, so its type is the descriptor's only at run time.
+          router.service(route.service, implementation as never);
+        }
+        router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
+        router.service(Health, createHealthHandlers({ services: ROUTED_SERVICES.map((service) => service.typeName), serving: () => serving, changed: stopping.signal }));
+        router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
+      },
+      readMaxBytes: config.maxRequestBytes,
+      interceptors: [createAccessLog(log)],
+      requestGate: createEdgeGate({
+        publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
+        verifier,
+        perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+        perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+        log,
+      }),
+      contextValues: (request) =>
+        createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
+    });
+
+    const server = createEdgeServer({
+      handler: createEdgeHandler({ connect, cors: createCorsPolicy(corsOrigins), maxRequestBytes: config.maxRequestBytes, serving: () => serving }),
+      log,
+    });
+    const port = await server.listen(config.host, config.port);
+    shutdown.add("drain requests", async () => {
+      const { drained, cutOff } = await server.close(config.shutdownGraceMs);
+      if (!drained) log.warn({ graceMs: config.shutdownGraceMs, requests: cutOff.slice(0, 20), count: cutOff.length }, "requests still in flight were cut off after the grace period");
+    });
+
+    serving = true;
+    shutdown.add("stop serving", async () => {
+      serving = false;
+      stopping.abort();
+    });
+    log.info({ port, discovery: discovery.kind, corsOrigins, catalogCacheMs: config.catalogCacheMs }, "gateway serving");
+    return { port, log, shutdown };
+  } catch (error) {
+    await shutdown.run("start-up failed");
+    throw error;
+  }
+}
+
+if (import.meta.filename === process.argv[1]) runMain("gateway", () => startGateway(process.env));

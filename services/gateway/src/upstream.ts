@@ -1,0 +1,59 @@
+/**
+ * From a Connect call at the edge to a grpc-js call to a backend, and back:
+ * what travels down (request id, the caller's token where the backend checks
+ * it again, the remaining deadline, cancellation) and how a backend's status
+ * comes back up (same code, same message, the field trailer kept).
+ */
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
+import { requestIdKey } from "./edge-context.js";
+
+export const AUTHORIZATION_HEADER = "authorization";
+
+/** Backend metadata a client may see. Anything else a backend sets stays inside the mesh. */
+const FORWARDED_ERROR_METADATA = [INVALID_FIELD_TRAILER] as const;
+
+export interface UpstreamOptions {
+  /** Unary: the deadline when the caller set none or a longer one. Streams carry only the caller's. */
+  readonly maxTimeoutMs: number;
+  /** Pass the caller's `authorization` on: the backend verifies the token itself too. */
+  readonly forwardAuthorization: boolean;
+  /** Also cancels the call (the gateway ending its streams at shutdown). */
+  readonly signal?: AbortSignal;
+}
+
+/** Options for the platform client's call that serves `ctx`. */
+export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream", options: UpstreamOptions): CallOptions {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) };
+  const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
+  if (options.forwardAuthorization && authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
+  const remaining = ctx.timeoutMs();
+  const timeoutMs = kind === "unary" ? Math.min(remaining ?? Number.POSITIVE_INFINITY, options.maxTimeoutMs) : remaining;
+  const signal = options.signal ? AbortSignal.any([ctx.signal, options.signal]) : ctx.signal;
+  return {
+    headers,
+    signal,
+    // The edge starts the chain: there is no platform call context to inherit from.
+    parent: null,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  };
+}
+
+/**
+ * A backend's RpcError as the ConnectError the caller gets: the gRPC code
+ * numbers are the same in both libraries. Anything that is not a status (a
+ * bug) becomes INTERNAL with a generic message; the cause is logged, never sent.
+ */
+export function toConnectError(error: unknown, log: Logger): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (isRpcError(error)) {
+    const metadata = new Headers();
+    for (const key of FORWARDED_ERROR_METADATA) {
+      const value = error.metadata.get(key)[0];
+      if (typeof value === "string") metadata.set(key, value);
+    }
+    return new ConnectError(error.message, error.code as number as Code, metadata);
+  }
+  log.error({ err: error }, "gateway handler failed");
+  return new ConnectError("internal error", Code.Internal);
+}

@@ -1,0 +1,177 @@
+/**
+ * The one-port HTTP/1.1 + h2c server on its own, with a plain handler: the
+ * protocol sniffing, timeouts and draining that everything else stands on.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { describe, test, type TestContext } from "node:test";
+import { createSilentLogger } from "@meshwork/platform";
+import { createEdgeServer, type EdgeHandler, type EdgeServer } from "../src/edge-server.js";
+
+const TIMEOUT = { timeout: 20_000 };
+
+/** Answers "<protocol> <method> <url> <sha256 of the body> <body length>"; /slow waits for release(). */
+function createEchoHandler() {
+  const waiting: (() => void)[] = [];
+  let arrived: (() => void) | undefined;
+  const handler: EdgeHandler = (request, response) => {
+    const hash = createHash("sha256");
+    let length = 0;
+    request.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      length += chunk.length;
+    });
+    request.on("end", () => {
+      const answer = (): void => {
+        response.end(`${request.httpVersionMajor === 2 ? "h2" : "http/1.1"} ${request.method} ${request.url} ${hash.digest("hex")} ${length}`);
+      };
+      if (request.url === "/slow") {
+        waiting.push(answer);
+        arrived?.();
+      } else answer();
+    });
+  };
+  return {
+    handler,
+    /** Resolves once a /slow request is waiting. */
+    slowArrived: () => new Promise<void>((resolve) => (waiting.length > 0 ? resolve() : (arrived = resolve))),
+    release: () => waiting.splice(0).forEach((answer) => answer()),
+  };
+}
+
+async function start(t: TestContext, handler: EdgeHandler, options: { headersTimeoutMs?: number } = {}): Promise<{ server: EdgeServer; port: number }> {
+  const server = createEdgeServer({ handler, log: createSilentLogger(), ...options });
+  const port = await server.listen("127.0.0.1", 0);
+  t.after(() => server.close(0));
+  return { server, port };
+}
+
+function http1(port: number, path: string, body?: Buffer, agent?: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: "127.0.0.1", port, path, method: body ? "POST" : "GET", ...(agent ? { agent } : {}) }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString() }));
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+async function h2(port: number, path: string, body?: Buffer): Promise<string> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const stream = session.request({ ":path": path, ":method": body ? "POST" : "GET" });
+    stream.end(body);
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    await once(stream, "end");
+    return Buffer.concat(chunks).toString();
+  } finally {
+    session.close();
+  }
+}
+
+const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+
+describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
+  test("an HTTP/1.1 client and an h2c client are both served on the same port", TIMEOUT, async (t) => {
+    const { port } = await start(t, createEchoHandler().handler);
+    assert.match((await http1(port, "/a")).text, /^http\/1.1 GET \/a /);
+    assert.match(await h2(port, "/b"), /^h2 GET \/b /);
+  });
+
+  test("large bodies arrive intact on both paths: the sniffed bytes are put back in order", TIMEOUT, async (t) => {
+    const { port } = await start(t, createEchoHandler().handler);
+    const body = Buffer.alloc(5 * 1024 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 31 + 7) & 0xff;
+    assert.equal((await http1(port, "/upload", body)).text, `http/1.1 POST /upload ${sha256(body)} ${body.length}`);
+    assert.equal(await h2(port, "/upload", body), `h2 POST /upload ${sha256(body)} ${body.length}`);
+  });
+
+  test("a preface that arrives a few bytes at a time is still recognised", TIMEOUT, async (t) => {
+    const { port } = await start(t, createEchoHandler().handler);
+    const socket = net.connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    for (let i = 0; i < preface.length; i += 5) {
+      socket.write(preface.subarray(i, i + 5));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The HTTP/2 server answers the preface with its SETTINGS frame (type 0x4).
+    const [frame] = (await once(socket, "data")) as [Buffer];
+    assert.equal(frame[3], 0x04);
+    socket.destroy();
+  });
+
+  test("a kept-alive HTTP/1.1 connection serves request after request", TIMEOUT, async (t) => {
+    const { port } = await start(t, createEchoHandler().handler);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const ports = new Set<number>();
+    agent.on("free", (socket: net.Socket) => ports.add(socket.localPort ?? 0));
+    for (const path of ["/1", "/2", "/3"]) assert.match((await http1(port, path, Buffer.from("x"), agent)).text, new RegExp(`POST ${path} `));
+    assert.equal(ports.size, 1);
+  });
+
+  test("a connection that never sends a byte, or never finishes its headers, is closed", TIMEOUT, async (t) => {
+    const { port } = await start(t, createEchoHandler().handler, { headersTimeoutMs: 300 });
+    const silent = net.connect(port, "127.0.0.1");
+    const slow = net.connect(port, "127.0.0.1");
+    slow.write("GET / HTTP/1.1\r\nHost: x\r\n");
+    // Flowing, so the server's end of the connection is seen as "close".
+    silent.resume();
+    slow.resume();
+    const started = Date.now();
+    await Promise.all([once(silent, "close"), once(slow, "close")]);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  test("close() lets a request in flight finish, answers it with Connection: close, and refuses new connections", TIMEOUT, async (t) => {
+    const echo = createEchoHandler();
+    const { server, port } = await start(t, echo.handler);
+    const inFlight = http1(port, "/slow");
+    await echo.slowArrived();
+    assert.equal(server.inFlight(), 1);
+    const closing = server.close(5000);
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(http1(port, "/late"), /ECONNREFUSED/);
+    echo.release();
+    const answer = await inFlight;
+    assert.match(answer.text, /GET \/slow /);
+    assert.equal(answer.headers.connection, "close");
+    assert.deepEqual(await closing, { drained: true, cutOff: [] });
+  });
+
+  test("close() cuts off what is still running after the grace period", TIMEOUT, async (t) => {
+    const echo = createEchoHandler();
+    const { server, port } = await start(t, echo.handler);
+    const inFlight = http1(port, "/slow");
+    await echo.slowArrived();
+    assert.deepEqual(await server.close(100), { drained: false, cutOff: ["HTTP/1.1 GET /slow"] });
+    await assert.rejects(inFlight, /socket hang up|ECONNRESET/);
+  });
+
+  test("close() sends HTTP/2 clients GOAWAY and waits for their open streams", TIMEOUT, async (t) => {
+    const echo = createEchoHandler();
+    const { server, port } = await start(t, echo.handler);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    t.after(() => session.destroy());
+    const stream = session.request({ ":path": "/slow" });
+    stream.end();
+    await echo.slowArrived();
+    const goaway = once(session, "goaway");
+    const closing = server.close(5000);
+    await goaway;
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    echo.release();
+    await once(stream, "end");
+    assert.match(Buffer.concat(chunks).toString(), /^h2 GET \/slow /);
+    assert.deepEqual(await closing, { drained: true, cutOff: [] });
+  });
+});

@@ -1,0 +1,288 @@
+/**
+ * Helpers for tests through the real gateway: backends to put behind it
+ * (embedded on PGlite, or the real shop on PostgreSQL and RabbitMQ), a
+ * stand-in NotificationService that records what reaches it, and clients of
+ * every protocol the gateway speaks.
+ *
+ * shop-harness.ts is not reused for the real shop because its Shop does not
+ * expose the services' ports, which the gateway needs; startGatewayShop
+ * below starts the same services the same way and returns them.
+ */
+import { randomUUID } from "node:crypto";
+import { EventEmitter, once } from "node:events";
+import type { TestContext } from "node:test";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient as createConnectClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { startCatalog } from "@meshwork/catalog";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
+import { startGateway } from "@meshwork/gateway";
+import { startIdentity } from "@meshwork/identity";
+import { startOrders } from "@meshwork/orders";
+import { startPayments } from "@meshwork/payments";
+import { Code, createGrpcHost, createLogger, createSilentLogger, invalidArgument, openDatabase, RpcError, type Knex } from "@meshwork/platform";
+import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, uniqueName, type Collector } from "@meshwork/platform/testing";
+
+/** A port nothing listens on: calls to it fail at once with UNAVAILABLE. */
+export const CLOSED_ADDRESS = "127.0.0.1:1";
+
+export interface Backends {
+  readonly identity: number;
+  readonly catalog: number;
+}
+
+/** Identity and catalog on embedded PGlite (nothing kept), in this process. */
+export async function startEmbeddedBackends(t: TestContext): Promise<Backends> {
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: "memory://", IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: "warn" });
+  t.after(() => identity.shutdown.run("test done"));
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
+  t.after(() => catalog.shutdown.run("test done"));
+  return { identity: identity.port, catalog: catalog.port };
+}
+
+export interface SeenCall {
+  readonly method: string;
+  readonly requestId: string;
+  /** Milliseconds from arrival to the call's deadline, or undefined without one. */
+  readonly timeoutMs: number | undefined;
+  readonly authorization: string | undefined;
+}
+
+/**
+ * A NotificationService served by the platform host that records every call.
+ * The real notifications service is being written beside the gateway; this
+ * stand-in serves the same contract and lets tests look at what arrives.
+ *
+ * ListNotifications: page_size 101 is INVALID_ARGUMENT naming the field;
+ * page_token "hold" waits for release() or cancellation. WatchNotifications
+ * sends whatever push() is given, until cancelled.
+ * Events: "call" (SeenCall), "held", "hold-ended" (aborted: boolean),
+ * "watch-started", "watch-ended".
+ */
+export interface NotificationsStandIn {
+  readonly address: string;
+  readonly calls: SeenCall[];
+  readonly events: EventEmitter;
+  push(subject: string): void;
+  release(): void;
+}
+
+export async function startNotificationsStandIn(t: TestContext): Promise<NotificationsStandIn> {
+  const events = new EventEmitter();
+  const calls: SeenCall[] = [];
+  const holds = new Set<() => void>();
+  const host = createGrpcHost({ name: "notifications-stand-in", log: createSilentLogger() });
+  const record = (method: string, context: { requestId: string; timeoutMs(): number | undefined; metadata: { get(key: string): unknown[] } }): void => {
+    const authorization = context.metadata.get("authorization")[0];
+    const call = { method, requestId: context.requestId, timeoutMs: context.timeoutMs(), authorization: typeof authorization === "string" ? authorization : undefined };
+    calls.push(call);
+    events.emit("call", call);
+  };
+  host.add(NotificationService, {
+    async listNotifications(request, context) {
+      record("ListNotifications", context);
+      if (request.pageSize === 101) throw invalidArgument("page_size", "must be from 1 to 100");
+      if (request.pageToken === "hold") {
+        const aborted = await new Promise<boolean>((resolve) => {
+          const release = (): void => resolve(false);
+          holds.add(release);
+          context.signal.addEventListener("abort", () => {
+            holds.delete(release);
+            resolve(true);
+          });
+          events.emit("held");
+        });
+        events.emit("hold-ended", aborted);
+        if (aborted) throw new RpcError(Code.CANCELLED, "cancelled");
+      }
+      return { notifications: [{ id: "n-1", userId: "u-1", subject: "Order confirmed" }], nextPageToken: "" };
+    },
+    async *watchNotifications(_request, context) {
+      record("WatchNotifications", context);
+      const queue: string[] = [];
+      let wake: (() => void) | undefined;
+      const onPush = (subject: string): void => {
+        queue.push(subject);
+        wake?.();
+      };
+      events.on("push", onPush);
+      const onAbort = (): void => wake?.();
+      context.signal.addEventListener("abort", onAbort);
+      events.emit("watch-started");
+      try {
+        while (!context.signal.aborted) {
+          const subject = queue.shift();
+          if (subject !== undefined) {
+            yield { notification: { id: randomUUID(), userId: "u-1", subject } };
+            continue;
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+        }
+      } finally {
+        events.off("push", onPush);
+        events.emit("watch-ended");
+      }
+    },
+  });
+  const port = await host.listen({ host: "127.0.0.1", port: 0 });
+  host.setServing(true);
+  t.after(() => host.shutdown(0));
+  return {
+    address: `127.0.0.1:${port}`,
+    calls,
+    events,
+    push: (subject) => void events.emit("push", subject),
+    release: () => {
+      for (const release of holds) release();
+      holds.clear();
+    },
+  };
+}
+
+export interface RunningTestGateway {
+  readonly port: number;
+  readonly baseUrl: string;
+  readonly shutdown: () => Promise<boolean>;
+  /** Every log line the gateway writes, parsed, as "line" events (at GATEWAY_LOG_LEVEL). */
+  readonly logs: EventEmitter;
+}
+
+/**
+ * Starts the gateway on port 0 with `env`; shut down when the test ends, or
+ * through `defer` (a GatewayShop's), so it stops before the backends it calls.
+ */
+export async function startTestGateway(t: TestContext, env: Record<string, string>, defer: (step: () => unknown) => void = (step) => t.after(step)): Promise<RunningTestGateway> {
+  const logs = new EventEmitter();
+  const log = createLogger({
+    service: "gateway",
+    level: env.GATEWAY_LOG_LEVEL ?? "warn",
+    destination: {
+      write(line: string) {
+        const entry = JSON.parse(line) as { level: string };
+        // Tests may capture info lines; only what the default level would print is shown.
+        if (entry.level === "warn" || entry.level === "error" || entry.level === "fatal") process.stdout.write(line);
+        logs.emit("line", entry);
+      },
+    },
+  });
+  const gateway = await startGateway({ GATEWAY_PORT: "0", GATEWAY_LOG_LEVEL: "warn", ...env }, { log });
+  defer(() => gateway.shutdown.run("test done"));
+  return { port: gateway.port, baseUrl: `http://127.0.0.1:${gateway.port}`, shutdown: () => gateway.shutdown.run("test"), logs };
+}
+
+/** Resolves with the first log entry `matches` accepts, or rejects after `timeoutMs`. */
+export function nextLog(logs: EventEmitter, matches: (entry: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      logs.off("line", onLine);
+      reject(new Error("the expected log line did not come"));
+    }, timeoutMs);
+    const onLine = (entry: Record<string, unknown>): void => {
+      if (!matches(entry)) return;
+      clearTimeout(timer);
+      logs.off("line", onLine);
+      resolve(entry);
+    };
+    logs.on("line", onLine);
+  });
+}
+
+/** Live rate limits high enough that tests which do not test them never meet them. */
+export const GENEROUS_LIMITS: Record<string, string> = {
+  MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_USER_RPS: "100000",
+  MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_USER_BURST: "100000",
+  MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_ADDRESS_RPS: "100000",
+  MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_ADDRESS_BURST: "100000",
+};
+
+/**
+ * Node's HTTP/2 client buffers an outgoing request in its session and resets
+ * the stream itself (ENHANCE_YOUR_CALM) past `maxSessionMemory`, 10 MB by
+ * default: raised here so a test can send the gateway a 10 MB message at all.
+ */
+const H2_CLIENT = { nodeOptions: { maxSessionMemory: 64 } } as const;
+
+/** One transport per protocol and HTTP version the gateway serves to Connect clients. */
+export function transportsFor(baseUrl: string) {
+  return {
+    "Connect JSON over HTTP/1.1": createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+    "Connect binary over h2c": createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, ...H2_CLIENT }),
+    "gRPC-web over HTTP/1.1": createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
+    "gRPC-web over h2c": createGrpcWebTransport({ baseUrl, httpVersion: "2", ...H2_CLIENT }),
+    "gRPC over h2c": createGrpcTransport({ baseUrl, ...H2_CLIENT }),
+  } satisfies Record<string, Transport>;
+}
+
+export const connectClient = <S extends DescService>(service: S, transport: Transport): Client<S> => createConnectClient(service, transport);
+
+/** Signs a new user up and in through `identity` (any protocol); returns the authorization header value. */
+export async function signedInShopper(identity: Client<typeof IdentityService>, name = "shopper"): Promise<{ userId: string; authorization: string }> {
+  const email = `${name}-${randomUUID()}@example.test`;
+  const password = "correct horse battery";
+  const { user } = await identity.signUp({ email, password, displayName: name });
+  const { accessToken } = await identity.signIn({ email, password });
+  return { userId: user!.id, authorization: `Bearer ${accessToken}` };
+}
+
+/** Resolves with the next `event` the emitter sends, or rejects after `timeoutMs`. */
+export async function nextEvent<T = unknown>(emitter: EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
+  const [value] = (await once(emitter, event, { signal: AbortSignal.timeout(timeoutMs) })) as [T];
+  return value;
+}
+
+export interface GatewayShop {
+  /** Runs `step` at the end of the test, before everything started so far is stopped (last in, first out). */
+  readonly defer: (step: () => unknown) => void;
+  readonly ports: { readonly identity: number; readonly catalog: number; readonly payments: number; readonly orders: number };
+  readonly db: { readonly catalog: Knex };
+  readonly events: Collector;
+}
+
+/**
+ * identity, catalog, payments and orders in this process, each on its own
+ * fresh PostgreSQL database, orders publishing to a real RabbitMQ exchange
+ * named for the test (as shop-harness.ts does). Undefined when skipped.
+ */
+export async function startGatewayShop(t: TestContext): Promise<GatewayShop | undefined> {
+  const cleanup: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const step of cleanup.reverse()) await step();
+  });
+  const urls: Record<string, string> = {};
+  for (const name of ["identity", "catalog", "payments", "orders"]) {
+    const url = await createTestDatabase(t, name);
+    if (!url) return undefined;
+    urls[name] = url;
+  }
+  const rabbit = await connectRabbit(t);
+  if (!rabbit) return undefined;
+  const exchange = uniqueName("gateway");
+  const events = await collectFromExchange(rabbit, exchange);
+  const quiet = "warn";
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
+  cleanup.push(() => identity.shutdown.run("test done"));
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: urls.catalog, CATALOG_LOG_LEVEL: quiet });
+  cleanup.push(() => catalog.shutdown.run("test done"));
+  const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: urls.payments, PAYMENTS_LOG_LEVEL: quiet });
+  cleanup.push(() => payments.shutdown.run("test done"));
+  const orders = await startOrders({
+    ORDERS_PORT: "0",
+    ORDERS_DATABASE_URL: urls.orders!,
+    ORDERS_CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
+    ORDERS_PAYMENTS_ADDR: `127.0.0.1:${payments.port}`,
+    ORDERS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
+    ORDERS_AMQP_URL: amqpUrl(),
+    ORDERS_EVENTS_EXCHANGE: exchange,
+    ORDERS_LOG_LEVEL: quiet,
+  });
+  cleanup.push(() => orders.shutdown.run("test done"));
+  const catalogDb = await openDatabase({ url: urls.catalog, migrations: [], migrationsTable: "assert_migrations", log: createSilentLogger() });
+  cleanup.push(() => catalogDb.close());
+  return {
+    defer: (step) => void cleanup.push(step),
+    ports: { identity: identity.port, catalog: catalog.port, payments: payments.port, orders: orders.port },
+    db: { catalog: catalogDb.knex },
+    events,
+  };
+}
