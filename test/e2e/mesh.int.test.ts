@@ -24,11 +24,15 @@ test("multi-process on PostgreSQL and RabbitMQ: order CONFIRMED and one notifica
     adminUrl: adminUrl(),
     amqpUrl: amqpUrl(),
     databaseSuffix: `_m${id}`,
-    basePort: 21_000 + Math.floor(Math.random() * 2000) * 10,
+    // Below Linux's ephemeral range (32768+), where port-0 servers of parallel tests land.
+    basePort: 21_000 + Math.floor(Math.random() * 1100) * 10,
     exchange,
     queue,
     env: { IDENTITY_SCRYPT_N: "1024", NOTIFICATIONS_WATCH_POLL_MS: "200", NOTIFICATIONS_RETRY_DELAYS_MS: "200" },
     output: (line) => void lines.push(line),
+  }).catch((error: unknown) => {
+    process.stderr.write(`mesh output (last 40 lines):\n${lines.slice(-40).join("\n")}\n`);
+    throw error;
   });
   t.after(async () => {
     await mesh.stop();

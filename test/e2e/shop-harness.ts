@@ -104,8 +104,9 @@ export async function startShop(t: TestContext, options: ShopOptions = {}): Prom
   let ordersPort: number;
   let ordersProcess: OrdersProcess | undefined;
   if (options.ordersProcess) {
-    // A fixed port, so clients keep dialling the same address across restarts.
-    ordersPort = 20_000 + Math.floor(Math.random() * 20_000);
+    // A fixed port, so clients keep dialling the same address across restarts; below
+    // Linux's ephemeral range (32768+), where port-0 servers of parallel tests land.
+    ordersPort = 20_000 + Math.floor(Math.random() * 12_000);
     let child: ChildProcess | undefined;
     let starts = 0;
     ordersProcess = {
