@@ -32,14 +32,16 @@ export function createShutdown(log: Logger): Shutdown {
       running ??= (async () => {
         log.info({ reason }, "shutting down");
         let ok = true;
-        for (const step of [...steps].reverse()) {
+        // `position` records the order the steps really ran in: a reader of the
+        // log must not depend on lines arriving in order through a busy pipe.
+        for (const [index, step] of [...steps].reverse().entries()) {
           const started = Date.now();
           try {
             await step.run();
-            log.info({ step: step.name, durationMs: Date.now() - started }, "shutdown step done");
+            log.info({ step: step.name, position: index + 1, durationMs: Date.now() - started }, "shutdown step done");
           } catch (error) {
             ok = false;
-            log.error({ err: error, step: step.name }, "shutdown step failed");
+            log.error({ err: error, step: step.name, position: index + 1 }, "shutdown step failed");
           }
         }
         log.info({ ok }, "shutdown complete");

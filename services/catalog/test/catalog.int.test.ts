@@ -171,7 +171,10 @@ describe("catalog process", () => {
     const [code] = (await exited) as [number];
     await readerClosed;
     assert.equal(code, 0);
-    const steps = lines.filter((entry) => entry.msg === "shutdown step done").map((entry) => entry.step);
+    const steps = lines
+      .filter((entry) => entry.msg === "shutdown step done")
+      .sort((a, b) => (a.position as number) - (b.position as number))
+      .map((entry) => entry.step);
     assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
   });
 });

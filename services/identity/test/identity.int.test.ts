@@ -268,7 +268,10 @@ describe("identity process", () => {
     assert.equal(code, 0);
     assert.ok(lines.some((entry) => entry.msg === "signing key ready" && entry.source === "generated"));
     assert.ok(lines.some((entry) => entry.level === "warn" && String(entry.msg).startsWith("IDENTITY_SCRYPT_N is below 16384")));
-    const steps = lines.filter((entry) => entry.msg === "shutdown step done").map((entry) => entry.step);
+    const steps = lines
+      .filter((entry) => entry.msg === "shutdown step done")
+      .sort((a, b) => (a.position as number) - (b.position as number))
+      .map((entry) => entry.step);
     assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
   });
 });
