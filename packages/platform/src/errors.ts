@@ -51,3 +51,18 @@ export function isRpcError(error: unknown, code?: Code): error is RpcError {
 export function codeName(code: Code): string {
   return Code[code] ?? `CODE_${code}`;
 }
+
+/**
+ * Wraps handler work so domain errors leave as status codes: `toRpcError`
+ * maps the errors a service knows (returning anything else unchanged, which
+ * the host then answers as INTERNAL). Each service passes its own mapping.
+ */
+export function errorMapper(toRpcError: (error: unknown) => unknown): <T>(work: () => Promise<T>) => Promise<T> {
+  return async (work) => {
+    try {
+      return await work();
+    } catch (error) {
+      throw toRpcError(error);
+    }
+  };
+}

@@ -7,7 +7,7 @@ import {
   type ProductSchema,
   type ReservationSchema,
 } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { failedPrecondition, invalidArgument, notFound, type ServiceHandlers } from "@meshwork/platform";
+import { failedPrecondition, invalidArgument, notFound, errorMapper, type ServiceHandlers } from "@meshwork/platform";
 import {
   checkId,
   checkPageSize,
@@ -61,13 +61,7 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toRpcError(error);
-  }
-}
+const mapped = errorMapper(toRpcError);
 
 export function createCatalogHandlers({ store }: CatalogDeps): ServiceHandlers<typeof CatalogService> {
   return {

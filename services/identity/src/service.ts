@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { IdentityService, type UserSchema } from "@meshwork/contracts/shop/identity/v1/identity";
-import { alreadyExists, invalidArgument, unauthenticated, type ServiceHandlers } from "@meshwork/platform";
+import { alreadyExists, invalidArgument, unauthenticated, errorMapper, type ServiceHandlers } from "@meshwork/platform";
 import { checkSignIn, checkSignUp, EmailTakenError, InvalidCredentialsError, InvalidFieldError, type UserRecord } from "./identity.js";
 import type { PasswordHasher } from "./password-hash.js";
 import type { IdentityStore } from "./ports.js";
@@ -33,13 +33,7 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toRpcError(error);
-  }
-}
+const mapped = errorMapper(toRpcError);
 
 /**
  * Sign-up, sign-in and the public keys. Passwords and tokens are never

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NotificationSchema, NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { Code, invalidArgument, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers } from "@meshwork/platform";
+import { Code, errorMapper, invalidArgument, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers } from "@meshwork/platform";
 import { checkPageSize, decodePageToken, encodePageToken, InvalidFieldError, type NotificationRecord } from "./notifications.js";
 import type { NotificationStore } from "./ports.js";
 import type { WatchHub } from "./watch-hub.js";
@@ -39,13 +39,7 @@ export function notificationMessage(notification: NotificationRecord): MessageIn
   };
 }
 
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : error;
-  }
-}
+const mapped = errorMapper((error) => (error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : error));
 
 const shuttingDown = (): RpcError => new RpcError(Code.UNAVAILABLE, "the server is shutting down; watch again");
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import {
   Code,
+  errorMapper,
   failedPrecondition,
   invalidArgument,
 
@@ -53,13 +54,7 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toRpcError(error);
-  }
-}
+const mapped = errorMapper(toRpcError);
 
 export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typeof OrderService> {
   const { store } = deps;

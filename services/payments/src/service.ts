@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PaymentService, PaymentStatus, type PaymentSchema } from "@meshwork/contracts/shop/payments/v1/payments";
-import { Code, failedPrecondition, invalidArgument, RpcError, unavailable, type Logger, type ServiceHandlers } from "@meshwork/platform";
+import { Code, failedPrecondition, invalidArgument, RpcError, unavailable, errorMapper, type Logger, type ServiceHandlers } from "@meshwork/platform";
 import {
   AuthorizationInProgressError,
   checkAuthorization,
@@ -61,13 +61,7 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw toRpcError(error);
-  }
-}
+const mapped = errorMapper(toRpcError);
 
 /** `work`, unless the caller goes away first: then the caller stops waiting, and the work goes on. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
