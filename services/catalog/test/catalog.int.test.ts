@@ -6,12 +6,11 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { describe, test, type TestContext } from "node:test";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { Code, ConfigError, createClient, isRpcError, openDatabase, createSilentLogger, type Knex } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/platform/testing";
+import { createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
 import { migrations } from "../migrations/index.js";
 import { startCatalog } from "../src/main.js";
 
@@ -147,34 +146,12 @@ describe("catalog process", () => {
     assert.equal(badCode, 1);
     assert.match(stderr, /CATALOG_PORT \(port\): expected a port from 0 to 65535; got "99999"/);
 
-    const child = spawn(process.execPath, ["--import", "tsx", mainFile], {
-      env: { ...process.env, CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    t.after(() => child.kill("SIGKILL"));
-    const lines: Record<string, unknown>[] = [];
-    const reader = createInterface({ input: child.stdout });
-    const serving = new Promise<number>((resolve) => {
-      reader.on("line", (line) => {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        lines.push(entry);
-        if (entry.msg === "catalog serving") resolve(entry.port as number);
-      });
-    });
-    const port = await serving;
-    const { client: health, close } = createClient(Health, { target: `127.0.0.1:${port}` });
+    const service = await startServiceProcess(t, { mainFile, name: "catalog", env: { CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "info" } });
+    const { client: health, close } = createClient(Health, { target: `127.0.0.1:${service.port}` });
     t.after(close);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
-    const exited = once(child, "exit");
-    const readerClosed = once(reader, "close");
-    child.kill("SIGTERM");
-    const [code] = (await exited) as [number];
-    await readerClosed;
-    assert.equal(code, 0);
-    const steps = lines
-      .filter((entry) => entry.msg === "shutdown step done")
-      .sort((a, b) => (a.position as number) - (b.position as number))
-      .map((entry) => entry.step);
+    assert.equal(await service.terminate(), 0);
+    const steps = service.shutdownSteps();
     assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
   });
 });

@@ -8,7 +8,6 @@ import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { describe, test, type TestContext } from "node:test";
 import { decodeProtectedHeader } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
@@ -26,7 +25,7 @@ import {
   type Logger,
   type RunningService,
 } from "@meshwork/platform";
-import { createTestCallContext, createTestDatabase } from "@meshwork/platform/testing";
+import { createTestCallContext, createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
 import { migrations } from "../migrations/index.js";
 import { startIdentity } from "../src/main.js";
 
@@ -242,36 +241,14 @@ describe("identity process", () => {
 
     const url = await createTestDatabase(t, "identity_proc");
     if (url === undefined) return;
-    const child = spawn(process.execPath, ["--import", "tsx", mainFile], {
-      env: { ...process.env, ...TEST_ENV, IDENTITY_DATABASE_URL: url, IDENTITY_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    t.after(() => child.kill("SIGKILL"));
-    const lines: Record<string, unknown>[] = [];
-    const reader = createInterface({ input: child.stdout });
-    const serving = new Promise<number>((resolve) => {
-      reader.on("line", (line) => {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        lines.push(entry);
-        if (entry.msg === "identity serving") resolve(entry.port as number);
-      });
-    });
-    const port = await serving;
-    const { client: health, close } = createClient(Health, { target: `127.0.0.1:${port}` });
+    const service = await startServiceProcess(t, { mainFile, name: "identity", env: { ...TEST_ENV, IDENTITY_DATABASE_URL: url, IDENTITY_LOG_LEVEL: "info" } });
+    const { client: health, close } = createClient(Health, { target: `127.0.0.1:${service.port}` });
     t.after(close);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
-    const exited = once(child, "exit");
-    const readerClosed = once(reader, "close");
-    child.kill("SIGTERM");
-    const [code] = (await exited) as [number];
-    await readerClosed;
-    assert.equal(code, 0);
-    assert.ok(lines.some((entry) => entry.msg === "signing key ready" && entry.source === "generated"));
-    assert.ok(lines.some((entry) => entry.level === "warn" && String(entry.msg).startsWith("IDENTITY_SCRYPT_N is below 16384")));
-    const steps = lines
-      .filter((entry) => entry.msg === "shutdown step done")
-      .sort((a, b) => (a.position as number) - (b.position as number))
-      .map((entry) => entry.step);
+    assert.equal(await service.terminate(), 0);
+    assert.ok(service.lines.some((entry) => entry.msg === "signing key ready" && entry.source === "generated"));
+    assert.ok(service.lines.some((entry) => entry.level === "warn" && String(entry.msg).startsWith("IDENTITY_SCRYPT_N is below 16384")));
+    const steps = service.shutdownSteps();
     assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
   });
 });

@@ -4,17 +4,14 @@
  * with the simulated processor driven by live configuration.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { describe, test, type TestContext } from "node:test";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, ConfigError, createClient, createSilentLogger, isRpcError, openDatabase, type Knex } from "@meshwork/platform";
-import { createConsulHttpApi, createTestDatabase } from "@meshwork/platform/testing";
+import { createConsulHttpApi, createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
 import { migrations } from "../migrations/index.js";
 import { LIVE_KEYS } from "../src/live-settings.js";
 import { startPayments } from "../src/main.js";
@@ -256,34 +253,12 @@ describe("payments process", () => {
   });
 
   test("as its own process: serves on port 0; on SIGTERM finishes authorizations in flight, closes live config, and exits 0", TEST_TIMEOUT, async (t) => {
-    const child = spawn(process.execPath, ["--import", "tsx", mainFile], {
-      env: { ...process.env, PAYMENTS_PORT: "0", PAYMENTS_DATA_DIR: "memory://", PAYMENTS_LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    t.after(() => child.kill("SIGKILL"));
-    const lines: Record<string, unknown>[] = [];
-    const reader = createInterface({ input: child.stdout });
-    const serving = new Promise<number>((resolve) => {
-      reader.on("line", (line) => {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        lines.push(entry);
-        if (entry.msg === "payments serving") resolve(entry.port as number);
-      });
-    });
-    const port = await serving;
-    const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${port}` });
+    const service = await startServiceProcess(t, { mainFile, name: "payments", env: { PAYMENTS_PORT: "0", PAYMENTS_DATA_DIR: "memory://", PAYMENTS_LOG_LEVEL: "info" } });
+    const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${service.port}` });
     t.after(close);
     assert.equal((await client.authorizePayment(authorize("o-process"))).payment?.status, PaymentStatus.AUTHORIZED);
-    const exited = once(child, "exit");
-    const readerClosed = once(reader, "close");
-    child.kill("SIGTERM");
-    const [code] = (await exited) as [number];
-    await readerClosed;
-    assert.equal(code, 0);
-    const steps = lines
-      .filter((entry) => entry.msg === "shutdown step done")
-      .sort((a, b) => (a.position as number) - (b.position as number))
-      .map((entry) => entry.step);
+    assert.equal(await service.terminate(), 0);
+    const steps = service.shutdownSteps();
     assert.deepEqual(steps, [
       "health NOT_SERVING",
       "deregister",

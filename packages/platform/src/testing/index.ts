@@ -3,3 +3,4 @@ export * from "./postgres.js";
 export * from "./call-context.js";
 export * from "./consul-http-api.js";
 export * from "./rabbitmq.js";
+export * from "./service-process.js";
