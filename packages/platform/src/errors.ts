@@ -53,16 +53,32 @@ export function codeName(code: Code): string {
 }
 
 /**
- * Wraps handler work so domain errors leave as status codes: `toRpcError`
- * maps the errors a service knows (returning anything else unchanged, which
- * the host then answers as INTERNAL). Each service passes its own mapping.
+ * A request that breaks a rule, naming the field ("items[0].quantity") and
+ * the problem ("must be from 1 to 1000"). Domain code throws it; errorMapper
+ * turns it into INVALID_ARGUMENT with the field named.
  */
-export function errorMapper(toRpcError: (error: unknown) => unknown): <T>(work: () => Promise<T>) => Promise<T> {
+export class InvalidFieldError extends Error {
+  override readonly name = "InvalidFieldError";
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/**
+ * Wraps handler work so domain errors leave as status codes: InvalidFieldError
+ * becomes INVALID_ARGUMENT, and `toRpcError` maps the other errors a service
+ * knows (returning anything else unchanged, which the host then answers as
+ * INTERNAL). Each service passes its own mapping.
+ */
+export function errorMapper(toRpcError: (error: unknown) => unknown = (error) => error): <T>(work: () => Promise<T>) => Promise<T> {
   return async (work) => {
     try {
       return await work();
     } catch (error) {
-      throw toRpcError(error);
+      throw error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : toRpcError(error);
     }
   };
 }

@@ -1,16 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { checkId, checkPageSize, checkStockLines, decodePageToken, encodePageToken, InvalidFieldError, sameLines } from "./catalog.js";
+import { fieldRefusal } from "@meshwork/platform/testing";
+import { checkId, checkPageSize, checkStockLines, decodePageToken, encodePageToken, sameLines } from "./catalog.js";
 
-const fieldOf = (work: () => unknown): string => {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof InvalidFieldError) return error.field;
-    throw error;
-  }
-  throw new Error("expected an InvalidFieldError");
-};
+const fieldOf = (work: () => unknown): string => fieldRefusal(work).field;
 
 describe("catalog request rules", () => {
   test("ids must be 1 to 64 letters, digits, '-' or '_'", () => {

@@ -2,6 +2,7 @@
  * The catalog's domain: products, stock and reservations, as plain data, with
  * the rules that requests must satisfy. No gRPC and no SQL in this file.
  */
+import { InvalidFieldError } from "@meshwork/platform";
 
 export interface ProductRecord {
   readonly id: string;
@@ -78,16 +79,8 @@ export class ReservationMismatchError extends Error {
   }
 }
 
-/** A request that breaks a rule, naming the field. */
-export class InvalidFieldError extends Error {
-  override readonly name = "InvalidFieldError";
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field}: ${problem}`);
-  }
-}
+/** The platform's field error, re-exported so domain code and tests name it from here. */
+export { InvalidFieldError };
 
 export const LIMITS = {
   defaultPageSize: 20,

@@ -7,7 +7,7 @@ import {
   type ProductSchema,
   type ReservationSchema,
 } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { failedPrecondition, invalidArgument, notFound, errorMapper, type ServiceHandlers } from "@meshwork/platform";
+import { errorMapper, failedPrecondition, notFound, type ServiceHandlers } from "@meshwork/platform";
 import {
   checkId,
   checkPageSize,
@@ -16,7 +16,6 @@ import {
   decodePageToken,
   encodePageToken,
   InsufficientStockError,
-  InvalidFieldError,
   LIMITS,
   ProductNotFoundError,
   ReservationMismatchError,
@@ -54,7 +53,6 @@ const reservationMessage = (reservation: ReservationRecord): MessageInitShape<ty
 
 /** Maps the domain's refusals to status codes; anything else stays unknown (INTERNAL). */
 function toRpcError(error: unknown): unknown {
-  if (error instanceof InvalidFieldError) return invalidArgument(error.field, error.problem);
   if (error instanceof ProductNotFoundError) return notFound(error.message);
   if (error instanceof InsufficientStockError) return failedPrecondition(`insufficient stock: ${error.message}`);
   if (error instanceof ReservationReleasedError || error instanceof ReservationMismatchError) return failedPrecondition(error.message);

@@ -1,16 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { checkDisplayName, checkEmail, checkNewPassword, checkOfferedPassword, checkSignIn, checkSignUp, InvalidFieldError } from "./identity.js";
+import { fieldRefusal } from "@meshwork/platform/testing";
+import { checkDisplayName, checkEmail, checkNewPassword, checkOfferedPassword, checkSignIn, checkSignUp } from "./identity.js";
 
-const refusal = (work: () => unknown): { field: string; problem: string } => {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof InvalidFieldError) return { field: error.field, problem: error.problem };
-    throw error;
-  }
-  throw new Error("expected an InvalidFieldError");
-};
+const refusal = fieldRefusal;
 
 describe("identity request rules", () => {
   test("emails are trimmed and lower-cased", () => {

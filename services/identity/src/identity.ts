@@ -2,6 +2,7 @@
  * Identity's domain: accounts and the rules their fields must satisfy. No
  * gRPC, no SQL and no cryptography in this file.
  */
+import { InvalidFieldError } from "@meshwork/platform";
 
 export interface UserRecord {
   readonly id: string;
@@ -23,16 +24,8 @@ export interface NewUser {
   readonly passwordHash: string;
 }
 
-/** A request that breaks a rule, naming the field. */
-export class InvalidFieldError extends Error {
-  override readonly name = "InvalidFieldError";
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field}: ${problem}`);
-  }
-}
+/** The platform's field error, re-exported so domain code and tests name it from here. */
+export { InvalidFieldError };
 
 /** Sign-up with an email that already has an account. */
 export class EmailTakenError extends Error {

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { IdentityService, type UserSchema } from "@meshwork/contracts/shop/identity/v1/identity";
-import { alreadyExists, invalidArgument, unauthenticated, errorMapper, type ServiceHandlers } from "@meshwork/platform";
-import { checkSignIn, checkSignUp, EmailTakenError, InvalidCredentialsError, InvalidFieldError, type UserRecord } from "./identity.js";
+import { alreadyExists, errorMapper, unauthenticated, type ServiceHandlers } from "@meshwork/platform";
+import { checkSignIn, checkSignUp, EmailTakenError, InvalidCredentialsError, type UserRecord } from "./identity.js";
 import type { PasswordHasher } from "./password-hash.js";
 import type { IdentityStore } from "./ports.js";
 import type { PublicSigningJwk } from "./signing-keys.js";
@@ -27,7 +27,6 @@ const userMessage = (user: UserRecord): MessageInitShape<typeof UserSchema> => (
 
 /** Maps the domain's refusals to status codes; anything else stays unknown (INTERNAL, logged, never sent). */
 function toRpcError(error: unknown): unknown {
-  if (error instanceof InvalidFieldError) return invalidArgument(error.field, error.problem);
   if (error instanceof EmailTakenError) return alreadyExists(error.message);
   if (error instanceof InvalidCredentialsError) return unauthenticated(error.message);
   return error;

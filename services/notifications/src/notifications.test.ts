@@ -1,17 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { fieldRefusal } from "@meshwork/platform/testing";
 import { eventOf } from "../test/support.js";
-import { checkPageSize, decodePageToken, encodePageToken, formatMoney, InvalidFieldError, notificationsFor } from "./notifications.js";
+import { checkPageSize, decodePageToken, encodePageToken, formatMoney, notificationsFor } from "./notifications.js";
 
-const fieldOf = (work: () => unknown): string => {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof InvalidFieldError) return error.field;
-    throw error;
-  }
-  throw new Error("expected an InvalidFieldError");
-};
+const fieldOf = (work: () => unknown): string => fieldRefusal(work).field;
 
 describe("notification rules", () => {
   test("each order status a shopper cares about makes one notification for the order's user", () => {

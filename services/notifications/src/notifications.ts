@@ -3,6 +3,7 @@
  * the messages a real shop would e-mail, and the rules list requests must
  * satisfy. No gRPC, no SQL, no broker in this file.
  */
+import { InvalidFieldError } from "@meshwork/platform";
 
 /** The order statuses this service knows how to tell a shopper about. */
 export type OrderEventStatus = "placed" | "confirmed" | "rejected" | "failed";
@@ -48,16 +49,8 @@ export interface NotificationRecord extends NotificationDraft {
 /** The only event schema version this service understands. */
 export const SUPPORTED_SCHEMA_VERSION = 1;
 
-/** A request that breaks a rule, naming the field. */
-export class InvalidFieldError extends Error {
-  override readonly name = "InvalidFieldError";
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field}: ${problem}`);
-  }
-}
+/** The platform's field error, re-exported so domain code and tests name it from here. */
+export { InvalidFieldError };
 
 export const LIMITS = { defaultPageSize: 20, maxPageSize: 100 } as const;
 

@@ -1,8 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NotificationSchema, NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { Code, errorMapper, invalidArgument, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers } from "@meshwork/platform";
-import { checkPageSize, decodePageToken, encodePageToken, InvalidFieldError, type NotificationRecord } from "./notifications.js";
+import { Code, errorMapper, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers } from "@meshwork/platform";
+import { checkPageSize, decodePageToken, encodePageToken, type NotificationRecord } from "./notifications.js";
 import type { NotificationStore } from "./ports.js";
 import type { WatchHub } from "./watch-hub.js";
 
@@ -39,7 +39,7 @@ export function notificationMessage(notification: NotificationRecord): MessageIn
   };
 }
 
-const mapped = errorMapper((error) => (error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : error));
+const mapped = errorMapper();
 
 const shuttingDown = (): RpcError => new RpcError(Code.UNAVAILABLE, "the server is shutting down; watch again");
 

@@ -3,6 +3,7 @@
  * satisfy, and the identity of a request for idempotency. No gRPC, no SQL.
  */
 import { createHash } from "node:crypto";
+import { InvalidFieldError } from "@meshwork/platform";
 
 export type OrderStatus = "pending" | "confirmed" | "rejected" | "failed";
 
@@ -58,16 +59,8 @@ export interface PlacementRequest {
   readonly cardToken: string;
 }
 
-/** A request that breaks a rule, naming the field. */
-export class InvalidFieldError extends Error {
-  override readonly name = "InvalidFieldError";
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field}: ${problem}`);
-  }
-}
+/** The platform's field error, re-exported so domain code and tests name it from here. */
+export { InvalidFieldError };
 
 /** The same idempotency key was used before for a different request. */
 export class IdempotencyConflictError extends Error {

@@ -4,7 +4,6 @@ import {
   Code,
   errorMapper,
   failedPrecondition,
-  invalidArgument,
 
   notFound,
   RpcError,
@@ -48,7 +47,6 @@ export interface OrderServiceDeps {
 }
 
 function toRpcError(error: unknown): unknown {
-  if (error instanceof InvalidFieldError) return invalidArgument(error.field, error.problem);
   if (error instanceof OrderNotFoundError) return notFound(error.message);
   if (error instanceof IdempotencyConflictError) return failedPrecondition(error.message);
   return error;

@@ -1,26 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { fieldRefusal } from "@meshwork/platform/testing";
 import {
   checkAuthorization,
   checkOrderId,
   existingPaymentOutcome,
   IdempotencyConflictError,
-  InvalidFieldError,
   requestFingerprint,
   type PaymentRecord,
 } from "./payments.js";
 
 const valid = { orderId: "order-1", amount: { currencyCode: "EUR", amountMinor: 4500n }, cardToken: "tok_visa_4242" };
 
-const refusal = (work: () => unknown): { field: string; problem: string } => {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof InvalidFieldError) return { field: error.field, problem: error.problem };
-    throw error;
-  }
-  throw new Error("expected an InvalidFieldError");
-};
+const refusal = fieldRefusal;
 
 describe("authorization request rules", () => {
   test("a valid request comes back with the amount as a number", () => {

@@ -3,6 +3,7 @@
  * satisfy, and what makes two requests "the same". No gRPC and no SQL here.
  */
 import { createHash } from "node:crypto";
+import { InvalidFieldError } from "@meshwork/platform";
 
 /**
  * pending    the order id is claimed and the processor is being asked (never
@@ -47,16 +48,8 @@ export interface AuthorizationRequest {
 /** The processor's final answer, as recorded. */
 export type AuthorizationOutcome = { readonly status: "authorized" } | { readonly status: "declined"; readonly reason: string };
 
-/** A request that breaks a rule, naming the field. */
-export class InvalidFieldError extends Error {
-  override readonly name = "InvalidFieldError";
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field}: ${problem}`);
-  }
-}
+/** The platform's field error, re-exported so domain code and tests name it from here. */
+export { InvalidFieldError };
 
 /** The order id was already used for a different authorization request. */
 export class IdempotencyConflictError extends Error {

@@ -2,14 +2,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PaymentService, PaymentStatus, type PaymentSchema } from "@meshwork/contracts/shop/payments/v1/payments";
-import { Code, failedPrecondition, invalidArgument, RpcError, unavailable, errorMapper, type Logger, type ServiceHandlers } from "@meshwork/platform";
+import { Code, errorMapper, failedPrecondition, RpcError, unavailable, type Logger, type ServiceHandlers } from "@meshwork/platform";
 import {
   AuthorizationInProgressError,
   checkAuthorization,
   checkOrderId,
   existingPaymentOutcome,
   IdempotencyConflictError,
-  InvalidFieldError,
   ProcessorUnavailableError,
   requestFingerprint,
   type AuthorizationOutcome,
@@ -53,7 +52,6 @@ const paymentMessage = (payment: PaymentRecord): MessageInitShape<typeof Payment
 /** Maps the domain's refusals to status codes; anything else stays unknown (INTERNAL). */
 function toRpcError(error: unknown): unknown {
   if (error instanceof RpcError) return error;
-  if (error instanceof InvalidFieldError) return invalidArgument(error.field, error.problem);
   if (error instanceof IdempotencyConflictError) return failedPrecondition(error.message);
   if (error instanceof ProcessorUnavailableError) return unavailable("the payment processor is unavailable; retry");
   if (error instanceof AuthorizationInProgressError) return unavailable(error.message);

@@ -4,3 +4,4 @@ export * from "./call-context.js";
 export * from "./consul-http-api.js";
 export * from "./rabbitmq.js";
 export * from "./service-process.js";
+export * from "./field-refusal.js";
