@@ -34,7 +34,10 @@ export const SERVICE_DESCRIPTIONS: Readonly<Record<ServiceName, string>> = {
   gateway: "Connect, gRPC-web and gRPC for browsers: the public API of all of the above",
 };
 
-export async function startAllInOne(env: Env): Promise<RunningShop> {
+export async function startAllInOne(given: Env): Promise<RunningShop> {
+  // One OTEL_SERVICE_NAME for six services would merge them in every trace
+  // view: here each service's spans carry its own name (one tracer provider each).
+  const { OTEL_SERVICE_NAME: _oneName, ...env } = given;
   const broker = createMemoryBroker();
   const taskQueue = createMemoryTaskQueue({ broker, log: createLogger({ service: "queue", level: env.NOTIFICATIONS_LOG_LEVEL ?? "warn" }) });
   const started: { name: ServiceName; port: number; shutdown: Shutdown }[] = [];

@@ -63,19 +63,24 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
     payments: port(50054, 4),
     notifications: [port(50055, 5), port(50065, 6)] as const,
   };
+  // /metrics ports: 9464 + offset, the second notifications instance 9479
+  // (as its gRPC port is 50065 beside 50055); with a base port (tests), any
+  // free one, so a test never meets a running mesh.
+  const metrics = (defaultPort: number): string => (base === undefined ? String(defaultPort) : "0");
   const addr = (value: number): string => `${host}:${value}`;
   const notificationsAddrs = ports.notifications.map(addr).join(",");
   const events = options.exchange ? { ORDERS_EVENTS_EXCHANGE: options.exchange } : {};
   const notificationsDb = await url("notifications");
   const instances: Instance[] = [
-    { name: "identity", service: "identity", env: { IDENTITY_PORT: String(ports.identity), IDENTITY_DATABASE_URL: await url("identity") } },
-    { name: "catalog", service: "catalog", env: { CATALOG_PORT: String(ports.catalog), CATALOG_DATABASE_URL: await url("catalog") } },
-    { name: "payments", service: "payments", env: { PAYMENTS_PORT: String(ports.payments), PAYMENTS_DATABASE_URL: await url("payments") } },
+    { name: "identity", service: "identity", env: { IDENTITY_PORT: String(ports.identity), IDENTITY_METRICS_PORT: metrics(9465), IDENTITY_DATABASE_URL: await url("identity") } },
+    { name: "catalog", service: "catalog", env: { CATALOG_PORT: String(ports.catalog), CATALOG_METRICS_PORT: metrics(9466), CATALOG_DATABASE_URL: await url("catalog") } },
+    { name: "payments", service: "payments", env: { PAYMENTS_PORT: String(ports.payments), PAYMENTS_METRICS_PORT: metrics(9468), PAYMENTS_DATABASE_URL: await url("payments") } },
     {
       name: "orders",
       service: "orders",
       env: {
         ORDERS_PORT: String(ports.orders),
+        ORDERS_METRICS_PORT: metrics(9467),
         ORDERS_DATABASE_URL: await url("orders"),
         ORDERS_AMQP_URL: options.amqpUrl,
         ORDERS_CATALOG_ADDR: addr(ports.catalog),
@@ -89,6 +94,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
       service: "notifications",
       env: {
         NOTIFICATIONS_PORT: String(notificationsPort),
+        NOTIFICATIONS_METRICS_PORT: metrics(9469 + 10 * index),
         // One service, one database: both instances share it (and its inbox).
         NOTIFICATIONS_DATABASE_URL: notificationsDb,
         NOTIFICATIONS_AMQP_URL: options.amqpUrl,
@@ -102,6 +108,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
       service: "gateway",
       env: {
         GATEWAY_PORT: String(ports.gateway),
+        GATEWAY_METRICS_PORT: metrics(9464),
         GATEWAY_IDENTITY_ADDR: addr(ports.identity),
         GATEWAY_CATALOG_ADDR: addr(ports.catalog),
         GATEWAY_ORDERS_ADDR: addr(ports.orders),

@@ -12,6 +12,7 @@ import { currentCall, REQUEST_ID_HEADER } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
+import type { ClientTelemetry } from "./telemetry/index.js";
 
 export interface ClientConfig {
   /** "host:port" to dial, or a discovery watch whose passing instances are used in turn. */
@@ -22,6 +23,8 @@ export interface ClientConfig {
   readonly streamTimeoutMs?: number;
   readonly credentials?: ChannelCredentials;
   readonly channelOptions?: ClientOptions;
+  /** Client spans, traceparent propagation and call metrics for this downstream: `telemetry.forClient("catalog")`. */
+  readonly telemetry?: ClientTelemetry;
 }
 
 export interface ClosableClient<S extends AnyService> {
@@ -98,6 +101,8 @@ class ChannelPool {
         "grpc.initial_reconnect_backoff_ms": 250,
         "grpc.max_reconnect_backoff_ms": 5_000,
         ...this.config.channelOptions,
+        // Telemetry rides on grpc-js's own interceptor chain: one place, every call kind, every attempt.
+        ...(this.config.telemetry ? { interceptors: [...(this.config.channelOptions?.interceptors ?? []), this.config.telemetry.interceptor] } : {}),
       });
       this.clients.set(address, channel);
     }

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { ConfigError, describeConfig, loadConfig, parseConsulAddress, serviceSettings, settings } from "./config.js";
 
 const spec = {
-  ...serviceSettings("DEMO", { port: 50099, dataDir: ".data/demo" }),
+  ...serviceSettings("DEMO", { port: 50099, metricsPort: 9499, dataDir: ".data/demo" }),
   batchSize: { env: "DEMO_BATCH_SIZE", doc: "Rows per batch.", schema: settings.positiveInt(), default: 50 },
   apiKey: { env: "DEMO_API_KEY", doc: "Key for the partner API.", schema: settings.nonEmpty(), secret: true },
 };

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { telemetrySettings } from "./telemetry/index.js";
 
 /** One configuration key: where it comes from, what it means, what it must be. */
 export interface Setting<S extends z.ZodType = z.ZodType> {
@@ -96,8 +97,9 @@ export const settings = {
  * The settings every service has, under its own prefix (CATALOG_PORT, ...).
  * A service spreads them into its spec and adds its own.
  */
-export function serviceSettings(prefix: string, defaults: { port: number; dataDir: string }) {
+export function serviceSettings(prefix: string, defaults: { port: number; metricsPort: number; dataDir: string }) {
   return {
+    ...telemetrySettings(prefix, defaults.metricsPort),
     host: { env: `${prefix}_HOST`, doc: "Interface the gRPC server binds (0.0.0.0 in containers).", schema: settings.nonEmpty(), default: "127.0.0.1" },
     port: { env: `${prefix}_PORT`, doc: "Port of the gRPC server (0 picks a free one).", schema: settings.port(), default: defaults.port },
     advertiseHost: { env: `${prefix}_ADVERTISE_HOST`, doc: "Host other services reach this instance on, as registered in discovery.", schema: settings.nonEmpty(), default: "127.0.0.1" },

@@ -19,3 +19,4 @@ export * from "./messaging/index.js";
 export * from "./outbox/index.js";
 export * from "./auth/index.js";
 export * from "./queue/index.js";
+export * from "./telemetry/index.js";

@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from "pino";
+import { logCorrelation } from "./telemetry/log-context.js";
 
 export type { Logger } from "pino";
 
@@ -12,14 +13,17 @@ export interface LoggerOptions {
 }
 
 /**
- * JSON logs, one object per line, with the service name on each. Secrets are
- * redacted by path as a second line of defence; the first is never logging them.
+ * JSON logs, one object per line, with the service name on each, and the
+ * trace_id, span_id and request_id of the work that wrote it (see
+ * telemetry/log-context.ts). Secrets are redacted by path as a second line of
+ * defence; the first is never logging them.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
       level: options.level ?? "info",
       base: { service: options.service },
+      mixin: logCorrelation,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {

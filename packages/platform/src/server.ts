@@ -8,6 +8,7 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { context as otelContext } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
 import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
@@ -15,6 +16,8 @@ import { Code, codeName, RpcError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
+import { startServerSpan, type ServerSpan } from "./telemetry/grpc.js";
+import type { Telemetry } from "./telemetry/index.js";
 
 export interface GrpcHostOptions {
   /** Service name for logs, e.g. "catalog". */
@@ -22,6 +25,8 @@ export interface GrpcHostOptions {
   readonly log: Logger;
   /** Largest request accepted, in bytes (default 4 MiB). */
   readonly maxReceiveBytes?: number;
+  /** A server span per call (when tracing is on) and RED metrics; nothing when omitted. */
+  readonly telemetry?: Pick<Telemetry, "tracer" | "metrics">;
 }
 
 export interface ListenOptions {
@@ -81,7 +86,7 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
           throw new Error(`${service.typeName}: no handler for ${method.name} (expected a function "${method.localName}")`);
         }
         definition[method.name] = methodDefinition(method);
-        implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track);
+        implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track, options.telemetry);
       }
       server.addService(definition, implementation);
       services.push(service);
@@ -166,8 +171,16 @@ function wrapHandler(
   handler: AnyHandler,
   baseLog: Logger,
   track: { begin(): void; end(): void },
+  telemetry: GrpcHostOptions["telemetry"],
 ): UntypedServiceImplementation[string] {
   const service = method.parent.typeName;
+  const tracer = telemetry?.tracer;
+  const recordCall = telemetry?.metrics.serverCall;
+  // With tracing on, the handler runs inside its server span (downstream calls,
+  // queries and log lines join it); off, no span object is made at all.
+  const startSpan = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): ServerSpan | undefined =>
+    tracer ? startServerSpan(tracer, service, method.name, call.metadata) : undefined;
+  const inSpan = <T>(span: ServerSpan | undefined, run: () => T): T => (span ? otelContext.with(span.context, run) : run());
 
   // Built per call, so it stays cheap: the AbortController and the child
   // logger are made only when a handler asks for them.
@@ -219,38 +232,44 @@ function wrapHandler(
     return headers;
   };
 
-  const finish = (context: CallContext & { finished(): void }, started: number, code: Code): void => {
+  const finish = (context: CallContext & { finished(): void }, started: number, code: Code, span?: ServerSpan, message?: string): void => {
     context.finished();
     track.end();
-    if (code === Code.INTERNAL || code === Code.UNKNOWN) return; // already logged with its cause
-    if (baseLog.isLevelEnabled("debug")) {
-      context.log.debug({ code: codeName(code), durationMs: Date.now() - started }, "call finished");
+    recordCall?.(service, method.name, code, (performance.now() - started) / 1000);
+    // INTERNAL and UNKNOWN were already logged with their cause.
+    if (code !== Code.INTERNAL && code !== Code.UNKNOWN && baseLog.isLevelEnabled("debug")) {
+      // Written in the call's scope, so the line carries its trace and request id.
+      const write = (): void => context.log.debug({ code: codeName(code), durationMs: Math.round(performance.now() - started) }, "call finished");
+      inSpan(span, () => runInCall(context, write));
     }
+    span?.end(code, message);
   };
+
 
   if (method.methodKind === "unary") {
     return ((call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
       track.begin();
-      const started = Date.now();
+      const started = performance.now();
       const context = makeContext(call);
+      const span = startSpan(call);
       call.sendMetadata(responseHeaders(context));
-      runInCall(context, () => handler(call.request, context) as Promise<unknown>).then(
+      inSpan(span, () => runInCall(context, () => handler(call.request, context) as Promise<unknown>)).then(
         (result) => {
           let response: Message;
           try {
             response = toMessage(method.output, result);
           } catch (error) {
-            const status = toStatus(error, context.log);
-            finish(context, started, status.code);
+            const status = inSpan(span, () => toStatus(error, context.log));
+            finish(context, started, status.code, span, status.details);
             callback(status);
             return;
           }
-          finish(context, started, Code.OK);
+          finish(context, started, Code.OK, span);
           callback(null, response);
         },
         (error: unknown) => {
-          const status = toStatus(error, context.log);
-          finish(context, started, status.code);
+          const status = inSpan(span, () => toStatus(error, context.log));
+          finish(context, started, status.code, span, status.details);
           callback(status);
         },
       );
@@ -259,8 +278,9 @@ function wrapHandler(
 
   return ((call: ServerWritableStream<Message, Message>) => {
     track.begin();
-    const started = Date.now();
+    const started = performance.now();
     const context = makeContext(call);
+    const span = startSpan(call);
     call.sendMetadata(responseHeaders(context));
     // The whole pump runs inside the call's scope: a generator's body resumes
     // in the async context of whoever calls next(), which is this loop.
@@ -282,14 +302,14 @@ function wrapHandler(
         }
       }
     };
-    runInCall(context, pump).then(
+    inSpan(span, () => runInCall(context, pump)).then(
       () => {
-        finish(context, started, Code.OK);
+        finish(context, started, Code.OK, span);
         if (!context.signal.aborted) call.end();
       },
       (error: unknown) => {
-        const status = toStatus(error, context.log);
-        finish(context, started, status.code);
+        const status = inSpan(span, () => toStatus(error, context.log));
+        finish(context, started, status.code, span, status.details);
         if (!context.signal.aborted) call.emit("error", status);
       },
     );

@@ -3,9 +3,10 @@ import { createDiscovery, type Discovery } from "./discovery-from-config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createGrpcHost, type GrpcHost } from "./server.js";
 import { createShutdown, type Shutdown } from "./shutdown.js";
+import { resolveMetricsPort, startMetricsServer, telemetryFromConfig, traceKnex, type Telemetry, type TelemetryConfig } from "./telemetry/index.js";
 
 /** The settings every service has (see serviceSettings in config.ts). */
-export interface CommonServiceConfig {
+export interface CommonServiceConfig extends TelemetryConfig {
   readonly host: string;
   readonly port: number;
   readonly advertiseHost: string;
@@ -25,6 +26,8 @@ export interface ServiceParts {
   readonly discovery: Discovery;
   /** Add a step for anything setup starts (workers, clients); it runs before the database closes. */
   readonly shutdown: Shutdown;
+  /** Tracer and metrics registry: pass `telemetry.forClient(name)` to createClient, add service metrics to `telemetry.metrics`. */
+  readonly telemetry: Telemetry;
 }
 
 export interface ServiceDefinition {
@@ -35,12 +38,17 @@ export interface ServiceDefinition {
   /** Addresses of the services it calls, used when Consul is not configured. */
   readonly staticAddresses?: Record<string, string[]>;
   readonly log?: Logger;
+  /** Telemetry built by the caller (a benchmark, a test with its own exporter); default: from the config. */
+  readonly telemetry?: Telemetry;
   /** Builds adapters, mounts handlers with parts.host.add(...), starts workers. */
   setup(parts: ServiceParts): Promise<void>;
 }
 
 export interface RunningService {
   readonly port: number;
+  /** Port of GET /metrics. */
+  readonly metricsPort: number;
+  readonly telemetry: Telemetry;
   readonly log: Logger;
   readonly shutdown: Shutdown;
 }
@@ -55,7 +63,12 @@ export async function startService(definition: ServiceDefinition): Promise<Runni
   const { config, name } = definition;
   const log = definition.log ?? createLogger({ service: name, level: config.logLevel });
   const shutdown = createShutdown(log);
+  const telemetry = definition.telemetry ?? telemetryFromConfig(name, config);
+  // Added first, so it runs last: spans of the shutdown itself still get out.
+  shutdown.add("flush traces", () => telemetry.shutdown());
   try {
+    const metrics = await startMetricsServer({ registry: telemetry.metrics.registry, host: config.host, port: resolveMetricsPort(config), log });
+    shutdown.add("stop metrics endpoint", () => metrics.close());
     const database = await openDatabase({
       url: config.databaseUrl,
       dataDir: config.dataDir,
@@ -66,6 +79,7 @@ export async function startService(definition: ServiceDefinition): Promise<Runni
     });
     shutdown.add("close database", () => database.close());
     await database.migrate();
+    if (telemetry.tracer) traceKnex(database.knex, telemetry.tracer, name);
 
     const discovery = createDiscovery({
       consulAddr: config.consulAddr,
@@ -75,8 +89,8 @@ export async function startService(definition: ServiceDefinition): Promise<Runni
     });
     shutdown.add("stop discovery", async () => discovery.close());
 
-    const host = createGrpcHost({ name, log });
-    await definition.setup({ log, database, host, discovery, shutdown });
+    const host = createGrpcHost({ name, log, telemetry });
+    await definition.setup({ log, database, host, discovery, shutdown, telemetry });
 
     const port = await host.listen({ host: config.host, port: config.port });
     shutdown.add("drain gRPC calls", async () => {
@@ -95,8 +109,8 @@ export async function startService(definition: ServiceDefinition): Promise<Runni
 
     host.setServing(true);
     shutdown.add("health NOT_SERVING", async () => host.setServing(false));
-    log.info({ port, database: database.kind, discovery: discovery.kind }, `${name} serving`);
-    return { port, log, shutdown };
+    log.info({ port, metricsPort: metrics.port, tracing: telemetry.tracer ? config.tracesExporter : "off", database: database.kind, discovery: discovery.kind }, `${name} serving`);
+    return { port, metricsPort: metrics.port, telemetry, log, shutdown };
   } catch (error) {
     await shutdown.run("start-up failed");
     throw error;

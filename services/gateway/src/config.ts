@@ -1,4 +1,4 @@
-import { loadConfig, settings, type ConfigOf } from "@meshwork/platform";
+import { loadConfig, settings, telemetrySettings, type ConfigOf } from "@meshwork/platform";
 
 const address = (service: string, port: number, note = "") =>
   ({
@@ -37,6 +37,7 @@ export const gatewayConfigSpec = {
   trustedProxyHops: { env: "GATEWAY_TRUSTED_PROXY_HOPS", doc: "Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the per-address rate limit (0: the TCP peer).", schema: settings.nonNegativeInt(), default: 0 },
   rateLimitMaxKeys: { env: "GATEWAY_RATE_LIMIT_MAX_KEYS", doc: "Most users and addresses the rate limiter tracks at once; the least recently seen is forgotten first.", schema: settings.positiveInt(), default: 100_000 },
   liveConfigFile: { env: "GATEWAY_LIVE_CONFIG_FILE", doc: "JSON file of live settings (rate limits), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
+  ...telemetrySettings("GATEWAY", 9464),
 };
 
 export type GatewayConfig = ConfigOf<typeof gatewayConfigSpec>;

@@ -13,7 +13,8 @@ import { AUTHORIZATION_HEADER } from "./upstream.js";
 /** How long a browser may reuse a preflight answer (Chromium caps it at 2 hours). */
 const PREFLIGHT_MAX_AGE_SEC = 7200;
 
-export const CORS_ALLOWED_HEADERS = [...connectCors.allowedHeaders, AUTHORIZATION_HEADER, REQUEST_ID_HEADER];
+// traceparent and tracestate: a traced web client continues its trace through the gateway.
+export const CORS_ALLOWED_HEADERS = [...connectCors.allowedHeaders, AUTHORIZATION_HEADER, REQUEST_ID_HEADER, "traceparent", "tracestate"];
 export const CORS_EXPOSED_HEADERS = [
   ...connectCors.exposedHeaders,
   REQUEST_ID_HEADER,

@@ -17,10 +17,14 @@ import {
   createTokenVerifier,
   parseAddressList,
   parseConsulAddress,
+  resolveMetricsPort,
   runMain,
+  startMetricsServer,
+  telemetryFromConfig,
   type LiveConfigSource,
   type Logger,
   type Shutdown,
+  type Telemetry,
 } from "@meshwork/platform";
 import { createAccessLog } from "./access-log.js";
 import { clientAddress } from "./client-address.js";
@@ -30,6 +34,7 @@ import { clientAddressKey } from "./edge-context.js";
 import { createEdgeGate } from "./edge-gate.js";
 import { createEdgeHandler } from "./edge-handler.js";
 import { createEdgeServer } from "./edge-server.js";
+import { createEdgeTelemetry } from "./edge-telemetry.js";
 import { createForwardingImplementation } from "./forward.js";
 import { createHealthHandlers } from "./health.js";
 import { bindRateLimitSettings } from "./live-settings.js";
@@ -41,10 +46,15 @@ import { createTtlCache } from "./ttl-cache.js";
 
 export interface GatewayOptions {
   readonly log?: Logger;
+  /** Telemetry built by the caller (a test's exporter); default: from the config. */
+  readonly telemetry?: Telemetry;
 }
 
 export interface RunningGateway {
   readonly port: number;
+  /** Port of GET /metrics. */
+  readonly metricsPort: number;
+  readonly telemetry: Telemetry;
   readonly log: Logger;
   readonly shutdown: Shutdown;
 }
@@ -78,7 +88,11 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
   };
   const log = options.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const shutdown = createShutdown(log);
+  const telemetry = options.telemetry ?? telemetryFromConfig("gateway", config);
+  shutdown.add("flush traces", () => telemetry.shutdown());
   try {
+    const metrics = await startMetricsServer({ registry: telemetry.metrics.registry, host: config.host, port: resolveMetricsPort(config), log });
+    shutdown.add("stop metrics endpoint", () => metrics.close());
     const live = createLiveConfigSource(config, env, log);
     shutdown.add("close live config", async () => live.close());
     const limits = bindRateLimitSettings(live);
@@ -88,7 +102,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     shutdown.add("stop discovery", async () => discovery.close());
 
     const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend) =>
-      createClient(service, { target: discovery.resolver.watch(backend), defaultTimeoutMs: config.upstreamTimeoutMs });
+      createClient(service, { target: discovery.resolver.watch(backend), defaultTimeoutMs: config.upstreamTimeoutMs, telemetry: telemetry.forClient(backend) });
     const clients = {
       identity: clientOf(IdentityService, "identity"),
       catalog: clientOf(CatalogService, "catalog"),
@@ -116,6 +130,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     let serving = false;
     const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries }) : undefined;
 
+    const edgeTelemetry = createEdgeTelemetry(telemetry);
     const connect = connectNodeAdapter({
       routes(router) {
         for (const route of FORWARDED_SERVICES) {
@@ -134,14 +149,14 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
       },
       readMaxBytes: config.maxRequestBytes,
-      interceptors: [createAccessLog(log)],
-      requestGate: createEdgeGate({
+      interceptors: [edgeTelemetry.interceptor, createAccessLog(log)],
+      requestGate: edgeTelemetry.gate(createEdgeGate({
         publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
         verifier,
         perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
         perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
         log,
-      }),
+      })),
       contextValues: (request) =>
         createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
     });
@@ -161,8 +176,8 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       serving = false;
       stopping.abort();
     });
-    log.info({ port, discovery: discovery.kind, corsOrigins, catalogCacheMs: config.catalogCacheMs }, "gateway serving");
-    return { port, log, shutdown };
+    log.info({ port, metricsPort: metrics.port, tracing: telemetry.tracer ? config.tracesExporter : "off", discovery: discovery.kind, corsOrigins, catalogCacheMs: config.catalogCacheMs }, "gateway serving");
+    return { port, metricsPort: metrics.port, telemetry, log, shutdown };
   } catch (error) {
     await shutdown.run("start-up failed");
     throw error;

@@ -39,7 +39,7 @@ const signingKeySchema = () =>
 
 /** Every setting of the identity service, with its environment variable and default. */
 export const identityConfigSpec = {
-  ...serviceSettings("IDENTITY", { port: 50051, dataDir: ".data/pglite" }),
+  ...serviceSettings("IDENTITY", { port: 50051, metricsPort: 9465, dataDir: ".data/pglite" }),
   scryptN: {
     env: "IDENTITY_SCRYPT_N",
     doc: "scrypt cost N for new password hashes (a power of two; 16384 is about 40 ms here; tests lower it for speed). Stored hashes keep their own parameters and are upgraded at the next sign-in.",

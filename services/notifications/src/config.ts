@@ -10,7 +10,7 @@ export function parseDelayList(text: string): number[] | undefined {
 
 /** Every setting of the notifications service, with its environment variable and default. */
 export const notificationsConfigSpec = {
-  ...serviceSettings("NOTIFICATIONS", { port: 50055, dataDir: ".data/pglite" }),
+  ...serviceSettings("NOTIFICATIONS", { port: 50055, metricsPort: 9469, dataDir: ".data/pglite" }),
   identityAddr: { env: "NOTIFICATIONS_IDENTITY_ADDR", doc: "Identity instances (for its public keys) when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50051" },
   tokenIssuer: { env: "NOTIFICATIONS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "NOTIFICATIONS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },

@@ -6,7 +6,9 @@ import {
   createMemoryBroker,
   createMemoryTaskQueue,
   createTokenVerifier,
+  instrumentHandler,
   parseAddressList,
+  registerQueueMetrics,
   runMain,
   startService,
   type Logger,
@@ -54,8 +56,8 @@ export async function startNotifications(env: Readonly<Record<string, string | u
     migrations,
     ...(options.log ? { log: options.log } : {}),
     staticAddresses: { identity: parseAddressList("NOTIFICATIONS_IDENTITY_ADDR", config.identityAddr) },
-    async setup({ database, host, discovery, shutdown, log }) {
-      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity") });
+    async setup({ database, host, discovery, shutdown, log, telemetry }) {
+      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity"), telemetry: telemetry.forClient("identity") });
       shutdown.add("close clients", async () => identity.close());
       const verifier = createTokenVerifier({
         fetchKeys: async () => (await identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
@@ -87,8 +89,10 @@ export async function startNotifications(env: Readonly<Record<string, string | u
         retryDelaysMs: config.retryDelaysMs,
         prefetch: config.prefetch,
         parse: (body, contentType) => events.parse(body, contentType),
-        handle: (delivery) => events.handle(delivery),
+        // Consumer span (continuing the relay's publish), lag, and the order's request id on log lines.
+        handle: instrumentHandler(telemetry, config.queue, (delivery) => events.handle(delivery)),
       });
+      registerQueueMetrics(telemetry.metrics, queue, [config.queue, `${config.queue}.dead`]);
       shutdown.add("stop consuming", () => consumer.stop());
       // Bound before serving: events published from now on are queued for us.
       // Without a broker this waits (the adapter keeps reconnecting); say so.

@@ -51,4 +51,11 @@ export const migrations: readonly Migration[] = [
     down: (db) => statements(db, ["drop table order_history", "drop table sagas", "drop table orders"]),
   },
   outboxMigration("0002_outbox"),
+  {
+    // The saga runs after PlaceOrder has returned, in whichever instance claims it:
+    // the placement's trace context is kept with it so its steps join the order's trace.
+    name: "0003_saga_trace_context",
+    up: (db) => statements(db, [`alter table sagas add column trace_context jsonb not null default '{}'`]),
+    down: (db) => statements(db, ["alter table sagas drop column trace_context"]),
+  },
 ];

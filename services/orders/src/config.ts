@@ -2,7 +2,7 @@ import { loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/
 
 /** Every setting of the orders service, with its environment variable and default. */
 export const ordersConfigSpec = {
-  ...serviceSettings("ORDERS", { port: 50053, dataDir: ".data/pglite" }),
+  ...serviceSettings("ORDERS", { port: 50053, metricsPort: 9467, dataDir: ".data/pglite" }),
   catalogAddr: { env: "ORDERS_CATALOG_ADDR", doc: "Catalog instances (host:port, comma-separated) when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50052" },
   paymentsAddr: { env: "ORDERS_PAYMENTS_ADDR", doc: "Payments instances when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50054" },
   identityAddr: { env: "ORDERS_IDENTITY_ADDR", doc: "Identity instances (for its public keys) when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50051" },

@@ -12,6 +12,7 @@ import {
   createTokenVerifier,
   enqueueOutbox,
   parseAddressList,
+  registerOutboxMetrics,
   runMain,
   startService,
   type Logger,
@@ -47,12 +48,12 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       payments: parseAddressList("ORDERS_PAYMENTS_ADDR", config.paymentsAddr),
       identity: parseAddressList("ORDERS_IDENTITY_ADDR", config.identityAddr),
     },
-    async setup({ database, host, discovery, shutdown, log }) {
+    async setup({ database, host, discovery, shutdown, log, telemetry }) {
       const clients = {
-        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog") }),
-        stock: createClient(StockService, { target: discovery.resolver.watch("catalog") }),
-        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments") }),
-        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity") }),
+        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), telemetry: telemetry.forClient("catalog") }),
+        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), telemetry: telemetry.forClient("catalog") }),
+        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), telemetry: telemetry.forClient("payments") }),
+        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), telemetry: telemetry.forClient("identity") }),
       };
       shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
@@ -66,7 +67,8 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         ? await createAmqpPublisher({ url: config.amqpUrl, log, exchanges: [config.eventsExchange] })
         : (options.broker ?? createMemoryBroker()).publisher;
       shutdown.add("close publisher", () => publisher.close());
-      const relay = createOutboxRelay({ db: database.knex, publisher, log });
+      const relay = createOutboxRelay({ db: database.knex, publisher, log, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) });
+      registerOutboxMetrics(telemetry.metrics, () => relay.stats());
       relay.start();
       shutdown.add("stop outbox relay", () => relay.stop());
 
@@ -102,6 +104,7 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         leaseMs: config.sagaLeaseMs,
         concurrency: config.sagaConcurrency,
         pollIntervalMs: config.sagaPollMs,
+        ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}),
         onChange: (order) => {
           watchHub.notify(order);
           relay.nudge();

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { create, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OrderStatusChangedSchema } from "@meshwork/contracts/shop/orders/v1/events";
@@ -52,7 +52,7 @@ export const ORDER_EVENT_SCHEMA_VERSION = 1;
 /**
  * Builds the OrderStatusChanged event of a status change: JSON (the protobuf
  * JSON mapping, readable in the broker's UI), routed as "order.<status>",
- * with the request id and a W3C trace context so a consumer continues the trace.
+ * with the request id (and, from the outbox, the W3C trace context).
  */
 export function createOrderEventFactory(): EventFactory {
   return (order, previous) => {
@@ -68,14 +68,8 @@ export function createOrderEventFactory(): EventFactory {
       messageId: eventId,
       routingKey: `order.${order.status === "pending" ? "placed" : order.status}`,
       body: Buffer.from(toJsonString(OrderStatusChangedSchema, message)),
-      headers: { "schema-version": ORDER_EVENT_SCHEMA_VERSION, [REQUEST_ID_HEADER]: order.requestId, traceparent: traceparentFor(order.requestId) },
+      // The trace context is added by the outbox (enqueueOutbox) from the active span, when tracing is on.
+      headers: { "schema-version": ORDER_EVENT_SCHEMA_VERSION, [REQUEST_ID_HEADER]: order.requestId },
     };
   };
-}
-
-/** A W3C traceparent whose trace id is derived from the request id, so every event of one placement shares it. */
-function traceparentFor(requestId: string): string {
-  const trace = createHash("sha256").update(requestId).digest("hex").slice(0, 32);
-  const span = randomUUID().replace(/-/g, "").slice(0, 16);
-  return `00-${trace}-${span}-01`;
 }

@@ -22,6 +22,8 @@ export type EventFactory = (order: OrderRecord, previous: OrderStatus | undefine
 
 export interface ClaimedSaga extends SagaState {
   readonly leaseOwner: string;
+  /** W3C trace context of the placement (traceparent), {} when it was not traced. */
+  readonly traceContext?: Readonly<Record<string, string>>;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Logger } from "@meshwork/platform";
+import { extractTraceContext, inSpan, runWithRequestId, type Logger, type Tracer } from "@meshwork/platform";
 import type { SagaSteps } from "./adapters/saga-steps.grpc.js";
 import type { OrderRecord } from "./orders.js";
 import type { ClaimedSaga, EventFactory, OrderStore } from "./ports.js";
@@ -23,6 +23,8 @@ export interface SagaRunnerOptions {
   /** Called after every committed change of an order. */
   readonly onChange: (order: OrderRecord) => void;
   readonly random?: () => number;
+  /** A span per saga run, continuing the order's trace; none when omitted. */
+  readonly tracer?: Tracer;
 }
 
 export interface SagaRunner {
@@ -66,9 +68,15 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   };
 
   const drive = async (claimed: ClaimedSaga): Promise<void> => {
+    const order = await store.get(claimed.orderId);
+    if (!order) throw new Error(`saga of missing order ${claimed.orderId}`);
+    // Log lines of the saga carry the request that placed the order.
+    await runWithRequestId(order.requestId, () => advance(claimed, order));
+  };
+
+  const advance = async (claimed: ClaimedSaga, first: OrderRecord): Promise<void> => {
     let saga = claimed;
-    let order = await store.get(saga.orderId);
-    if (!order) throw new Error(`saga of missing order ${saga.orderId}`);
+    let order = first;
     while (!stopping) {
       const result = await perform(saga, order);
       const decision = decide(saga, result, options.policy, random);
@@ -90,7 +98,10 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
 
   const run = (saga: ClaimedSaga): void => {
     if (inHand.has(saga.orderId)) return;
-    const work = drive(saga)
+    const traced = options.tracer
+      ? inSpan(options.tracer, `saga ${saga.step}`, { parent: extractTraceContext(saga.traceContext), attributes: { "meshwork.saga.step": saga.step, "meshwork.saga.attempts": saga.attempts } }, () => drive(saga))
+      : drive(saga);
+    const work = traced
       .catch((error: unknown) => log.error({ err: error, orderId: saga.orderId }, "saga run failed; it resumes when its lease expires"))
       .finally(() => {
         inHand.delete(saga.orderId);

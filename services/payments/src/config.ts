@@ -2,7 +2,7 @@ import { ConfigError, loadConfig, serviceSettings, settings, type ConfigOf } fro
 
 /** Every setting of the payments service, with its environment variable and default. */
 export const paymentsConfigSpec = {
-  ...serviceSettings("PAYMENTS", { port: 50054, dataDir: ".data/pglite" }),
+  ...serviceSettings("PAYMENTS", { port: 50054, metricsPort: 9468, dataDir: ".data/pglite" }),
   processorTimeoutMs: {
     env: "PAYMENTS_PROCESSOR_TIMEOUT_MS",
     doc: "Longest wait for the card processor; after it the call answers UNAVAILABLE and may be retried.",

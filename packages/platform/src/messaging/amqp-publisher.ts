@@ -1,5 +1,6 @@
 import amqp, { type ConfirmChannel, type RecoveringChannelModel } from "amqplib";
 import type { Logger } from "../logger.js";
+import { CREATED_AT_MS_HEADER } from "../queue/ports.js";
 import type { MessagePublisher, OutgoingMessage } from "./ports.js";
 
 export interface AmqpPublisherOptions {
@@ -67,7 +68,8 @@ export async function createAmqpPublisher(options: AmqpPublisherOptions): Promis
           type: message.type,
           contentType: message.contentType,
           timestamp: Math.floor(message.timestamp.getTime() / 1000),
-          headers: message.headers,
+          // Milliseconds beside AMQP's whole-second timestamp: consumers measure their lag with it.
+          headers: { ...message.headers, [CREATED_AT_MS_HEADER]: message.timestamp.getTime() },
           mandatory: false,
         });
         // Respect the channel's buffer: a slow broker must not make us hold a batch in memory twice.

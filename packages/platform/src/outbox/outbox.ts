@@ -1,8 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
+import type { Tracer } from "@opentelemetry/api";
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
 import type { Logger } from "../logger.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
+import { startPublishSpans } from "../telemetry/messaging.js";
+import { currentTraceHeaders } from "../telemetry/tracing.js";
 
 /**
  * The transactional outbox. A service writes its state change and the event
@@ -66,9 +69,15 @@ export function partitionOf(aggregateId: string): number {
   return createHash("sha1").update(aggregateId).digest().readUInt16BE(0) % OUTBOX_PARTITIONS;
 }
 
-/** Adds events to the outbox inside the caller's transaction. Returns their message ids. */
+/**
+ * Adds events to the outbox inside the caller's transaction. Returns their
+ * message ids. The active trace context (when tracing is on) is stored in
+ * each row's headers, so the relay's publish, which runs later and elsewhere,
+ * continues the trace of the work that wrote the event.
+ */
 export async function enqueueOutbox(trx: Knex.Transaction, events: readonly OutboxEvent[], table = "outbox"): Promise<string[]> {
   if (events.length === 0) return [];
+  const trace = currentTraceHeaders();
   const rows = events.map((event) => ({
     message_id: event.messageId ?? randomUUID(),
     partition: partitionOf(event.aggregateId),
@@ -77,7 +86,7 @@ export async function enqueueOutbox(trx: Knex.Transaction, events: readonly Outb
     routing_key: event.routingKey,
     message_type: event.type,
     content_type: event.contentType,
-    headers: JSON.stringify(event.headers ?? {}),
+    headers: JSON.stringify({ ...event.headers, ...trace }),
     body: Buffer.from(event.body),
   }));
   await trx(table).insert(rows);
@@ -109,6 +118,8 @@ export interface OutboxRelayOptions {
   readonly retentionMs?: number;
   /** Advisory-lock namespace (default: derived from the table name). */
   readonly lockNamespace?: number;
+  /** A publish span per traced row, continuing the trace stored with it; none when omitted. */
+  readonly tracer?: Tracer;
 }
 
 export interface OutboxStats {
@@ -168,7 +179,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         headers: row.headers,
         timestamp: new Date(row.created_at),
       }));
-      await publisher.publish(messages);
+      const publishing = startPublishSpans(options.tracer, messages);
+      try {
+        await publisher.publish(publishing.messages);
+      } catch (error) {
+        publishing.end(error);
+        throw error;
+      }
+      publishing.end();
       await trx(table)
         .whereIn(
           "id",

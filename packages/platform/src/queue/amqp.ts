@@ -2,7 +2,7 @@ import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage, type
 import type { Logger } from "../logger.js";
 import { amqpTopologyOf, declareAmqpTopology, type AmqpTopology } from "./amqp-topology.js";
 import { attemptOf, checkTopology, describeError, exhaustedReason, LAST_ERROR_HEADER, nextStep, unparseableReason } from "./failure.js";
-import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type ConsumerOptions, type Delivery, type TaskQueue } from "./ports.js";
+import { ATTEMPT_HEADER, CREATED_AT_MS_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type ConsumerOptions, type Delivery, type TaskQueue } from "./ports.js";
 
 export interface AmqpTaskQueueOptions {
   /** amqp://user:pass@host:5672/vhost */
@@ -96,6 +96,21 @@ export function createAmqpTaskQueue(options: AmqpTaskQueueOptions): TaskQueue {
       consumers.add(attached);
       if (live) attached.attach(live, false).catch(() => undefined);
       return consumer;
+    },
+    async depth(queue) {
+      const model = live;
+      if (!model || closed) return undefined;
+      // A channel of its own: checkQueue on a missing queue closes the channel it ran on.
+      const channel = await model.createChannel().catch(() => undefined);
+      if (!channel) return undefined;
+      channel.on("error", () => undefined);
+      try {
+        return (await channel.checkQueue(queue)).messageCount;
+      } catch {
+        return undefined;
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
     },
     async close() {
       if (closed) return;
@@ -256,6 +271,7 @@ function createConsumer<T>(options: ConsumerOptions<T>, deps: ConsumerDeps): { c
       headers: primitiveHeaders(rawHeaders),
       body,
       attempt,
+      ...createdAtOf(rawHeaders, properties.timestamp),
     };
     let failure: { error: unknown } | undefined;
     try {
@@ -402,6 +418,13 @@ async function settleWithin(work: readonly Promise<unknown>[], timeoutMs: number
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The creation time: the publisher's millisecond header, else AMQP's timestamp (whole seconds). */
+function createdAtOf(headers: MessagePropertyHeaders, timestamp: unknown): { createdAt?: Date } {
+  const ms = Number(headers[CREATED_AT_MS_HEADER]);
+  if (Number.isFinite(ms) && ms > 0) return { createdAt: new Date(ms) };
+  return typeof timestamp === "number" && timestamp > 0 ? { createdAt: new Date(timestamp * 1000) } : {};
 }
 
 /** Headers a handler can use: strings and numbers (RabbitMQ's own tables and arrays are left out). */

@@ -239,6 +239,7 @@ export function createMemoryTaskQueue(options: MemoryTaskQueueOptions): MemoryTa
           headers: message.headers,
           body,
           attempt,
+          createdAt: message.timestamp,
         };
         let failure: { error: unknown } | undefined;
         try {
@@ -308,6 +309,9 @@ export function createMemoryTaskQueue(options: MemoryTaskQueueOptions): MemoryTa
       return { ready: async () => {}, stop };
     },
 
+    async depth(queue) {
+      return queues.get(queue)?.ready.length;
+    },
     async close() {
       if (closed) return;
       await Promise.all([...stops].map((stop) => stop()));

@@ -18,7 +18,12 @@ export interface Delivery<T> {
   readonly body: T;
   /** 1 for the first delivery, 2 for the first retry, ... */
   readonly attempt: number;
+  /** When the publisher created the message, if it said (its age at consume time is the consumer lag). */
+  readonly createdAt?: Date;
 }
+
+/** Header with the message's creation time in epoch ms (AMQP's own timestamp property has whole seconds only). */
+export const CREATED_AT_MS_HEADER = "x-created-at-ms";
 
 export interface QueueTopology {
   /** Topic exchange the work comes from, e.g. "shop.orders.v1" (declared durable if missing). */
@@ -55,6 +60,8 @@ export interface Consumer {
 
 export interface TaskQueue {
   consume<T>(options: ConsumerOptions<T>): Consumer;
+  /** Messages ready in a work queue (not yet handed to a consumer): the queue depth. Undefined when it cannot be read now (broker down, unknown queue). */
+  depth(queue: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 

@@ -5,3 +5,4 @@ export * from "./consul-http-api.js";
 export * from "./rabbitmq.js";
 export * from "./service-process.js";
 export * from "./field-refusal.js";
+export * from "./prometheus.js";

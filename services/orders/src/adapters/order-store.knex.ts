@@ -1,4 +1,4 @@
-import type { Knex } from "@meshwork/platform";
+import { currentTraceHeaders, type Knex } from "@meshwork/platform";
 import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
 import type { ClaimedSaga, EventFactory, OrderStore, OrderStoreDeps } from "../ports.js";
 import type { SagaStep } from "../saga.js";
@@ -27,6 +27,7 @@ interface SagaRow {
   outcome_status: "rejected" | "failed" | null;
   outcome_reason: string;
   lease_owner: string | null;
+  trace_context: Record<string, string> | string | null;
 }
 
 interface HistoryRow {
@@ -43,6 +44,7 @@ const toSaga = (row: SagaRow): ClaimedSaga => ({
   authorizeAttempted: row.authorize_attempted,
   outcome: row.outcome_status ? { status: row.outcome_status, reason: row.outcome_reason } : undefined,
   leaseOwner: row.lease_owner ?? "",
+  traceContext: typeof row.trace_context === "string" ? (JSON.parse(row.trace_context) as Record<string, string>) : (row.trace_context ?? {}),
 });
 
 export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStore {
@@ -112,7 +114,9 @@ export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStor
           if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
           return { order: (await read(trx, existing.id))!, created: false };
         }
-        await trx("sagas").insert({ order_id: order.id, step: "reserve_stock" });
+        // The placement's trace context: the saga's steps, run later by whichever
+        // instance claims it, continue the order's trace from it.
+        await trx("sagas").insert({ order_id: order.id, step: "reserve_stock", trace_context: JSON.stringify(currentTraceHeaders()) });
         const history: HistoryRow[] = await trx("order_history").insert({ order_id: order.id, step: "order_placed", detail: "" }).returning(["order_id", "step", "detail", "occurred_at"]);
         const [placed] = await withHistory(trx, inserted, history.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) })));
         await enqueue(trx, order.id, [event(placed!, undefined)]);
@@ -145,7 +149,7 @@ export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStor
       const rows: SagaRow[] = await db("sagas")
         .whereIn("order_id", due)
         .update({ lease_owner: owner, lease_until: db.raw("now() + (? * interval '1 millisecond')", [leaseMs]) })
-        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner"]);
+        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
       return rows.map(toSaga);
     },
 
@@ -169,7 +173,7 @@ export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStor
             lease_until: keepLease ? trx.raw("now() + (? * interval '1 millisecond')", [leaseMs]) : null,
             updated_at: trx.fn.now(),
           })
-          .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner"]);
+          .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
         const sagaRow = updated[0];
         if (!sagaRow) return undefined;
 

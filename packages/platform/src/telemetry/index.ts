@@ -1,0 +1,169 @@
+/**
+ * A service's telemetry: its tracer (or none), its metrics registry, and the
+ * pieces the platform's server, clients, database and messaging hook into.
+ * Built once per service at its composition root (startService, or the
+ * gateway's main), from the settings in telemetrySettings().
+ */
+import type { Interceptor } from "@grpc/grpc-js";
+import type { Tracer } from "@opentelemetry/api";
+import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import { z } from "zod";
+import { settings } from "../config.js";
+import { createClientInterceptor } from "./grpc.js";
+import { createServiceMetrics, type BreakerState, type ServiceMetrics } from "./metrics.js";
+import { createTracing, TRACES_EXPORTERS, type TracesExporterName } from "./tracing.js";
+
+export type { Tracer } from "@opentelemetry/api";
+export * from "./collectors.js";
+export * from "./grpc.js";
+export * from "./knex.js";
+export * from "./log-context.js";
+export * from "./messaging.js";
+export * from "./metrics.js";
+export * from "./metrics-server.js";
+export * from "./spans.js";
+export * from "./tracing.js";
+
+/** What a platform client needs to be observed: see ClientConfig.telemetry. */
+export interface ClientTelemetry {
+  /** The service called, e.g. "catalog": the `downstream` label. */
+  readonly downstream: string;
+  /** Times each call, makes its client span and carries the traceparent. */
+  readonly interceptor: Interceptor;
+  /** For the circuit breaker: report each state change (meshwork_client_circuit_breaker_state). */
+  setBreakerState(state: BreakerState): void;
+}
+
+export interface Telemetry {
+  /** `service.name` of this service's spans. */
+  readonly serviceName: string;
+  /** Undefined when tracing is off. */
+  readonly tracer: Tracer | undefined;
+  readonly metrics: ServiceMetrics;
+  /** The client-side hooks for calls to `downstream` (one per downstream, shared by its clients). */
+  forClient(downstream: string): ClientTelemetry;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface TelemetryOptions {
+  /** The service ("catalog"): the metrics' `service` label, and `service.name` unless serviceName says otherwise. */
+  readonly service: string;
+  /** OTEL_SERVICE_NAME; empty means `service`. */
+  readonly serviceName?: string;
+  readonly tracesExporter: TracesExporterName | SpanExporter;
+  readonly otlpEndpoint?: string;
+  readonly scheduleDelayMs?: number;
+  /** Node process metrics in this registry (default true). */
+  readonly processMetrics?: boolean;
+}
+
+export function createTelemetry(options: TelemetryOptions): Telemetry {
+  const serviceName = options.serviceName || options.service;
+  const tracing = createTracing({
+    serviceName,
+    exporter: options.tracesExporter,
+    ...(options.otlpEndpoint ? { otlpEndpoint: options.otlpEndpoint } : {}),
+    ...(options.scheduleDelayMs === undefined ? {} : { scheduleDelayMs: options.scheduleDelayMs }),
+  });
+  const metrics = createServiceMetrics({ service: options.service, ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }) });
+  const clients = new Map<string, ClientTelemetry>();
+  return {
+    serviceName,
+    tracer: tracing.tracer,
+    metrics,
+    forClient(downstream) {
+      let client = clients.get(downstream);
+      if (!client) {
+        client = {
+          downstream,
+          interceptor: createClientInterceptor(tracing.tracer, metrics.clientCall(downstream)),
+          setBreakerState: (state) => metrics.setBreakerState(downstream, state),
+        };
+        clients.set(downstream, client);
+      }
+      return client;
+    },
+    forceFlush: () => tracing.forceFlush(),
+    shutdown: () => tracing.shutdown(),
+  };
+}
+
+/** Telemetry that records nothing anyone reads: for tests and tools that build a host or client by hand. */
+export function createDisabledTelemetry(service: string): Telemetry {
+  return createTelemetry({ service, tracesExporter: "none", processMetrics: false });
+}
+
+/**
+ * The observability settings of a service, under its prefix: its metrics
+ * port, and the standard OpenTelemetry variables (shared by every service).
+ */
+export function telemetrySettings(prefix: string, metricsPort: number) {
+  return {
+    metricsPort: {
+      env: `${prefix}_METRICS_PORT`,
+      doc: `Port of the Prometheus endpoint GET /metrics (0 picks a free one); unset: ${metricsPort}, or 0 when ${prefix}_PORT is 0.`,
+      // Resolved against the gRPC port by resolveMetricsPort: the default depends on it.
+      schema: z
+        .union([z.literal(""), settings.port()])
+        .transform((value): MetricsPortSetting => ({ port: value === "" ? undefined : value, fallback: metricsPort })),
+      default: "",
+    },
+    tracesExporter: {
+      env: "OTEL_TRACES_EXPORTER",
+      doc: "Where spans go: none (tracing off), otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT) or console.",
+      schema: z.enum(TRACES_EXPORTERS, { error: "expected one of none, otlp, console" }),
+      default: "none",
+    },
+    otlpEndpoint: {
+      env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+      doc: "OTLP/HTTP base URL of the trace collector (Jaeger, an OpenTelemetry Collector); spans are sent to <url>/v1/traces.",
+      schema: settings.optionalUrl(),
+      default: "http://localhost:4318",
+    },
+    otelServiceName: {
+      env: "OTEL_SERVICE_NAME",
+      doc: "service.name of this process's spans; unset: the service's own name (the all-in-one mode always uses each service's own).",
+      schema: settings.text(),
+      default: "",
+    },
+    spanBatchDelayMs: {
+      env: "OTEL_BSP_SCHEDULE_DELAY",
+      doc: "Delay between two span exports, ms.",
+      schema: settings.durationMs(),
+      default: 5000,
+    },
+  } as const;
+}
+
+/** <SVC>_METRICS_PORT as loaded: the port set, if any, and the service's default. */
+export interface MetricsPortSetting {
+  readonly port: number | undefined;
+  readonly fallback: number;
+}
+
+/** The telemetry settings as loaded. */
+export interface TelemetryConfig {
+  readonly port: number;
+  readonly metricsPort: MetricsPortSetting;
+  readonly tracesExporter: TracesExporterName;
+  readonly otlpEndpoint: string | undefined;
+  readonly otelServiceName: string;
+  readonly spanBatchDelayMs: number;
+}
+
+/** The metrics port to bind: the configured one, else the service's default — or any free one when its gRPC port is 0 (tests, several instances). */
+export function resolveMetricsPort(config: Pick<TelemetryConfig, "port" | "metricsPort">): number {
+  if (config.metricsPort.port !== undefined) return config.metricsPort.port;
+  return config.port === 0 ? 0 : config.metricsPort.fallback;
+}
+
+export function telemetryFromConfig(service: string, config: TelemetryConfig, exporter?: SpanExporter): Telemetry {
+  return createTelemetry({
+    service,
+    serviceName: config.otelServiceName,
+    tracesExporter: exporter ?? config.tracesExporter,
+    ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}),
+    scheduleDelayMs: config.spanBatchDelayMs,
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * Tracing with OpenTelemetry, set up explicitly (no require hooks: the code
+ * is ESM run by tsx, and each instrumented spot is one we chose and can see).
+ *
+ * One TracerProvider per service, carrying that service's `service.name` as
+ * its resource: in the all-in-one mode six services share a process, and a
+ * span must still say which of them made it (a resource attribute is what
+ * every backend groups by). The context manager and the W3C propagator are
+ * process-wide by nature (there is one async context per process); they are
+ * installed once, the first time any service turns tracing on.
+ *
+ * Off (OTEL_TRACES_EXPORTER=none, the default) means `tracer` is undefined:
+ * instrumented code checks that and does nothing, so no span objects are
+ * made and no context is propagated beyond what was already there.
+ */
+import { context, ROOT_CONTEXT, trace, type Context, type TextMapGetter, type TextMapSetter, type Tracer } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchSpanProcessor, ConsoleSpanExporter, TracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace";
+
+export type TracesExporterName = "none" | "otlp" | "console";
+export const TRACES_EXPORTERS: readonly TracesExporterName[] = ["none", "otlp", "console"];
+
+export interface TracingOptions {
+  /** `service.name` of every span this provider makes. */
+  readonly serviceName: string;
+  /** A standard exporter by name, or one given by a test or benchmark (in memory, no-op). */
+  readonly exporter: TracesExporterName | SpanExporter;
+  /** OTLP/HTTP base URL, e.g. http://jaeger:4318 (spans go to <base>/v1/traces). */
+  readonly otlpEndpoint?: string;
+  /** Batch delay before spans are exported, ms (OTEL_BSP_SCHEDULE_DELAY; default 5000). */
+  readonly scheduleDelayMs?: number;
+}
+
+export interface Tracing {
+  /** Undefined when tracing is off: instrumented code then skips every span. */
+  readonly tracer: Tracer | undefined;
+  /** Exports the spans ended so far. */
+  forceFlush(): Promise<void>;
+  /** Exports what is left and stops. */
+  shutdown(): Promise<void>;
+}
+
+const TRACER_NAME = "@meshwork/platform";
+
+let contextManagerInstalled = false;
+
+/** The process-wide async context, installed once (a second service in the process reuses it). */
+function installContextManager(): void {
+  if (contextManagerInstalled) return;
+  contextManagerInstalled = true;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+}
+
+export function createTracing(options: TracingOptions): Tracing {
+  if (options.exporter === "none") {
+    return { tracer: undefined, forceFlush: async () => undefined, shutdown: async () => undefined };
+  }
+  const exporter: SpanExporter =
+    options.exporter === "otlp"
+      ? new OTLPTraceExporter({ url: `${(options.otlpEndpoint ?? "http://127.0.0.1:4318").replace(/\/+$/, "")}/v1/traces` })
+      : options.exporter === "console"
+        ? new ConsoleSpanExporter()
+        : options.exporter;
+  installContextManager();
+  const provider = new TracerProvider({
+    resource: resourceFromAttributes({ "service.name": options.serviceName }),
+    spanProcessors: [new BatchSpanProcessor({ exporter, ...(options.scheduleDelayMs === undefined ? {} : { scheduledDelayMillis: options.scheduleDelayMs }) })],
+  });
+  return {
+    tracer: provider.getTracer(TRACER_NAME),
+    forceFlush: () => provider.forceFlush(),
+    shutdown: () => provider.shutdown(),
+  };
+}
+
+// The W3C trace-context format (traceparent, tracestate), used directly rather
+// than through a global propagator: every carrier here is ours.
+const w3c = new W3CTraceContextPropagator();
+
+type Carrier = Record<string, unknown>;
+
+const recordGetter: TextMapGetter<Carrier> = {
+  get: (carrier, key) => {
+    const value = carrier[key];
+    return typeof value === "string" ? value : undefined;
+  },
+  keys: (carrier) => Object.keys(carrier),
+};
+
+const recordSetter: TextMapSetter<Record<string, string | number>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+/** The trace context in a plain header record (message headers, a stored JSON column). */
+export function extractTraceContext(headers: Readonly<Record<string, unknown>> | undefined): Context {
+  if (!headers) return ROOT_CONTEXT;
+  return w3c.extract(ROOT_CONTEXT, headers as Carrier, recordGetter);
+}
+
+/** Writes `traceparent` (and `tracestate`) of `from` into `headers`; nothing when no span is in it. */
+export function injectTraceContext(headers: Record<string, string | number>, from: Context = context.active()): void {
+  if (trace.getSpan(from) === undefined) return;
+  w3c.inject(from, headers, recordSetter);
+}
+
+/** The active trace context as headers ({} when none): what an outbox row or a saga stores. */
+export function currentTraceHeaders(): Record<string, string> {
+  const headers: Record<string, string | number> = {};
+  injectTraceContext(headers);
+  return headers as Record<string, string>;
+}
+
+/** Header-style getter for grpc-js Metadata and fetch Headers. */
+export const metadataGetter: TextMapGetter<{ get(key: string): unknown }> = {
+  get: (carrier, key) => {
+    const value = carrier.get(key);
+    if (Array.isArray(value)) return typeof value[0] === "string" ? value[0] : undefined;
+    return typeof value === "string" ? value : undefined;
+  },
+  keys: () => ["traceparent", "tracestate"],
+};
+
+export function extractFromHeaders(carrier: { get(key: string): unknown }): Context {
+  return w3c.extract(ROOT_CONTEXT, carrier, metadataGetter);
+}
+
+export function injectIntoMetadata(carrier: { set(key: string, value: string): void }, from: Context = context.active()): void {
+  if (trace.getSpan(from) === undefined) return;
+  w3c.inject(from, carrier, { set: (target, key, value) => target.set(key, value) });
+}

@@ -1,0 +1,102 @@
+/**
+ * Tracing and RED metrics of the public RPCs. Two hooks, because Connect
+ * runs the request gate (token, rate limits) outside its interceptors: the
+ * gate wrapper starts the call's server span (continuing a browser's
+ * traceparent when it sent one) and counts calls the gate refuses; the
+ * interceptor runs the handler inside that span — for streams, each step of
+ * the stream — and counts the calls that got past the gate when they end.
+ */
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { inServerSpan, runWithRequestId, startServerSpan, type Code as GrpcCode, type ServerSpan, type Telemetry } from "@meshwork/platform";
+import { requestIdKey } from "./edge-context.js";
+
+interface EdgeCall {
+  readonly service: string;
+  readonly method: string;
+  readonly started: number;
+  readonly span: ServerSpan | undefined;
+  done: boolean;
+}
+
+const edgeCallKey = createContextKey<EdgeCall | undefined>(undefined, { description: "the call's span and start time" });
+
+export interface EdgeTelemetry {
+  /** Wraps the request gate: the span starts before it, and a refusal is recorded. */
+  gate(inner: (ctx: HandlerContext) => Promise<void>): (ctx: HandlerContext) => Promise<void>;
+  /** First in the interceptor list. */
+  readonly interceptor: Interceptor;
+}
+
+export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metrics">): EdgeTelemetry {
+  const { tracer, metrics } = telemetry;
+  const finish = (call: EdgeCall | undefined, code: Code, message?: string): void => {
+    if (!call || call.done) return;
+    call.done = true;
+    // Connect's codes are gRPC's numbers (Ok is 0, which Connect leaves out of its enum).
+    metrics.serverCall(call.service, call.method, code as number as GrpcCode, (performance.now() - call.started) / 1000);
+    call.span?.end(code as number as GrpcCode, message);
+  };
+  const codeOf = (error: unknown): ConnectError => ConnectError.from(error);
+
+  return {
+    gate(inner) {
+      return async (ctx) => {
+        const service = ctx.method.parent.typeName;
+        const call: EdgeCall = {
+          service,
+          method: ctx.method.name,
+          started: performance.now(),
+          span: tracer ? startServerSpan(tracer, service, ctx.method.name, ctx.requestHeader, "connect_rpc") : undefined,
+          done: false,
+        };
+        ctx.values.set(edgeCallKey, call);
+        try {
+          // The token check may fetch identity's keys: that call joins the trace too.
+          await inServerSpan(call.span, () => inner(ctx));
+        } catch (error) {
+          const refused = codeOf(error);
+          finish(call, refused.code, refused.rawMessage);
+          throw error;
+        }
+      };
+    },
+    interceptor: (next) => async (request) => {
+      const call = request.contextValues.get(edgeCallKey);
+      const requestId = request.contextValues.get(requestIdKey);
+      const inCall = <T>(work: () => T): T => inServerSpan(call?.span, () => runWithRequestId(requestId, work));
+      let response;
+      try {
+        response = await inCall(() => next(request));
+      } catch (error) {
+        const failed = codeOf(error);
+        finish(call, failed.code, failed.rawMessage);
+        throw error;
+      }
+      if (!response.stream) {
+        finish(call, 0 as Code);
+        return response;
+      }
+      // A stream is served as its messages are pulled: pull each inside the
+      // call's span, and end the span with the stream.
+      const messages = response.message[Symbol.asyncIterator]();
+      const traced: AsyncIterator<(typeof response.message) extends AsyncIterable<infer M> ? M : never> = {
+        next: async () => {
+          try {
+            const step = await inCall(() => messages.next());
+            if (step.done) finish(call, 0 as Code);
+            return step;
+          } catch (error) {
+            const failed = codeOf(error);
+            finish(call, failed.code, failed.rawMessage);
+            throw error;
+          }
+        },
+        return: async (value) => {
+          finish(call, Code.Canceled, "the client went away");
+          return (await messages.return?.(value)) ?? { done: true, value };
+        },
+      };
+      return { ...response, message: { [Symbol.asyncIterator]: () => traced } };
+    },
+  };
+}
