@@ -26,7 +26,7 @@ const TARGET_CONCURRENCY = 16;
 const CALL_TIMEOUT_MS = 10_000;
 const PLATFORM_METHOD_PATH = `/${CatalogService.typeName}/${CatalogService.method.getProduct.name}`;
 
-interface Cell {
+export interface Cell {
   readonly kind: ServerKind;
   readonly concurrency: number;
   readonly round: number;
@@ -66,7 +66,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
   // waits for the bytes it will answer with.
   const profileDir = (kind: ServerKind): string | undefined =>
     options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, kind);
-  const servers: Record<ServerKind, ServerProcess> = {
+  const servers: Record<(typeof SERVER_KINDS)[number], ServerProcess> = {
     platform: forkServer(children, "platform", { cpuProfDir: profileDir("platform") }),
     bare: forkServer(children, "bare", { cpuProfDir: profileDir("bare") }),
   };
@@ -99,7 +99,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
     if (bareResponse.length !== platformResponse.length) throw new Error("the two servers' responses differ in size: the comparison would be unfair");
     print();
 
-    const targets: Record<ServerKind, LoadTarget> = {
+    const targets: Record<(typeof SERVER_KINDS)[number], LoadTarget> = {
       platform: { client: platformClient, path: PLATFORM_METHOD_PATH, request, responseBytes: platformResponse.length },
       bare: { client: bareClient, path: BARE_METHOD_PATH, request, responseBytes: bareResponse.length },
     };
@@ -147,7 +147,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
   return { failedCalls: failed };
 }
 
-function callOnce(client: Client, path: string, request: Buffer): Promise<Buffer> {
+export function callOnce(client: Client, path: string, request: Buffer): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     client.makeUnaryRequest<Buffer, Buffer>(
       path,
@@ -165,7 +165,7 @@ function callOnce(client: Client, path: string, request: Buffer): Promise<Buffer
   });
 }
 
-async function measureCell(kind: ServerKind, round: number, server: ServerProcess, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
+export async function measureCell(kind: ServerKind, round: number, server: ServerProcess, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
   let startMark: Promise<ServerMark> | undefined;
   let endMark: Promise<ServerMark> | undefined;
   // A mark may reject if the child dies; the load then fails too and says so.
@@ -203,7 +203,7 @@ async function measureCell(kind: ServerKind, round: number, server: ServerProces
   };
 }
 
-function progressLine(cell: Cell, rounds: number): string {
+export function progressLine(cell: Cell, rounds: number): string {
   return (
     `round ${cell.round}/${rounds}  c=${String(cell.concurrency).padEnd(3)} ${cell.kind.padEnd(8)} ` +
     `${grouped(cell.callsPerSecond).padStart(7)} calls/s  p50 ${fixed(cell.p50Ms, 3)} ms  p99 ${fixed(cell.p99Ms, 3)} ms  ` +

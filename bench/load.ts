@@ -12,6 +12,8 @@ export interface LoadTarget {
   readonly request: Buffer;
   /** Every response must be exactly this long, or the call counts as failed. */
   readonly responseBytes: number;
+  /** Sent with every call (a copy each time); empty when omitted. */
+  readonly metadata?: Metadata;
 }
 
 export interface LoadPlan {
@@ -101,7 +103,7 @@ export function runLoad(target: LoadTarget, plan: LoadPlan, hooks: WindowHooks):
         identity,
         identity,
         target.request,
-        new Metadata(),
+        target.metadata?.clone() ?? new Metadata(),
         { deadline: Date.now() + plan.callTimeoutMs },
         (error: ServiceError | null, response?: Buffer) => {
           const finished = process.hrtime.bigint();

@@ -1,5 +1,5 @@
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { createGrpcHost, createLogger } from "@meshwork/platform";
+import { createGrpcHost, createLogger, createTelemetry, type Telemetry } from "@meshwork/platform";
 import { createMemoryCatalogStore } from "../services/catalog/src/adapters/catalog-store.memory.js";
 import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
 import { createCatalogHandlers, createStockHandlers } from "../services/catalog/src/service.js";
@@ -17,13 +17,14 @@ const SEED_TIME = new Date("2025-01-01T12:00:00.123Z");
  * store instead of a database, so a call is a genuine in-memory read through
  * everything the platform adds per call.
  */
-export async function startPlatformCatalog(): Promise<RunningServer> {
+export async function startPlatformCatalog(options: { observed?: boolean } = {}): Promise<RunningServer> {
   const store = createMemoryCatalogStore(() => SEED_TIME);
   await store.seed(demoCatalog);
   // The level a deployed service runs at: nothing is written per call, but
   // the logger is the real one (child loggers, redaction), not a no-op.
   const log = createLogger({ service: "catalog", level: "warn" });
-  const host = createGrpcHost({ name: "catalog", log });
+  const telemetry = options.observed ? observedTelemetry() : undefined;
+  const host = createGrpcHost({ name: "catalog", log, ...(telemetry ? { telemetry } : {}) });
   const handlers = createCatalogHandlers({ store });
   let served = 0;
   host.add(CatalogService, {
@@ -43,6 +44,24 @@ export async function startPlatformCatalog(): Promise<RunningServer> {
     served: () => served,
     stop: async () => {
       await host.shutdown(1000);
+      await telemetry?.shutdown();
     },
   };
+}
+
+/**
+ * Tracing on with every call sampled, through the real BatchSpanProcessor,
+ * to an exporter that drops the batches (what an exporter costs on the wire
+ * is the collector's side of the bill, and would measure the network); and
+ * the metrics registry the service would serve. The SDK's own exporters all
+ * keep or send spans: this one is two lines, so it is written here.
+ */
+function observedTelemetry(): Telemetry {
+  return createTelemetry({
+    service: "catalog",
+    tracesExporter: {
+      export: (_spans, done) => done({ code: 0 }),
+      shutdown: async () => undefined,
+    },
+  });
 }

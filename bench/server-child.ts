@@ -13,9 +13,9 @@ function send(message: FromChild): void {
 
 async function startServer(kind: ServerKind, responseBase64: string | undefined): Promise<RunningServer> {
   // Imported on demand so the bare child loads grpc-js and nothing else.
-  if (kind === "platform") {
+  if (kind === "platform" || kind === "observed") {
     const { startPlatformCatalog } = await import("./platform-server.js");
-    return startPlatformCatalog();
+    return startPlatformCatalog({ observed: kind === "observed" });
   }
   if (responseBase64 === undefined) throw new Error("the bare server needs the response bytes to answer with");
   const { startBareServer } = await import("./bare-server.js");
@@ -24,7 +24,7 @@ async function startServer(kind: ServerKind, responseBase64: string | undefined)
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
-  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare (got ${String(kind)})`);
+  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare|observed (got ${String(kind)})`);
   if (!process.send) throw new Error("server-child.ts must be forked with an IPC channel by the bench");
   // The parent is gone (crashed, killed): never outlive it holding a port.
   process.on("disconnect", () => process.exit(0));

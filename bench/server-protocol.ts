@@ -4,10 +4,15 @@
  * for start/stop), never per call, so it does not disturb what is measured.
  */
 
-/** "platform": the catalog on the platform host; "bare": a bare grpc-js server. */
-export type ServerKind = "platform" | "bare";
+/**
+ * "platform": the catalog on the platform host; "bare": a bare grpc-js
+ * server; "observed": the platform catalog with tracing (every call sampled,
+ * spans batched to an exporter that drops them) and metrics on.
+ */
+export type ServerKind = "platform" | "bare" | "observed";
 
-export const SERVER_KINDS: readonly ServerKind[] = ["platform", "bare"];
+/** The two servers of host-vs-bare. */
+export const SERVER_KINDS = ["platform", "bare"] as const satisfies readonly ServerKind[];
 
 /**
  * The bare server's only method. A path of its own (not the catalog's) so
@@ -41,5 +46,5 @@ export type FromChild =
   | { readonly type: "failed"; readonly message: string };
 
 export function isServerKind(value: unknown): value is ServerKind {
-  return value === "platform" || value === "bare";
+  return value === "platform" || value === "bare" || value === "observed";
 }

@@ -6,6 +6,7 @@
  *   npm run bench                          every section with the defaults (under a minute)
  *   npm run bench -- --seconds=10 --rounds=3
  *   npm run bench -- host-vs-bare --concurrency=1,4,16 --cpu-prof
+ *   npm run bench -- observability          tracing and metrics on vs off
  *   BENCH_SECONDS=2 BENCH_WARMUP_SECONDS=1 npm run bench
  *
  * Sections live in bench/; add one by adding it to SECTIONS.
@@ -15,11 +16,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createChildGroup } from "../bench/child-group.js";
 import { hostVsBareSection } from "../bench/host-vs-bare.js";
+import { observabilitySection } from "../bench/observability.js";
 import { sagaSection } from "../bench/saga.js";
 import { BenchOptionError, parseBenchOptions, USAGE, type BenchOptions } from "../bench/options.js";
 import type { BenchSection } from "../bench/section.js";
 
-const SECTIONS: readonly BenchSection[] = [hostVsBareSection, sagaSection];
+const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection];
 
 const print = (line = ""): void => void process.stdout.write(`${line}\n`);
 

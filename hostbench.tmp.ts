@@ -1,0 +1,18 @@
+import { Client, credentials, Metadata } from "@grpc/grpc-js";
+import { startPlatformCatalog } from "./bench/platform-server.ts";
+import { demoCatalog } from "./services/catalog/src/demo-catalog.ts";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetProductRequestSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
+const observed = process.argv[2] === "on";
+const server = await startPlatformCatalog({ observed });
+const client = new Client(`127.0.0.1:${server.port}`, credentials.createInsecure(), {});
+const req = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId: demoCatalog[0]!.id })));
+const md = new Metadata(); md.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+const call = () => new Promise<void>((res, rej) => client.makeUnaryRequest("/shop.catalog.v1.CatalogService/GetProduct", (b: Buffer) => b, (b: Buffer) => b, req, md.clone(), {}, (e) => (e ? rej(e) : res())));
+const batch = async (n: number) => { const w = []; for (let c = 0; c < 16; c++) w.push((async () => { for (let i = 0; i < n / 16; i++) await call(); })()); await Promise.all(w); };
+await batch(20000);
+const s = process.cpuUsage(); const t0 = performance.now();
+await batch(60000);
+const c = process.cpuUsage(s);
+console.log(observed ? "on " : "off", ((c.user + c.system) / 60000).toFixed(1), "µs cpu/call (client+server)", (60000 / ((performance.now() - t0) / 1000)).toFixed(0), "calls/s");
+client.close(); await server.stop(); process.exit(0);
