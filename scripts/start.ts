@@ -37,6 +37,8 @@ async function main(): Promise<void> {
       .filter((name) => name !== "gateway")
       .map((name) => `  ${name.padEnd(14)} grpc://127.0.0.1:${shop.ports[name]}   ${SERVICE_DESCRIPTIONS[name]}`),
     "",
+    `Prometheus metrics: ${(Object.keys(SERVICE_DESCRIPTIONS) as ServiceName[]).map((name) => `${name} :${shop.metricsPorts[name]}`).join(", ")} (GET /metrics)`,
+    "",
     "Try it through the gateway (reflection is on, no .proto files needed):",
     `  ${curl} --list-methods ${gateway}`,
     `  ${curl} -d '{"pageSize":3}' ${gateway}/shop.catalog.v1.CatalogService/ListProducts`,

@@ -19,6 +19,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface RunningShop {
   /** Port of each service by name. */
   readonly ports: Readonly<Record<ServiceName, number>>;
+  /** Port of each service's GET /metrics. */
+  readonly metricsPorts: Readonly<Record<ServiceName, number>>;
   /** Stops every service, last started first. */
   stop(reason: string): Promise<boolean>;
 }
@@ -40,7 +42,7 @@ export async function startAllInOne(given: Env): Promise<RunningShop> {
   const { OTEL_SERVICE_NAME: _oneName, ...env } = given;
   const broker = createMemoryBroker();
   const taskQueue = createMemoryTaskQueue({ broker, log: createLogger({ service: "queue", level: env.NOTIFICATIONS_LOG_LEVEL ?? "warn" }) });
-  const started: { name: ServiceName; port: number; shutdown: Shutdown }[] = [];
+  const started: { name: ServiceName; port: number; metricsPort: number; shutdown: Shutdown }[] = [];
   const stop = async (reason: string): Promise<boolean> => {
     let ok = true;
     for (const service of [...started].reverse()) ok = (await service.shutdown.run(reason)) && ok;
@@ -76,5 +78,6 @@ export async function startAllInOne(given: Env): Promise<RunningShop> {
     throw error;
   }
   const ports = Object.fromEntries(started.map((service) => [service.name, service.port])) as Record<ServiceName, number>;
-  return { ports, stop };
+  const metricsPorts = Object.fromEntries(started.map((service) => [service.name, service.metricsPort])) as Record<ServiceName, number>;
+  return { ports, metricsPorts, stop };
 }

@@ -159,7 +159,13 @@ test("one order placed through the gateway is one trace across gateway, orders, 
     ["notifications", CONSUMER, `process ${queue}`],
   ];
   // Both events of the order (placed, confirmed) reach notifications inside the trace.
-  await receiver.until((spans) => expected.every(([service, kind, name]) => find(spans, service, kind, name).length > 0) && find(spans, "notifications", CONSUMER, `process ${queue}`).length >= 2, 20_000);
+  // Each service exports on its own schedule: wait for both events' consumer spans and the publish spans they hang under.
+  const consumedUnderPublish = (spans: readonly ReceivedSpan[]): boolean => {
+    const consumed = find(spans, "notifications", CONSUMER, `process ${queue}`);
+    const published = new Set(find(spans, "orders", PRODUCER, `publish ${exchange}`).map((span) => span.spanId));
+    return consumed.length >= 2 && consumed.every((span) => published.has(span.parentSpanId));
+  };
+  await receiver.until((spans) => expected.every(([service, kind, name]) => find(spans, service, kind, name).length > 0) && consumedUnderPublish(spans), 20_000);
   const spans = inTrace(receiver.spans);
   const one = (service: string, kind: number, name: string): ReceivedSpan => find(receiver.spans, service, kind, name)[0]!;
 
@@ -187,5 +193,13 @@ test("one order placed through the gateway is one trace across gateway, orders, 
       `${service}'s lines in the trace carry the request id and a span id: ${JSON.stringify(lines.find((line) => line.request_id !== requestId))}`,
     );
   }
+  // Orders' outbox and notifications' queue (read from RabbitMQ) on their /metrics: drained after the flow.
+  const metricsOf = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.match(await metricsOf(orders.metricsPort), /^meshwork_outbox_backlog\{service="orders"\} 0$/m);
+  assert.match(await metricsOf(orders.metricsPort), /^meshwork_outbox_published\{service="orders"\} [1-9]/m);
+  const notificationsMetrics = await metricsOf(notifications.metricsPort);
+  const depth = notificationsMetrics.split("\n").find((line) => line.startsWith("meshwork_queue_depth{") && line.includes(`queue="${queue}"`));
+  assert.match(depth ?? "(none)", / 0$/, "notifications' queue depth, read from RabbitMQ, is 0 once both events are handled");
+  assert.match(notificationsMetrics, /^meshwork_queue_consume_lag_seconds_count\{service="notifications",queue="[^"]+"\} [2-9]/m);
   t.diagnostic(`trace ${traceId}: ${spans.length} spans from ${[...new Set(spans.map((span) => span.service))].join(", ")}`);
 });

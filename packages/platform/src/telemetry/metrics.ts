@@ -36,8 +36,6 @@ export interface ServiceMetrics {
   setBreakerState(downstream: string, state: BreakerState): void;
   /** Age of a message when a consumer took it from `queue` (meshwork_queue_consume_lag_seconds). */
   consumeLag(queue: string, seconds: number): void;
-  /** Metrics read on each scrape, e.g. a queue's depth: `collect` sets them. */
-  onScrape(collect: () => Promise<void> | void): void;
 }
 
 export interface ServiceMetricsOptions {
@@ -98,20 +96,6 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   };
   const clientRecorders = new Map<string, RpcRecorder>();
 
-  const scrapers: (() => Promise<void> | void)[] = [];
-  // One gauge whose collect() runs the registered readers; it reports itself
-  // as how long they took, which is worth knowing when a scrape is slow.
-  new Gauge({
-    name: "meshwork_metrics_collect_seconds",
-    help: "Time the last scrape spent reading scrape-time metrics (queue depth, outbox backlog).",
-    registers: [registry],
-    async collect() {
-      const started = performance.now();
-      await Promise.all(scrapers.map(async (collect) => collect()));
-      this.set((performance.now() - started) / 1000);
-    },
-  });
-
   return {
     registry,
     serverCall,
@@ -137,9 +121,6 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
     consumeLag(queue, seconds) {
       lag.labels(queue).observe(Math.max(0, seconds));
-    },
-    onScrape(collect) {
-      scrapers.push(collect);
     },
   };
 }

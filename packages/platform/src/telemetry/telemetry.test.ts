@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { describe, test, type TestContext } from "node:test";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { currentCall } from "../call-context.js";
+import { createClient } from "../client.js";
+import { notFound } from "../errors.js";
+import { createLogger } from "../logger.js";
+import { createMemoryBroker } from "../messaging/memory-broker.js";
+import { createMemoryTaskQueue } from "../queue/memory.js";
+import { createGrpcHost } from "../server.js";
+import { createTelemetry, instrumentHandler, registerQueueMetrics, startMetricsServer, type Telemetry } from "./index.js";
+
+const SERVER = 1; // SpanKind.SERVER
+const CLIENT = 2; // SpanKind.CLIENT
+
+/** A catalog served by the platform host with `telemetry`, a client of it with `clientTelemetry`, and what the server saw. */
+async function serve(t: TestContext, telemetry: Telemetry | undefined, clientTelemetry: Telemetry | undefined) {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({ service: "catalog", level: "debug", destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+  const seen: { traceparent: unknown[] }[] = [];
+  const host = createGrpcHost({ name: "catalog", log, ...(telemetry ? { telemetry } : {}) });
+  host.add(CatalogService, {
+    listProducts: async () => {
+      throw notFound("no such page");
+    },
+    getProduct: async (request, context) => {
+      seen.push({ traceparent: context.metadata.get("traceparent") });
+      context.log.info("reading a product");
+      return { product: { id: request.productId, name: "A product" } };
+    },
+  });
+  const port = await host.listen({ host: "127.0.0.1", port: 0 });
+  host.setServing(true);
+  t.after(() => host.shutdown(100));
+  const client = createClient(CatalogService, { target: `127.0.0.1:${port}`, ...(clientTelemetry ? { telemetry: clientTelemetry.forClient("catalog") } : {}) });
+  t.after(client.close);
+  return { client: client.client, seen, lines };
+}
+
+async function scrape(t: TestContext, telemetry: Telemetry): Promise<string> {
+  const server = await startMetricsServer({ registry: telemetry.metrics.registry, host: "127.0.0.1", port: 0, log: createLogger({ service: "test", level: "silent" }) });
+  t.after(() => server.close());
+  const response = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  return response.text();
+}
+
+/** The value of the sample `name` whose labels include `labels` (any order), or undefined. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
+    if (Object.entries(labels).every(([key, value]) => found[key] === value)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+describe("telemetry of the platform host and client", () => {
+  test("with tracing on, a call is one trace: the client span's traceparent reaches the server, whose span is its child, and the handler's log line carries both ids and the request id", async (t) => {
+    const exporter = new InMemorySpanExporter();
+    const server = createTelemetry({ service: "catalog", tracesExporter: exporter, processMetrics: false });
+    const caller = createTelemetry({ service: "orders", tracesExporter: exporter, processMetrics: false });
+    const { client, seen, lines } = await serve(t, server, caller);
+
+    await client.getProduct({ productId: "A1" }, { headers: { "x-request-id": "req-1" } });
+    await Promise.all([server.forceFlush(), caller.forceFlush()]);
+
+    const spans = exporter.getFinishedSpans();
+    const clientSpan = spans.find((span) => span.kind === CLIENT);
+    const serverSpan = spans.find((span) => span.kind === SERVER);
+    assert.ok(clientSpan && serverSpan, `a client and a server span: ${spans.map((span) => span.name).join(", ")}`);
+    assert.equal(clientSpan.name, "shop.catalog.v1.CatalogService/GetProduct");
+    assert.equal(clientSpan.resource.attributes["service.name"], "orders");
+    assert.equal(serverSpan.resource.attributes["service.name"], "catalog");
+    assert.equal(serverSpan.spanContext().traceId, clientSpan.spanContext().traceId);
+    assert.equal(serverSpan.parentSpanContext?.spanId, clientSpan.spanContext().spanId);
+    assert.deepEqual(serverSpan.attributes, { "rpc.system": "grpc", "rpc.service": "shop.catalog.v1.CatalogService", "rpc.method": "GetProduct", "rpc.grpc.status_code": 0 });
+    assert.equal(seen[0]!.traceparent[0], `00-${clientSpan.spanContext().traceId}-${clientSpan.spanContext().spanId}-01`);
+    const line = lines.find((entry) => entry.msg === "reading a product");
+    assert.equal(line?.trace_id, serverSpan.spanContext().traceId);
+    assert.equal(line?.span_id, serverSpan.spanContext().spanId);
+    assert.equal(line?.request_id, "req-1");
+  });
+
+  test("a caller's error is not the server's fault: NOT_FOUND leaves the server span unset and marks the client span failed", async (t) => {
+    const exporter = new InMemorySpanExporter();
+    const telemetry = createTelemetry({ service: "catalog", tracesExporter: exporter, processMetrics: false });
+    const { client } = await serve(t, telemetry, telemetry);
+    await assert.rejects(client.listProducts({}));
+    await telemetry.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    assert.equal(spans.find((span) => span.kind === SERVER)?.status.code, 0, "UNSET");
+    assert.equal(spans.find((span) => span.kind === CLIENT)?.status.code, 2, "ERROR");
+  });
+
+  test("with tracing off, no span is made and nothing is added to the call: no traceparent reaches the server", async (t) => {
+    const telemetry = createTelemetry({ service: "catalog", tracesExporter: "none", processMetrics: false });
+    assert.equal(telemetry.tracer, undefined);
+    const { client, seen, lines } = await serve(t, telemetry, telemetry);
+    await client.getProduct({ productId: "A1" }, { headers: { "x-request-id": "req-2" } });
+    assert.deepEqual(seen[0]!.traceparent, []);
+    const line = lines.find((entry) => entry.msg === "reading a product");
+    assert.equal(line?.trace_id, undefined);
+    assert.equal(line?.request_id, "req-2", "the request id is on the line all the same");
+  });
+
+  test("RED metrics per method and code on both sides, and the breaker state gauge, in Prometheus text", async (t) => {
+    const telemetry = createTelemetry({ service: "catalog", tracesExporter: "none" });
+    const { client } = await serve(t, telemetry, telemetry);
+    await client.getProduct({ productId: "A1" });
+    await client.getProduct({ productId: "A2" });
+    await assert.rejects(client.listProducts({}));
+    telemetry.forClient("catalog").setBreakerState("open");
+
+    const text = await scrape(t, telemetry);
+    assert.equal(sample(text, "grpc_server_handling_seconds_count", { grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "GetProduct", grpc_code: "OK", service: "catalog" }), 2);
+    assert.equal(sample(text, "grpc_server_handling_seconds_count", { grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "ListProducts", grpc_code: "NOT_FOUND", service: "catalog" }), 1);
+    assert.equal(sample(text, "grpc_client_handling_seconds_count", { downstream: "catalog", grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "GetProduct", grpc_code: "OK", service: "catalog" }), 2);
+    assert.equal(sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: "open", service: "catalog" }), 1);
+    assert.equal(sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: "closed", service: "catalog" }), 0);
+    assert.ok(sample(text, "process_cpu_user_seconds_total", { service: "catalog" })! > 0, "process metrics");
+    assert.doesNotMatch(text, /A1|A2/, "no ids in any label");
+  });
+
+  test("queue depth is read at scrape time, and a consumed message's age is its lag", async (t) => {
+    const telemetry = createTelemetry({ service: "notifications", tracesExporter: "none", processMetrics: false });
+    const broker = createMemoryBroker();
+    const queue = createMemoryTaskQueue({ broker, log: createLogger({ service: "test", level: "silent" }) });
+    t.after(() => queue.close());
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    t.after(() => release());
+    let handled = 0;
+    let firstTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (firstTaken = resolve));
+    const consumer = queue.consume<string>({
+      exchange: "shop.test.v1",
+      bindings: ["#"],
+      queue: "test.work",
+      retryDelaysMs: [10],
+      prefetch: 1,
+      parse: (body) => Buffer.from(body).toString(),
+      handle: instrumentHandler(telemetry, "test.work", async () => {
+        handled++;
+        firstTaken();
+        await held;
+      }),
+    });
+    await consumer.ready();
+    registerQueueMetrics(telemetry.metrics, queue, ["test.work"]);
+    const message = (id: string) => ({ messageId: id, exchange: "shop.test.v1", routingKey: "a", type: "t", contentType: "text/plain", body: Buffer.from(id), headers: {}, timestamp: new Date(Date.now() - 2000) });
+    await broker.publisher.publish([message("m1"), message("m2"), message("m3")]);
+    // One is in the handler (prefetch 1, held there), two wait.
+    await taken;
+    assert.equal(handled, 1);
+    const text = await scrape(t, telemetry);
+    assert.equal(sample(text, "meshwork_queue_depth", { queue: "test.work", service: "notifications" }), 2);
+    assert.equal(sample(text, "meshwork_queue_consume_lag_seconds_count", { queue: "test.work", service: "notifications" }), 1);
+    // The message was 2 s old when taken: counted in the 5 s bucket, not the 1 s one.
+    assert.equal(sample(text, "meshwork_queue_consume_lag_seconds_bucket", { le: "1", queue: "test.work", service: "notifications" }), 0);
+    assert.equal(sample(text, "meshwork_queue_consume_lag_seconds_bucket", { le: "5", queue: "test.work", service: "notifications" }), 1);
+    release();
+  });
+
+  test("the request id of work done outside a gRPC call (a saga step, a message) is on that work's log lines and no others", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ service: "orders", destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const { runWithRequestId } = await import("./log-context.js");
+    await runWithRequestId("saga-req", async () => {
+      await Promise.resolve();
+      log.info("step done");
+    });
+    log.info("outside");
+    assert.equal(lines[0]!.request_id, "saga-req");
+    assert.equal(lines[1]!.request_id, undefined);
+    assert.equal(currentCall(), undefined);
+  });
+});
