@@ -89,11 +89,6 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   };
 }
 
-/** Telemetry that records nothing anyone reads: for tests and tools that build a host or client by hand. */
-export function createDisabledTelemetry(service: string): Telemetry {
-  return createTelemetry({ service, tracesExporter: "none", processMetrics: false });
-}
-
 /**
  * The observability settings of a service, under its prefix: its metrics
  * port, and the standard OpenTelemetry variables (shared by every service).
