@@ -9,12 +9,14 @@
  * them on, calls/s stays within 15% of off.
  */
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { CatalogService, GetProductRequestSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
 import { callOnce, measureCell, progressLine, type Cell } from "./host-vs-bare.js";
 import type { LoadPlan, LoadTarget } from "./load.js";
+import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
 import type { ServerKind } from "./server-protocol.js";
@@ -39,9 +41,11 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
     `each server in its own process, one load client sending a sampled traceparent with every call; ` +
       `${options.warmupMs / 1000} s warm-up + ${options.measureMs / 1000} s measured per cell; ${options.rounds} round(s), order alternating`,
   );
+  if (options.cpuProfDir !== undefined) print("servers are CPU-profiled (--cpu-prof): expect lower numbers than without");
+  const profileDir = (kind: ServerKind): string | undefined => (options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, kind));
   const servers: Record<string, ServerProcess> = {
-    platform: forkServer(children, "platform"),
-    observed: forkServer(children, "observed"),
+    platform: forkServer(children, "platform", { cpuProfDir: profileDir("platform") }),
+    observed: forkServer(children, "observed", { cpuProfDir: profileDir("observed") }),
   };
   const clients: Client[] = [];
   const cells: Cell[] = [];
@@ -106,6 +110,20 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
         `tracing+metrics add ${fixed(on.serverCpuUsPerCall - off.serverCpuUsPerCall, 0)} µs server CPU per call ` +
         `(${fixed(on.serverCpuUsPerCall, 0)} vs ${fixed(off.serverCpuUsPerCall, 0)})`,
     );
+  }
+  for (const kind of KINDS) {
+    const dir = profileDir(kind);
+    if (dir === undefined) continue;
+    const file = await findMainThreadProfile(dir);
+    print();
+    if (file === undefined) {
+      print(`### no CPU profile of the ${LABEL[kind]} server in ${dir}`);
+      continue;
+    }
+    const top = Math.max(...options.concurrency);
+    const windows = cells.filter((cell) => cell.kind === kind && cell.concurrency === top).flatMap((cell) => (cell.window ? [cell.window] : []));
+    print(`### CPU profile of the ${LABEL[kind]} server at c=${top}: ${file}`);
+    for (const line of await summarizeCpuProfile(file, { windows, calls: windows.reduce((sum, window) => sum + window.calls, 0) })) print(line);
   }
   const failed = cells.reduce((sum, cell) => sum + cell.failures, 0);
   for (const cell of cells.filter((c) => c.failures > 0)) print(`FAILED: ${cell.kind} c=${cell.concurrency} round ${cell.round}: ${cell.failures} call(s), first: ${cell.firstFailure ?? "?"}`);

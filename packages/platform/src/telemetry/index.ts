@@ -7,6 +7,7 @@
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { Registry } from "prom-client";
 import { z } from "zod";
 import { settings } from "../config.js";
 import { createClientInterceptor } from "./grpc.js";
@@ -32,6 +33,13 @@ export interface ClientTelemetry {
   readonly interceptor: Interceptor;
   /** For the circuit breaker: report each state change (meshwork_client_circuit_breaker_state). */
   setBreakerState(state: BreakerState): void;
+  /**
+   * The service's registry, for further client metrics (retries, budget,
+   * bulkhead queue). A name can be registered once per registry: create each
+   * metric once, e.g. `registry.getSingleMetric(name) ?? new Counter({ ..., registers: [registry] })`,
+   * and tell downstreams apart by a `downstream` label.
+   */
+  readonly registry: Registry;
 }
 
 export interface Telemetry {
@@ -79,6 +87,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
           downstream,
           interceptor: createClientInterceptor(tracing.tracer, metrics.clientCall(downstream)),
           setBreakerState: (state) => metrics.setBreakerState(downstream, state),
+          registry: metrics.registry,
         };
         clients.set(downstream, client);
       }
