@@ -11,7 +11,7 @@ import type { Registry } from "prom-client";
 import { z } from "zod";
 import { settings } from "../config.js";
 import { createClientInterceptor } from "./grpc.js";
-import { createServiceMetrics, type BreakerState, type ServiceMetrics } from "./metrics.js";
+import { createServiceMetrics, type BreakerGaugeState, type ServiceMetrics } from "./metrics.js";
 import { createTracing, TRACES_EXPORTERS, type TracesExporterName } from "./tracing.js";
 
 export type { Tracer } from "@opentelemetry/api";
@@ -32,7 +32,7 @@ export interface ClientTelemetry {
   /** Times each call, makes its client span and carries the traceparent. */
   readonly interceptor: Interceptor;
   /** For the circuit breaker: report each state change (meshwork_client_circuit_breaker_state). */
-  setBreakerState(state: BreakerState): void;
+  setBreakerState(state: BreakerGaugeState): void;
   /**
    * The service's registry, for further client metrics (retries, budget,
    * bulkhead queue). A name can be registered once per registry: create each

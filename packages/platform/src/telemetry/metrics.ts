@@ -18,8 +18,9 @@ const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
 /** Records one finished call: full service name, method, status code, seconds. */
 export type RpcRecorder = (service: string, method: string, code: Code, seconds: number) => void;
 
-export type BreakerState = "closed" | "open" | "half_open" | "isolated";
-export const BREAKER_STATES: readonly BreakerState[] = ["closed", "open", "half_open", "isolated"];
+/** The breaker states the gauge knows: the resilience policy's ("closed", "open", "half-open") and cockatiel's "isolated". */
+export type BreakerGaugeState = "closed" | "open" | "half-open" | "isolated";
+export const BREAKER_GAUGE_STATES: readonly BreakerGaugeState[] = ["closed", "open", "half-open", "isolated"];
 
 export interface ServiceMetrics {
   /** This service's registry: what GET /metrics serves. Register further metrics with `registers: [registry]`. */
@@ -33,7 +34,7 @@ export interface ServiceMetrics {
    * conventional enum gauge meshwork_client_circuit_breaker_state{downstream,state}:
    * 1 for the current state, 0 for the others. Call on every transition.
    */
-  setBreakerState(downstream: string, state: BreakerState): void;
+  setBreakerState(downstream: string, state: BreakerGaugeState): void;
   /** Age of a message when a consumer took it from `queue` (meshwork_queue_consume_lag_seconds). */
   consumeLag(queue: string, seconds: number): void;
 }
@@ -69,7 +70,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   });
   const breaker = new Gauge({
     name: "meshwork_client_circuit_breaker_state",
-    help: "Circuit breaker state per downstream: 1 for the current state (closed, open, half_open, isolated), 0 for the others.",
+    help: "Circuit breaker state per downstream: 1 for the current state (closed, open, half-open, isolated), 0 for the others.",
     labelNames: ["downstream", "state"] as const,
     registers: [registry],
   });
@@ -117,7 +118,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
       return recorder;
     },
     setBreakerState(downstream, state) {
-      for (const candidate of BREAKER_STATES) breaker.labels(downstream, candidate).set(candidate === state ? 1 : 0);
+      for (const candidate of BREAKER_GAUGE_STATES) breaker.labels(downstream, candidate).set(candidate === state ? 1 : 0);
     },
     consumeLag(queue, seconds) {
       lag.labels(queue).observe(Math.max(0, seconds));
