@@ -8,17 +8,15 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import {
+  bindResilienceSettings,
   createClient,
-  createConsulLiveConfig,
   createDiscovery,
-  createEnvLiveConfig,
+  createLiveConfigFor,
   createLogger,
   createShutdown,
   createTokenVerifier,
   parseAddressList,
-  parseConsulAddress,
   runMain,
-  type LiveConfigSource,
   type Logger,
   type Shutdown,
 } from "@meshwork/platform";
@@ -52,15 +50,6 @@ export interface RunningGateway {
 /** Deadline of the key fetch behind token verification; a call waits for it at most this long. */
 const JWKS_FETCH_TIMEOUT_MS = 2000;
 
-/** Live settings from Consul KV when an agent is configured, otherwise MESHWORK_LIVE_* and the optional file. */
-function createLiveConfigSource(config: GatewayConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): LiveConfigSource {
-  if (config.consulAddr !== "") {
-    const address = parseConsulAddress(config.consulAddr);
-    return createConsulLiveConfig({ consul: { ...address, ...(config.consulToken ? { token: config.consulToken } : {}) }, log });
-  }
-  return createEnvLiveConfig({ env, log, ...(config.liveConfigFile ? { file: config.liveConfigFile } : {}) });
-}
-
 /**
  * The gateway's composition root: configuration, discovery and clients, the
  * Connect routes behind the edge checks, the port, and shutdown. `env` is the
@@ -79,21 +68,30 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
   const log = options.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const shutdown = createShutdown(log);
   try {
-    const live = createLiveConfigSource(config, env, log);
+    const live = createLiveConfigFor(config, env, log);
     shutdown.add("close live config", async () => live.close());
     const limits = bindRateLimitSettings(live);
+    const resilience = Object.fromEntries(MESH_SERVICE_NAMES.map((backend) => [backend, bindResilienceSettings(live, "gateway", backend)]));
     await live.ready();
 
     const discovery = createDiscovery({ consulAddr: config.consulAddr, consulToken: config.consulToken, log, staticAddresses });
     shutdown.add("stop discovery", async () => discovery.close());
 
-    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend) =>
-      createClient(service, { target: discovery.resolver.watch(backend), defaultTimeoutMs: config.upstreamTimeoutMs });
+    // Each backend has its own breaker, bulkhead, retry budget and ejection,
+    // tunable live under gateway/resilience/<backend>. Only reads are retried.
+    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend, idempotentMethods: readonly string[]) =>
+      createClient(service, {
+        target: discovery.resolver.watch(backend),
+        name: backend,
+        defaultTimeoutMs: config.upstreamTimeoutMs,
+        resilience: resilience[backend]!,
+        idempotentMethods,
+      });
     const clients = {
-      identity: clientOf(IdentityService, "identity"),
-      catalog: clientOf(CatalogService, "catalog"),
-      orders: clientOf(OrderService, "orders"),
-      notifications: clientOf(NotificationService, "notifications"),
+      identity: clientOf(IdentityService, "identity", ["getJwks"]),
+      catalog: clientOf(CatalogService, "catalog", ["listProducts", "getProduct"]),
+      orders: clientOf(OrderService, "orders", ["getOrder", "listOrders"]),
+      notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
     };
     shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
@@ -104,7 +102,12 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     });
 
     const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
-    const meshStatus = createMeshStatus({ services: MESH_SERVICE_NAMES, resolver: discovery.resolver, check: (address) => healthChecker.check(address) });
+    const meshStatus = createMeshStatus({
+      services: MESH_SERVICE_NAMES,
+      resolver: discovery.resolver,
+      check: (address) => healthChecker.check(address),
+      downstream: (service) => (service in clients ? clients[service as Backend].downstream : undefined),
+    });
     shutdown.add("stop mesh status", async () => {
       meshStatus.close();
       healthChecker.close();
@@ -114,7 +117,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     // instance) and the gateway's own health turns NOT_SERVING.
     const stopping = new AbortController();
     let serving = false;
-    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries }) : undefined;
+    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
 
     const connect = connectNodeAdapter({
       routes(router) {

@@ -5,8 +5,10 @@ import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 import {
+  bindResilienceSettings,
   createAmqpPublisher,
   createClient,
+  createLiveConfigFor,
   createMemoryBroker,
   createOutboxRelay,
   createTokenVerifier,
@@ -48,11 +50,23 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       identity: parseAddressList("ORDERS_IDENTITY_ADDR", config.identityAddr),
     },
     async setup({ database, host, discovery, shutdown, log }) {
+      // Breaker, bulkhead, retry budget and ejection per downstream, tunable
+      // live under orders/resilience/<name>. Every saga call is keyed by the
+      // order id on the other side, so all of them may be sent twice.
+      const live = createLiveConfigFor(config, env, log);
+      shutdown.add("close live config", async () => live.close());
+      const resilience = {
+        catalog: bindResilienceSettings(live, "orders", "catalog"),
+        stock: bindResilienceSettings(live, "orders", "stock"),
+        payments: bindResilienceSettings(live, "orders", "payments"),
+        identity: bindResilienceSettings(live, "orders", "identity"),
+      };
+      await live.ready();
       const clients = {
-        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog") }),
-        stock: createClient(StockService, { target: discovery.resolver.watch("catalog") }),
-        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments") }),
-        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity") }),
+        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), name: "catalog", resilience: resilience.catalog, idempotentMethods: ["getProduct"] }),
+        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), name: "stock", resilience: resilience.stock, idempotentMethods: ["reserveStock", "releaseStock"] }),
+        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), name: "payments", resilience: resilience.payments, idempotentMethods: ["authorizePayment", "voidPayment"] }),
+        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", resilience: resilience.identity, idempotentMethods: ["getJwks"] }),
       };
       shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
