@@ -16,6 +16,7 @@ import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } fro
 import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";
 import { DEFAULT_RESILIENCE, type ResilienceSettings } from "./resilience/settings.js";
 import type { LiveValue } from "./live-config/ports.js";
+import type { Logger } from "./logger.js";
 
 export interface ClientConfig {
   /** "host:port" to dial, or a discovery watch whose passing instances are used in turn. */
@@ -39,6 +40,8 @@ export interface ClientConfig {
    * twice: only these are retried. A method not listed is tried once.
    */
   readonly idempotentMethods?: readonly string[];
+  /** Where breaker changes are logged ("circuit breaker open" at warn, back to closed at info). */
+  readonly log?: Logger;
 }
 
 /** What a client knows about its downstream, for dashboards, metrics and tests. */
@@ -74,6 +77,14 @@ export function createClient<S extends AnyService>(service: S, config: ClientCon
   const channels = new ChannelPool(config, balancer);
   const policy = createDownstreamPolicy(name, settings);
   const idempotent = new Set(config.idempotentMethods ?? []);
+  const log = config.log;
+  if (log) {
+    policy.onBreakerChange((state) => {
+      const counters = { ...policy.counters };
+      if (state === "closed") log.info({ downstream: name, breaker: state, counters }, "circuit breaker closed");
+      else log.warn({ downstream: name, breaker: state, counters }, `circuit breaker ${state}`);
+    });
+  }
   for (const localName of idempotent) {
     if (!service.methods.some((method) => method.localName === localName && method.methodKind === "unary")) {
       throw new Error(`idempotentMethods: ${service.typeName} has no unary method "${localName}"`);

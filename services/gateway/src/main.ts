@@ -83,6 +83,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       createClient(service, {
         target: discovery.resolver.watch(backend),
         name: backend,
+        log,
         defaultTimeoutMs: config.upstreamTimeoutMs,
         resilience: resilience[backend]!,
         idempotentMethods,

@@ -63,10 +63,10 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       };
       await live.ready();
       const clients = {
-        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), name: "catalog", resilience: resilience.catalog, idempotentMethods: ["getProduct"] }),
-        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), name: "stock", resilience: resilience.stock, idempotentMethods: ["reserveStock", "releaseStock"] }),
-        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), name: "payments", resilience: resilience.payments, idempotentMethods: ["authorizePayment", "voidPayment"] }),
-        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", resilience: resilience.identity, idempotentMethods: ["getJwks"] }),
+        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), name: "catalog", log, resilience: resilience.catalog, idempotentMethods: ["getProduct"] }),
+        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), name: "stock", log, resilience: resilience.stock, idempotentMethods: ["reserveStock", "releaseStock"] }),
+        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), name: "payments", log, resilience: resilience.payments, idempotentMethods: ["authorizePayment", "voidPayment"] }),
+        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", log, resilience: resilience.identity, idempotentMethods: ["getJwks"] }),
       };
       shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 

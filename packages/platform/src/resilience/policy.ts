@@ -1,10 +1,15 @@
 /**
  * The resilience of one downstream, around each call a client makes to it:
  *
- *   retry (idempotent calls only, retryable codes, full-jitter back-off, budget)
- *     -> bulkhead (at most N calls in flight, a small queue, then refuse)
- *       -> circuit breaker (fail fast while the downstream is failing)
+ *   circuit breaker (fail fast while the downstream is failing)
+ *     -> retry (idempotent calls only, retryable codes, full-jitter back-off, budget)
+ *       -> bulkhead (at most N calls in flight, a small queue, then refuse)
  *         -> one attempt on the instance the balancer picks
+ *
+ * The breaker sees one outcome per call, after its retries: a call that
+ * failed on a dying instance and succeeded on another is a success, so one
+ * instance going away (the balancer's business: it ejects it) does not open
+ * the breaker of the whole service.
  *
  * Retry, bulkhead and breaker are cockatiel's; the budget (retry-budget.ts)
  * and instance ejection (instance-balancer.ts) are ours. Settings are read
@@ -146,7 +151,7 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
     const retry = createRetry(
       handleWhen((error) => {
         if (error instanceof FastFailError || !isRpcError(error) || !codes.has(error.code)) return false;
-        if (budget.allowRetry()) return true;
+        if (retryAllowed.has(error)) return true;
         counters.retriesRefusedByBudget += 1;
         return false;
       }),
@@ -162,25 +167,29 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
     return built;
   };
 
+  // Failed attempts the budget allowed to retry, decided when each failed:
+  // deciding later, when cockatiel asks, would let a burst of simultaneous
+  // failures spend the whole budget before any of them is considered.
+  const retryAllowed = new WeakSet<object>();
+
   const once = async <T>(attempt: () => Promise<T>, options: RunOptions): Promise<T> => {
-    const { breaker, bulkhead, codes } = build();
+    const { bulkhead, codes } = build();
     // Only a call that will wait in the queue needs a deadline signal (a timer): the others start at once.
     const signal = bulkhead.executionSlots > 0 ? options.signal : queueSignal(options);
-    const guarded = bulkhead.execute(
-      () =>
-        breaker.execute(async () => {
-          counters.attempts += 1;
-          try {
-            const result = await attempt();
-            budget.recordSuccess();
-            return result;
-          } catch (error) {
-            if (isRpcError(error) && codes.has(error.code)) budget.recordFailure();
-            throw error;
-          }
-        }),
-      signal,
-    );
+    const guarded = bulkhead.execute(async () => {
+      counters.attempts += 1;
+      try {
+        const result = await attempt();
+        budget.recordSuccess();
+        return result;
+      } catch (error) {
+        if (isRpcError(error) && codes.has(error.code)) {
+          budget.recordFailure();
+          if (budget.allowRetry()) retryAllowed.add(error);
+        }
+        throw error;
+      }
+    }, signal);
     try {
       // The bulkhead's queue notices an abort only when a slot frees; a
       // queued call whose deadline passed must not wait for that.
@@ -193,8 +202,13 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
   return {
     name,
     async run(attempt, options) {
-      if (!options.idempotent || settings().retry.maxAttempts <= 1) return once(attempt, options);
-      return build().retry.execute(() => once(attempt, options), options.signal);
+      const { breaker, retry } = build();
+      const retried = options.idempotent && settings().retry.maxAttempts > 1;
+      try {
+        return await breaker.execute(() => (retried ? retry.execute(() => once(attempt, options), options.signal) : once(attempt, options)));
+      } catch (error) {
+        throw translate(error, name, built!.bulkhead, counters);
+      }
     },
     breakerState() {
       build();
