@@ -5,6 +5,7 @@
  * service's database. Each test prints its measured figures.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import type { TestContext } from "node:test";
 import { createClient as createConnectClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -59,6 +60,8 @@ export async function startChaosMesh(t: TestContext, options: Omit<MeshOptions, 
     throw error;
   });
   t.after(async () => {
+    // CHAOS_LOG=<file> keeps every line of the mesh for a closer look.
+    if (process.env.CHAOS_LOG) await writeFile(process.env.CHAOS_LOG, `${lines.join("\n")}\n`);
     await mesh.stop();
     await mesh.dropDatabases();
     const connection = await amqp.connect(amqpUrl());

@@ -78,7 +78,8 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     shutdown.add("stop discovery", async () => discovery.close());
 
     // Each backend has its own breaker, bulkhead, retry budget and ejection,
-    // tunable live under gateway/resilience/<backend>. Only reads are retried.
+    // tunable live under gateway/resilience/<backend>. Only calls that are
+    // safe to send twice are retried: reads, and PlaceOrder (keyed).
     const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend, idempotentMethods: readonly string[]) =>
       createClient(service, {
         target: discovery.resolver.watch(backend),
@@ -91,7 +92,8 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     const clients = {
       identity: clientOf(IdentityService, "identity", ["getJwks"]),
       catalog: clientOf(CatalogService, "catalog", ["listProducts", "getProduct"]),
-      orders: clientOf(OrderService, "orders", ["getOrder", "listOrders"]),
+      // PlaceOrder carries the client's idempotency key: sent again, it answers the same order.
+      orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
       notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
     };
     shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));

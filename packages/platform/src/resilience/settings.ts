@@ -67,7 +67,7 @@ export type ResilienceSettings = z.output<typeof resilienceSchema>;
 export const DEFAULT_RESILIENCE: ResilienceSettings = Object.freeze({
   retry: { maxAttempts: 3, initialBackoffMs: 25, maxBackoffMs: 500, codes: ["UNAVAILABLE"] },
   budget: { maxTokens: 10, tokenRatio: 0.1 },
-  breaker: { consecutiveFailures: 5, failureRatio: 0.5, window: 20, minimumCalls: 10, halfOpenAfterMs: 5000 },
+  breaker: { consecutiveFailures: 5, failureRatio: 0.5, window: 20, minimumCalls: 10, halfOpenAfterMs: 2000 },
   bulkhead: { maxConcurrent: 64, maxQueue: 64 },
   ejection: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 30_000 },
 }) as ResilienceSettings;
