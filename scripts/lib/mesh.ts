@@ -28,11 +28,19 @@ export interface MeshOptions {
   readonly env?: Record<string, string>;
   /** Where each log line goes (prefixed with the instance name). */
   readonly output?: (line: string) => void;
+  /** Catalog instances, 1 (default) or 2; the second serves on the first's port + 10 (base + 7). */
+  readonly catalogInstances?: 1 | 2;
+  /** A service's database URL instead of one created on adminUrl (e.g. orders on a PostgreSQL a test restarts). */
+  readonly databaseUrls?: Partial<Record<"identity" | "catalog" | "payments" | "orders" | "notifications", string>>;
 }
 
 export interface RunningMesh {
   readonly gatewayPort: number;
   readonly instances: readonly string[];
+  /** host:port of each instance's gRPC server, by instance name. */
+  readonly addresses: Readonly<Record<string, string>>;
+  /** Sends `signal` to one instance and waits for it to exit. */
+  kill(name: string, signal: NodeJS.Signals): Promise<void>;
   /** SIGTERM to every instance, then waits for them to exit. */
   stop(): Promise<void>;
   /** Drops databases and roles created with a suffix (tests). */
@@ -49,6 +57,8 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   const suffix = options.databaseSuffix ?? "";
   const created: ServiceDatabase[] = [];
   const url = async (service: string): Promise<string> => {
+    const given = options.databaseUrls?.[service as keyof NonNullable<MeshOptions["databaseUrls"]>];
+    if (given !== undefined) return given;
     const database = await ensureServiceDatabase(options.adminUrl, service, suffix);
     created.push(database);
     return database.url;
@@ -58,22 +68,29 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   const ports = {
     gateway: port(8080, 0),
     identity: port(50051, 1),
-    catalog: port(50052, 2),
+    catalog: options.catalogInstances === 2 ? [port(50052, 2), port(50062, 7)] : [port(50052, 2)],
     orders: port(50053, 3),
     payments: port(50054, 4),
     notifications: [port(50055, 5), port(50065, 6)] as const,
   };
-  // /metrics ports: 9464 + offset, the second notifications instance 9479
-  // (as its gRPC port is 50065 beside 50055); with a base port (tests), any
+  // /metrics ports: 9464 + offset, a second instance 10 above its first
+  // (notifications 9479, catalog 9476, as their gRPC ports 50065 and 50062); with a base port (tests), any
   // free one, so a test never meets a running mesh.
   const metrics = (defaultPort: number): string => (base === undefined ? String(defaultPort) : "0");
   const addr = (value: number): string => `${host}:${value}`;
   const notificationsAddrs = ports.notifications.map(addr).join(",");
+  const catalogAddrs = ports.catalog.map(addr).join(",");
+  const catalogDb = await url("catalog");
   const events = options.exchange ? { ORDERS_EVENTS_EXCHANGE: options.exchange } : {};
   const notificationsDb = await url("notifications");
   const instances: Instance[] = [
     { name: "identity", service: "identity", env: { IDENTITY_PORT: String(ports.identity), IDENTITY_METRICS_PORT: metrics(9465), IDENTITY_DATABASE_URL: await url("identity") } },
-    { name: "catalog", service: "catalog", env: { CATALOG_PORT: String(ports.catalog), CATALOG_METRICS_PORT: metrics(9466), CATALOG_DATABASE_URL: await url("catalog") } },
+    ...ports.catalog.map((catalogPort, index) => ({
+      name: index === 0 ? "catalog" : `catalog-${index + 1}`,
+      service: "catalog",
+      // Instances of one service share its database.
+      env: { CATALOG_PORT: String(catalogPort), CATALOG_METRICS_PORT: metrics(9466 + 10 * index), CATALOG_DATABASE_URL: catalogDb },
+    })),
     { name: "payments", service: "payments", env: { PAYMENTS_PORT: String(ports.payments), PAYMENTS_METRICS_PORT: metrics(9468), PAYMENTS_DATABASE_URL: await url("payments") } },
     {
       name: "orders",
@@ -83,7 +100,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
         ORDERS_METRICS_PORT: metrics(9467),
         ORDERS_DATABASE_URL: await url("orders"),
         ORDERS_AMQP_URL: options.amqpUrl,
-        ORDERS_CATALOG_ADDR: addr(ports.catalog),
+        ORDERS_CATALOG_ADDR: catalogAddrs,
         ORDERS_PAYMENTS_ADDR: addr(ports.payments),
         ORDERS_IDENTITY_ADDR: addr(ports.identity),
         ...events,
@@ -110,7 +127,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
         GATEWAY_PORT: String(ports.gateway),
         GATEWAY_METRICS_PORT: metrics(9464),
         GATEWAY_IDENTITY_ADDR: addr(ports.identity),
-        GATEWAY_CATALOG_ADDR: addr(ports.catalog),
+        GATEWAY_CATALOG_ADDR: catalogAddrs,
         GATEWAY_ORDERS_ADDR: addr(ports.orders),
         GATEWAY_PAYMENTS_ADDR: addr(ports.payments),
         GATEWAY_NOTIFICATIONS_ADDR: notificationsAddrs,
@@ -150,15 +167,24 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   };
   try {
     // Callees first, so callers find them; the gateway last.
-    const waves = [["identity", "catalog", "payments"], ["orders", "notifications-1", "notifications-2"], ["gateway"]];
+    const waves = [["identity", "catalog", "catalog-2", "payments"], ["orders", "notifications-1", "notifications-2"], ["gateway"]];
     for (const wave of waves) await Promise.all(instances.filter((instance) => wave.includes(instance.name)).map(start));
   } catch (error) {
     await stop();
     throw error;
   }
+  const portOf = (instance: Instance): string => Object.entries(instance.env).find(([key]) => key.endsWith("_PORT"))![1];
   return {
     gatewayPort: ports.gateway,
     instances: instances.map((instance) => instance.name),
+    addresses: Object.fromEntries(instances.map((instance) => [instance.name, addr(Number(portOf(instance)))])),
+    async kill(name, signal) {
+      const child = children.get(name);
+      if (!child) throw new Error(`no running instance named ${name}`);
+      const exited = once(child, "exit").catch(() => undefined);
+      child.kill(signal);
+      await exited;
+    },
     stop,
     async dropDatabases() {
       if (suffix === "") return;

@@ -224,6 +224,12 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
       orders: [[CLOSED_ADDRESS, ServingStatus.UNREACHABLE]],
       payments: [[CLOSED_ADDRESS, ServingStatus.UNREACHABLE]],
     });
+    const breakers = Object.fromEntries(services.map((service) => [service.name, service.instances[0]?.breakerState]));
+    // The gateway calls catalog, identity, notifications and orders (its breakers are closed
+    // so far); payments it only health-checks, so it has no breaker towards it.
+    assert.deepEqual(breakers, { catalog: "closed", identity: "closed", notifications: "closed", orders: "closed", payments: "" });
+    const catalogInstance = services.find((service) => service.name === "catalog")!.instances[0]!;
+    assert.ok(catalogInstance.latencyP50Ms > 0 && catalogInstance.latencyP99Ms >= catalogInstance.latencyP50Ms, "catalog calls made by earlier steps show their latency");
     let messages = 0;
     for await (const update of connectClient(MeshService, h2).watchMeshStatus({ intervalMs: 500 })) {
       assert.equal(update.services.length, 5);

@@ -12,6 +12,11 @@ import { currentCall, REQUEST_ID_HEADER } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
+import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } from "./resilience/instance-balancer.js";
+import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";
+import { DEFAULT_RESILIENCE, type ResilienceSettings } from "./resilience/settings.js";
+import type { LiveValue } from "./live-config/ports.js";
+import type { Logger } from "./logger.js";
 import type { ClientTelemetry } from "./telemetry/index.js";
 
 export interface ClientConfig {
@@ -23,12 +28,43 @@ export interface ClientConfig {
   readonly streamTimeoutMs?: number;
   readonly credentials?: ChannelCredentials;
   readonly channelOptions?: ClientOptions;
-  /** Client spans, traceparent propagation and call metrics for this downstream: `telemetry.forClient("catalog")`. */
+  /** The downstream's name in errors, logs and metrics, e.g. "payments". Default: the service's type name. */
+  readonly name?: string;
+  /**
+   * Retries, retry budget, breaker, bulkhead and ejection towards this
+   * downstream: fixed settings, or a live value (bindResilienceSettings).
+   * Default: DEFAULT_RESILIENCE.
+   */
+  readonly resilience?: ResilienceSettings | LiveValue<ResilienceSettings>;
+  /**
+   * Unary methods (local names, e.g. "getProduct") that are safe to send
+   * twice: only these are retried. A method not listed is tried once.
+   */
+  readonly idempotentMethods?: readonly string[];
+  /** Where breaker changes are logged ("circuit breaker open" at warn, back to closed at info). */
+  readonly log?: Logger;
+  /**
+   * Client spans, traceparent propagation, call metrics and the breaker-state
+   * gauge of this client: `telemetry.forClient(name)`, under the same name as `name`.
+   */
   readonly telemetry?: ClientTelemetry;
+}
+
+/** What a client knows about its downstream, for dashboards, metrics and tests. */
+export interface DownstreamView {
+  readonly name: string;
+  breakerState(): BreakerState;
+  onBreakerChange(listener: (state: BreakerState) => void): () => void;
+  /** Every instance the client has called or can call, with its recent latency and ejection. */
+  instance(address: string): InstanceStats;
+  readonly counters: Readonly<PolicyCounters>;
+  /** Retry tokens left. */
+  retryTokens(): number;
 }
 
 export interface ClosableClient<S extends AnyService> {
   readonly client: ServiceClient<S>;
+  readonly downstream: DownstreamView;
   /** Closes every channel. */
   close(): void;
 }
@@ -40,31 +76,68 @@ export interface ClosableClient<S extends AnyService> {
  * call's. The parent's request id travels as x-request-id.
  */
 export function createClient<S extends AnyService>(service: S, config: ClientConfig): ClosableClient<S> {
-  const channels = new ChannelPool(config);
+  const name = config.name ?? service.typeName;
+  const resilience = config.resilience ?? DEFAULT_RESILIENCE;
+  const settings = "get" in resilience ? () => resilience.get() : () => resilience;
+  const balancer = createInstanceBalancer(() => settings().ejection);
+  const channels = new ChannelPool(config, balancer);
+  const policy = createDownstreamPolicy(name, settings);
+  const idempotent = new Set(config.idempotentMethods ?? []);
+  const telemetry = config.telemetry;
+  if (telemetry) {
+    // meshwork_client_circuit_breaker_state{downstream}: the state now, then every change.
+    telemetry.setBreakerState(policy.breakerState());
+    policy.onBreakerChange((state) => telemetry.setBreakerState(state));
+  }
+  const log = config.log;
+  if (log) {
+    policy.onBreakerChange((state) => {
+      const counters = { ...policy.counters };
+      if (state === "closed") log.info({ downstream: name, breaker: state, counters }, "circuit breaker closed");
+      else log.warn({ downstream: name, breaker: state, counters }, `circuit breaker ${state}`);
+    });
+  }
+  for (const localName of idempotent) {
+    if (!service.methods.some((method) => method.localName === localName && method.methodKind === "unary")) {
+      throw new Error(`idempotentMethods: ${service.typeName} has no unary method "${localName}"`);
+    }
+  }
   const client: Record<string, unknown> = {};
   for (const method of service.methods) {
     if (method.methodKind === "unary") {
-      client[method.localName] = (request: unknown, options: CallOptions = {}) => unary(channels, config, method, request, options);
+      const retried = idempotent.has(method.localName);
+      client[method.localName] = (request: unknown, options: CallOptions = {}) => unary(channels, policy, retried, config, method, request, options);
     } else if (method.methodKind === "server_streaming") {
       client[method.localName] = (request: unknown, options: CallOptions = {}) =>
         serverStream(channels, config, method, request, options);
     }
   }
-  return { client: client as ServiceClient<S>, close: () => channels.close() };
+  const downstream: DownstreamView = {
+    name,
+    breakerState: () => policy.breakerState(),
+    onBreakerChange: (listener) => policy.onBreakerChange(listener),
+    instance: (address) => balancer.stats(address),
+    counters: policy.counters,
+    retryTokens: () => policy.budget.tokens(),
+  };
+  return { client: client as ServiceClient<S>, downstream, close: () => channels.close() };
 }
 
-/** One grpc-js channel per address; round-robin over the watch's passing instances. */
+/** One grpc-js channel per address; the balancer picks among the watch's passing instances. */
 class ChannelPool {
   private readonly clients = new Map<string, Client>();
-  private next = 0;
   private readonly unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly config: ClientConfig) {
+  constructor(
+    private readonly config: ClientConfig,
+    private readonly balancer: InstanceBalancer,
+  ) {
     const target = config.target;
     if (typeof target !== "string") {
       // Close channels of instances that left, so a dead address is not kept open.
       this.unsubscribe = target.onChange((instances) => {
         const live = new Set(instances.map(instanceAddress));
+        balancer.retain(live);
         for (const [address, channel] of this.clients) {
           if (!live.has(address)) {
             channel.close();
@@ -75,9 +148,9 @@ class ChannelPool {
     }
   }
 
-  async pick(deadline: number): Promise<Client> {
+  async pick(deadline: number): Promise<{ address: string; channel: Client }> {
     const target = this.config.target;
-    if (typeof target === "string") return this.channel(target);
+    if (typeof target === "string") return { address: target, channel: this.channel(target) };
     let instances = target.instances();
     if (instances.length === 0) {
       await Promise.race([
@@ -87,8 +160,8 @@ class ChannelPool {
       instances = target.instances();
     }
     if (instances.length === 0) throw new RpcError(Code.UNAVAILABLE, "no passing instance to call");
-    const instance = instances[this.next++ % instances.length]!;
-    return this.channel(instanceAddress(instance));
+    const address = this.balancer.pick(instances.length === 1 ? [instanceAddress(instances[0]!)] : instances.map(instanceAddress));
+    return { address, channel: this.channel(address) };
   }
 
   private channel(address: string): Client {
@@ -107,6 +180,10 @@ class ChannelPool {
       this.clients.set(address, channel);
     }
     return channel;
+  }
+
+  record(address: string, durationMs: number, failed: boolean): void {
+    this.balancer.record(address, durationMs, failed);
   }
 
   close(): void {
@@ -147,6 +224,8 @@ function serializer(method: DescMethod) {
 
 async function unary(
   channels: ChannelPool,
+  policy: DownstreamPolicy,
+  idempotent: boolean,
   config: ClientConfig,
   method: DescMethod,
   request: unknown,
@@ -154,10 +233,23 @@ async function unary(
 ): Promise<Message> {
   const { metadata, deadline, signal } = prepare(config, options, config.defaultTimeoutMs ?? 5000);
   const effectiveDeadline = deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000);
+  const message = create(method.input, request as never) as Message;
+  return policy.run(() => attempt(channels, method, message, metadata, effectiveDeadline, signal), { idempotent, deadline: effectiveDeadline, signal });
+}
+
+/** One try on one instance; its outcome feeds that instance's ejection and latency. */
+async function attempt(
+  channels: ChannelPool,
+  method: DescMethod,
+  message: Message,
+  metadata: Metadata,
+  effectiveDeadline: number,
+  signal: AbortSignal | undefined,
+): Promise<Message> {
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   if (effectiveDeadline <= Date.now()) throw new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed before the call started");
-  const channel = await channels.pick(effectiveDeadline);
-  const message = create(method.input, request as never) as Message;
+  const { address, channel } = await channels.pick(effectiveDeadline);
+  const started = performance.now();
   return new Promise<Message>((resolve, reject) => {
     const call = channel.makeUnaryRequest<Message, Message>(
       methodPath(method),
@@ -168,7 +260,9 @@ async function unary(
       { deadline: effectiveDeadline },
       (error, response) => {
         signal?.removeEventListener("abort", onAbort);
-        if (error) reject(toRpcError(error));
+        const failure = error ? toRpcError(error) : undefined;
+        channels.record(address, performance.now() - started, failure !== undefined && isDownstreamFailure(failure));
+        if (failure) reject(failure);
         else resolve(response!);
       },
     );
@@ -186,7 +280,7 @@ async function* serverStream(
 ): AsyncGenerator<Message> {
   const { metadata, deadline, signal } = prepare(config, options, config.streamTimeoutMs);
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
-  const channel = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000));
+  const { channel } = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000));
   const message = create(method.input, request as never) as Message;
   const call = channel.makeServerStreamRequest<Message, Message>(
     methodPath(method),

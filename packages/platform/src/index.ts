@@ -19,4 +19,8 @@ export * from "./messaging/index.js";
 export * from "./outbox/index.js";
 export * from "./auth/index.js";
 export * from "./queue/index.js";
+export * from "./resilience/settings.js";
+export { FastFailError, isDownstreamFailure, type BreakerState, type PolicyCounters } from "./resilience/policy.js";
+export type { InstanceStats } from "./resilience/instance-balancer.js";
+export { createLiveConfigFor } from "./live-config/from-config.js";
 export * from "./telemetry/index.js";

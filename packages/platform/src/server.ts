@@ -12,6 +12,7 @@ import { context as otelContext } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
 import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
+import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
@@ -161,6 +162,11 @@ interface StatusError {
 function toStatus(error: unknown, log: Logger): StatusError {
   if (error instanceof RpcError) {
     return { code: error.code, details: error.message, metadata: error.metadata };
+  }
+  if (isDatabaseUnavailable(error)) {
+    // Not a bug: the database restarts or fails over. The caller may try again.
+    log.warn({ err: error }, "database unavailable");
+    return { code: Code.UNAVAILABLE, details: "the service's database is unavailable; try again", metadata: new Metadata() };
   }
   log.error({ err: error }, "handler failed");
   return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };

@@ -7,7 +7,7 @@
  */
 import { toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
+import { FastFailError, isDownstreamFailure, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { untilAborted } from "./abortable.js";
 import { requestIdKey } from "./edge-context.js";
 import type { ForwardedService } from "./routes.js";
@@ -74,6 +74,9 @@ function forwardStream(call: StreamCall, route: ForwardedService, options: Forwa
   };
 }
 
+/** Response header saying an answer came from the cache after the backend failed. */
+export const STALE_HEADER = "x-meshwork-stale";
+
 /**
  * Cached unary reads. One load per key is shared by every caller waiting for
  * it, so it cannot carry any one caller's deadline or cancellation (the first
@@ -90,7 +93,18 @@ function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknow
     try {
       return await untilAborted(shared, ctx.signal);
     } catch (error) {
+      // The fallback: while the backend is down (or its breaker open), the
+      // last good answer beats an error, and the header says it is old.
+      const stale = isDownstreamFailure(error) || isFastFail(error) ? cache.getStale(key) : undefined;
+      if (stale !== undefined) {
+        ctx.responseHeader.set(STALE_HEADER, "true");
+        return stale;
+      }
       throw toConnectError(error, options.log);
     }
   };
+}
+
+function isFastFail(error: unknown): boolean {
+  return error instanceof FastFailError;
 }

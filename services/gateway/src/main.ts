@@ -8,20 +8,18 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import {
+  bindResilienceSettings,
   createClient,
-  createConsulLiveConfig,
   createDiscovery,
-  createEnvLiveConfig,
+  createLiveConfigFor,
   createLogger,
   createShutdown,
   createTokenVerifier,
   parseAddressList,
-  parseConsulAddress,
   resolveMetricsPort,
   runMain,
   startMetricsServer,
   telemetryFromConfig,
-  type LiveConfigSource,
   type Logger,
   type Shutdown,
   type Telemetry,
@@ -62,15 +60,6 @@ export interface RunningGateway {
 /** Deadline of the key fetch behind token verification; a call waits for it at most this long. */
 const JWKS_FETCH_TIMEOUT_MS = 2000;
 
-/** Live settings from Consul KV when an agent is configured, otherwise MESHWORK_LIVE_* and the optional file. */
-function createLiveConfigSource(config: GatewayConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): LiveConfigSource {
-  if (config.consulAddr !== "") {
-    const address = parseConsulAddress(config.consulAddr);
-    return createConsulLiveConfig({ consul: { ...address, ...(config.consulToken ? { token: config.consulToken } : {}) }, log });
-  }
-  return createEnvLiveConfig({ env, log, ...(config.liveConfigFile ? { file: config.liveConfigFile } : {}) });
-}
-
 /**
  * The gateway's composition root: configuration, discovery and clients, the
  * Connect routes behind the edge checks, the port, and shutdown. `env` is the
@@ -93,21 +82,34 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
   try {
     const metrics = await startMetricsServer({ registry: telemetry.metrics.registry, host: config.host, port: resolveMetricsPort(config), log });
     shutdown.add("stop metrics endpoint", () => metrics.close());
-    const live = createLiveConfigSource(config, env, log);
+    const live = createLiveConfigFor(config, env, log);
     shutdown.add("close live config", async () => live.close());
     const limits = bindRateLimitSettings(live);
+    const resilience = Object.fromEntries(MESH_SERVICE_NAMES.map((backend) => [backend, bindResilienceSettings(live, "gateway", backend)]));
     await live.ready();
 
     const discovery = createDiscovery({ consulAddr: config.consulAddr, consulToken: config.consulToken, log, staticAddresses });
     shutdown.add("stop discovery", async () => discovery.close());
 
-    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend) =>
-      createClient(service, { target: discovery.resolver.watch(backend), defaultTimeoutMs: config.upstreamTimeoutMs, telemetry: telemetry.forClient(backend) });
+    // Each backend has its own breaker, bulkhead, retry budget and ejection,
+    // tunable live under gateway/resilience/<backend>. Only calls that are
+    // safe to send twice are retried: reads, and PlaceOrder (keyed).
+    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend, idempotentMethods: readonly string[]) =>
+      createClient(service, {
+        target: discovery.resolver.watch(backend),
+        name: backend,
+        log,
+        defaultTimeoutMs: config.upstreamTimeoutMs,
+        resilience: resilience[backend]!,
+        idempotentMethods,
+        telemetry: telemetry.forClient(backend),
+      });
     const clients = {
-      identity: clientOf(IdentityService, "identity"),
-      catalog: clientOf(CatalogService, "catalog"),
-      orders: clientOf(OrderService, "orders"),
-      notifications: clientOf(NotificationService, "notifications"),
+      identity: clientOf(IdentityService, "identity", ["getJwks"]),
+      catalog: clientOf(CatalogService, "catalog", ["listProducts", "getProduct"]),
+      // PlaceOrder carries the client's idempotency key: sent again, it answers the same order.
+      orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
+      notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
     };
     shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
@@ -118,7 +120,12 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     });
 
     const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
-    const meshStatus = createMeshStatus({ services: MESH_SERVICE_NAMES, resolver: discovery.resolver, check: (address) => healthChecker.check(address) });
+    const meshStatus = createMeshStatus({
+      services: MESH_SERVICE_NAMES,
+      resolver: discovery.resolver,
+      check: (address) => healthChecker.check(address),
+      downstream: (service) => (service in clients ? clients[service as Backend].downstream : undefined),
+    });
     shutdown.add("stop mesh status", async () => {
       meshStatus.close();
       healthChecker.close();
@@ -128,7 +135,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     // instance) and the gateway's own health turns NOT_SERVING.
     const stopping = new AbortController();
     let serving = false;
-    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries }) : undefined;
+    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
 
     const edgeTelemetry = createEdgeTelemetry(telemetry);
     const connect = connectNodeAdapter({

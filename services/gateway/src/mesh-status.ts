@@ -7,7 +7,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { ServingStatus, type MeshService, type MeshServiceStatusSchema } from "@meshwork/contracts/shop/gateway/v1/mesh";
-import { createClient, INVALID_FIELD_TRAILER, instanceAddress, type ClosableClient, type InstanceWatch, type Resolver } from "@meshwork/platform";
+import { createClient, INVALID_FIELD_TRAILER, instanceAddress, type ClosableClient, type DownstreamView, type InstanceWatch, type Resolver } from "@meshwork/platform";
 import { sleep } from "./abortable.js";
 
 export type ServiceStatus = MessageInitShape<typeof MeshServiceStatusSchema>;
@@ -23,6 +23,8 @@ export interface MeshStatusOptions {
   readonly resolver: Resolver;
   /** Health of one instance; never throws (UNREACHABLE instead). */
   readonly check: (address: string) => Promise<ServingStatus>;
+  /** The gateway's client of a service, when it calls it: its breaker and per-instance latency. */
+  readonly downstream?: (service: string) => DownstreamView | undefined;
   /**
    * A snapshot this young (or one still being taken) is shared, so a room
    * full of dashboards watching costs one round of health checks, not one each.
@@ -46,7 +48,16 @@ export function createMeshStatus(options: MeshStatusOptions): MeshStatus {
           instances: await Promise.all(
             instances.map(async (instance) => {
               const address = instanceAddress(instance);
-              return { id: instance.id, address, status: await options.check(address) };
+              const view = options.downstream?.(name);
+              const stats = view?.instance(address);
+              return {
+                id: instance.id,
+                address,
+                status: await options.check(address),
+                breakerState: view?.breakerState() ?? "",
+                latencyP50Ms: stats?.latencyP50Ms ?? 0,
+                latencyP99Ms: stats?.latencyP99Ms ?? 0,
+              };
             }),
           ),
         };

@@ -56,4 +56,23 @@ describe("ttl cache", () => {
     assert.equal(cache.get("a"), "A");
     assert.equal(cache.get("c"), "C");
   });
+
+  test("an expired entry is no longer fresh but stays available as stale until the stale window ends", async () => {
+    const time = clock();
+    const cache = createTtlCache<string>({ ttlMs: 1000, staleMs: 5000, maxEntries: 10, now: time.now });
+    cache.set("k", "old");
+    time.advance(1500);
+    assert.equal(cache.get("k"), undefined, "not fresh");
+    assert.equal(cache.getStale("k"), "old", "still there for a fallback");
+    time.advance(5000);
+    assert.equal(cache.getStale("k"), undefined, "gone after the stale window");
+  });
+
+  test("without a stale window an expired entry is gone for the fallback too", async () => {
+    const time = clock();
+    const cache = createTtlCache<string>({ ttlMs: 1000, maxEntries: 10, now: time.now });
+    cache.set("k", "old");
+    time.advance(1001);
+    assert.equal(cache.getStale("k"), undefined);
+  });
 });

@@ -11,6 +11,8 @@ export interface TtlCacheOptions {
   readonly ttlMs: number;
   /** Most entries kept; the least recently used goes first. */
   readonly maxEntries: number;
+  /** How long past `ttlMs` an entry is kept for `getStale` (serving while the source is down). Default 0. */
+  readonly staleMs?: number;
   readonly now?: () => number;
 }
 
@@ -24,12 +26,15 @@ export interface TtlCache<V> {
    * failed load is not stored: every waiter gets its error, the next call loads again.
    */
   getOrLoad(key: string, load: () => Promise<V>): Promise<V>;
+  /** The value under `key` even if no longer fresh, within the stale window; for when a load failed. */
+  getStale(key: string): V | undefined;
   size(): number;
 }
 
 interface Entry<V> {
   readonly value: V;
   readonly expiresAt: number;
+  readonly staleUntil: number;
 }
 
 export function createTtlCache<V>(options: TtlCacheOptions): TtlCache<V> {
@@ -40,8 +45,11 @@ export function createTtlCache<V>(options: TtlCacheOptions): TtlCache<V> {
   const get = (key: string): V | undefined => {
     const entry = entries.get(key);
     if (entry === undefined) return undefined;
+    if (entry.expiresAt <= now()) {
+      if (entry.staleUntil <= now()) entries.delete(key);
+      return undefined;
+    }
     entries.delete(key);
-    if (entry.expiresAt <= now()) return undefined;
     // Re-inserted: Map order is recency order, so the first key is the eviction candidate.
     entries.set(key, entry);
     return entry.value;
@@ -49,7 +57,8 @@ export function createTtlCache<V>(options: TtlCacheOptions): TtlCache<V> {
 
   const set = (key: string, value: V): void => {
     entries.delete(key);
-    entries.set(key, { value, expiresAt: now() + options.ttlMs });
+    const expiresAt = now() + options.ttlMs;
+    entries.set(key, { value, expiresAt, staleUntil: expiresAt + (options.staleMs ?? 0) });
     while (entries.size > options.maxEntries) {
       const oldest = entries.keys().next();
       if (oldest.done) break;
@@ -76,6 +85,10 @@ export function createTtlCache<V>(options: TtlCacheOptions): TtlCache<V> {
       })();
       loading.set(key, started);
       return started;
+    },
+    getStale(key) {
+      const entry = entries.get(key);
+      return entry !== undefined && entry.staleUntil > now() ? entry.value : undefined;
     },
     size: () => entries.size,
   };

@@ -26,6 +26,7 @@ export const notificationsConfigSpec = {
       .transform((text) => parseDelayList(text) ?? []),
     default: "1000,5000,30000",
   },
+  liveConfigFile: { env: "NOTIFICATIONS_LIVE_CONFIG_FILE", doc: "JSON file of live settings (resilience towards identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
   prefetch: { env: "NOTIFICATIONS_PREFETCH", doc: "Events one instance handles at once (AMQP prefetch).", schema: settings.positiveInt(), default: 16 },
   watchPollMs: { env: "NOTIFICATIONS_WATCH_POLL_MS", doc: "How often a WatchNotifications stream looks for notifications recorded by other instances.", schema: settings.positiveInt(), default: 1000 },
 };

@@ -2,7 +2,9 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import {
   createAmqpTaskQueue,
+  bindResilienceSettings,
   createClient,
+  createLiveConfigFor,
   createMemoryBroker,
   createMemoryTaskQueue,
   createTokenVerifier,
@@ -57,7 +59,11 @@ export async function startNotifications(env: Readonly<Record<string, string | u
     ...(options.log ? { log: options.log } : {}),
     staticAddresses: { identity: parseAddressList("NOTIFICATIONS_IDENTITY_ADDR", config.identityAddr) },
     async setup({ database, host, discovery, shutdown, log, telemetry }) {
-      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity"), telemetry: telemetry.forClient("identity") });
+      const live = createLiveConfigFor(config, env, log);
+      shutdown.add("close live config", async () => live.close());
+      const identityResilience = bindResilienceSettings(live, "notifications", "identity");
+      await live.ready();
+      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", log, resilience: identityResilience, idempotentMethods: ["getJwks"], telemetry: telemetry.forClient("identity") });
       shutdown.add("close clients", async () => identity.close());
       const verifier = createTokenVerifier({
         fetchKeys: async () => (await identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,

@@ -18,6 +18,7 @@ export const ordersConfigSpec = {
   sagaConcurrency: { env: "ORDERS_SAGA_CONCURRENCY", doc: "Sagas one instance works on at once.", schema: settings.positiveInt(), default: 64 },
   sagaPollMs: { env: "ORDERS_SAGA_POLL_MS", doc: "How often to look for due sagas (retries and recovered ones).", schema: settings.positiveInt(), default: 250 },
   watchPollMs: { env: "ORDERS_WATCH_POLL_MS", doc: "How often a WatchOrder stream re-reads its order for changes made by other instances.", schema: settings.positiveInt(), default: 1000 },
+  liveConfigFile: { env: "ORDERS_LIVE_CONFIG_FILE", doc: "JSON file of live settings (resilience towards catalog, stock, payments, identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
   instanceId: { env: "ORDERS_INSTANCE_ID", doc: "Name of this instance as saga lease owner; generated when unset.", schema: settings.text(), default: "" },
 };
 

@@ -5,8 +5,10 @@ import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 import {
+  bindResilienceSettings,
   createAmqpPublisher,
   createClient,
+  createLiveConfigFor,
   createMemoryBroker,
   createOutboxRelay,
   createTokenVerifier,
@@ -49,11 +51,23 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       identity: parseAddressList("ORDERS_IDENTITY_ADDR", config.identityAddr),
     },
     async setup({ database, host, discovery, shutdown, log, telemetry }) {
+      // Breaker, bulkhead, retry budget and ejection per downstream, tunable
+      // live under orders/resilience/<name>. Every saga call is keyed by the
+      // order id on the other side, so all of them may be sent twice.
+      const live = createLiveConfigFor(config, env, log);
+      shutdown.add("close live config", async () => live.close());
+      const resilience = {
+        catalog: bindResilienceSettings(live, "orders", "catalog"),
+        stock: bindResilienceSettings(live, "orders", "stock"),
+        payments: bindResilienceSettings(live, "orders", "payments"),
+        identity: bindResilienceSettings(live, "orders", "identity"),
+      };
+      await live.ready();
       const clients = {
-        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), telemetry: telemetry.forClient("catalog") }),
-        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), telemetry: telemetry.forClient("catalog") }),
-        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), telemetry: telemetry.forClient("payments") }),
-        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), telemetry: telemetry.forClient("identity") }),
+        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), name: "catalog", log, resilience: resilience.catalog, idempotentMethods: ["getProduct"], telemetry: telemetry.forClient("catalog") }),
+        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), name: "stock", log, resilience: resilience.stock, idempotentMethods: ["reserveStock", "releaseStock"], telemetry: telemetry.forClient("stock") }),
+        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), name: "payments", log, resilience: resilience.payments, idempotentMethods: ["authorizePayment", "voidPayment"], telemetry: telemetry.forClient("payments") }),
+        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", log, resilience: resilience.identity, idempotentMethods: ["getJwks"], telemetry: telemetry.forClient("identity") }),
       };
       shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 

@@ -1,11 +1,8 @@
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 import {
-  createConsulLiveConfig,
-  createEnvLiveConfig,
-  parseConsulAddress,
+  createLiveConfigFor,
   runMain,
   startService,
-  type LiveConfigSource,
   type Logger,
   type RunningService,
 } from "@meshwork/platform";
@@ -15,19 +12,6 @@ import { createKnexPaymentStore } from "./adapters/payment-store.knex.js";
 import { loadPaymentsConfig, type PaymentsConfig } from "./config.js";
 import { bindProcessorSettings } from "./live-settings.js";
 import { createPaymentService } from "./service.js";
-
-/**
- * Live settings from Consul KV when an agent is configured (every instance
- * follows `consul kv put`), otherwise from MESHWORK_LIVE_* variables and the
- * optional JSON file, which is re-read when it changes.
- */
-function createLiveConfigSource(config: PaymentsConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): LiveConfigSource {
-  if (config.consulAddr !== "") {
-    const address = parseConsulAddress(config.consulAddr);
-    return createConsulLiveConfig({ consul: { ...address, ...(config.consulToken ? { token: config.consulToken } : {}) }, log });
-  }
-  return createEnvLiveConfig({ env, log, ...(config.liveConfigFile ? { file: config.liveConfigFile } : {}) });
-}
 
 /**
  * The payments service's composition root: configuration, then adapters,
@@ -42,7 +26,7 @@ export async function startPayments(env: Readonly<Record<string, string | undefi
     migrations,
     ...(log ? { log } : {}),
     async setup({ database, host, log, shutdown }) {
-      const live = createLiveConfigSource(config, env, log);
+      const live = createLiveConfigFor(config, env, log);
       shutdown.add("close live config", async () => live.close());
       const settings = bindProcessorSettings(live);
       await live.ready();

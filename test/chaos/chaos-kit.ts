@@ -1,0 +1,197 @@
+/**
+ * What the chaos tests share: a multi-process mesh on PostgreSQL and RabbitMQ
+ * whose log lines can be awaited, a shopper talking Connect to its gateway,
+ * a bounded catalog read load that records every call, and SQL on a
+ * service's database. Each test prints its measured figures.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import type { TestContext } from "node:test";
+import { createClient as createConnectClient, ConnectError } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import amqp from "amqplib";
+import pg from "pg";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { amqpTopologyOf, deleteAmqpTopology } from "@meshwork/platform";
+import { adminUrl, amqpUrl, connectRabbit, createTestDatabase } from "@meshwork/platform/testing";
+import { startMesh, type MeshOptions, type RunningMesh } from "../../scripts/lib/mesh.js";
+
+export interface ChaosMesh extends RunningMesh {
+  readonly id: string;
+  readonly suffix: string;
+  /** Every line so far, prefixed with its instance name. */
+  readonly lines: readonly string[];
+  /** Resolves with the first line (already seen or coming) that matches; rejects after `timeoutMs`. */
+  waitForLine(match: (line: string) => boolean, timeoutMs: number, what: string): Promise<string>;
+  /** The last lines, for a failure report. */
+  tail(count?: number): string;
+}
+
+/** A mesh for one chaos test, or undefined when the infrastructure is missing (a failure in CI). */
+export async function startChaosMesh(t: TestContext, options: Omit<MeshOptions, "adminUrl" | "amqpUrl" | "output" | "exchange" | "queue" | "databaseSuffix">): Promise<ChaosMesh | undefined> {
+  if ((await createTestDatabase(t, "chaos_probe")) === undefined) return undefined;
+  if (!(await connectRabbit(t))) return undefined;
+  const id = randomBytes(3).toString("hex");
+  const exchange = `test.chaos.${id}`;
+  const queue = `test.chaos.notifications.${id}`;
+  const lines: string[] = [];
+  const waiters = new Set<{ match: (line: string) => boolean; resolve: (line: string) => void }>();
+  const suffix = `_c${id}`;
+  const mesh = await startMesh({
+    ...options,
+    adminUrl: adminUrl(),
+    amqpUrl: amqpUrl(),
+    databaseSuffix: suffix,
+    exchange,
+    queue,
+    output: (line) => {
+      lines.push(line);
+      for (const waiter of [...waiters]) {
+        if (waiter.match(line)) {
+          waiters.delete(waiter);
+          waiter.resolve(line);
+        }
+      }
+    },
+  }).catch((error: unknown) => {
+    process.stderr.write(`mesh output (last 40 lines):\n${lines.slice(-40).join("\n")}\n`);
+    throw error;
+  });
+  t.after(async () => {
+    // CHAOS_LOG=<file> keeps every line of the mesh for a closer look.
+    if (process.env.CHAOS_LOG) await writeFile(process.env.CHAOS_LOG, `${lines.join("\n")}\n`);
+    await mesh.stop();
+    await mesh.dropDatabases();
+    const connection = await amqp.connect(amqpUrl());
+    const channel = await connection.createChannel();
+    await deleteAmqpTopology(channel, amqpTopologyOf({ exchange, bindings: [], queue, retryDelaysMs: [200] })).catch(() => undefined);
+    await channel.deleteExchange(exchange).catch(() => undefined);
+    await connection.close();
+  });
+  return {
+    ...mesh,
+    id,
+    suffix,
+    lines,
+    waitForLine(match, timeoutMs, what) {
+      const seen = lines.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<string>((resolve, reject) => {
+        const waiter = {
+          match,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no log line for ${what} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    tail: (count = 40) => lines.slice(-count).join("\n"),
+  };
+}
+
+/** Ports of one mesh: a block of ten below Linux's ephemeral range, picked at random. */
+export const chaosBasePort = (): number => 23_000 + Math.floor(Math.random() * 900) * 10;
+
+/** A signed-in shopper talking Connect (HTTP/1.1 JSON) to the gateway. */
+export async function shopper(gatewayPort: number) {
+  const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${gatewayPort}`, httpVersion: "1.1" });
+  const identity = createConnectClient(IdentityService, transport);
+  const catalog = createConnectClient(CatalogService, transport);
+  const orders = createConnectClient(OrderService, transport);
+  const email = `chaos-${randomUUID()}@example.test`;
+  const password = "correct horse battery";
+  await identity.signUp({ email, password, displayName: "Chaos shopper" });
+  const token = (await identity.signIn({ email, password })).accessToken;
+  const headers = { authorization: `Bearer ${token}` };
+  return {
+    catalog,
+    orders,
+    async placeOrder(productId: string, idempotencyKey = `chaos-${randomUUID()}`, cardToken = "tok_visa"): Promise<string> {
+      const { order } = await orders.placeOrder({ idempotencyKey, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken } }, { headers });
+      return order!.id;
+    },
+    async followToFinal(orderId: string, timeoutMs = 60_000): Promise<{ status: OrderStatus; reason: string }> {
+      for await (const { order } of orders.watchOrder({ orderId }, { headers, signal: AbortSignal.timeout(timeoutMs) })) {
+        if (order && order.status !== OrderStatus.PENDING) return { status: order.status, reason: order.reason };
+      }
+      throw new Error(`the stream of ${orderId} ended before a final state`);
+    },
+    headers,
+  };
+}
+
+export interface LoadResult {
+  readonly calls: number;
+  readonly errors: number;
+  /** Errors by their time since the load started, ms. */
+  readonly errorTimes: readonly number[];
+  readonly errorCodes: Readonly<Record<string, number>>;
+  readonly latencies: readonly number[];
+  readonly durationMs: number;
+}
+
+/** GetProduct through the gateway from `concurrency` loops until `signal` aborts. */
+export async function catalogReadLoad(
+  catalog: Awaited<ReturnType<typeof shopper>>["catalog"],
+  productId: string,
+  concurrency: number,
+  signal: AbortSignal,
+): Promise<LoadResult> {
+  const started = performance.now();
+  const latencies: number[] = [];
+  const errorTimes: number[] = [];
+  const errorCodes: Record<string, number> = {};
+  let calls = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (!signal.aborted) {
+        const begin = performance.now();
+        calls += 1;
+        try {
+          await catalog.getProduct({ productId }, { timeoutMs: 5000 });
+          latencies.push(performance.now() - begin);
+        } catch (error) {
+          errorTimes.push(begin - started);
+          const code = error instanceof ConnectError ? String(error.code) : "client";
+          errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  return { calls, errors: errorTimes.length, errorTimes, errorCodes, latencies, durationMs: performance.now() - started };
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+export const ms = (value: number): string => `${value.toFixed(1)} ms`;
+
+/** Runs `sql` as the superuser on the mesh's database of `service`. */
+export async function queryServiceDb<R extends pg.QueryResultRow>(service: string, suffix: string, sql: string, params: unknown[] = []): Promise<R[]> {
+  const url = new URL(adminUrl());
+  url.pathname = `/meshwork_${service}${suffix}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Prints a figure block that survives the test reporter (stderr, one line each). */
+export function report(title: string, figures: Record<string, string | number>): void {
+  const width = Math.max(...Object.keys(figures).map((key) => key.length));
+  process.stderr.write(`\n[chaos] ${title}\n${Object.entries(figures).map(([key, value]) => `[chaos]   ${key.padEnd(width)}  ${value}`).join("\n")}\n`);
+}
