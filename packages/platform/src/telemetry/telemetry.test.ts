@@ -125,6 +125,22 @@ describe("telemetry of the platform host and client", () => {
     assert.doesNotMatch(text, /A1|A2/, "no ids in any label");
   });
 
+  test("the breaker-state gauge follows the client's own breaker: closed at first, open once the downstream keeps failing", async (t) => {
+    const telemetry = createTelemetry({ service: "gateway", tracesExporter: "none", processMetrics: false });
+    const { DEFAULT_RESILIENCE } = await import("../resilience/settings.js");
+    const resilience = { ...DEFAULT_RESILIENCE, retry: { ...DEFAULT_RESILIENCE.retry, maxAttempts: 1 }, breaker: { ...DEFAULT_RESILIENCE.breaker, consecutiveFailures: 2 } };
+    // Nothing listens on port 1: every call fails at once with UNAVAILABLE.
+    const client = createClient(CatalogService, { target: "127.0.0.1:1", name: "catalog", resilience, telemetry: telemetry.forClient("catalog") });
+    t.after(client.close);
+    const state = async (): Promise<Record<string, number | undefined>> => {
+      const text = await scrape(t, telemetry);
+      return Object.fromEntries(["closed", "open", "half-open"].map((name) => [name, sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: name })]));
+    };
+    assert.deepEqual(await state(), { closed: 1, open: 0, "half-open": 0 });
+    for (let call = 0; call < 3; call++) await assert.rejects(client.client.getProduct({ productId: "A1" }, { timeoutMs: 2000 }));
+    assert.deepEqual(await state(), { closed: 0, open: 1, "half-open": 0 });
+  });
+
   test("queue depth is read at scrape time, and a consumed message's age is its lag", async (t) => {
     const telemetry = createTelemetry({ service: "notifications", tracesExporter: "none", processMetrics: false });
     const broker = createMemoryBroker();
