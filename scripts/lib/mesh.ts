@@ -140,7 +140,8 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
   const start = (instance: Instance): Promise<void> => {
     const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "services", instance.service, "src", "main.ts")], {
       cwd: root,
-      env: { ...process.env, ...options.env, ...instance.env },
+      // Each process names its own spans (one OTEL_SERVICE_NAME would merge the seven).
+      env: { ...withoutServiceName(process.env), ...options.env, ...instance.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.set(instance.name, child);
@@ -191,4 +192,9 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
       for (const database of new Map(created.map((entry) => [entry.database, entry])).values()) await dropServiceDatabase(options.adminUrl, database);
     },
   };
+}
+
+function withoutServiceName(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { OTEL_SERVICE_NAME: _shared, ...rest } = env;
+  return rest;
 }

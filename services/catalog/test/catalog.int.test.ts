@@ -152,6 +152,7 @@ describe("catalog process", () => {
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
     assert.equal(await service.terminate(), 0);
     const steps = service.shutdownSteps();
-    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database"]);
+    // The metrics endpoint and the span exporter go last: the shutdown itself is still observed.
+    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database", "stop metrics endpoint", "flush traces"]);
   });
 });

@@ -267,6 +267,8 @@ describe("payments process", () => {
       "close live config",
       "stop discovery",
       "close database",
+      "stop metrics endpoint",
+      "flush traces",
     ]);
   });
 });
