@@ -1,4 +1,4 @@
-import type { Logger } from "@meshwork/platform";
+import { isDatabaseUnavailable, type Logger } from "@meshwork/platform";
 import type { SagaSteps } from "./adapters/saga-steps.grpc.js";
 import type { OrderRecord } from "./orders.js";
 import type { ClaimedSaga, EventFactory, OrderStore } from "./ports.js";
@@ -91,7 +91,11 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const run = (saga: ClaimedSaga): void => {
     if (inHand.has(saga.orderId)) return;
     const work = drive(saga)
-      .catch((error: unknown) => log.error({ err: error, orderId: saga.orderId }, "saga run failed; it resumes when its lease expires"))
+      .catch((error: unknown) => {
+        // The database going away is an outage, not a bug: the saga resumes all the same.
+        if (isDatabaseUnavailable(error)) log.warn({ err: error, orderId: saga.orderId }, "saga paused: database unavailable; it resumes when its lease expires");
+        else log.error({ err: error, orderId: saga.orderId }, "saga run failed; it resumes when its lease expires");
+      })
       .finally(() => {
         inHand.delete(saga.orderId);
       });
