@@ -130,6 +130,24 @@ export interface KubeObject {
 }
 
 const HEALTH_SERVICE = "grpc.health.v1.Health";
+/** Workloads that are not app services but have their own authorization (data stores). */
+export const DATA_WORKLOADS: readonly string[] = ["postgres", "rabbitmq"];
+
+/** The ServiceAccounts authorized on each data store's Server, sorted. */
+export function dataClientsFromLinkerd(objects: readonly KubeObject[]): Record<string, string[]> {
+  const clients: Record<string, string[]> = {};
+  for (const policy of objects.filter((object) => object.kind === "AuthorizationPolicy" && object.spec?.targetRef?.kind === "Server")) {
+    const server = objects.find((object) => object.kind === "Server" && object.metadata.name === policy.spec.targetRef.name);
+    const app = server?.spec?.podSelector?.matchLabels?.app;
+    if (!DATA_WORKLOADS.includes(app)) continue;
+    for (const ref of policy.spec.requiredAuthenticationRefs ?? []) {
+      const authentication = objects.find((object) => object.kind === ref.kind && object.metadata.name === ref.name);
+      for (const identity of authentication?.spec?.identityRefs ?? []) (clients[app] ??= []).push(identity.name);
+    }
+  }
+  for (const list of Object.values(clients)) list.sort();
+  return clients;
+}
 
 /** The gRPC services a policy GRPCRoute matches (method.service of each match). */
 export function routeServices(route: KubeObject): string[] {
@@ -157,8 +175,9 @@ export function edgesFromLinkerd(objects: readonly KubeObject[]): FoundEdge[] {
     if (!found) throw new Error(`${kind} ${name} is referenced but not defined`);
     return found;
   };
-  const serverCallee = (server: KubeObject): AppService => {
+  const serverCallee = (server: KubeObject): AppService | undefined => {
     const app = server.spec?.podSelector?.matchLabels?.app;
+    if (typeof app === "string" && DATA_WORKLOADS.includes(app)) return undefined;
     if (typeof app !== "string" || !isAppService(app)) throw new Error(`Server ${server.metadata.name} selects no app service (podSelector.matchLabels.app)`);
     return app;
   };
@@ -166,7 +185,7 @@ export function edgesFromLinkerd(objects: readonly KubeObject[]): FoundEdge[] {
   const health = new Set<string>();
   for (const policy of objects.filter((object) => object.kind === "AuthorizationPolicy")) {
     const target = policy.spec?.targetRef ?? {};
-    let callee: AppService;
+    let callee: AppService | undefined;
     let scope: CallScope = "api";
     if (target.kind === "Server") {
       callee = serverCallee(find("Server", target.name));
@@ -180,6 +199,7 @@ export function edgesFromLinkerd(objects: readonly KubeObject[]): FoundEdge[] {
     } else {
       throw new Error(`AuthorizationPolicy ${policy.metadata.name} targets ${target.kind}: expected a Server or a GRPCRoute`);
     }
+    if (callee === undefined) continue; // a data store: see dataClientsFromLinkerd
     for (const ref of policy.spec?.requiredAuthenticationRefs ?? []) {
       if (ref.kind !== "MeshTLSAuthentication") continue;
       const authentication = find("MeshTLSAuthentication", ref.name);
