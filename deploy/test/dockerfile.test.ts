@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import dockerignore from "@balena/dockerignore";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, test } from "node:test";
+import { needs } from "@meshwork/platform/testing";
+import { Copy } from "dockerfile-ast";
+import { APP_SERVICES } from "../call-graph.js";
 import { dockerfileProblems, parseDockerfile, words } from "../dockerfile-rules.js";
 
+// The package is CommonJS (module.exports = factory) but its types declare an
+// ES default export, which NodeNext reads as a property: cast to the factory.
+const ignore = dockerignore as unknown as (typeof dockerignore)["default"];
 const root = path.resolve(import.meta.dirname, "../..");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
 const RUNTIME_STAGES = ["service", "gateway"];
@@ -34,6 +41,36 @@ describe("Dockerfile rules", () => {
       assert.ok(problems.some((problem) => expected.test(problem)), `expected ${expected} among ${JSON.stringify(problems)}`);
     });
   }
+});
+
+describe("the build context", () => {
+  const rules = ignore().add(readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n"));
+  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" }).split("\n").filter(Boolean);
+  const context = files.filter((file) => !rules.ignores(file));
+
+  test("holds every path the Dockerfile copies, for every service", () => {
+    const copies = parseDockerfile(dockerfile).stages.flatMap((stage) => stage.instructions).filter((instruction): instruction is Copy => instruction instanceof Copy && !instruction.getFromFlag());
+    assert.ok(copies.length > 0);
+    for (const service of APP_SERVICES) {
+      for (const copy of copies) {
+        const sources = words(copy).slice(0, -1).map((source) => source.replaceAll("${SERVICE}", service).replace(/\/$/, ""));
+        for (const source of sources) {
+          const present = source === "." ? context.length > 0 : context.some((file) => file === source || file.startsWith(`${source}/`));
+          assert.ok(present, `COPY ${source} (SERVICE=${service}) finds files in the build context`);
+        }
+      }
+    }
+  });
+
+  test("has the manifests npm ci needs, and no tests, node_modules or local data", () => {
+    for (const manifest of files.filter((file) => file === "package-lock.json" || file.endsWith("package.json"))) {
+      assert.ok(context.includes(manifest), `${manifest} is in the build context`);
+    }
+    assert.deepEqual(context.filter((file) => file.endsWith(".test.ts")), []);
+    for (const local of ["node_modules/tsx/package.json", "services/catalog/node_modules/x.js", ".data/pglite/PG_VERSION", "services/orders/.data/x", ".git/HEAD"]) {
+      assert.ok(rules.ignores(local), `${local} stays out of the image`);
+    }
+  });
 });
 
 /** The runtime stage's ENV (with ${SERVICE} filled in), ENTRYPOINT + CMD and HEALTHCHECK command. */
@@ -67,6 +104,7 @@ function run(command: readonly string[], env: Record<string, string>): Promise<{
 describe("the image's command, run on this machine", () => {
   test("tini delivers SIGTERM to the service, which shuts down gracefully; the HEALTHCHECK passes only while it serves", async (t) => {
     const { env, command, probe } = containerCommand("identity");
+    if (!needs(t, command[0]!, existsSync(command[0]!) ? undefined : "apt-get install tini")) return;
     assert.equal(env.MESHWORK_SERVICE, "identity");
     // The container's environment, pointed at an embedded database and a free port.
     const serviceEnv = { ...env, NODE_ENV: "production", IDENTITY_PORT: "0", IDENTITY_HOST: "127.0.0.1", IDENTITY_DATA_DIR: "memory://" };
