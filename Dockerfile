@@ -43,7 +43,9 @@ RUN npm ci --omit=dev --workspace "services/${SERVICE}" --include-workspace-root
 FROM base AS web
 WORKDIR /src
 COPY --from=manifests /manifests/ ./
-RUN if [ -f web/package.json ]; then NODE_ENV=development npm ci --workspace web --include-workspace-root; fi
+# Every workspace with its dev dependencies (the bundler, and whatever the web
+# client imports from packages/): this stage only feeds web/dist to the image.
+RUN if [ -f web/package.json ]; then NODE_ENV=development npm ci; fi
 COPY . .
 RUN if [ -f web/package.json ]; then npm run build -w @meshwork/web; else mkdir -p web/dist; fi
 

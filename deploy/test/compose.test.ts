@@ -90,6 +90,16 @@ describe("compose.yaml", () => {
     ]);
   });
 
+  test("the README's Compose section tells where each published port is to be opened", () => {
+    const readme = read("README.md");
+    const section = readme.slice(readme.indexOf("## Compose"), readme.indexOf("## Testing"));
+    assert.match(section, /docker compose up --build/);
+    for (const published of publishedPorts(compose)) {
+      const port = published.split(":").at(-1)!;
+      assert.match(section, new RegExp(`http://localhost:${port}\\b`), `the README names ${published}`);
+    }
+  });
+
   test("each service builds its own image target, binds 0.0.0.0, advertises its compose name and exports traces to Jaeger", () => {
     for (const [name, service] of appEntries) {
       const app = appServiceOf(name)!;
