@@ -10,8 +10,8 @@
 # patch release this project could confirm from its registry; the engines range
 # (>=20.11 <25) admits both, so moving to the newest Node 24 patch is a one-line
 # change here. Nothing emits JavaScript: tsx runs the TypeScript sources.
-# Expected size: about 80 MB compressed / 230 MB on disk for the slim base plus
-# roughly 60-75 MB of production node_modules per service (see README).
+# Expected size: the slim base (about 200 MB on disk) plus 71 MB of production
+# node_modules per service (`npm run image:deps` measures it; see README).
 
 FROM node:22.23.3-bookworm-slim AS base
 WORKDIR /app

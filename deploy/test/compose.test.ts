@@ -90,6 +90,17 @@ describe("compose.yaml", () => {
     ]);
   });
 
+  test("every third-party image is pinned to an exact version, and the services use their own built images", () => {
+    for (const [name, service] of Object.entries(services)) {
+      if (appServiceOf(name)) {
+        assert.match(service.image, /^meshwork\/[a-z]+:dev$/, `${name} is built here`);
+        assert.ok(service.build, `${name} has a build`);
+      } else {
+        assert.match(service.image, /^[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9-]+)?$/, `${name}'s image ${service.image} is pinned`);
+      }
+    }
+  });
+
   test("the README's Compose section tells where each published port is to be opened", () => {
     const readme = read("README.md");
     const section = readme.slice(readme.indexOf("## Compose"), readme.indexOf("## Testing"));

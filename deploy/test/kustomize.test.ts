@@ -158,6 +158,15 @@ describe("kubectl kustomize mesh/linkerd", () => {
     }
   });
 
+  test("the data stores' images are pinned to exact versions and run non-root", () => {
+    for (const workload of byKind("StatefulSet")) {
+      const container = containerOf(workload);
+      assert.match(container.image, /^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9-]+)?$/, `${workload.metadata.name}'s image is pinned`);
+      assert.equal(workload.spec.template.spec.securityContext.runAsNonRoot, true);
+      assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+    }
+  });
+
   test("each backend's Service carries gRPC as h2c, and its pods' gRPC port is a Linkerd Server with proxyProtocol gRPC", () => {
     for (const service of BACKENDS) {
       const port = named("Service", service).spec.ports.find((candidate: any) => candidate.name === "grpc");
