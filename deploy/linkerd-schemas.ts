@@ -1,8 +1,9 @@
 /**
  * The structure of the Linkerd policy resources this repository uses, as
- * JSON Schema for Ajv. Written by hand: no npm package ships Linkerd's CRD
- * schemas (@kubernetes-models has none for Linkerd, and Linkerd publishes
- * them only inside its Helm chart). Transcribed from the CRDs of Linkerd's
+ * JSON Schema for Ajv. Written by hand: no npm package this project can
+ * install ships Linkerd's CRD schemas (Linkerd publishes them inside its Helm
+ * chart; an old @kubernetes-models/linkerd is not served by the registry
+ * here, which answers 404). Transcribed from the CRDs of Linkerd's
  * policy API: Server (policy.linkerd.io/v1beta3), AuthorizationPolicy,
  * MeshTLSAuthentication and NetworkAuthentication (policy.linkerd.io/v1alpha1),
  * keeping their required fields, enums and mutual exclusions, and refusing
