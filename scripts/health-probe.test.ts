@@ -5,7 +5,8 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { createGrpcHost, createSilentLogger } from "@meshwork/platform";
 import { startGateway } from "../services/gateway/src/main.js";
-import { probeTarget } from "./health-probe.js";
+import { APP_SERVICES } from "../deploy/call-graph.js";
+import { portSetting, probeTarget } from "./health-probe.js";
 
 const probeFile = path.join(import.meta.dirname, "health-probe.ts");
 
@@ -52,6 +53,10 @@ describe("health probe", () => {
     const result = await probe(["localhost"]);
     assert.equal(result.code, 1);
     assert.match(result.output, /"localhost" is not HOST:PORT/);
+  });
+
+  test("reads the same port variable each service's config reads", async () => {
+    for (const service of APP_SERVICES) assert.equal((await portSetting(service)).env, `${service.toUpperCase()}_PORT`);
   });
 
   test("finds a service's port as the service does: its <SVC>_PORT, else its config default", async () => {

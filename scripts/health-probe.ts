@@ -31,17 +31,28 @@ interface PortSetting {
   readonly default: number;
 }
 
-/** NAME's gRPC port as the service itself would read it: its config spec's `port` entry. */
-async function configuredPort(service: string, env: NodeJS.ProcessEnv): Promise<number> {
-  if (!/^[a-z]+$/.test(service)) throw new Error(`--service: "${service}" is not a service name such as catalog`);
+/** The port setting of NAME's config spec (loads the service's config module and the platform: slow). */
+export async function portSetting(service: string): Promise<PortSetting> {
   const file = path.join(root, "services", service, "src", "config.ts");
   const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   const spec = Object.entries(module).find(([name]) => name.endsWith("ConfigSpec"))?.[1] as { port?: PortSetting } | undefined;
   if (!spec?.port) throw new Error(`${file} exports no config spec with a port setting`);
-  const text = env[spec.port.env];
-  if (text === undefined || text === "") return spec.port.default;
+  return spec.port;
+}
+
+/**
+ * NAME's gRPC port as the service itself reads it: <NAME>_PORT (every
+ * service's port variable, see serviceSettings), else its config default.
+ * The variable is read first so that a probe in a container that sets it
+ * (compose and Kubernetes do) does not load the whole platform each time.
+ */
+async function configuredPort(service: string, env: NodeJS.ProcessEnv): Promise<number> {
+  if (!/^[a-z]+$/.test(service)) throw new Error(`--service: "${service}" is not a service name such as catalog`);
+  const variable = `${service.toUpperCase()}_PORT`;
+  const text = env[variable];
+  if (text === undefined || text === "") return (await portSetting(service)).default;
   const port = Number(text);
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`${spec.port.env}: "${text}" is not a port`);
+  if (!/^\d+$/.test(text) || port <= 0 || port > 65535) throw new Error(`${variable}: "${text}" is not a port`);
   return port;
 }
 
