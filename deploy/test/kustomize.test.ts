@@ -205,7 +205,13 @@ describe("kubectl kustomize mesh/linkerd", () => {
     }
   });
 
-  test("retries and timeouts are Linkerd annotations, and services that stream get no request timeout", () => {
+  test("retries and timeouts are Linkerd annotations, one proxy retry at most, and services that stream get no request timeout", () => {
+    const retrying = objects.filter((object) => (object.metadata as any).annotations?.["retry.linkerd.io/grpc"] !== undefined);
+    assert.ok(retrying.length >= 5);
+    for (const object of retrying) {
+      // The platform's clients retry too; a higher proxy limit would multiply their attempts.
+      assert.equal((object.metadata as any).annotations["retry.linkerd.io/limit"], "1", `${object.kind} ${object.metadata.name}`);
+    }
     for (const service of ["identity", "payments"]) {
       const annotations = named("Service", service).metadata as any;
       assert.equal(annotations.annotations["retry.linkerd.io/grpc"], "unavailable");
