@@ -19,6 +19,10 @@ ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \
     NPM_CONFIG_AUDIT=false
+# The npm that writes package-lock.json on the project's machines, rather than
+# the npm 10 bundled with Node 22: the same resolver reads the lock file, and
+# dependencies' install scripts stay off as they are there.
+RUN npm install -g npm@11.19.1 && npm cache clean --force
 
 # Only the package manifests and the lock file, so the dependency layers below
 # are rebuilt when dependencies change, not on every source edit.

@@ -90,7 +90,9 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
     for (const instruction of effective) {
       const keyword = instruction.getKeyword();
       const content = instruction.getArgumentsContent() ?? "";
-      if (keyword === "RUN" && /\bnpm (ci|install|i)\b/.test(content) && !/--omit[= ]dev\b/.test(content)) {
+      // Installing the package manager itself (pinned) is not a dependency of the service.
+      const withoutNpmItself = content.replace(/\bnpm install -g npm@\d+\.\d+\.\d+/g, "");
+      if (keyword === "RUN" && /\bnpm (ci|install|i)\b/.test(withoutNpmItself) && !/--omit[= ]dev\b/.test(withoutNpmItself)) {
         problems.push(`stage ${name} installs packages without --omit=dev: ${content.split("\n")[0]}`);
       }
       if ((keyword === "COPY" || keyword === "ADD") && /node_modules/.test(content)) {

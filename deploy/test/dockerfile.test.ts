@@ -30,6 +30,8 @@ describe("Dockerfile rules", () => {
     ["USER root", (text) => text.replace(/^USER .*$/m, "USER root"), /runs as root/],
     ["no HEALTHCHECK", (text) => text.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ""), /has no HEALTHCHECK/],
     ["dev dependencies installed", (text) => text.replace("npm ci --omit=dev", "npm ci"), /without --omit=dev|does not run npm ci --omit=dev/],
+    ["a tool installed globally in the runtime image", (text) => text.replace("RUN mkdir -p /app/.data", "RUN npm install -g nodemon && mkdir -p /app/.data"), /without --omit=dev/],
+    ["an unpinned npm upgrade", (text) => text.replace("npm install -g npm@11.19.1", "npm install -g npm@latest"), /without --omit=dev/],
     ["no init process", (text) => text.replace(/^ENTRYPOINT .*$/m, ""), /no init \(tini\)/],
     ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM service AS gateway$/m)[0]!.split(/^FROM base AS service$/m)[1]}`, /not a multi-stage build/],
   ];
