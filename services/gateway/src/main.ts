@@ -36,6 +36,7 @@ import { bindRateLimitSettings } from "./live-settings.js";
 import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
 import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, ROUTED_SERVICES, type Backend } from "./routes.js";
 import { createReflectionHandlers } from "./reflection.js";
+import { createStaticWeb, resolveWebDir } from "./static-web.js";
 import { createKeyedRateLimiter } from "./token-bucket.js";
 import { createTtlCache } from "./ttl-cache.js";
 
@@ -147,7 +148,13 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     });
 
     const server = createEdgeServer({
-      handler: createEdgeHandler({ connect, cors: createCorsPolicy(corsOrigins), maxRequestBytes: config.maxRequestBytes, serving: () => serving }),
+      handler: createEdgeHandler({
+        connect,
+        cors: createCorsPolicy(corsOrigins),
+        maxRequestBytes: config.maxRequestBytes,
+        serving: () => serving,
+        ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
+      }),
       log,
     });
     const port = await server.listen(config.host, config.port);
