@@ -1,0 +1,33 @@
+import { useEffect, useState } from "react";
+import { Link } from "wouter";
+import { describeError, type ErrorContext } from "./errors.js";
+
+/** A failed call, said as a person would say it; counts down when the gateway asked us to wait. */
+export function ErrorNotice({ error, context = "general" }: { error: unknown; context?: ErrorContext }) {
+  const humane = describeError(error, context);
+  const [left, setLeft] = useState(humane.retryAfterSeconds ?? 0);
+  useEffect(() => {
+    setLeft(humane.retryAfterSeconds ?? 0);
+  }, [error, humane.retryAfterSeconds]);
+  useEffect(() => {
+    if (left <= 0) return;
+    const timer = setTimeout(() => setLeft(left - 1), 1000);
+    return () => clearTimeout(timer);
+  }, [left]);
+  return (
+    <div className="notice error" role="alert">
+      <strong>{humane.title}</strong>
+      {humane.retryAfterSeconds !== undefined ? (
+        <span> {left > 0 ? `Please try again in ${left} second${left === 1 ? "" : "s"}.` : "You can try again now."}</span>
+      ) : (
+        humane.detail && <span> {humane.detail}</span>
+      )}
+      {humane.signInAgain && (
+        <span>
+          {" "}
+          <Link href="/signin">Sign in</Link>
+        </span>
+      )}
+    </div>
+  );
+}
