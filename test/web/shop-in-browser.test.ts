@@ -1,0 +1,186 @@
+/**
+ * The shop as a person uses it: Debian's Chromium (playwright-core) against
+ * the real gateway serving the built web app, and the real services behind
+ * it (all-in-one, embedded PostgreSQL). Each test is a new visitor.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import { launchChromium, type RunningBrowser } from "./browser.js";
+import { startWebShop, type WebShop } from "./web-shop.js";
+
+const ARTIFACTS = path.resolve(import.meta.dirname, "../../test-artifacts");
+const PASSWORD = "correct horse battery";
+
+describe("the web shop in Chromium", { timeout: 240_000 }, () => {
+  let shop: WebShop;
+  let chromium: RunningBrowser;
+
+  before(async () => {
+    [shop, chromium] = await Promise.all([startWebShop(), launchChromium()]);
+  });
+  after(async () => {
+    await chromium?.close();
+    await shop?.stop();
+  });
+
+  /** A new visitor who signs up on the page and lands back in the shop, signed in. */
+  async function newShopper(name: string): Promise<{ page: Page; email: string }> {
+    const context = await chromium.newVisitor();
+    const page = await context.newPage();
+    const email = `${name.toLowerCase()}-${randomUUID()}@example.test`;
+    await page.goto(`${shop.url}/`);
+    await page.getByRole("link", { name: "Create account" }).click();
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Your name").fill(name);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    await page.getByRole("heading", { name: "Shop" }).waitFor();
+    return { page, email };
+  }
+
+  async function addToCart(page: Page, productName: string, search: string): Promise<void> {
+    await page.getByLabel("Search products").fill(search);
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.getByRole("listitem", { name: productName }).getByRole("button", { name: /Add to cart/ }).click();
+  }
+
+  async function checkout(page: Page, card: RegExp): Promise<void> {
+    await page.getByRole("link", { name: /Cart/ }).click();
+    await page.getByLabel(card).check();
+    await page.getByRole("button", { name: "Place order" }).click();
+    await page.waitForURL(/\/orders\/[^/]+$/);
+  }
+
+  /** The idempotency key of every PlaceOrder request the page sends from now on. */
+  function placeOrderKeys(page: Page): string[] {
+    const keys: string[] = [];
+    page.on("request", (request) => {
+      if (request.url().endsWith("/shop.orders.v1.OrderService/PlaceOrder")) keys.push((JSON.parse(request.postData() ?? "{}") as { idempotencyKey: string }).idempotencyKey);
+    });
+    return keys;
+  }
+
+  const timelineSteps = async (page: Page): Promise<string[]> => page.getByRole("list", { name: "order timeline" }).locator(".what").allTextContents();
+
+  test("a new shopper searches, pages, buys with the approved card, follows the saga live to Confirmed and is notified", async () => {
+    const { page } = await newShopper("Ada");
+    // Paging: six per page, the second page differs from the first, and Previous goes back.
+    const names = () => page.getByRole("list", { name: "products" }).getByRole("heading").allTextContents();
+    const first = await names();
+    assert.equal(first.length, 6);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByText("Page 2").waitFor();
+    await page.getByRole("list", { name: "products" }).getByRole("heading").first().waitFor();
+    const second = await names();
+    assert.ok(second.length > 0 && !second.some((name) => first.includes(name)), `page 2 repeats page 1: ${second.join(", ")}`);
+    // Stock is shown.
+    await page.getByRole("button", { name: "Previous" }).click();
+    await page.getByText("Page 1").waitFor();
+    await addToCart(page, "Headlamp", "headlamp");
+    const card = page.getByRole("listitem", { name: "Headlamp" });
+    assert.match(await card.textContent() ?? "", /\d+ in stock/);
+
+    await checkout(page, /approved/);
+    await page.locator('[data-status="CONFIRMED"]').waitFor({ timeout: 30_000 });
+    assert.deepEqual(await timelineSteps(page), ["Order placed", "Stock reserved", "Payment authorized", "Order confirmed"]);
+    await page.getByText("Thank you, your order is confirmed.").waitFor();
+
+    // The notification arrives over the live stream while the page is open.
+    await page.getByRole("status", { name: "latest notification" }).getByText("Order confirmed").waitFor({ timeout: 20_000 });
+    await page.getByRole("link", { name: /Notifications \(\d+\)/ }).waitFor();
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    const screenshot = path.join(ARTIFACTS, "order-timeline.png");
+    await page.screenshot({ path: screenshot, fullPage: true });
+    process.stdout.write(`order timeline screenshot: ${screenshot}\n`);
+  });
+
+  test("the declined test card ends the order Rejected, shows the compensation and says the payment was declined", async () => {
+    const { page } = await newShopper("Bob");
+    await addToCart(page, "Tea tin", "tea");
+    await checkout(page, /declined \(tok_declined\)/);
+    await page.locator('[data-status="REJECTED"]').waitFor({ timeout: 30_000 });
+    assert.deepEqual(await timelineSteps(page), ["Order placed", "Stock reserved", "Payment declined", "Stock released (compensation)", "Order rejected"]);
+    const alert = page.getByRole("alert");
+    assert.match((await alert.textContent()) ?? "", /Your payment was declined\..*card declined by the issuer/);
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, "order-timeline-declined.png"), fullPage: true });
+  });
+
+  test("a double-clicked Place order makes exactly one order, every request carrying the same idempotency key", async () => {
+    const { page, email } = await newShopper("Cy");
+    await addToCart(page, "Pencil set", "pencil");
+    await page.getByRole("link", { name: /Cart/ }).click();
+    const keys = placeOrderKeys(page);
+    await page.getByRole("button", { name: "Place order" }).dblclick();
+    await page.waitForURL(/\/orders\/[^/]+$/);
+    await page.locator('[data-status="CONFIRMED"]').waitFor({ timeout: 30_000 });
+
+    assert.ok(keys.length >= 1);
+    assert.equal(new Set(keys).size, 1, `different keys sent: ${keys.join(", ")}`);
+    const token = await shop.signIn(email, PASSWORD);
+    const { orders } = await shop.orders.listOrders({ pageSize: 10 }, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(orders.length, 1, `orders: ${orders.map((order) => order.id).join(", ")}`);
+    assert.equal(page.url(), `${shop.url}/orders/${orders[0]!.id}`);
+  });
+
+  test("two clicks in the same instant, before the page can disable the button, still make one order", async () => {
+    const { page, email } = await newShopper("Di");
+    await addToCart(page, "Canvas tote", "tote");
+    await page.getByRole("link", { name: /Cart/ }).click();
+    const keys = placeOrderKeys(page);
+    await page.getByRole("button", { name: "Place order" }).evaluate((button: { click(): void }) => {
+      button.click();
+      button.click();
+    });
+    await page.waitForURL(/\/orders\/[^/]+$/);
+    // Both clicks reached the handler before a re-render: two requests, one key.
+    assert.equal(keys.length, 2, `PlaceOrder requests: ${keys.length}`);
+    assert.equal(new Set(keys).size, 1);
+    const token = await shop.signIn(email, PASSWORD);
+    const { orders } = await shop.orders.listOrders({ pageSize: 10 }, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(orders.length, 1);
+  });
+
+  test("more than the stock ends Rejected as out of stock, with the reservation refused", async () => {
+    const { page } = await newShopper("Eve");
+    await addToCart(page, "Rain jacket", "rain");
+    await page.getByRole("link", { name: /Cart/ }).click();
+    await page.getByLabel("Quantity of Rain jacket").fill("999");
+    await page.getByRole("button", { name: "Place order" }).click();
+    await page.locator('[data-status="REJECTED"]').waitFor({ timeout: 30_000 });
+    assert.deepEqual((await timelineSteps(page)).slice(0, 2), ["Order placed", "Stock refused"]);
+    assert.match((await page.getByRole("alert").textContent()) ?? "", /Some items are out of stock\./);
+  });
+
+  test("a refused token is shown as an expired session with a way to sign in again, never as a code", async () => {
+    const { page } = await newShopper("Fay");
+    await page.evaluate(() => {
+      // Runs in the page; this file is typed for Node, without the DOM's names.
+      const { sessionStorage } = globalThis as unknown as { sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
+      const session = JSON.parse(sessionStorage.getItem("meshwork.session")!) as { token: string };
+      sessionStorage.setItem("meshwork.session", JSON.stringify({ ...session, token: `${session.token.slice(0, -4)}AAAA` }));
+    });
+    await page.goto(`${shop.url}/orders`);
+    await page.getByText("Your session has expired.").first().waitFor();
+    assert.ok(await page.getByRole("link", { name: "Sign in" }).first().isVisible());
+    assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /unauthenticated|\[\w+\]|\b16\b/i);
+  });
+
+  test("the mesh page lists every service with its health, live", async () => {
+    const page = await (await chromium.newVisitor()).newPage();
+    await page.goto(`${shop.url}/mesh`);
+    const table = page.getByRole("table", { name: "mesh status" });
+    await table.getByText("serving").first().waitFor();
+    for (const service of ["catalog", "identity", "notifications", "orders", "payments"]) {
+      assert.match((await table.locator(`tr[data-service="${service}"]`).first().textContent()) ?? "", /serving/, service);
+    }
+    const firstSeen = await page.getByText(/observed at/).textContent();
+    await page.waitForFunction((before) => !(globalThis as unknown as { document: { body: { textContent: string } } }).document.body.textContent.includes(before!), firstSeen, { timeout: 10_000 });
+  });
+});
