@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
@@ -19,6 +19,8 @@ export interface WebShop {
   readonly url: string;
   readonly identity: Client<typeof IdentityService>;
   readonly orders: Client<typeof OrderService>;
+  /** Connect over HTTP/1.1 to the gateway, for other clients. */
+  readonly transport: Transport;
   /** The shopper's token, through the same API the browser uses. */
   signIn(email: string, password: string): Promise<string>;
   stop(): Promise<void>;
@@ -45,6 +47,7 @@ export async function startWebShop(extraEnv: Record<string, string> = {}): Promi
     shop,
     url,
     identity,
+    transport,
     orders: createClient(OrderService, transport),
     signIn: async (email, password) => (await identity.signIn({ email, password })).accessToken,
     async stop() {

@@ -1,4 +1,4 @@
-import { createContextValues } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
 import { Health } from "@meshwork/contracts/health/v1/health";
@@ -42,6 +42,8 @@ import { createTtlCache } from "./ttl-cache.js";
 
 export interface GatewayOptions {
   readonly log?: Logger;
+  /** Connect interceptors run inside the access log, around every RPC (the web contract test uses one to break a response on purpose). */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 export interface RunningGateway {
@@ -135,7 +137,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
       },
       readMaxBytes: config.maxRequestBytes,
-      interceptors: [createAccessLog(log)],
+      interceptors: [createAccessLog(log), ...(options.interceptors ?? [])],
       requestGate: createEdgeGate({
         publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
         verifier,
