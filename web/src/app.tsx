@@ -62,7 +62,10 @@ export function App() {
       </header>
       {live.arrived[0] && live.unread > 0 && location !== "/notifications" && (
         <div className="toast" role="status" aria-label="latest notification">
-          <strong>{live.arrived[0].subject}</strong> {live.arrived[0].body}
+          <strong>{live.arrived[0].subject}</strong> {live.arrived[0].body}{" "}
+          <button type="button" className="link" aria-label="Dismiss" onClick={live.markRead}>
+            Dismiss
+          </button>
         </div>
       )}
       <main>

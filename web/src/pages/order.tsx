@@ -1,3 +1,5 @@
+import { useQuery } from "@connectrpc/connect-query";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { OrderStatus, SagaStep, type Order } from "@meshwork/contracts/shop/orders/v1/orders";
 import { useRef, useState } from "react";
 import { orderClient } from "../clients.js";
@@ -93,7 +95,9 @@ export function OrderPage({ orderId }: { orderId: string }) {
             <tbody>
               {order.lines.map((line) => (
                 <tr key={line.productId}>
-                  <td>{line.productId}</td>
+                  <td>
+                    <ProductName productId={line.productId} />
+                  </td>
                   <td>{line.quantity}</td>
                   <td>{formatPrice(line.unitPrice)}</td>
                 </tr>
@@ -104,4 +108,10 @@ export function OrderPage({ orderId }: { orderId: string }) {
       )}
     </section>
   );
+}
+
+/** The product's name from the catalog (the order keeps only its id); the id until it is known. */
+function ProductName({ productId }: { productId: string }) {
+  const product = useQuery(CatalogService.method.getProduct, { productId }, { staleTime: 60_000 });
+  return <>{product.data?.product?.name ?? productId}</>;
 }
