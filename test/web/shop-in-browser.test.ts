@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { startGateway } from "@meshwork/gateway";
 import { needs } from "@meshwork/platform/testing";
 import type { Page } from "playwright-core";
 import { CHROMIUM, launchChromium, type RunningBrowser } from "./browser.js";
@@ -180,6 +181,43 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await page.getByText("Your session has expired.").first().waitFor();
     assert.ok(await page.getByRole("link", { name: "Sign in" }).first().isVisible());
     assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /unauthenticated|\[\w+\]|\b16\b/i);
+  });
+
+  test("a rate-limited search says to wait and for how long, from the gateway's retry-after, never a code", async (t) => {
+    if (!needs(t, "Chromium", missing)) return;
+    // A second real gateway in front of the same services, allowing one call per second per address.
+    const at = (name: keyof WebShop["shop"]["ports"]) => `127.0.0.1:${shop.shop.ports[name]}`;
+    const strict = await startGateway({
+      GATEWAY_PORT: "0",
+      GATEWAY_LOG_LEVEL: "error",
+      GATEWAY_CATALOG_CACHE_MS: "0",
+      GATEWAY_WEB_DIR: path.resolve(import.meta.dirname, "../../web/dist"),
+      GATEWAY_IDENTITY_ADDR: at("identity"),
+      GATEWAY_CATALOG_ADDR: at("catalog"),
+      GATEWAY_ORDERS_ADDR: at("orders"),
+      GATEWAY_PAYMENTS_ADDR: at("payments"),
+      GATEWAY_NOTIFICATIONS_ADDR: at("notifications"),
+      MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_ADDRESS_RPS: "1",
+      MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_ADDRESS_BURST: "1",
+    });
+    t.after(() => strict.shutdown.run("test done"));
+    const page = await (await chromium.newVisitor()).newPage();
+    await page.goto(`http://127.0.0.1:${strict.port}/`);
+    const busy = page.getByRole("alert").filter({ hasText: "The shop is busy with your requests." });
+    // One search a second gets through; searching faster than that is refused within a few tries.
+    for (const word of ["cup", "lamp", "tea", "pan", "pot", "sock", "tote", "pencil", "jacket", "bottle"]) {
+      await page.getByLabel("Search products").fill(word);
+      await page.getByRole("button", { name: "Search" }).click();
+      await Promise.race([busy.waitFor(), page.getByRole("list", { name: "products" }).getByRole("listitem").first().waitFor()]);
+      if (await busy.isVisible()) break;
+    }
+    assert.match((await busy.textContent()) ?? "", /Please try again in 1 second\.|You can try again now\./);
+    assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /resource_exhausted|\b8\b|rate limit exceeded/i);
+    // The countdown ends, Try again appears, and then the same search goes through.
+    await busy.getByText("You can try again now.").waitFor({ timeout: 5000 });
+    await busy.getByRole("button", { name: "Try again" }).click();
+    await page.getByRole("list", { name: "products" }).getByRole("listitem").first().waitFor();
+    assert.equal(await busy.count(), 0);
   });
 
   test("the mesh page lists every service with its health, live", async (t) => {

@@ -3,7 +3,8 @@ import { Link } from "wouter";
 import { describeError, type ErrorContext } from "./errors.js";
 
 /** A failed call, said as a person would say it; counts down when the gateway asked us to wait. */
-export function ErrorNotice({ error, context = "general" }: { error: unknown; context?: ErrorContext }) {
+/** `onRetry` offers a Try again button (once the wait the gateway asked for is over). */
+export function ErrorNotice({ error, context = "general", onRetry }: { error: unknown; context?: ErrorContext; onRetry?: () => void }) {
   const humane = describeError(error, context);
   const [left, setLeft] = useState(humane.retryAfterSeconds ?? 0);
   useEffect(() => {
@@ -21,6 +22,14 @@ export function ErrorNotice({ error, context = "general" }: { error: unknown; co
         <span> {left > 0 ? `Please try again in ${left} second${left === 1 ? "" : "s"}.` : "You can try again now."}</span>
       ) : (
         humane.detail && <span> {humane.detail}</span>
+      )}
+      {onRetry && !humane.signInAgain && left <= 0 && (
+        <>
+          {" "}
+          <button type="button" onClick={onRetry}>
+            Try again
+          </button>
+        </>
       )}
       {humane.signInAgain && (
         <span>

@@ -45,7 +45,7 @@ export function CatalogPage() {
         </select>
         <button type="submit">Search</button>
       </form>
-      {products.error && <ErrorNotice error={products.error} />}
+      {products.error && <ErrorNotice error={products.error} onRetry={() => void products.refetch()} />}
       {products.isPending && <p className="muted">Loading products…</p>}
       {products.data && products.data.products.length === 0 && <p>No products match{query ? ` “${query}”` : ""}.</p>}
       <ul className="grid" aria-label="products">

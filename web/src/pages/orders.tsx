@@ -11,7 +11,7 @@ export function OrdersPage() {
   return (
     <section>
       <h1>Your orders</h1>
-      {orders.error && <ErrorNotice error={orders.error} />}
+      {orders.error && <ErrorNotice error={orders.error} onRetry={() => void orders.refetch()} />}
       {orders.data?.orders.length === 0 && (
         <p>
           No orders yet. <Link href="/">Browse the shop</Link>
