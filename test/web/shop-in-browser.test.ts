@@ -168,19 +168,31 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     assert.match((await page.getByRole("alert").textContent()) ?? "", /Some items are out of stock\./);
   });
 
-  test("a refused token is shown as an expired session with a way to sign in again, never as a code", async (t) => {
+  test("a refused token, on a call or on a live stream, is shown as an expired session with a way to sign in again, never as a code", async (t) => {
     if (!needs(t, "Chromium", missing)) return;
     const { page } = await newShopper("Fay");
-    await page.evaluate(() => {
-      // Runs in the page; this file is typed for Node, without the DOM's names.
-      const { sessionStorage } = globalThis as unknown as { sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
-      const session = JSON.parse(sessionStorage.getItem("meshwork.session")!) as { token: string };
-      sessionStorage.setItem("meshwork.session", JSON.stringify({ ...session, token: `${session.token.slice(0, -4)}AAAA` }));
-    });
+    // Runs in the page; this file is typed for Node, without the DOM's names.
+    const spoilToken = () =>
+      page.evaluate((saved) => {
+        const { sessionStorage } = globalThis as unknown as { sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
+        const session = JSON.parse(saved ?? sessionStorage.getItem("meshwork.session")!) as { token: string };
+        const spoiled = JSON.stringify({ ...session, token: `${session.token.slice(0, -4)}AAAA` });
+        sessionStorage.setItem("meshwork.session", spoiled);
+        return spoiled;
+      }, null as string | null);
+    const expired = async (): Promise<void> => {
+      await page.getByText("Your session has expired.").first().waitFor();
+      assert.ok(await page.getByRole("link", { name: "Sign in" }).first().isVisible());
+      assert.equal(await page.getByRole("button", { name: "Sign out" }).count(), 0, "still shown as signed in");
+      assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /unauthenticated|\[\w+\]|\b16\b/i);
+    };
+    const spoiled = await spoilToken();
     await page.goto(`${shop.url}/orders`);
-    await page.getByText("Your session has expired.").first().waitFor();
-    assert.ok(await page.getByRole("link", { name: "Sign in" }).first().isVisible());
-    assert.doesNotMatch((await page.locator("main").textContent()) ?? "", /unauthenticated|\[\w+\]|\b16\b/i);
+    await expired();
+    // The order page only streams (WatchOrder): the refusal arrives on the stream.
+    await page.evaluate((value) => (globalThis as unknown as { sessionStorage: { setItem(key: string, value: string): void } }).sessionStorage.setItem("meshwork.session", value), spoiled);
+    await page.goto(`${shop.url}/orders/00000000-0000-4000-8000-000000000000`);
+    await expired();
   });
 
   test("a rate-limited search says to wait and for how long, from the gateway's retry-after, never a code", async (t) => {

@@ -21,10 +21,27 @@ export function createShopTransport(options: ShopTransportOptions): Transport {
   const authenticate: Interceptor = (next) => async (request) => {
     const token = options.token();
     if (token !== undefined) request.header.set("authorization", `Bearer ${token}`);
-    try {
-      return await next(request);
-    } catch (error) {
+    const refused = (error: unknown): void => {
       if (token !== undefined && error instanceof ConnectError && error.code === Code.Unauthenticated) options.onUnauthenticated?.();
+    };
+    try {
+      const response = await next(request);
+      if (!response.stream || token === undefined) return response;
+      // A stream's refusal arrives while its messages are read, after next() returned.
+      const messages = response.message;
+      return {
+        ...response,
+        message: (async function* () {
+          try {
+            yield* messages;
+          } catch (error) {
+            refused(error);
+            throw error;
+          }
+        })(),
+      };
+    } catch (error) {
+      refused(error);
       throw error;
     }
   };
