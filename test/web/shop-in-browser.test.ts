@@ -25,7 +25,10 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
   let chromium: RunningBrowser;
 
   before(async () => {
-    if (missing === undefined) [shop, chromium] = await Promise.all([startWebShop(), launchChromium()]);
+    // The card processor takes 2 s (a live setting of payments), so the page is seen
+    // between steps; the saga's step deadline is raised above that.
+    const slowPayments = { MESHWORK_LIVE_PAYMENTS_PROCESSOR_LATENCY_MS: "2000", ORDERS_SAGA_STEP_TIMEOUT_MS: "8000" };
+    if (missing === undefined) [shop, chromium] = await Promise.all([startWebShop(slowPayments), launchChromium()]);
   });
   after(async () => {
     await chromium?.close();
@@ -92,6 +95,14 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     assert.match(await card.textContent() ?? "", /\d+ in stock/);
 
     await checkout(page, /approved/);
+    // Live: the stock is shown reserved while the payment is still being authorized.
+    await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string }> } };
+      const steps = Array.from(document.querySelectorAll("ol.timeline .what"), (step) => step.textContent);
+      return document.querySelector('[data-status="PENDING"]') !== null && steps.join("|") === "Order placed|Stock reserved";
+    });
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, "order-timeline-pending.png"), fullPage: true });
     await page.locator('[data-status="CONFIRMED"]').waitFor({ timeout: 30_000 });
     assert.deepEqual(await timelineSteps(page), ["Order placed", "Stock reserved", "Payment authorized", "Order confirmed"]);
     await page.getByText("Thank you, your order is confirmed.").waitFor();

@@ -61,7 +61,9 @@ export function OrderPage({ orderId }: { orderId: string }) {
         <>
           <p>
             Status: <strong className={`status s${order.status}`} data-status={OrderStatus[order.status]}>{STATUS[order.status]}</strong>
-            {order.status === OrderStatus.PENDING && <span className="muted"> — following live ({state})</span>}
+            {order.status === OrderStatus.PENDING && (
+              <span className="muted"> — {state === "live" ? "following live" : state === "reconnecting" ? "connection lost, reconnecting…" : "connecting…"}</span>
+            )}
           </p>
           {(order.status === OrderStatus.REJECTED || order.status === OrderStatus.FAILED) && (
             <div className="notice error" role="alert">
