@@ -23,6 +23,18 @@ const missing = existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM}: apt-get inst
 describe("the web shop in Chromium", { timeout: 240_000 }, () => {
   let shop: WebShop;
   let chromium: RunningBrowser;
+  /** Uncaught page errors and Content-Security-Policy refusals, from every page of every test. */
+  const problems: string[] = [];
+
+  /** A new visitor's page, watched for problems. */
+  async function visit(): Promise<Page> {
+    const page = await (await chromium.newVisitor()).newPage();
+    page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) problems.push(`CSP: ${message.text()}`);
+    });
+    return page;
+  }
 
   before(async () => {
     // The card processor takes 2 s (a live setting of payments), so the page is seen
@@ -37,8 +49,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
 
   /** A new visitor who signs up on the page and lands back in the shop, signed in. */
   async function newShopper(name: string): Promise<{ page: Page; email: string }> {
-    const context = await chromium.newVisitor();
-    const page = await context.newPage();
+    const page = await visit();
     const email = `${name.toLowerCase()}-${randomUUID()}@example.test`;
     await page.goto(`${shop.url}/`);
     await page.getByRole("link", { name: "Create account" }).click();
@@ -224,7 +235,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
       MESHWORK_LIVE_GATEWAY_RATE_LIMIT_PER_ADDRESS_BURST: "1",
     });
     t.after(() => strict.shutdown.run("test done"));
-    const page = await (await chromium.newVisitor()).newPage();
+    const page = await visit();
     await page.goto(`http://127.0.0.1:${strict.port}/`);
     const busy = page.getByRole("alert").filter({ hasText: "The shop is busy with your requests." });
     // One search a second gets through; searching faster than that is refused within a few tries.
@@ -245,7 +256,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
 
   test("the mesh page lists every service with its health, live", async (t) => {
     if (!needs(t, "Chromium", missing)) return;
-    const page = await (await chromium.newVisitor()).newPage();
+    const page = await visit();
     await page.goto(`${shop.url}/mesh`);
     const table = page.getByRole("table", { name: "mesh status" });
     await table.getByText("serving").first().waitFor();
@@ -254,5 +265,10 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     }
     const firstSeen = await page.getByText(/observed at/).textContent();
     await page.waitForFunction((before) => !(globalThis as unknown as { document: { body: { textContent: string } } }).document.body.textContent.includes(before!), firstSeen, { timeout: 10_000 });
+  });
+
+  test("no page threw an uncaught error or had anything refused by its Content-Security-Policy", (t) => {
+    if (!needs(t, "Chromium", missing)) return;
+    assert.deepEqual(problems, []);
   });
 });

@@ -77,6 +77,7 @@ describe("the gateway's web app files", () => {
     assert.equal(answer.headers["content-type"], "text/html; charset=utf-8");
     assert.equal(answer.headers["cache-control"], "no-cache");
     assert.equal(answer.body, "<!doctype html><title>shop</title>");
+    assert.match(String(answer.headers["content-security-policy"]), /default-src 'self'.*frame-ancestors 'none'/);
   });
 
   test("content-hashed assets are cached for a year as immutable, with their content types; other files are revalidated", async () => {

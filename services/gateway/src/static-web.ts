@@ -37,6 +37,11 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 /** Vite names built assets `name-<hash>.ext` under assets/: their content never changes under that name. */
 const HASHED_ASSET = /^\/assets\/.+-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/;
 const IMMUTABLE = "public, max-age=31536000, immutable";
+/**
+ * For the app's page: scripts, styles and calls from this origin only (the
+ * built app has no inline script), and no framing by other sites.
+ */
+const PAGE_POLICY = "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
 /** index.html and unhashed files: always revalidated, so a new build shows at once. */
 const REVALIDATE = "no-cache";
 
@@ -106,6 +111,10 @@ export function createStaticWeb(options: StaticWebOptions): StaticWeb {
       "last-modified": info.mtime.toUTCString(),
       "x-content-type-options": "nosniff",
     };
+    if (target.endsWith(".html")) {
+      headers["content-security-policy"] = PAGE_POLICY;
+      headers["referrer-policy"] = "same-origin";
+    }
     if (request.headers["if-none-match"] === etag) {
       response.writeHead(304, headers);
       response.end();
@@ -118,6 +127,8 @@ export function createStaticWeb(options: StaticWebOptions): StaticWeb {
       return;
     }
     const stream = createReadStream(target);
+    // A client that hangs up mid-file must not leave the file open.
+    response.once("close", () => stream.destroy());
     stream.once("error", (error) => {
       options.onError?.(error, urlPath);
       response.destroy();
