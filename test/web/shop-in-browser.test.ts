@@ -126,6 +126,18 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     const screenshot = path.join(ARTIFACTS, "order-timeline.png");
     await page.screenshot({ path: screenshot, fullPage: true });
     process.stdout.write(`order timeline screenshot: ${screenshot}\n`);
+
+    // The notifications page lists what arrived; the orders page lists the order.
+    const orderId = page.url().split("/").pop()!;
+    await page.getByRole("link", { name: /^Notifications/ }).click();
+    const notifications = page.getByRole("list", { name: "notifications" });
+    await notifications.getByText("Order confirmed").waitFor();
+    await notifications.getByText("Order received").waitFor();
+    await page.getByRole("link", { name: "Orders", exact: true }).click();
+    const orders = page.getByRole("list", { name: "orders" }).getByRole("listitem");
+    await orders.first().waitFor();
+    assert.equal(await orders.count(), 1);
+    assert.match((await orders.first().textContent()) ?? "", new RegExp(`Order ${orderId.slice(0, 8)}.*confirmed`));
   });
 
   test("the declined test card ends the order Rejected, shows the compensation and says the payment was declined", async (t) => {
