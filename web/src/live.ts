@@ -58,8 +58,7 @@ export function useLiveStream<T>(options: LiveOptions<T>, deps: readonly unknown
       }
     })();
     return () => stop.abort();
-    // The caller lists what the stream depends on.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The caller lists what the stream depends on; `options` is a new object every render.
   }, [enabled, ...deps]);
   return state;
 }

@@ -26,6 +26,11 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
   const [arrived, setArrived] = useState<Notification[]>([]);
   const [unread, setUnread] = useState(0);
   const userId = session?.user.id;
+  // Another account's notifications are never shown to the next one signing in here.
+  useEffect(() => {
+    setArrived([]);
+    setUnread(0);
+  }, [userId]);
   const state = useLiveStream(
     {
       enabled: userId !== undefined,

@@ -24,7 +24,8 @@ export function CartPage() {
   // One key per cart-and-card: a double click, or a retry after a lost
   // answer, sends the same key and gets the same order back.
   const content = JSON.stringify([cart.map((l) => [l.productId, l.quantity]), card]);
-  const idempotencyKey = useMemo(newKey, [content]); // eslint-disable-line react-hooks/exhaustive-deps
+  // A new key exactly when `content` changes (it is not read inside: it is the reason).
+  const idempotencyKey = useMemo(() => newKey(), [content]);
   const placeOrder = useMutation(OrderService.method.placeOrder, {
     onSuccess: ({ order }) => {
       cartStore.clear();
