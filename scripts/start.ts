@@ -5,12 +5,16 @@
  */
 import { performance } from "node:perf_hooks";
 import { SERVICE_DESCRIPTIONS, startAllInOne, type ServiceName } from "./lib/all-in-one.js";
+import { ensureWebBuild } from "./lib/web-build.js";
 
 const started = performance.now();
 // Quiet services by default so the banner stays readable; any *_LOG_LEVEL wins.
 const quiet = Object.fromEntries(["IDENTITY", "CATALOG", "PAYMENTS", "ORDERS", "NOTIFICATIONS", "GATEWAY"].map((prefix) => [`${prefix}_LOG_LEVEL`, "warn"]));
 
 async function main(): Promise<void> {
+  // The gateway serves the shop's web app from web/dist unless told otherwise.
+  const web = process.env.GATEWAY_WEB_DIR === undefined ? await ensureWebBuild() : undefined;
+  if (web?.reason) process.stdout.write(`Built the web app (${web.reason}) in ${web.ms} ms.\n`);
   const shop = await startAllInOne({ ...quiet, ...process.env });
   let stopping = false;
   const stop = (signal: string): void => {
@@ -32,6 +36,7 @@ async function main(): Promise<void> {
     "",
     `Meshwork is running (embedded mode: PostgreSQL in .data/pglite, in-process broker), ready in ${readyMs} ms, ${rssMb} MB resident.`,
     "",
+    `  web shop       ${gateway}/   open it in a browser: sign up, shop, follow your order live, watch the mesh`,
     `  gateway        ${gateway}   ${SERVICE_DESCRIPTIONS.gateway}`,
     ...(Object.keys(SERVICE_DESCRIPTIONS) as ServiceName[])
       .filter((name) => name !== "gateway")

@@ -12,6 +12,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
+import { ensureWebBuild } from "./lib/web-build.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 const SKIP_DIRS = new Set(["node_modules", ".git", ".data", "dist", "gen"]);
@@ -33,6 +34,12 @@ const files = (await findTests(root)).filter((file) => filters.length === 0 || f
 if (files.length === 0) {
   process.stderr.write(`no test files match ${filters.join(", ")}\n`);
   process.exit(1);
+}
+
+// Browser and contract tests load the built web app: build it once here, not in each file.
+if (files.some((file) => file.includes(`${path.sep}test${path.sep}web${path.sep}`))) {
+  const web = await ensureWebBuild();
+  if (web.reason) process.stdout.write(`built the web app (${web.reason}) in ${web.ms} ms\n`);
 }
 
 let passed = 0;

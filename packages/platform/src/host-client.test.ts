@@ -58,6 +58,17 @@ describe("the gRPC host and its typed client", () => {
     assert.ok(isRpcError(missing, Code.NOT_FOUND));
   });
 
+  test("a database that went away is answered UNAVAILABLE (try again), not INTERNAL", async (t) => {
+    const { client } = await serve(t, {
+      getProduct: async () => {
+        throw Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" });
+      },
+    });
+    const error = await client.getProduct({ productId: "A1" }).catch((caught: unknown) => caught);
+    assert.ok(isRpcError(error, Code.UNAVAILABLE));
+    assert.equal(error.message, "the service's database is unavailable; try again");
+  });
+
   test("an unexpected error becomes INTERNAL with a generic message, and its cause is logged, not sent", async (t) => {
     const lines: string[] = [];
     const log = createLogger({ service: "test", destination: { write: (line: string) => void lines.push(line) } });

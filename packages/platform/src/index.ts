@@ -23,4 +23,5 @@ export * from "./resilience/settings.js";
 export { FastFailError, isDownstreamFailure, type BreakerState, type PolicyCounters } from "./resilience/policy.js";
 export type { InstanceStats } from "./resilience/instance-balancer.js";
 export { createLiveConfigFor } from "./live-config/from-config.js";
+export { isDatabaseUnavailable } from "./database-errors.js";
 export * from "./telemetry/index.js";

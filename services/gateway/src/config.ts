@@ -37,6 +37,7 @@ export const gatewayConfigSpec = {
   meshStatusPublic: { env: "GATEWAY_MESH_STATUS_PUBLIC", doc: "Serve MeshService without a token (the demo dashboard); false requires a signed-in user, since it names internal addresses.", schema: settings.bool(), default: "true" },
   trustedProxyHops: { env: "GATEWAY_TRUSTED_PROXY_HOPS", doc: "Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the per-address rate limit (0: the TCP peer).", schema: settings.nonNegativeInt(), default: 0 },
   rateLimitMaxKeys: { env: "GATEWAY_RATE_LIMIT_MAX_KEYS", doc: "Most users and addresses the rate limiter tracks at once; the least recently seen is forgotten first.", schema: settings.positiveInt(), default: 100_000 },
+  webDir: { env: "GATEWAY_WEB_DIR", doc: "Built web app (npm run build -w @meshwork/web) served to browsers on GET /, a relative path taken from the repository root; empty serves no web app.", schema: settings.text(), default: "web/dist" },
   liveConfigFile: { env: "GATEWAY_LIVE_CONFIG_FILE", doc: "JSON file of live settings (rate limits), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
   ...telemetrySettings("GATEWAY", 9464),
 };

@@ -6,6 +6,7 @@ import { acceptRequestId } from "@meshwork/platform";
 import type { CorsPolicy } from "./cors.js";
 import type { EdgeHandler } from "./edge-server.js";
 import { REQUEST_ID_HEADER } from "./request-id.js";
+import type { StaticWeb } from "./static-web.js";
 
 export interface EdgeHandlerOptions {
   /** Connect's node adapter. */
@@ -14,6 +15,8 @@ export interface EdgeHandlerOptions {
   readonly maxRequestBytes: number;
   /** False once shutdown started: the probe answers 503 so a load balancer stops sending. */
   readonly serving: () => boolean;
+  /** The built web app, answering GET and HEAD outside the RPC paths; none when unset. */
+  readonly web?: StaticWeb;
 }
 
 /** `GET /healthz`: for load balancers and Kubernetes httpGet probes, which Linkerd authorizes without a policy. */
@@ -31,6 +34,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
       response.end(serving ? "serving\n" : "shutting down\n");
       return;
     }
+    if (options.web?.handle(request, response)) return;
 
     const verdict = options.cors.judge(request.method, request.headers);
     if (verdict.kind === "preflight") {

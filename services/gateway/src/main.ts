@@ -1,4 +1,4 @@
-import { createContextValues } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
 import { Health } from "@meshwork/contracts/health/v1/health";
@@ -39,6 +39,7 @@ import { bindRateLimitSettings } from "./live-settings.js";
 import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
 import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, ROUTED_SERVICES, type Backend } from "./routes.js";
 import { createReflectionHandlers } from "./reflection.js";
+import { createStaticWeb, resolveWebDir } from "./static-web.js";
 import { createKeyedRateLimiter } from "./token-bucket.js";
 import { createTtlCache } from "./ttl-cache.js";
 
@@ -46,6 +47,8 @@ export interface GatewayOptions {
   readonly log?: Logger;
   /** Telemetry built by the caller (a test's exporter); default: from the config. */
   readonly telemetry?: Telemetry;
+  /** Connect interceptors run inside the access log, around every RPC (the web contract test uses one to break a response on purpose). */
+  readonly interceptors?: readonly Interceptor[];
 }
 
 export interface RunningGateway {
@@ -156,7 +159,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
       },
       readMaxBytes: config.maxRequestBytes,
-      interceptors: [edgeTelemetry.interceptor, createAccessLog(log)],
+      interceptors: [edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
       requestGate: edgeTelemetry.gate(createEdgeGate({
         publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
         verifier,
@@ -169,7 +172,13 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     });
 
     const server = createEdgeServer({
-      handler: createEdgeHandler({ connect, cors: createCorsPolicy(corsOrigins), maxRequestBytes: config.maxRequestBytes, serving: () => serving }),
+      handler: createEdgeHandler({
+        connect,
+        cors: createCorsPolicy(corsOrigins),
+        maxRequestBytes: config.maxRequestBytes,
+        serving: () => serving,
+        ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
+      }),
       log,
     });
     const port = await server.listen(config.host, config.port);

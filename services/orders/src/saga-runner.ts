@@ -1,4 +1,4 @@
-import { extractTraceContext, inSpan, runWithRequestId, type Logger, type Tracer } from "@meshwork/platform";
+import { extractTraceContext, inSpan, isDatabaseUnavailable, runWithRequestId, type Logger, type Tracer } from "@meshwork/platform";
 import type { SagaSteps } from "./adapters/saga-steps.grpc.js";
 import type { OrderRecord } from "./orders.js";
 import type { ClaimedSaga, EventFactory, OrderStore } from "./ports.js";
@@ -102,7 +102,11 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       ? inSpan(options.tracer, `saga ${saga.step}`, { parent: extractTraceContext(saga.traceContext), attributes: { "meshwork.saga.step": saga.step, "meshwork.saga.attempts": saga.attempts } }, () => drive(saga))
       : drive(saga);
     const work = traced
-      .catch((error: unknown) => log.error({ err: error, orderId: saga.orderId }, "saga run failed; it resumes when its lease expires"))
+      .catch((error: unknown) => {
+        // The database going away is an outage, not a bug: the saga resumes all the same.
+        if (isDatabaseUnavailable(error)) log.warn({ err: error, orderId: saga.orderId }, "saga paused: database unavailable; it resumes when its lease expires");
+        else log.error({ err: error, orderId: saga.orderId }, "saga run failed; it resumes when its lease expires");
+      })
       .finally(() => {
         inHand.delete(saga.orderId);
       });

@@ -1,0 +1,112 @@
+/**
+ * The rules every Meshwork image follows, checked on the Dockerfile's syntax
+ * tree (dockerfile-ast, the parser behind the VS Code Docker language server).
+ * The rules themselves are this project's, so they are written here.
+ */
+import { Copy, DockerfileParser, type Instruction } from "dockerfile-ast";
+
+export interface Stage {
+  readonly name: string | undefined;
+  /** The image or earlier stage it starts from. */
+  readonly from: string;
+  readonly instructions: readonly Instruction[];
+}
+
+export interface ParsedDockerfile {
+  readonly stages: readonly Stage[];
+}
+
+export function parseDockerfile(text: string): ParsedDockerfile {
+  const stages: { name: string | undefined; from: string; instructions: Instruction[] }[] = [];
+  for (const instruction of DockerfileParser.parse(text).getInstructions()) {
+    if (instruction.getKeyword() === "FROM") {
+      const args = instruction.getArguments().map((arg) => arg.getValue());
+      const asIndex = args.findIndex((arg) => arg.toLowerCase() === "as");
+      const image = args.find((arg) => !arg.startsWith("--"));
+      if (!image) throw new Error(`line ${instruction.getRange().start.line + 1}: FROM names no image`);
+      stages.push({ name: asIndex >= 0 ? args[asIndex + 1] : undefined, from: image, instructions: [] });
+    } else if (stages.length > 0) {
+      stages.at(-1)!.instructions.push(instruction);
+    }
+  }
+  return { stages };
+}
+
+/** The words of an instruction: JSON form or shell form alike. */
+export const words = (instruction: Instruction): string[] => instruction.getArguments().map((arg) => arg.getValue().replace(/^\[?"?|"?,?\]?$/g, ""));
+
+const EXACT_NODE_TAG = /^node:\d+\.\d+\.\d+(-[a-z0-9-]+)?(@sha256:[0-9a-f]{64})?$/;
+
+/** The chain of stages a stage builds on, itself first. */
+function lineage(file: ParsedDockerfile, stage: Stage): Stage[] {
+  const chain = [stage];
+  let current = stage;
+  for (;;) {
+    const parent = file.stages.find((candidate) => candidate.name === current.from);
+    if (!parent) return chain;
+    chain.push(parent);
+    current = parent;
+  }
+}
+
+/**
+ * What is wrong with the Dockerfile, as sentences (empty when it follows the
+ * rules). `runtimeStages` are the stages images are made from.
+ */
+export function dockerfileProblems(text: string, runtimeStages: readonly string[]): string[] {
+  const file = parseDockerfile(text);
+  const problems: string[] = [];
+  const stageNames = new Set(file.stages.map((stage) => stage.name).filter((name) => name !== undefined));
+  if (file.stages.length < 2) problems.push("not a multi-stage build: dependencies must be installed in a stage of their own");
+
+  for (const stage of file.stages) {
+    if (stageNames.has(stage.from)) continue;
+    if (!EXACT_NODE_TAG.test(stage.from)) {
+      problems.push(`stage ${stage.name ?? "(unnamed)"} starts from "${stage.from}": pin a Node image by exact version, e.g. node:22.23.3-bookworm-slim`);
+    }
+  }
+
+  for (const name of runtimeStages) {
+    const stage = file.stages.find((candidate) => candidate.name === name);
+    if (!stage) {
+      problems.push(`no stage named ${name}`);
+      continue;
+    }
+    // Instructions in force for the image: from the root of its lineage down.
+    const effective = lineage(file, stage).reverse().flatMap((part) => part.instructions);
+    const last = (keyword: string) => effective.filter((instruction) => instruction.getKeyword() === keyword).at(-1);
+
+    const user = last("USER");
+    const userName = user ? words(user)[0]?.split(":")[0] : undefined;
+    if (!userName || userName === "root" || userName === "0") problems.push(`stage ${name} runs as root: end with USER and a non-root user`);
+
+    const healthcheck = last("HEALTHCHECK");
+    if (!healthcheck || words(healthcheck)[0]?.toUpperCase() === "NONE") problems.push(`stage ${name} has no HEALTHCHECK`);
+    else if (!words(healthcheck).some((word) => word.endsWith("health-probe.ts"))) problems.push(`stage ${name}'s HEALTHCHECK does not use the gRPC health probe`);
+
+    const entrypoint = last("ENTRYPOINT");
+    if (!entrypoint || !words(entrypoint).some((word) => /(^|\/)tini$/.test(word))) problems.push(`stage ${name} has no init (tini) as PID 1 to forward SIGTERM`);
+
+    for (const instruction of effective) {
+      const keyword = instruction.getKeyword();
+      const content = instruction.getArgumentsContent() ?? "";
+      // Installing the package manager itself (pinned) is not a dependency of the service.
+      const withoutNpmItself = content.replace(/\bnpm install -g npm@\d+\.\d+\.\d+/g, "");
+      if (keyword === "RUN" && /\bnpm (ci|install|i)\b/.test(withoutNpmItself) && !/--omit[= ]dev\b/.test(withoutNpmItself)) {
+        problems.push(`stage ${name} installs packages without --omit=dev: ${content.split("\n")[0]}`);
+      }
+      if ((keyword === "COPY" || keyword === "ADD") && /node_modules/.test(content)) {
+        problems.push(`stage ${name} copies node_modules directly; take them from the production-dependencies stage`);
+      }
+    }
+    const fromDeps = effective.filter((instruction) => instruction instanceof Copy && instruction.getFromFlag()?.getValue() === "deps");
+    if (fromDeps.length === 0) problems.push(`stage ${name} does not take its node_modules from the deps stage`);
+  }
+
+  const deps = file.stages.find((stage) => stage.name === "deps");
+  if (!deps) problems.push("no deps stage installing production dependencies");
+  else if (!deps.instructions.some((instruction) => instruction.getKeyword() === "RUN" && /npm ci\b[^\n]*--omit=dev/.test(instruction.getArgumentsContent() ?? ""))) {
+    problems.push("the deps stage does not run npm ci --omit=dev");
+  }
+  return problems;
+}

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+import { needs } from "@meshwork/platform/testing";
+import { catalogConfigSpec } from "../../services/catalog/src/config.js";
+import { gatewayConfigSpec } from "../../services/gateway/src/config.js";
+import { LIVE_DEFAULTS, LIVE_KEYS as GATEWAY_LIVE_KEYS } from "../../services/gateway/src/live-settings.js";
+import { identityConfigSpec } from "../../services/identity/src/config.js";
+import { notificationsConfigSpec } from "../../services/notifications/src/config.js";
+import { ordersConfigSpec } from "../../services/orders/src/config.js";
+import { paymentsConfigSpec } from "../../services/payments/src/config.js";
+import { LIVE_KEYS as PAYMENTS_LIVE_KEYS } from "../../services/payments/src/live-settings.js";
+import { APP_SERVICES, SERVICE_PORTS, type AppService } from "../call-graph.js";
+import { createComposeValidator, parseCompose } from "../compose-schema.js";
+import { appServiceOf } from "../graph-checks.js";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const read = (file: string) => readFileSync(path.join(root, file), "utf8");
+const composeText = read("compose.yaml");
+const compose = parseCompose(composeText);
+const services = compose.services as Record<string, any>;
+const appEntries = Object.entries(services).filter(([name]) => appServiceOf(name) !== undefined);
+
+const SPECS: Record<AppService, Record<string, { env: string }>> = {
+  gateway: gatewayConfigSpec,
+  identity: identityConfigSpec,
+  catalog: catalogConfigSpec,
+  orders: ordersConfigSpec,
+  payments: paymentsConfigSpec,
+  notifications: notificationsConfigSpec,
+};
+/** Settings added on other branches (metrics, the web client); listed so compose may set them already. */
+const SETTINGS_FROM_OTHER_BRANCHES = (app: AppService) => [`${app.toUpperCase()}_METRICS_PORT`, ...(app === "gateway" ? ["GATEWAY_WEB_DIR"] : [])];
+
+/** Host ports compose publishes, as "service host-ip:port". */
+function publishedPorts(document: { services: Record<string, any> }): string[] {
+  const published: string[] = [];
+  for (const [name, service] of Object.entries(document.services)) {
+    for (const port of service.ports ?? []) {
+      const text = String(port);
+      const parts = text.replace(/\/\w+$/, "").split(":");
+      const host = parts.length === 3 ? `${parts[0]}:${parts[1]}` : parts.length === 2 ? `0.0.0.0:${parts[0]}` : `0.0.0.0:(random)`;
+      published.push(`${name} ${host}`);
+    }
+  }
+  return published.sort();
+}
+
+describe("compose.yaml", () => {
+  const validate = createComposeValidator();
+
+  test("validates against the Compose Specification schema", () => {
+    assert.deepEqual(validate(compose), []);
+  });
+
+  test("the schema check refuses a compose file with a misspelt key or a bad duration", () => {
+    const broken = parseCompose(composeText);
+    broken.services.catalog.healthchek = broken.services.catalog.healthcheck;
+    broken.services.identity.healthcheck.interval = "ten seconds";
+    const errors = validate(broken);
+    assert.ok(errors.some((error) => error.includes("/services/catalog") && error.includes("healthchek")), errors.join("\n"));
+    assert.ok(errors.some((error) => error.includes("/services/identity/healthcheck/interval")), errors.join("\n"));
+  });
+
+  test("every service of the mesh runs, with two notifications replicas, each health-checked through gRPC health", () => {
+    assert.deepEqual([...new Set(appEntries.map(([name]) => appServiceOf(name)))].sort(), [...APP_SERVICES].sort());
+    assert.deepEqual(appEntries.map(([name]) => name).filter((name) => name.startsWith("notifications")).sort(), ["notifications-1", "notifications-2"]);
+    for (const [name, service] of appEntries) {
+      assert.ok(service.healthcheck?.test?.includes("scripts/health-probe.ts"), `${name} has a gRPC health check`);
+    }
+  });
+
+  test("every long-running container has a health check; only the one-shot KV seed has none", () => {
+    const without = Object.entries(services).filter(([, service]) => !service.healthcheck).map(([name]) => name);
+    assert.deepEqual(without, ["consul-seed"]);
+    assert.equal(services["consul-seed"].restart, "no");
+  });
+
+  test("only the gateway and the RabbitMQ, Consul, Jaeger and Prometheus UIs are published, the UIs on loopback only", () => {
+    assert.deepEqual(publishedPorts(compose), [
+      "consul 127.0.0.1:8500",
+      "gateway 0.0.0.0:8080",
+      "jaeger 127.0.0.1:16686",
+      "prometheus 127.0.0.1:9090",
+      "rabbitmq 127.0.0.1:15672",
+    ]);
+  });
+
+  test("every third-party image is pinned to an exact version, and the services use their own built images", () => {
+    for (const [name, service] of Object.entries(services)) {
+      if (appServiceOf(name)) {
+        assert.match(service.image, /^meshwork\/[a-z]+:dev$/, `${name} is built here`);
+        assert.ok(service.build, `${name} has a build`);
+      } else {
+        assert.match(service.image, /^[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9-]+)?$/, `${name}'s image ${service.image} is pinned`);
+      }
+    }
+  });
+
+  test("the README's Compose section tells where each published port is to be opened", () => {
+    const readme = read("README.md");
+    const section = readme.slice(readme.indexOf("## Compose"), readme.indexOf("## Testing"));
+    assert.match(section, /docker compose up --build/);
+    for (const published of publishedPorts(compose)) {
+      const port = published.split(":").at(-1)!;
+      assert.match(section, new RegExp(`http://localhost:${port}\\b`), `the README names ${published}`);
+    }
+  });
+
+  test("each service builds its own image target, binds 0.0.0.0, advertises its compose name and exports traces to Jaeger", () => {
+    for (const [name, service] of appEntries) {
+      const app = appServiceOf(name)!;
+      const prefix = app.toUpperCase();
+      assert.equal(service.build.args.SERVICE, app, `${name} builds SERVICE=${app}`);
+      assert.equal(service.build.target, app === "gateway" ? "gateway" : "service", `${name}'s build target`);
+      const env = service.environment as Record<string, string>;
+      assert.equal(env[`${prefix}_HOST`], "0.0.0.0", `${name} binds every interface`);
+      assert.equal(env[`${prefix}_PORT`], String(SERVICE_PORTS[app].grpc), `${name}'s port`);
+      assert.equal(env[`${prefix}_METRICS_PORT`], String(SERVICE_PORTS[app].metrics), `${name}'s metrics port`);
+      if (app !== "gateway") assert.equal(env[`${prefix}_ADVERTISE_HOST`], name, `${name} registers its own compose name in Consul`);
+      assert.equal(env.CONSUL_HTTP_ADDR, "consul:8500");
+      assert.equal(env.OTEL_TRACES_EXPORTER, "otlp");
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, "http://jaeger:4318");
+      assert.equal(env.OTEL_SERVICE_NAME, app);
+    }
+  });
+
+  test("every service setting compose sets is one the service reads (a misspelt variable would be silently ignored)", () => {
+    for (const [name, service] of appEntries) {
+      const app = appServiceOf(name)!;
+      const known = new Set([...Object.values(SPECS[app]).map((setting) => setting.env), ...SETTINGS_FROM_OTHER_BRANCHES(app)]);
+      const own = Object.keys(service.environment).filter((key) => key.startsWith(`${app.toUpperCase()}_`) || key.startsWith("CONSUL_"));
+      assert.deepEqual(own.filter((key) => !known.has(key)), [], `${name} sets variables its config does not define`);
+    }
+  });
+
+  test("each service's database URL names the role and database the PostgreSQL init script creates", () => {
+    const init = read("mesh/linkerd/base/data/postgres-init.sql");
+    for (const [name, service] of appEntries) {
+      const app = appServiceOf(name)!;
+      const url = service.environment[`${app.toUpperCase()}_DATABASE_URL`];
+      if (app === "gateway") {
+        assert.equal(url, undefined, "the gateway is stateless");
+        continue;
+      }
+      const parsed = new URL(url);
+      assert.equal(parsed.hostname, "postgres");
+      const role = decodeURIComponent(parsed.username);
+      assert.equal(parsed.pathname, `/meshwork_${app}`);
+      assert.match(init, new RegExp(`CREATE ROLE ${role} LOGIN PASSWORD '${decodeURIComponent(parsed.password)}';`));
+      assert.match(init, new RegExp(`CREATE DATABASE meshwork_${app} OWNER ${role};`));
+    }
+  });
+
+  test("Prometheus scrapes every service instance's metrics port, and promtool accepts its configuration", async (t) => {
+    const config = parse(read("deploy/prometheus/prometheus.yml"));
+    const targets = config.scrape_configs.flatMap((job: any) => job.static_configs.flatMap((group: any) => group.targets)).sort();
+    const expected = appEntries.map(([name]) => `${name}:${SERVICE_PORTS[appServiceOf(name)!].metrics}`).sort();
+    assert.deepEqual(targets, expected);
+    if (!needs(t, "promtool", existsSync("/usr/bin/promtool") ? undefined : "apt-get install prometheus")) return;
+    const { stdout } = await promisify(execFile)("promtool", ["check", "config", "--syntax-only", path.join(root, "deploy/prometheus/prometheus.yml")]);
+    assert.match(stdout, /SUCCESS/);
+  });
+
+  test("the Consul KV seed holds every live setting with a valid value, under the prefix the services read", () => {
+    const seed = JSON.parse(read("deploy/consul/kv.json")) as { key: string; flags: number; value: string }[];
+    const keys = [...Object.values(GATEWAY_LIVE_KEYS), ...Object.values(PAYMENTS_LIVE_KEYS)].map((key) => `meshwork/${key}`).sort();
+    assert.deepEqual(seed.map((entry) => entry.key).sort(), keys);
+    const values = Object.fromEntries(seed.map((entry) => [entry.key, JSON.parse(Buffer.from(entry.value, "base64").toString("utf8")) as unknown]));
+    assert.equal(values[`meshwork/${GATEWAY_LIVE_KEYS.perUserRps}`], LIVE_DEFAULTS.perUserRps);
+    assert.equal(values[`meshwork/${GATEWAY_LIVE_KEYS.perAddressBurst}`], LIVE_DEFAULTS.perAddressBurst);
+    for (const [key, value] of Object.entries(values)) assert.equal(typeof value, "number", `${key} is a JSON number`);
+    // Mounted into the one-shot seed container that imports it.
+    assert.ok(services["consul-seed"].volumes.some((volume: string) => volume.startsWith("./deploy/consul/kv.json:")));
+    assert.ok(services["consul-seed"].command.includes("import"));
+  });
+});

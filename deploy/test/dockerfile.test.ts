@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import dockerignore from "@balena/dockerignore";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { describe, test } from "node:test";
+import { needs } from "@meshwork/platform/testing";
+import { Copy } from "dockerfile-ast";
+import { APP_SERVICES } from "../call-graph.js";
+import { dockerfileProblems, parseDockerfile, words } from "../dockerfile-rules.js";
+
+// The package is CommonJS (module.exports = factory) but its types declare an
+// ES default export, which NodeNext reads as a property: cast to the factory.
+const ignore = dockerignore as unknown as (typeof dockerignore)["default"];
+const root = path.resolve(import.meta.dirname, "../..");
+const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
+const RUNTIME_STAGES = ["service", "gateway"];
+
+describe("Dockerfile rules", () => {
+  test("the Dockerfile is multi-stage, pinned, non-root, health-checked and installs production dependencies only", () => {
+    assert.deepEqual(dockerfileProblems(dockerfile, RUNTIME_STAGES), []);
+  });
+
+  const broken: [string, (text: string) => string, RegExp][] = [
+    ["a floating latest tag", (text) => text.replace(/^FROM node:\S+/m, "FROM node:latest"), /pin a Node image by exact version/],
+    ["a major-only tag", (text) => text.replace(/^FROM node:\S+/m, "FROM node:22-bookworm-slim"), /pin a Node image by exact version/],
+    ["no USER", (text) => text.replace(/^USER .*$/m, ""), /runs as root/],
+    ["USER root", (text) => text.replace(/^USER .*$/m, "USER root"), /runs as root/],
+    ["no HEALTHCHECK", (text) => text.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ""), /has no HEALTHCHECK/],
+    ["dev dependencies installed", (text) => text.replace("npm ci --omit=dev", "npm ci"), /without --omit=dev|does not run npm ci --omit=dev/],
+    ["a tool installed globally in the runtime image", (text) => text.replace("RUN mkdir -p /app/.data", "RUN npm install -g nodemon && mkdir -p /app/.data"), /without --omit=dev/],
+    ["an unpinned npm upgrade", (text) => text.replace("npm install -g npm@11.19.1", "npm install -g npm@latest"), /without --omit=dev/],
+    ["no init process", (text) => text.replace(/^ENTRYPOINT .*$/m, ""), /no init \(tini\)/],
+    ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM service AS gateway$/m)[0]!.split(/^FROM base AS service$/m)[1]}`, /not a multi-stage build/],
+  ];
+  for (const [what, edit, expected] of broken) {
+    test(`a Dockerfile with ${what} is refused`, () => {
+      const edited = edit(dockerfile);
+      assert.notEqual(edited, dockerfile, "the edit must change the Dockerfile");
+      const problems = dockerfileProblems(edited, what === "a single stage" ? ["service"] : RUNTIME_STAGES);
+      assert.ok(problems.some((problem) => expected.test(problem)), `expected ${expected} among ${JSON.stringify(problems)}`);
+    });
+  }
+});
+
+describe("the build context", () => {
+  const rules = ignore().add(readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n"));
+  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" }).split("\n").filter(Boolean);
+  const context = files.filter((file) => !rules.ignores(file));
+
+  test("holds every path the Dockerfile copies, for every service", () => {
+    const copies = parseDockerfile(dockerfile).stages.flatMap((stage) => stage.instructions).filter((instruction): instruction is Copy => instruction instanceof Copy && !instruction.getFromFlag());
+    assert.ok(copies.length > 0);
+    for (const service of APP_SERVICES) {
+      for (const copy of copies) {
+        const sources = words(copy).slice(0, -1).map((source) => source.replaceAll("${SERVICE}", service).replace(/\/$/, ""));
+        for (const source of sources) {
+          const present = source === "." ? context.length > 0 : context.some((file) => file === source || file.startsWith(`${source}/`));
+          assert.ok(present, `COPY ${source} (SERVICE=${service}) finds files in the build context`);
+        }
+      }
+    }
+  });
+
+  test("has the manifests npm ci needs, and no tests, node_modules or local data", () => {
+    for (const manifest of files.filter((file) => file === "package-lock.json" || file.endsWith("package.json"))) {
+      assert.ok(context.includes(manifest), `${manifest} is in the build context`);
+    }
+    assert.deepEqual(context.filter((file) => file.endsWith(".test.ts")), []);
+    for (const local of ["node_modules/tsx/package.json", "services/catalog/node_modules/x.js", ".data/pglite/PG_VERSION", "services/orders/.data/x", ".git/HEAD"]) {
+      assert.ok(rules.ignores(local), `${local} stays out of the image`);
+    }
+  });
+});
+
+/** The runtime stage's ENV (with ${SERVICE} filled in), ENTRYPOINT + CMD and HEALTHCHECK command. */
+function containerCommand(service: string) {
+  const stage = parseDockerfile(dockerfile).stages.find((candidate) => candidate.name === "service")!;
+  const env: Record<string, string> = {};
+  for (const instruction of stage.instructions.filter((candidate) => candidate.getKeyword() === "ENV")) {
+    for (const pair of words(instruction)) {
+      const [key, ...value] = pair.split("=");
+      env[key!] = value.join("=").replaceAll("${SERVICE}", service);
+    }
+  }
+  const last = (keyword: string) => {
+    const found = stage.instructions.filter((candidate) => candidate.getKeyword() === keyword).at(-1);
+    assert.ok(found, `the service stage has a ${keyword}`);
+    return JSON.parse(`[${found.getArgumentsContent()!.replace(/^\[|\]$/g, "")}]`) as string[];
+  };
+  const healthcheck = stage.instructions.find((candidate) => candidate.getKeyword() === "HEALTHCHECK")!;
+  const probe = JSON.parse(healthcheck.getArgumentsContent()!.replace(/^[\s\S]*?CMD\s*/, "")) as string[];
+  return { env, command: [...last("ENTRYPOINT"), ...last("CMD")], probe };
+}
+
+function run(command: readonly string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk));
+  return once(child, "close").then(([code]) => ({ code: code as number | null, output }));
+}
+
+describe("the image's command, run on this machine", () => {
+  test("tini delivers SIGTERM to the service, which shuts down gracefully; the HEALTHCHECK passes only while it serves", async (t) => {
+    const { env, command, probe } = containerCommand("identity");
+    if (!needs(t, command[0]!, existsSync(command[0]!) ? undefined : "apt-get install tini")) return;
+    assert.equal(env.MESHWORK_SERVICE, "identity");
+    // The container's environment, pointed at an embedded database and a free port.
+    const serviceEnv = { ...env, NODE_ENV: "production", IDENTITY_PORT: "0", IDENTITY_HOST: "127.0.0.1", IDENTITY_DATA_DIR: "memory://" };
+    const child = spawn(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, ...serviceEnv }, stdio: ["ignore", "pipe", "inherit"] });
+    t.after(() => child.kill("SIGKILL"));
+    const lines: Record<string, unknown>[] = [];
+    const reader = createInterface({ input: child.stdout });
+    const closed = once(reader, "close");
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`the container command exited with ${code} before serving`)));
+      reader.on("line", (line) => {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        lines.push(entry);
+        if (entry.msg === "identity serving") resolve(entry.port as number);
+      });
+    });
+
+    const healthy = await run(probe, { ...serviceEnv, IDENTITY_PORT: String(port) });
+    assert.equal(healthy.code, 0, healthy.output);
+    assert.match(healthy.output, /SERVING/);
+
+    const exited = once(child, "exit");
+    child.kill("SIGTERM"); // to tini, as `docker stop` does
+    const [code] = (await exited) as [number | null];
+    await closed;
+    assert.equal(code, 0);
+    assert.equal(lines.find((entry) => entry.msg === "shutting down")?.reason, "SIGTERM");
+    assert.equal(lines.find((entry) => entry.msg === "shutdown complete")?.ok, true);
+
+    const gone = await run(probe, { ...serviceEnv, IDENTITY_PORT: String(port) });
+    assert.equal(gone.code, 1, gone.output);
+  });
+});
