@@ -12,7 +12,7 @@ import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { startGateway } from "@meshwork/gateway";
 import { createSilentLogger, createTelemetry } from "@meshwork/platform";
-import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+import { InMemorySpanExporter } from "@meshwork/platform/testing";
 import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, startEmbeddedBackends } from "./gateway-harness.js";
 
 const SERVER = 1;

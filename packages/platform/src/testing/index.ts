@@ -6,3 +6,5 @@ export * from "./rabbitmq.js";
 export * from "./service-process.js";
 export * from "./field-refusal.js";
 export * from "./prometheus.js";
+/** Spans kept in memory, for tests that look at what a service traced (the SDK's own exporter). */
+export { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
