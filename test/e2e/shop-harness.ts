@@ -16,7 +16,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { startIdentity } from "@meshwork/identity";
 import { startPayments } from "@meshwork/payments";
-import { createClient, createSilentLogger, openDatabase, type Knex, type ServiceClient } from "@meshwork/platform";
+import { createClient, createSilentLogger, DEFAULT_RESILIENCE, mergeResilience, openDatabase, type Knex, type ServiceClient } from "@meshwork/platform";
 import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, uniqueName, type Collector } from "@meshwork/platform/testing";
 import { startOrders } from "@meshwork/orders";
 
@@ -143,7 +143,15 @@ export async function startShop(t: TestContext, options: ShopOptions = {}): Prom
   }
 
   const identityClient = createClient(IdentityService, { target: `127.0.0.1:${identity.port}` });
-  const ordersClient = createClient(OrderService, { target: `127.0.0.1:${ordersPort}` });
+  // The shoppers of these tests are persistent clients that retry with the same
+  // idempotency key until they get an answer (the crash test kills orders every
+  // second or so): they opt out of the breaker, which would keep them away
+  // during the short windows the killed service is up. Breakers are tested on
+  // their own (packages/platform/src/resilience, test/chaos).
+  const ordersClient = createClient(OrderService, {
+    target: `127.0.0.1:${ordersPort}`,
+    resilience: mergeResilience(DEFAULT_RESILIENCE, { breaker: { consecutiveFailures: 1000, window: 1000, minimumCalls: 1000 } }),
+  });
   cleanup.push(() => {
     identityClient.close();
     ordersClient.close();
