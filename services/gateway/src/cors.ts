@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { cors as connectCors } from "@connectrpc/connect";
 import { INVALID_FIELD_TRAILER } from "@meshwork/platform";
 import { RETRY_AFTER_HEADER, RETRY_AFTER_MS_HEADER } from "./edge-gate.js";
+import { STALE_HEADER } from "./forward.js";
 import { REQUEST_ID_HEADER } from "./request-id.js";
 import { AUTHORIZATION_HEADER } from "./upstream.js";
 
@@ -20,6 +21,8 @@ export const CORS_EXPOSED_HEADERS = [
   REQUEST_ID_HEADER,
   RETRY_AFTER_HEADER,
   RETRY_AFTER_MS_HEADER,
+  // A catalog answer served from the cache while catalog is down.
+  STALE_HEADER,
   INVALID_FIELD_TRAILER,
   // Connect unary sends trailers as "trailer-" headers.
   `trailer-${INVALID_FIELD_TRAILER}`,
