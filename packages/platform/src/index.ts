@@ -25,3 +25,4 @@ export type { InstanceStats } from "./resilience/instance-balancer.js";
 export { createLiveConfigFor } from "./live-config/from-config.js";
 export { isDatabaseUnavailable } from "./database-errors.js";
 export * from "./telemetry/index.js";
+export { untilAborted } from "./abortable.js";

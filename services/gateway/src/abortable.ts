@@ -1,22 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { untilAborted as untilAbortedBy } from "@meshwork/platform";
 
-/** `promise`, or the signal's reason as soon as it aborts. */
+/** `promise`, or the signal's reason as soon as it aborts (a ConnectError, as the handler's signal carries). */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
+  return untilAbortedBy(promise, signal, abortReason);
 }
 
 function abortReason(signal: AbortSignal): ConnectError {

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PaymentService, PaymentStatus, type PaymentSchema } from "@meshwork/contracts/shop/payments/v1/payments";
-import { Code, errorMapper, failedPrecondition, RpcError, unavailable, type Logger, type ServiceHandlers } from "@meshwork/platform";
+import { Code, errorMapper, failedPrecondition, RpcError, unavailable, untilAborted, type Logger, type ServiceHandlers } from "@meshwork/platform";
 import {
   AuthorizationInProgressError,
   checkAuthorization,
@@ -61,24 +61,6 @@ function toRpcError(error: unknown): unknown {
 
 const mapped = errorMapper(toRpcError);
 
-/** `work`, unless the caller goes away first: then the caller stops waiting, and the work goes on. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as unknown);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as unknown);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
 
 type Attempt = { readonly kind: "done"; readonly payment: PaymentRecord } | { readonly kind: "busy" };
 

@@ -34,6 +34,7 @@ import {
   type RetryPolicy,
   TaskCancelledError,
 } from "cockatiel";
+import { untilAborted } from "../abortable.js";
 import { Code, isRpcError, RpcError } from "../errors.js";
 import { createRetryBudget, type RetryBudget } from "./retry-budget.js";
 import { retryableCodes, type ResilienceSettings } from "./settings.js";
@@ -193,7 +194,7 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
     try {
       // The bulkhead's queue notices an abort only when a slot frees; a
       // queued call whose deadline passed must not wait for that.
-      return await (signal === undefined ? guarded : raceAbort(guarded, signal));
+      return await (signal === undefined ? guarded : untilAborted(guarded, signal, queueAbortReason));
     } catch (error) {
       throw translate(error, name, bulkhead, counters);
     }
@@ -229,26 +230,11 @@ function queueSignal(options: RunOptions): AbortSignal {
   return options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
 }
 
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  const reason = (): RpcError =>
-    signal.reason instanceof DOMException && signal.reason.name === "TimeoutError"
-      ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed while waiting for a call slot")
-      : new RpcError(Code.CANCELLED, "call cancelled while waiting for a call slot");
-  if (signal.aborted) return Promise.reject(reason());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(reason());
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
+/** Why a call waiting for a bulkhead slot gave up. */
+function queueAbortReason(signal: AbortSignal): RpcError {
+  return signal.reason instanceof DOMException && signal.reason.name === "TimeoutError"
+    ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed while waiting for a call slot")
+    : new RpcError(Code.CANCELLED, "call cancelled while waiting for a call slot");
 }
 
 function translate(error: unknown, name: string, bulkhead: BulkheadPolicy, counters: PolicyCounters): unknown {
