@@ -12,13 +12,14 @@ import { test } from "node:test";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MeshService, ServingStatus } from "@meshwork/contracts/shop/gateway/v1/mesh";
-import { catalogReadLoad, chaosBasePort, ms, percentile, report, shopper, startChaosMesh } from "./chaos-kit.js";
+import { catalogReadLoad, ms, percentile, report, shopper } from "./chaos-kit.js";
+import { meshBasePort, startTestMesh } from "../e2e/test-mesh.js";
 
 const CONCURRENCY = 8;
 
 test("one of two catalog instances killed under load: errors bounded to its in-flight calls, then zero", { timeout: 240_000 }, async (t) => {
-  const mesh = await startChaosMesh(t, {
-    basePort: chaosBasePort(),
+  const mesh = await startTestMesh(t, {
+    basePort: meshBasePort(),
     catalogInstances: 2,
     env: {
       IDENTITY_SCRYPT_N: "1024",

@@ -1,104 +1,17 @@
 /**
- * What the chaos tests share: a multi-process mesh on PostgreSQL and RabbitMQ
- * whose log lines can be awaited, a shopper talking Connect to its gateway,
+ * What the chaos tests share besides the mesh (test/e2e/test-mesh.ts): a
+ * shopper talking Connect to its gateway,
  * a bounded catalog read load that records every call, and SQL on a
  * service's database. Each test prints its measured figures.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import type { TestContext } from "node:test";
+import { randomUUID } from "node:crypto";
 import { createClient as createConnectClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import amqp from "amqplib";
 import pg from "pg";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
-import { amqpTopologyOf, deleteAmqpTopology } from "@meshwork/platform";
-import { adminUrl, amqpUrl, connectRabbit, createTestDatabase } from "@meshwork/platform/testing";
-import { startMesh, type MeshOptions, type RunningMesh } from "../../scripts/lib/mesh.js";
-
-export interface ChaosMesh extends RunningMesh {
-  readonly id: string;
-  readonly suffix: string;
-  /** Every line so far, prefixed with its instance name. */
-  readonly lines: readonly string[];
-  /** Resolves with the first line (already seen or coming) that matches; rejects after `timeoutMs`. */
-  waitForLine(match: (line: string) => boolean, timeoutMs: number, what: string): Promise<string>;
-  /** The last lines, for a failure report. */
-  tail(count?: number): string;
-}
-
-/** A mesh for one chaos test, or undefined when the infrastructure is missing (a failure in CI). */
-export async function startChaosMesh(t: TestContext, options: Omit<MeshOptions, "adminUrl" | "amqpUrl" | "output" | "exchange" | "queue" | "databaseSuffix">): Promise<ChaosMesh | undefined> {
-  if ((await createTestDatabase(t, "chaos_probe")) === undefined) return undefined;
-  if (!(await connectRabbit(t))) return undefined;
-  const id = randomBytes(3).toString("hex");
-  const exchange = `test.chaos.${id}`;
-  const queue = `test.chaos.notifications.${id}`;
-  const lines: string[] = [];
-  const waiters = new Set<{ match: (line: string) => boolean; resolve: (line: string) => void }>();
-  const suffix = `_c${id}`;
-  const mesh = await startMesh({
-    ...options,
-    adminUrl: adminUrl(),
-    amqpUrl: amqpUrl(),
-    databaseSuffix: suffix,
-    exchange,
-    queue,
-    output: (line) => {
-      lines.push(line);
-      for (const waiter of [...waiters]) {
-        if (waiter.match(line)) {
-          waiters.delete(waiter);
-          waiter.resolve(line);
-        }
-      }
-    },
-  }).catch((error: unknown) => {
-    process.stderr.write(`mesh output (last 40 lines):\n${lines.slice(-40).join("\n")}\n`);
-    throw error;
-  });
-  t.after(async () => {
-    // CHAOS_LOG=<file> keeps every line of the mesh for a closer look.
-    if (process.env.CHAOS_LOG) await writeFile(process.env.CHAOS_LOG, `${lines.join("\n")}\n`);
-    await mesh.stop();
-    await mesh.dropDatabases();
-    const connection = await amqp.connect(amqpUrl());
-    const channel = await connection.createChannel();
-    await deleteAmqpTopology(channel, amqpTopologyOf({ exchange, bindings: [], queue, retryDelaysMs: [200] })).catch(() => undefined);
-    await channel.deleteExchange(exchange).catch(() => undefined);
-    await connection.close();
-  });
-  return {
-    ...mesh,
-    id,
-    suffix,
-    lines,
-    waitForLine(match, timeoutMs, what) {
-      const seen = lines.find(match);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise<string>((resolve, reject) => {
-        const waiter = {
-          match,
-          resolve: (line: string) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`no log line for ${what} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
-    },
-    tail: (count = 40) => lines.slice(-count).join("\n"),
-  };
-}
-
-/** Ports of one mesh: a block of ten below Linux's ephemeral range, picked at random. */
-export const chaosBasePort = (): number => 23_000 + Math.floor(Math.random() * 900) * 10;
+import { adminUrl } from "@meshwork/platform/testing";
 
 /** A signed-in shopper talking Connect (HTTP/1.1 JSON) to the gateway. */
 export async function shopper(gatewayPort: number) {

@@ -16,7 +16,8 @@ import { test } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import { OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import pg from "pg";
-import { chaosBasePort, ms, report, shopper, startChaosMesh } from "./chaos-kit.js";
+import { ms, report, shopper } from "./chaos-kit.js";
+import { meshBasePort, startTestMesh } from "../e2e/test-mesh.js";
 import { startPrivatePostgres } from "./private-postgres.js";
 
 const PRODUCTS = ["MW-PENCIL-SET", "MW-FIELD-NOTEBOOK", "MW-CANVAS-TOTE"];
@@ -24,8 +25,8 @@ const SHOPPERS = 4;
 
 test("the orders database restarted under load: no order lost or duplicated", { timeout: 240_000 }, async (t) => {
   const postgres = await startPrivatePostgres(t, ["orders"]);
-  const mesh = await startChaosMesh(t, {
-    basePort: chaosBasePort(),
+  const mesh = await startTestMesh(t, {
+    basePort: meshBasePort(),
     databaseUrls: { orders: postgres.url("orders") },
     env: {
       IDENTITY_SCRYPT_N: "1024",

@@ -17,7 +17,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
-import { catalogReadLoad, chaosBasePort, ms, percentile, queryServiceDb, report, shopper, startChaosMesh } from "./chaos-kit.js";
+import { catalogReadLoad, ms, percentile, queryServiceDb, report, shopper } from "./chaos-kit.js";
+import { meshBasePort, startTestMesh } from "../e2e/test-mesh.js";
 
 const PRODUCT = "MW-PENCIL-SET";
 const BREAKER_THRESHOLD = 5;
@@ -42,8 +43,8 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
   };
   await writeFile(liveFile, JSON.stringify(live));
 
-  const mesh = await startChaosMesh(t, {
-    basePort: chaosBasePort(),
+  const mesh = await startTestMesh(t, {
+    basePort: meshBasePort(),
     env: {
       IDENTITY_SCRYPT_N: "1024",
       // Reads go to catalog every time, so their latency is catalog's, not the cache's.

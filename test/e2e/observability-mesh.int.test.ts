@@ -9,61 +9,34 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { test } from "node:test";
-import amqp from "amqplib";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
-import { amqpTopologyOf, deleteAmqpTopology } from "@meshwork/platform";
-import { adminUrl, amqpUrl, connectRabbit, createTestDatabase } from "@meshwork/platform/testing";
-import { startMesh } from "../../scripts/lib/mesh.js";
 import { connectClient, signedInShopper } from "./gateway-harness.js";
 import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
+import { meshBasePort, startTestMesh } from "./test-mesh.js";
 
 const SERVER = 2;
 const PRODUCER = 4;
 const CONSUMER = 5;
 
 test("across seven processes, one order placed through the gateway is one trace and one request id in the spans and logs of gateway, orders, catalog, payments and notifications", { timeout: 240_000 }, async (t) => {
-  if ((await createTestDatabase(t, "mesh_trace_probe")) === undefined) return;
-  if (!(await connectRabbit(t))) return;
   const receiver = await startOtlpReceiver();
   t.after(() => receiver.close());
-  const id = randomBytes(3).toString("hex");
-  const exchange = `test.meshtrace.${id}`;
-  const queue = `test.meshtrace.notifications.${id}`;
-  const lines: string[] = [];
   const debug = Object.fromEntries(["GATEWAY", "IDENTITY", "CATALOG", "ORDERS", "PAYMENTS", "NOTIFICATIONS"].map((prefix) => [`${prefix}_LOG_LEVEL`, "debug"]));
-  const mesh = await startMesh({
-    adminUrl: adminUrl(),
-    amqpUrl: amqpUrl(),
-    databaseSuffix: `_t${id}`,
-    // Below Linux's ephemeral range (32768+), where port-0 servers of parallel tests land.
-    basePort: 21_000 + Math.floor(Math.random() * 1100) * 10,
-    exchange,
-    queue,
+  const mesh = await startTestMesh(t, {
+    basePort: meshBasePort(),
     env: {
       IDENTITY_SCRYPT_N: "1024",
-      NOTIFICATIONS_RETRY_DELAYS_MS: "200",
       OTEL_TRACES_EXPORTER: "otlp",
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: "100",
       ...debug,
     },
-    output: (line) => void lines.push(line),
-  }).catch((error: unknown) => {
-    process.stderr.write(`mesh output (last 40 lines):\n${lines.slice(-40).join("\n")}\n`);
-    throw error;
   });
-  t.after(async () => {
-    await mesh.stop();
-    await mesh.dropDatabases();
-    const connection = await amqp.connect(amqpUrl());
-    const channel = await connection.createChannel();
-    await deleteAmqpTopology(channel, amqpTopologyOf({ exchange, bindings: [], queue, retryDelaysMs: [200] })).catch(() => undefined);
-    await channel.deleteExchange(exchange).catch(() => undefined);
-    await connection.close();
-  });
+  if (!mesh) return;
+  const { exchange, lines } = mesh;
 
   const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${mesh.gatewayPort}`, httpVersion: "1.1" });
   const shopper = await signedInShopper(connectClient(IdentityService, transport), "mesh-traced");
