@@ -137,13 +137,19 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   /** Resolves with condition() once it holds, or at `deadline` with its value then. */
   const until = (condition: () => boolean, deadline: number): Promise<boolean> =>
     new Promise((resolve) => {
-      const check = (): void => {
-        if (!condition() && Date.now() < deadline) return;
+      const settle = (): void => {
         waiters.delete(check);
         clearTimeout(timer);
         resolve(condition());
       };
-      const timer = setTimeout(check, Math.max(0, deadline - Date.now()));
+      // On a change: settle only if the condition holds (or the time is up).
+      const check = (): void => {
+        if (condition() || Date.now() >= deadline) settle();
+      };
+      // The timer settles unconditionally: it may fire a millisecond before
+      // Date.now() reaches the deadline, and a check that then returned would
+      // leave close() waiting for a change that may never come.
+      const timer = setTimeout(settle, Math.max(0, deadline - Date.now()));
       waiters.add(check);
       check();
     });
