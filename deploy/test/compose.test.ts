@@ -6,14 +6,9 @@ import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { needs } from "@meshwork/platform/testing";
-import { catalogConfigSpec } from "../../services/catalog/src/config.js";
-import { gatewayConfigSpec } from "../../services/gateway/src/config.js";
 import { LIVE_DEFAULTS, LIVE_KEYS as GATEWAY_LIVE_KEYS } from "../../services/gateway/src/live-settings.js";
-import { identityConfigSpec } from "../../services/identity/src/config.js";
-import { notificationsConfigSpec } from "../../services/notifications/src/config.js";
-import { ordersConfigSpec } from "../../services/orders/src/config.js";
-import { paymentsConfigSpec } from "../../services/payments/src/config.js";
 import { LIVE_KEYS as PAYMENTS_LIVE_KEYS } from "../../services/payments/src/live-settings.js";
+import { settingsOf } from "./config-specs.js";
 import { APP_SERVICES, SERVICE_PORTS, type AppService } from "../call-graph.js";
 import { createComposeValidator, parseCompose } from "../compose-schema.js";
 import { appServiceOf } from "../graph-checks.js";
@@ -25,16 +20,6 @@ const compose = parseCompose(composeText);
 const services = compose.services as Record<string, any>;
 const appEntries = Object.entries(services).filter(([name]) => appServiceOf(name) !== undefined);
 
-const SPECS: Record<AppService, Record<string, { env: string }>> = {
-  gateway: gatewayConfigSpec,
-  identity: identityConfigSpec,
-  catalog: catalogConfigSpec,
-  orders: ordersConfigSpec,
-  payments: paymentsConfigSpec,
-  notifications: notificationsConfigSpec,
-};
-/** Settings added on other branches (metrics, the web client); listed so compose may set them already. */
-const SETTINGS_FROM_OTHER_BRANCHES = (app: AppService) => [`${app.toUpperCase()}_METRICS_PORT`, ...(app === "gateway" ? ["GATEWAY_WEB_DIR"] : [])];
 
 /** Host ports compose publishes, as "service host-ip:port". */
 function publishedPorts(document: { services: Record<string, any> }): string[] {
@@ -132,7 +117,7 @@ describe("compose.yaml", () => {
   test("every service setting compose sets is one the service reads (a misspelt variable would be silently ignored)", () => {
     for (const [name, service] of appEntries) {
       const app = appServiceOf(name)!;
-      const known = new Set([...Object.values(SPECS[app]).map((setting) => setting.env), ...SETTINGS_FROM_OTHER_BRANCHES(app)]);
+      const known = settingsOf(app);
       const own = Object.keys(service.environment).filter((key) => key.startsWith(`${app.toUpperCase()}_`) || key.startsWith("CONSUL_"));
       assert.deepEqual(own.filter((key) => !known.has(key)), [], `${name} sets variables its config does not define`);
     }

@@ -5,12 +5,7 @@ import { describe, test } from "node:test";
 import * as gatewayApi from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1";
 import * as apps from "kubernetes-models/apps/v1";
 import * as core from "kubernetes-models/v1";
-import { catalogConfigSpec } from "../../services/catalog/src/config.js";
-import { gatewayConfigSpec } from "../../services/gateway/src/config.js";
-import { identityConfigSpec } from "../../services/identity/src/config.js";
-import { notificationsConfigSpec } from "../../services/notifications/src/config.js";
-import { ordersConfigSpec } from "../../services/orders/src/config.js";
-import { paymentsConfigSpec } from "../../services/payments/src/config.js";
+import { settingsOf } from "./config-specs.js";
 import { APP_SERVICES, CALL_GRAPH, SERVED_APIS, SERVICE_PORTS, type AppService } from "../call-graph.js";
 import { dataClientsFromLinkerd, routeServices, type KubeObject } from "../graph-checks.js";
 import { renderKustomize } from "../kustomize.js";
@@ -25,14 +20,6 @@ const named = (kind: string, name: string) => {
   return found;
 };
 const BACKENDS = APP_SERVICES.filter((service): service is Exclude<AppService, "gateway"> => service !== "gateway");
-const SPECS: Record<AppService, Record<string, { env: string }>> = {
-  gateway: gatewayConfigSpec,
-  identity: identityConfigSpec,
-  catalog: catalogConfigSpec,
-  orders: ordersConfigSpec,
-  payments: paymentsConfigSpec,
-  notifications: notificationsConfigSpec,
-};
 const appDeployments = () => byKind("Deployment").filter((deployment) => (APP_SERVICES as readonly string[]).includes(deployment.metadata.labels?.app ?? ""));
 const containerOf = (deployment: KubeObject) => deployment.spec.template.spec.containers[0];
 const envOf = (deployment: KubeObject): Record<string, any> => Object.fromEntries(containerOf(deployment).env.map((entry: any) => [entry.name, entry.value ?? entry.valueFrom]));
@@ -246,7 +233,7 @@ describe("kubectl kustomize mesh/linkerd", () => {
       const addresses = Object.entries(env).filter(([key]) => key.endsWith("_ADDR")).map(([key, value]) => `${key}=${value}`).sort();
       const callees = [...new Set(CALL_GRAPH.filter((edge) => edge.caller === app).map((edge) => edge.callee))];
       assert.deepEqual(addresses, callees.map((callee) => `${app.toUpperCase()}_${callee.toUpperCase()}_ADDR=${callee}:${SERVICE_PORTS[callee].grpc}`).sort());
-      const known = new Set([...Object.values(SPECS[app]).map((setting) => setting.env), `${app.toUpperCase()}_METRICS_PORT`, "OTEL_SERVICE_NAME"]);
+      const known = settingsOf(app);
       assert.deepEqual(Object.keys(env).filter((key) => !known.has(key)), [], `${deployment.metadata.name} sets variables its config does not define`);
       assert.equal(env[`${app.toUpperCase()}_HOST`], "0.0.0.0");
     }
