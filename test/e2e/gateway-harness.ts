@@ -1,12 +1,11 @@
 /**
  * Helpers for tests through the real gateway: backends to put behind it
- * (embedded on PGlite, or the real shop on PostgreSQL and RabbitMQ), a
+ * (embedded on PGlite), a
  * stand-in NotificationService that records what reaches it, and clients of
  * every protocol the gateway speaks.
  *
- * shop-harness.ts is not reused for the real shop because its Shop does not
- * expose the services' ports, which the gateway needs; startGatewayShop
- * below starts the same services the same way and returns them.
+ * The real shop (PostgreSQL, RabbitMQ) behind a gateway comes from
+ * shop-harness.ts: its addresses, and `defer` to stop the gateway first.
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
@@ -19,10 +18,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { startGateway } from "@meshwork/gateway";
 import { startIdentity } from "@meshwork/identity";
-import { startOrders } from "@meshwork/orders";
-import { startPayments } from "@meshwork/payments";
-import { Code, createGrpcHost, createLogger, createSilentLogger, invalidArgument, openDatabase, RpcError, type Knex } from "@meshwork/platform";
-import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, uniqueName, type Collector } from "@meshwork/platform/testing";
+import { Code, createGrpcHost, createLogger, createSilentLogger, invalidArgument, RpcError } from "@meshwork/platform";
 
 /** A port nothing listens on: calls to it fail at once with UNAVAILABLE. */
 export const CLOSED_ADDRESS = "127.0.0.1:1";
@@ -229,60 +225,4 @@ export async function signedInShopper(identity: Client<typeof IdentityService>, 
 export async function nextEvent<T = unknown>(emitter: EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
   const [value] = (await once(emitter, event, { signal: AbortSignal.timeout(timeoutMs) })) as [T];
   return value;
-}
-
-export interface GatewayShop {
-  /** Runs `step` at the end of the test, before everything started so far is stopped (last in, first out). */
-  readonly defer: (step: () => unknown) => void;
-  readonly ports: { readonly identity: number; readonly catalog: number; readonly payments: number; readonly orders: number };
-  readonly db: { readonly catalog: Knex };
-  readonly events: Collector;
-}
-
-/**
- * identity, catalog, payments and orders in this process, each on its own
- * fresh PostgreSQL database, orders publishing to a real RabbitMQ exchange
- * named for the test (as shop-harness.ts does). Undefined when skipped.
- */
-export async function startGatewayShop(t: TestContext): Promise<GatewayShop | undefined> {
-  const cleanup: (() => unknown)[] = [];
-  t.after(async () => {
-    for (const step of cleanup.reverse()) await step();
-  });
-  const urls: Record<string, string> = {};
-  for (const name of ["identity", "catalog", "payments", "orders"]) {
-    const url = await createTestDatabase(t, name);
-    if (!url) return undefined;
-    urls[name] = url;
-  }
-  const rabbit = await connectRabbit(t);
-  if (!rabbit) return undefined;
-  const exchange = uniqueName("gateway");
-  const events = await collectFromExchange(rabbit, exchange);
-  const quiet = "warn";
-  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
-  cleanup.push(() => identity.shutdown.run("test done"));
-  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: urls.catalog, CATALOG_LOG_LEVEL: quiet });
-  cleanup.push(() => catalog.shutdown.run("test done"));
-  const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: urls.payments, PAYMENTS_LOG_LEVEL: quiet });
-  cleanup.push(() => payments.shutdown.run("test done"));
-  const orders = await startOrders({
-    ORDERS_PORT: "0",
-    ORDERS_DATABASE_URL: urls.orders!,
-    ORDERS_CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
-    ORDERS_PAYMENTS_ADDR: `127.0.0.1:${payments.port}`,
-    ORDERS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
-    ORDERS_AMQP_URL: amqpUrl(),
-    ORDERS_EVENTS_EXCHANGE: exchange,
-    ORDERS_LOG_LEVEL: quiet,
-  });
-  cleanup.push(() => orders.shutdown.run("test done"));
-  const catalogDb = await openDatabase({ url: urls.catalog, migrations: [], migrationsTable: "assert_migrations", log: createSilentLogger() });
-  cleanup.push(() => catalogDb.close());
-  return {
-    defer: (step) => void cleanup.push(step),
-    ports: { identity: identity.port, catalog: catalog.port, payments: payments.port, orders: orders.port },
-    db: { catalog: catalogDb.knex },
-    events,
-  };
 }

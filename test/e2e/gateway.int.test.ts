@@ -14,16 +14,17 @@ import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus, type Order } from "@meshwork/contracts/shop/orders/v1/orders";
 import { Code as GrpcCode, createClient, isRpcError, type ServiceClient } from "@meshwork/platform";
-import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, signedInShopper, startGatewayShop, startTestGateway, type GatewayShop } from "./gateway-harness.js";
+import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, signedInShopper, startTestGateway } from "./gateway-harness.js";
+import { startShop, type Shop } from "./shop-harness.js";
 
 const FINAL = new Set([OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.FAILED]);
 const TIMEOUT = { timeout: 120_000 };
 
-const gatewayEnvFor = (shop: GatewayShop, extra: Record<string, string> = {}): Record<string, string> => ({
-  GATEWAY_IDENTITY_ADDR: `127.0.0.1:${shop.ports.identity}`,
-  GATEWAY_CATALOG_ADDR: `127.0.0.1:${shop.ports.catalog}`,
-  GATEWAY_ORDERS_ADDR: `127.0.0.1:${shop.ports.orders}`,
-  GATEWAY_PAYMENTS_ADDR: `127.0.0.1:${shop.ports.payments}`,
+const gatewayEnvFor = (shop: Shop, extra: Record<string, string> = {}): Record<string, string> => ({
+  GATEWAY_IDENTITY_ADDR: shop.addresses.identity,
+  GATEWAY_CATALOG_ADDR: shop.addresses.catalog,
+  GATEWAY_ORDERS_ADDR: shop.addresses.orders,
+  GATEWAY_PAYMENTS_ADDR: shop.addresses.payments,
   GATEWAY_NOTIFICATIONS_ADDR: CLOSED_ADDRESS,
   GATEWAY_CORS_ORIGINS: "http://shop.example",
   ...GENEROUS_LIMITS,
@@ -41,7 +42,7 @@ async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
 
 describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
   test("a Connect JSON client over HTTP/1.1 signs up and in, browses, orders, and follows WatchOrder to CONFIRMED", TIMEOUT, async (t) => {
-    const shop = await startGatewayShop(t);
+    const shop = await startShop(t);
     if (!shop) return;
     const gateway = await startTestGateway(t, gatewayEnvFor(shop), shop.defer);
     const transport = createConnectTransport({ baseUrl: gateway.baseUrl, httpVersion: "1.1" });
@@ -79,7 +80,7 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
   });
 
   test("a grpc-js client through the gateway port does the same, and is refused what it must be", TIMEOUT, async (t) => {
-    const shop = await startGatewayShop(t);
+    const shop = await startShop(t);
     if (!shop) return;
     const gateway = await startTestGateway(t, gatewayEnvFor(shop), shop.defer);
     const target = `127.0.0.1:${gateway.port}`;
@@ -113,7 +114,7 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
   });
 
   test("the edge refuses in front of the real shop: no token, internal RPCs, 10 MB, a foreign origin, and too many calls", TIMEOUT, async (t) => {
-    const shop = await startGatewayShop(t);
+    const shop = await startShop(t);
     if (!shop) return;
     const gateway = await startTestGateway(t, gatewayEnvFor(shop), shop.defer);
     const json = createConnectTransport({ baseUrl: gateway.baseUrl, httpVersion: "1.1" });

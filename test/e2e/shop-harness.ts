@@ -42,6 +42,8 @@ export interface Shop {
   readonly exchange: string;
   /** Orders as a process: kill it and start it again. */
   readonly ordersProcess?: OrdersProcess;
+  /** Runs `step` at the end of the test, before the shop's services stop (last in, first out): for what a test adds in front of them. */
+  readonly defer: (step: () => unknown) => void;
 }
 
 export interface OrdersProcess {
@@ -169,6 +171,7 @@ export async function startShop(t: TestContext, options: ShopOptions = {}): Prom
     events,
     exchange,
     ...(ordersProcess ? { ordersProcess } : {}),
+    defer: (step) => void cleanup.push(step),
   };
 }
 
