@@ -12,7 +12,7 @@ import { createEnvLiveConfig, type LiveValue } from "@meshwork/platform";
 import { createSimulatedProcessor } from "../src/adapters/payment-processor.simulated.js";
 import { bindProcessorSettings, LIVE_KEYS } from "../src/live-settings.js";
 import { ProcessorUnavailableError } from "../src/payments.js";
-import { createLogCapture } from "./log-capture.js";
+import { createLogCapture } from "@meshwork/platform/testing";
 
 const ask = { idempotencyKey: "order-1", amountMinor: 100, currency: "EUR", cardToken: "tok_visa" };
 const never = new AbortController().signal;
@@ -45,7 +45,7 @@ async function liveFile(t: TestContext, content: unknown): Promise<string> {
 
 describe("processor live settings", () => {
   test("unset keys mean no latency and no failures; MESHWORK_LIVE_* variables set them at start", () => {
-    const { log } = createLogCapture();
+    const { log } = createLogCapture({ service: "payments", level: "info" });
     const defaults = bindProcessorSettings(createEnvLiveConfig({ env: {}, log }));
     assert.equal(defaults.latencyMs.get(), 0);
     assert.equal(defaults.transientFailureRate.get(), 0);
@@ -60,7 +60,7 @@ describe("processor live settings", () => {
   });
 
   test("out-of-range or non-numeric values are refused at start in favour of the defaults", () => {
-    const { log, entries } = createLogCapture();
+    const { log, entries } = createLogCapture({ service: "payments", level: "info" });
     const settings = bindProcessorSettings(
       createEnvLiveConfig({
         env: { MESHWORK_LIVE_PAYMENTS_PROCESSOR_LATENCY_MS: "-5", MESHWORK_LIVE_PAYMENTS_TRANSIENT_FAILURE_RATE: "true" },
@@ -75,7 +75,7 @@ describe("processor live settings", () => {
 
   test("a file change turns failures and latency up without a restart; an invalid rate (7) is refused and the old rate kept", TEST_TIMEOUT, async (t) => {
     const file = await liveFile(t, {});
-    const logs = createLogCapture();
+    const logs = createLogCapture({ service: "payments", level: "info" });
     const source = createEnvLiveConfig({ env: {}, file, log: logs.log, debounceMs: 10 });
     t.after(() => source.close());
     const settings = bindProcessorSettings(source);

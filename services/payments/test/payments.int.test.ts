@@ -11,11 +11,10 @@ import { describe, test, type TestContext } from "node:test";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, ConfigError, createClient, createSilentLogger, isRpcError, openDatabase, type Knex } from "@meshwork/platform";
-import { createConsulHttpApi, createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
+import { createConsulHttpApi, createLogCapture, createTestDatabase, startServiceProcess, type LogEntry } from "@meshwork/platform/testing";
 import { migrations } from "../migrations/index.js";
 import { LIVE_KEYS } from "../src/live-settings.js";
 import { startPayments } from "../src/main.js";
-import { createLogCapture, type LogEntry } from "./log-capture.js";
 
 const mainFile = path.resolve(import.meta.dirname, "../src/main.ts");
 const TEST_TIMEOUT = { timeout: 30_000 };
@@ -24,7 +23,7 @@ type Env = Record<string, string>;
 
 /** One running instance, its client, and the log lines it wrote. */
 async function startInstance(t: TestContext, env: Env) {
-  const logs = createLogCapture("info");
+  const logs = createLogCapture({ service: "payments", level: "info" });
   const running = await startPayments({ PAYMENTS_PORT: "0", ...env }, logs.log);
   t.after(() => running.shutdown.run("test finished"));
   const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${running.port}` });

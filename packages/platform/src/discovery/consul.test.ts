@@ -6,38 +6,13 @@
  */
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { pino, type Logger } from "pino";
 import { createConsulHttpApi, type ConsulHttpApi } from "../testing/consul-http-api.js";
 import { createConsulDiscovery, type ConsulDiscovery, type ConsulDiscoveryOptions } from "./consul.js";
 import type { Instance, InstanceWatch, Registration } from "./ports.js";
+import { createLogCapture } from "../testing/log-capture.js";
 
 const HEALTH_PATH = "/v1/health/service/catalog";
 const TEST_TIMEOUT = { timeout: 15_000 };
-
-type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
-
-/** A logger whose lines the test can await, instead of sleeping and hoping. */
-function createLogCapture(): { log: Logger; next(predicate: (entry: LogEntry) => boolean): Promise<LogEntry> } {
-  const waiters = new Set<{ predicate: (entry: LogEntry) => boolean; resolve: (entry: LogEntry) => void }>();
-  const log = pino(
-    { level: "debug" },
-    {
-      write(line: string) {
-        const entry = JSON.parse(line) as LogEntry;
-        for (const waiter of [...waiters]) {
-          if (waiter.predicate(entry)) {
-            waiters.delete(waiter);
-            waiter.resolve(entry);
-          }
-        }
-      },
-    },
-  );
-  return {
-    log,
-    next: (predicate) => new Promise((resolve) => waiters.add({ predicate, resolve })),
-  };
-}
 
 function nextChange(
   watch: InstanceWatch,

@@ -6,38 +6,16 @@
  */
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { createConsulHttpApi, type ConsulHttpApi } from "../testing/consul-http-api.js";
 import { createConsulLiveConfig } from "./consul-kv.js";
 import type { LiveConfigSource, LiveValue } from "./ports.js";
+import { createLogCapture } from "../testing/log-capture.js";
 
 const KEY_PATH = "/v1/kv/meshwork/payments/decline-rate";
 const CONSUL_KEY = "meshwork/payments/decline-rate";
 const TEST_TIMEOUT = { timeout: 15_000 };
 const rate = z.number().min(0).max(1);
-
-type LogEntry = Record<string, unknown> & { msg?: string };
-
-/** A logger whose lines the test can await, instead of sleeping and hoping. */
-function createLogCapture(): { log: Logger; next(predicate: (entry: LogEntry) => boolean): Promise<LogEntry> } {
-  const waiters = new Set<{ predicate: (entry: LogEntry) => boolean; resolve: (entry: LogEntry) => void }>();
-  const log = pino(
-    { level: "debug" },
-    {
-      write(line: string) {
-        const entry = JSON.parse(line) as LogEntry;
-        for (const waiter of [...waiters]) {
-          if (waiter.predicate(entry)) {
-            waiters.delete(waiter);
-            waiter.resolve(entry);
-          }
-        }
-      },
-    },
-  );
-  return { log, next: (predicate) => new Promise((resolve) => waiters.add({ predicate, resolve })) };
-}
 
 function nextChange<T>(live: LiveValue<T>): Promise<{ value: T; previous: T }> {
   return new Promise((resolve) => {
@@ -109,7 +87,7 @@ describe("Consul KV live config against Consul's documented HTTP API (simulated 
     let notified = 0;
     declineRate.onChange(() => (notified += 1));
 
-    const refused = logs.next((entry) => entry.key === "payments/decline-rate" && entry.level === 40);
+    const refused = logs.next((entry) => entry.key === "payments/decline-rate" && entry.level === "warn");
     api.putKey(CONSUL_KEY, "7");
     const warning = await refused;
     assert.match(String(warning.error), /<=1|less than or equal to 1/i);

@@ -3,43 +3,15 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { createEnvLiveConfig, liveConfigEnvName } from "./env.js";
 import type { LiveValue } from "./ports.js";
+import { createLogCapture, type LogEntry } from "../testing/log-capture.js";
 
 const TEST_TIMEOUT = { timeout: 10_000 };
 const KEY = "payments/decline-rate";
 const ENV_NAME = "MESHWORK_LIVE_PAYMENTS_DECLINE_RATE";
 const rate = z.number().min(0).max(1);
-
-type LogEntry = Record<string, unknown> & { msg?: string; level?: number };
-
-/** A logger whose lines the test can await, instead of sleeping and hoping. */
-function createLogCapture(): {
-  log: Logger;
-  entries: LogEntry[];
-  next(predicate: (entry: LogEntry) => boolean): Promise<LogEntry>;
-} {
-  const entries: LogEntry[] = [];
-  const waiters = new Set<{ predicate: (entry: LogEntry) => boolean; resolve: (entry: LogEntry) => void }>();
-  const log = pino(
-    { level: "debug" },
-    {
-      write(line: string) {
-        const entry = JSON.parse(line) as LogEntry;
-        entries.push(entry);
-        for (const waiter of [...waiters]) {
-          if (waiter.predicate(entry)) {
-            waiters.delete(waiter);
-            waiter.resolve(entry);
-          }
-        }
-      },
-    },
-  );
-  return { log, entries, next: (predicate) => new Promise((resolve) => waiters.add({ predicate, resolve })) };
-}
 
 function nextChange<T>(live: LiveValue<T>): Promise<{ value: T; previous: T }> {
   return new Promise((resolve) => {
@@ -65,7 +37,7 @@ async function tempFile(t: TestContext, content?: unknown): Promise<string> {
   return file;
 }
 
-const isWarnAbout = (key: string) => (entry: LogEntry) => entry.level === 40 && entry.key === key;
+const isWarnAbout = (key: string) => (entry: LogEntry) => entry.level === "warn" && entry.key === key;
 
 describe("live config from the environment and a JSON file", () => {
   test("a key maps to an upper-case MESHWORK_LIVE_ variable", () => {
@@ -158,7 +130,7 @@ describe("live config from the environment and a JSON file", () => {
     t.after(() => config.close());
     const declineRate = config.value(KEY, rate, 0.05);
 
-    const refused = logs.next((entry) => entry.level === 40 && entry.file === file);
+    const refused = logs.next((entry) => entry.level === "warn" && entry.file === file);
     await replaceFile(file, "{ not json");
     await refused;
     assert.equal(declineRate.get(), 0.3);

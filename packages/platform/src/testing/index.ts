@@ -8,3 +8,4 @@ export * from "./field-refusal.js";
 export * from "./prometheus.js";
 /** Spans kept in memory, for tests that look at what a service traced (the SDK's own exporter). */
 export { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
+export * from "./log-capture.js";

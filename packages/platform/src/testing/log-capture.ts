@@ -1,18 +1,23 @@
-import { createLogger, type Logger } from "@meshwork/platform";
+import { createLogger, type Logger } from "../logger.js";
 
+/** One parsed log line; `level` is the label ("warn"), as the platform's logger writes it. */
 export type LogEntry = Record<string, unknown> & { msg?: string; level?: string };
 
-/** A logger whose lines a test can read and await, instead of sleeping and hoping. */
-export function createLogCapture(level = "info"): {
+export interface LogCapture {
   readonly log: Logger;
+  /** Every line so far. */
   readonly entries: LogEntry[];
+  /** The next line `predicate` accepts (one already written does not count). */
   next(predicate: (entry: LogEntry) => boolean): Promise<LogEntry>;
-} {
+}
+
+/** A logger whose lines a test can read and await, instead of sleeping and hoping. */
+export function createLogCapture(options: { readonly service?: string; readonly level?: string } = {}): LogCapture {
   const entries: LogEntry[] = [];
   const waiters = new Set<{ predicate: (entry: LogEntry) => boolean; resolve: (entry: LogEntry) => void }>();
   const log = createLogger({
-    service: "payments",
-    level,
+    service: options.service ?? "test",
+    level: options.level ?? "debug",
     destination: {
       write(line: string) {
         const entry = JSON.parse(line) as LogEntry;
