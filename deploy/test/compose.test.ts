@@ -9,7 +9,7 @@ import { needs } from "@meshwork/platform/testing";
 import { LIVE_DEFAULTS, LIVE_KEYS as GATEWAY_LIVE_KEYS } from "../../services/gateway/src/live-settings.js";
 import { LIVE_KEYS as PAYMENTS_LIVE_KEYS } from "../../services/payments/src/live-settings.js";
 import { settingsOf } from "./config-specs.js";
-import { APP_SERVICES, SERVICE_PORTS, type AppService } from "../call-graph.js";
+import { APP_SERVICES, SERVICE_PORTS } from "../call-graph.js";
 import { createComposeValidator, parseCompose } from "../compose-schema.js";
 import { appServiceOf } from "../graph-checks.js";
 

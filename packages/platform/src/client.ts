@@ -160,7 +160,7 @@ class ChannelPool {
       instances = target.instances();
     }
     if (instances.length === 0) throw new RpcError(Code.UNAVAILABLE, "no passing instance to call");
-    const address = this.balancer.pick(instances.length === 1 ? [instanceAddress(instances[0]!)] : instances.map(instanceAddress));
+    const address = this.balancer.pick(instances.map(instanceAddress));
     return { address, channel: this.channel(address) };
   }
 
@@ -199,7 +199,7 @@ interface Prepared {
   readonly signal: AbortSignal | undefined;
 }
 
-function prepare(config: ClientConfig, options: CallOptions, fallbackTimeoutMs: number | undefined): Prepared {
+function prepare(options: CallOptions, fallbackTimeoutMs: number | undefined): Prepared {
   const parent = options.parent === null ? undefined : (options.parent ?? currentCall());
   const metadata = new Metadata();
   for (const [key, value] of Object.entries(options.headers ?? {})) metadata.set(key, value);
@@ -231,7 +231,7 @@ async function unary(
   request: unknown,
   options: CallOptions,
 ): Promise<Message> {
-  const { metadata, deadline, signal } = prepare(config, options, config.defaultTimeoutMs ?? 5000);
+  const { metadata, deadline, signal } = prepare(options, config.defaultTimeoutMs ?? 5000);
   const effectiveDeadline = deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000);
   const message = create(method.input, request as never) as Message;
   return policy.run(() => attempt(channels, method, message, metadata, effectiveDeadline, signal), { idempotent, deadline: effectiveDeadline, signal });
@@ -278,7 +278,7 @@ async function* serverStream(
   request: unknown,
   options: CallOptions,
 ): AsyncGenerator<Message> {
-  const { metadata, deadline, signal } = prepare(config, options, config.streamTimeoutMs);
+  const { metadata, deadline, signal } = prepare(options, config.streamTimeoutMs);
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   const { channel } = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000));
   const message = create(method.input, request as never) as Message;

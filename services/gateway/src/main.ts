@@ -26,7 +26,7 @@ import {
 } from "@meshwork/platform";
 import { createAccessLog } from "./access-log.js";
 import { clientAddress } from "./client-address.js";
-import { loadGatewayConfig, parseCorsOrigins, type GatewayConfig } from "./config.js";
+import { loadGatewayConfig, parseCorsOrigins } from "./config.js";
 import { createCorsPolicy } from "./cors.js";
 import { clientAddressKey } from "./edge-context.js";
 import { createEdgeGate } from "./edge-gate.js";

@@ -9,7 +9,7 @@ import {
 import { migrations } from "../migrations/index.js";
 import { createSimulatedProcessor } from "./adapters/payment-processor.simulated.js";
 import { createKnexPaymentStore } from "./adapters/payment-store.knex.js";
-import { loadPaymentsConfig, type PaymentsConfig } from "./config.js";
+import { loadPaymentsConfig } from "./config.js";
 import { bindProcessorSettings } from "./live-settings.js";
 import { createPaymentService } from "./service.js";
 

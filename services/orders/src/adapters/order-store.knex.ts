@@ -1,6 +1,6 @@
 import { currentTraceHeaders, type Knex } from "@meshwork/platform";
 import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
-import type { ClaimedSaga, EventFactory, OrderStore, OrderStoreDeps } from "../ports.js";
+import type { ClaimedSaga, OrderStore, OrderStoreDeps } from "../ports.js";
 import type { SagaStep } from "../saga.js";
 
 interface OrderRow {
