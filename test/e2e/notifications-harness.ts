@@ -7,23 +7,21 @@
  */
 import { randomUUID } from "node:crypto";
 import type { TestContext } from "node:test";
-import amqp, { type ChannelModel } from "amqplib";
+import type { ChannelModel } from "amqplib";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { startNotifications, type NotificationStats, type RunningNotifications } from "@meshwork/notifications";
 import {
-  amqpTopologyOf,
   Code,
   createClient,
   createGrpcHost,
   createSilentLogger,
-  deleteAmqpTopology,
   openDatabase,
   RpcError,
   type Knex,
   type ServiceClient,
 } from "@meshwork/platform";
-import { amqpUrl, connectRabbit, createTestDatabase, uniqueName } from "@meshwork/platform/testing";
+import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/platform/testing";
 import { ORDER_EVENT_BINDINGS } from "@meshwork/notifications";
 import type { Shop } from "./shop-harness.js";
 
@@ -102,14 +100,7 @@ export async function startNotificationsCluster(t: TestContext, shop: Shop, opti
     ...options.env,
   };
   cleanup.push(async () => {
-    // A connection of its own: the test's may have died with a broker restart.
-    const connection = await amqp.connect(amqpUrl());
-    try {
-      const channel = await connection.createChannel();
-      await deleteAmqpTopology(channel, amqpTopologyOf({ exchange: shop.exchange, bindings: ORDER_EVENT_BINDINGS, queue, retryDelaysMs: [200, 500] }));
-    } finally {
-      await connection.close().catch(() => undefined);
-    }
+    await deleteTestTopology([{ exchange: shop.exchange, bindings: ORDER_EVENT_BINDINGS, queue, retryDelaysMs: [200, 500] }]);
   });
 
   const instances: RunningNotifications[] = [];

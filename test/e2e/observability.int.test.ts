@@ -15,7 +15,6 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { test } from "node:test";
-import amqp from "amqplib";
 import { startCatalog } from "@meshwork/catalog";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
@@ -25,8 +24,8 @@ import { startIdentity } from "@meshwork/identity";
 import { ORDER_EVENT_BINDINGS, startNotifications } from "@meshwork/notifications";
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
-import { amqpTopologyOf, createLogger, deleteAmqpTopology, type Logger } from "@meshwork/platform";
-import { amqpUrl, connectRabbit, createTestDatabase, uniqueName } from "@meshwork/platform/testing";
+import { createLogger, type Logger } from "@meshwork/platform";
+import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/platform/testing";
 import { connectClient, signedInShopper } from "./gateway-harness.js";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
@@ -59,14 +58,7 @@ test("one order placed through the gateway is one trace across gateway, orders, 
   const exchange = uniqueName("observability");
   const queue = uniqueName("observability-notifications");
   cleanup.push(async () => {
-    const connection = await amqp.connect(amqpUrl());
-    try {
-      const channel = await connection.createChannel();
-      await deleteAmqpTopology(channel, amqpTopologyOf({ exchange, bindings: ORDER_EVENT_BINDINGS, queue, retryDelaysMs: [200] }));
-      await channel.deleteExchange(exchange);
-    } finally {
-      await connection.close().catch(() => undefined);
-    }
+    await deleteTestTopology([{ exchange, bindings: ORDER_EVENT_BINDINGS, queue, retryDelaysMs: [200] }], [exchange]);
   });
 
   const receiver = await startOtlpReceiver();

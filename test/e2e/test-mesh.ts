@@ -6,9 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import type { TestContext } from "node:test";
-import amqp from "amqplib";
-import { amqpTopologyOf, deleteAmqpTopology } from "@meshwork/platform";
-import { adminUrl, amqpUrl, connectRabbit, createTestDatabase } from "@meshwork/platform/testing";
+import { adminUrl, amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology } from "@meshwork/platform/testing";
 import { startMesh, type MeshOptions, type RunningMesh } from "../../scripts/lib/mesh.js";
 
 export interface TestMesh extends RunningMesh {
@@ -63,11 +61,7 @@ export async function startTestMesh(t: TestContext, options: Omit<MeshOptions, "
     if (process.env.CHAOS_LOG) await writeFile(process.env.CHAOS_LOG, `${lines.join("\n")}\n`);
     await mesh.stop();
     await mesh.dropDatabases();
-    const connection = await amqp.connect(amqpUrl());
-    const channel = await connection.createChannel();
-    await deleteAmqpTopology(channel, amqpTopologyOf({ exchange, bindings: [], queue, retryDelaysMs: retryDelays.split(",").map(Number) })).catch(() => undefined);
-    await channel.deleteExchange(exchange).catch(() => undefined);
-    await connection.close();
+    await deleteTestTopology([{ exchange, bindings: [], queue, retryDelaysMs: retryDelays.split(",").map(Number) }], [exchange]);
   });
   return {
     ...mesh,

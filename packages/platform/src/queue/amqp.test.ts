@@ -5,12 +5,10 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
-import amqp from "amqplib";
 import { createLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
-import { amqpUrl, connectRabbit, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
 import { createAmqpTaskQueue } from "./amqp.js";
-import { amqpTopologyOf, deleteAmqpTopology } from "./amqp-topology.js";
 import type { QueueTopology } from "./ports.js";
 import { createEventLog } from "./queue.behaviour.js";
 
@@ -26,14 +24,7 @@ test("a work queue deleted under a running consumer is declared again and consum
   t.after(async () => {
     await queue.close();
     await publisher.close();
-    const connection = await amqp.connect(amqpUrl());
-    try {
-      const channel = await connection.createChannel();
-      await deleteAmqpTopology(channel, amqpTopologyOf(topology));
-      await channel.deleteExchange(exchange);
-    } finally {
-      await connection.close();
-    }
+    await deleteTestTopology([topology], [exchange]);
   });
 
   const handled = createEventLog<string>("handled");

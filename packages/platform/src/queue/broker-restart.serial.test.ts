@@ -13,14 +13,12 @@ import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import amqp from "amqplib";
 import { createLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import type { OutgoingMessage } from "../messaging/ports.js";
 import { needs } from "../testing/infra.js";
-import { amqpUrl, connectRabbit, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
 import { createAmqpTaskQueue } from "./amqp.js";
-import { amqpTopologyOf, deleteAmqpTopology } from "./amqp-topology.js";
 import type { QueueTopology } from "./ports.js";
 import { createEventLog } from "./queue.behaviour.js";
 
@@ -53,14 +51,7 @@ test("RabbitMQ restarted while messages flow: the consumer reconnects and resume
   t.after(async () => {
     await queue.close();
     await publisher.close();
-    const connection = await amqp.connect(amqpUrl());
-    try {
-      const channel = await connection.createChannel();
-      await deleteAmqpTopology(channel, amqpTopologyOf(topology));
-      await channel.deleteExchange(exchange);
-    } finally {
-      await connection.close();
-    }
+    await deleteTestTopology([topology], [exchange]);
   });
 
   const handled = createEventLog<string>("handled messages");

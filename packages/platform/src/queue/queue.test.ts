@@ -5,14 +5,13 @@
  */
 import { randomUUID } from "node:crypto";
 import type { TestContext } from "node:test";
-import amqp, { type Channel, type ConsumeMessage } from "amqplib";
+import type { Channel, ConsumeMessage } from "amqplib";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
-import { amqpUrl, connectRabbit, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
 import { createAmqpTaskQueue } from "./amqp.js";
-import { amqpTopologyOf, deleteAmqpTopology } from "./amqp-topology.js";
 import { createMemoryTaskQueue } from "./memory.js";
 import { deadLetterQueueName, type QueueTopology } from "./ports.js";
 import {
@@ -88,14 +87,7 @@ taskQueueBehaviour("RabbitMQ (amqplib)", async (t: TestContext): Promise<QueueFi
     await queue.close();
     await publisher.close();
     // Its own connection: the inspector's is closed by the hook registered before this one.
-    const connection = await amqp.connect(amqpUrl());
-    try {
-      const channel = await connection.createChannel();
-      for (const topology of topologies) await deleteAmqpTopology(channel, amqpTopologyOf(topology));
-      await channel.deleteExchange(exchange);
-    } finally {
-      await connection.close();
-    }
+    await deleteTestTopology(topologies, [exchange]);
   });
 
   let channel: Promise<Channel> | undefined;

@@ -6,6 +6,8 @@
 import { randomBytes } from "node:crypto";
 import type { TestContext } from "node:test";
 import amqp, { type ChannelModel, type ConsumeMessage } from "amqplib";
+import { amqpTopologyOf, deleteAmqpTopology } from "../queue/amqp-topology.js";
+import type { QueueTopology } from "../queue/ports.js";
 import { needs } from "./infra.js";
 
 export const amqpUrl = (): string => process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -86,4 +88,20 @@ export async function collectFromExchange(connection: ChannelModel, exchange: st
     waitUntil,
     waitFor: (count, timeoutMs) => waitUntil((seen) => seen.length >= count, `${count} messages`, timeoutMs),
   };
+}
+
+/**
+ * A test's clean-up: deletes each topology's queues and retry exchanges, then
+ * `exchanges`, on a connection of its own (the test's may have died with a
+ * broker restart).
+ */
+export async function deleteTestTopology(topologies: readonly QueueTopology[], exchanges: readonly string[] = []): Promise<void> {
+  const connection = await amqp.connect(amqpUrl());
+  try {
+    const channel = await connection.createChannel();
+    for (const topology of topologies) await deleteAmqpTopology(channel, amqpTopologyOf(topology));
+    for (const exchange of exchanges) await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
 }
