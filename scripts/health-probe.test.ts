@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { createGrpcHost, createSilentLogger } from "@meshwork/platform";
 import { startGateway } from "../services/gateway/src/main.js";
 import { APP_SERVICES } from "../deploy/call-graph.js";
@@ -24,7 +24,7 @@ describe("health probe", () => {
   test("passes against the gateway, whose grpc.health.v1 is served through Connect, and fails once it has shut down", async (t) => {
     const gateway = await startGateway({ GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: "0", GATEWAY_LOG_LEVEL: "silent" });
     let stopped = false;
-    t.after(async () => {
+    t.onTestFinished(async () => {
       if (!stopped) await gateway.shutdown.run("test over");
     });
     const serving = await probe([`127.0.0.1:${gateway.port}`]);
@@ -40,7 +40,9 @@ describe("health probe", () => {
   test("fails with NOT_SERVING while a gRPC server has not turned SERVING", async (t) => {
     const host = createGrpcHost({ name: "probe-test", log: createSilentLogger() });
     const port = await host.listen({ host: "127.0.0.1", port: 0 });
-    t.after(() => host.shutdown(0));
+    t.onTestFinished(async () => {
+    await host.shutdown(0);
+  });
     const starting = await probe([`127.0.0.1:${port}`]);
     assert.equal(starting.code, 1, starting.output);
     assert.match(starting.output, /NOT_SERVING/);

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { cp, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { test, type TestContext } from "node:test";
+import { test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { runProcess, tempDir, type RunResult } from "./support/run-process.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -59,7 +60,7 @@ async function breakingAgainstRelease(dir: string): Promise<{ result: RunResult;
 }
 
 /** A scratch copy of the contracts (proto/ and buf.yaml), removed after the test. */
-async function copyOfContracts(t: TestContext): Promise<string> {
+async function copyOfContracts(t: TestScope): Promise<string> {
   const dir = await tempDir(t, "contracts");
   await cp(path.join(root, "proto"), path.join(dir, "proto"), { recursive: true });
   await cp(path.join(root, "buf.yaml"), path.join(dir, "buf.yaml"));

@@ -9,13 +9,14 @@
 import assert from "node:assert/strict";
 import { access, constants } from "node:fs/promises";
 import path from "node:path";
-import { after, before, test, type TestContext } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { createClient } from "@meshwork/platform";
-import { needs } from "@meshwork/platform/testing";
+import { needs } from "@meshwork/testing";
 import { startCatalog } from "../services/catalog/src/main.js";
 import { runProcess, tempDir, type RunResult } from "./support/run-process.js";
 
@@ -30,14 +31,14 @@ const PROCESS_TIMEOUT_MS = 30_000;
 
 let catalog: Awaited<ReturnType<typeof startCatalog>> | undefined;
 
-before(
+beforeAll(
   async () => {
     catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
   },
-  { timeout: TEST_TIMEOUT_MS },
+  TEST_TIMEOUT_MS,
 );
 
-after(async () => {
+afterAll(async () => {
   await catalog?.shutdown.run("test done");
 });
 
@@ -52,14 +53,14 @@ const output = (result: RunResult): string => `exit ${result.code}\nstdout: ${re
 // (a) grpc-js + proto-loader: the .proto files and nothing else
 
 /** A grpc-js client of `serviceName`, defined by loading `file` at run time. */
-function protoLoadedClient(t: TestContext, file: string, includeDirs: string[], serviceName: string): grpc.Client {
+function protoLoadedClient(t: TestScope, file: string, includeDirs: string[], serviceName: string): grpc.Client {
   const definition = loadSync(file, { includeDirs, longs: String, enums: String, defaults: true });
   let node: unknown = grpc.loadPackageDefinition(definition);
   for (const part of serviceName.split(".")) node = (node as Record<string, unknown> | undefined)?.[part];
   assert.equal(typeof node, "function", `${serviceName} is not a service in ${file}`);
   const Client = node as grpc.ServiceClientConstructor;
   const client = new Client(address(), grpc.credentials.createInsecure(), { "grpc.enable_http_proxy": 0 });
-  t.after(() => client.close());
+  t.onTestFinished(() => client.close());
   return client;
 }
 
@@ -88,7 +89,7 @@ interface LoadedProduct {
   stockAvailable: number;
 }
 
-const catalogClient = (t: TestContext): grpc.Client =>
+const catalogClient = (t: TestScope): grpc.Client =>
   protoLoadedClient(t, "shop/catalog/v1/catalog.proto", [protoDir], "shop.catalog.v1.CatalogService");
 
 test("a grpc-js client that knows only the .proto files lists products and gets one by id", { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -191,7 +192,7 @@ interface PythonClientOutput {
  * fixture client against the catalog. Undefined when the test was skipped
  * because the toolchain is missing (a failure in CI).
  */
-async function runPythonClient(t: TestContext): Promise<PythonClientOutput | undefined> {
+async function runPythonClient(t: TestScope): Promise<PythonClientOutput | undefined> {
   const stubs = await tempDir(t, "python-stubs");
   const toolchain = await pythonToolchain(stubs);
   if (!needs(t, "Python gRPC toolchain", toolchain.missing) || toolchain.missing !== undefined) return undefined;
@@ -223,7 +224,7 @@ test("a Python client generated from proto/ sees the same products as the TypeSc
   if (!python) return;
 
   const { client, close } = createClient(CatalogService, { target: address() });
-  t.after(close);
+  t.onTestFinished(close);
   const listed = await client.listProducts({ pageSize: 100 });
   const expected = listed.products.map(
     (product): PythonProduct => ({
@@ -253,7 +254,7 @@ test("a Python client generated from proto/ receives INVALID_ARGUMENT naming pro
 // (c) buf curl: no .proto files at all, only server reflection
 
 /** buf curl in an empty directory, so that it cannot find the buf module and must use reflection. */
-async function bufCurl(t: TestContext, args: string[]): Promise<RunResult> {
+async function bufCurl(t: TestScope, args: string[]): Promise<RunResult> {
   const cwd = await tempDir(t, "buf-curl");
   return runProcess(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { cwd, timeoutMs: PROCESS_TIMEOUT_MS });
 }
@@ -269,7 +270,7 @@ test("buf curl lists the catalog and health methods through server reflection al
 
 test("buf curl calls GetProduct with a schema learnt from reflection, imports included", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { client, close } = createClient(CatalogService, { target: address() });
-  t.after(close);
+  t.onTestFinished(close);
   const first = (await client.listProducts({ pageSize: 1 })).products[0];
   assert.ok(first, "the catalog has no products");
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { test } from "node:test";
+import { test } from "vitest";
 import { describeConfig } from "@meshwork/platform";
 import { CONFIG_SPECS, readmeOf, tableIn } from "../scripts/docs-config.js";
 

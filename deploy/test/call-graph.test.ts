@@ -3,7 +3,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { APP_SERVICES, CALL_GRAPH, edgeKeys, type AppService, type CallEdge } from "../call-graph.js";
 import { parseCompose } from "../compose-schema.js";
 import {
@@ -110,7 +110,7 @@ describe("one call graph: the code, compose and Linkerd agree with deploy/call-g
 
   test("a copy of the manifests with a caller removed from a MeshTLSAuthentication renders, and fails the check", async (t) => {
     const copy = await mkdtemp(path.join(tmpdir(), "meshwork-linkerd-"));
-    t.after(() => rm(copy, { recursive: true, force: true }));
+    t.onTestFinished(() => rm(copy, { recursive: true, force: true }));
     await cp(path.join(root, "mesh/linkerd"), copy, { recursive: true });
     const policy = path.join(copy, "components/linkerd/policy/payments.yaml");
     const text = await readFile(policy, "utf8");

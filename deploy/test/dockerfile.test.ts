@@ -5,8 +5,8 @@ import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { describe, test } from "node:test";
-import { needs } from "@meshwork/platform/testing";
+import { describe, test } from "vitest";
+import { needs } from "@meshwork/testing";
 import { Copy } from "dockerfile-ast";
 import { APP_SERVICES } from "../call-graph.js";
 import { dockerfileProblems, parseDockerfile, words } from "../dockerfile-rules.js";
@@ -111,7 +111,9 @@ describe("the image's command, run on this machine", () => {
     // The container's environment, pointed at an embedded database and a free port.
     const serviceEnv = { ...env, NODE_ENV: "production", IDENTITY_PORT: "0", IDENTITY_HOST: "127.0.0.1", IDENTITY_DATA_DIR: "memory://" };
     const child = spawn(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, ...serviceEnv }, stdio: ["ignore", "pipe", "inherit"] });
-    t.after(() => child.kill("SIGKILL"));
+    t.onTestFinished(async () => {
+    await child.kill("SIGKILL");
+  });
     const lines: Record<string, unknown>[] = [];
     const reader = createInterface({ input: child.stdout });
     const closed = once(reader, "close");

@@ -8,7 +8,7 @@
  * Serial: it measures errors over time under load, so it runs alone.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { createClient as createConnectClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MeshService, ServingStatus } from "@meshwork/contracts/shop/gateway/v1/mesh";

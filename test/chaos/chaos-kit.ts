@@ -11,7 +11,7 @@ import pg from "pg";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
-import { adminUrl } from "@meshwork/platform/testing";
+import { adminUrl } from "@meshwork/testing";
 
 /** A signed-in shopper talking Connect (HTTP/1.1 JSON) to the gateway. */
 export async function shopper(gatewayPort: number) {

@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { ConnectError } from "@connectrpc/connect";
 import { OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import pg from "pg";

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
-import type { TestContext } from "node:test";
+import type { TestScope } from "@meshwork/testing";
 import { promisify } from "node:util";
 import pg from "pg";
 
@@ -30,7 +30,7 @@ function binaries(): string {
   return bin;
 }
 
-export async function startPrivatePostgres(t: TestContext, databases: readonly string[]): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(t: TestScope, databases: readonly string[]): Promise<PrivatePostgres> {
   const bin = binaries();
   const dir = await mkdtemp(path.join(tmpdir(), "meshwork-pg-"));
   const data = path.join(dir, "data");
@@ -42,7 +42,7 @@ export async function startPrivatePostgres(t: TestContext, databases: readonly s
     const { stdout: gid } = await run("id", ["-g", "postgres"]);
     await chown(dir, Number(stdout.trim()), Number(gid.trim()));
   }
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await as("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   });

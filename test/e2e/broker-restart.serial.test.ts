@@ -4,33 +4,16 @@
  * Runs alone (serial phase of npm test) because it stops the shared broker.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { promisify } from "node:util";
-import { test } from "node:test";
+import { test } from "vitest";
 import amqp from "amqplib";
 import { Code, isRpcError } from "@meshwork/platform";
-import { amqpUrl, needs } from "@meshwork/platform/testing";
+import { amqpUrl, needs, rabbitmqctl, rabbitmqctlMissing } from "@meshwork/testing";
 import { newShopper, startShop } from "./shop-harness.js";
 
-const run = promisify(execFile);
-
-async function rabbitmqctl(...args: string[]): Promise<void> {
-  await run("rabbitmqctl", args, { timeout: 60_000 });
-}
-
-async function rabbitctlMissing(): Promise<string | undefined> {
-  try {
-    await run("rabbitmqctl", ["status"], { timeout: 20_000 });
-    return undefined;
-  } catch (error) {
-    return `rabbitmqctl status failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`;
-  }
-}
-
 test("RabbitMQ restarted during a batch: the relay catches up and no event is lost", { timeout: 180_000 }, async (t) => {
-  if (!needs(t, "a RabbitMQ node this test may restart (rabbitmqctl)", await rabbitctlMissing())) return;
+  if (!needs(t, "a RabbitMQ node this test may restart (rabbitmqctl)", await rabbitmqctlMissing())) return;
   const shop = await startShop(t);
   if (!shop) return;
   // A durable queue outlives the restart, unlike the harness's exclusive one.
@@ -43,7 +26,7 @@ test("RabbitMQ restarted during a batch: the relay catches up and no event is lo
     await channel.bindQueue(queue, shop.exchange, "#");
     await connection.close();
   }
-  t.after(async () => {
+  t.onTestFinished(async () => {
     const connection = await amqp.connect(amqpUrl());
     const channel = await connection.createChannel();
     await channel.deleteQueue(queue);
@@ -97,7 +80,7 @@ test("RabbitMQ restarted during a batch: the relay catches up and no event is lo
 
   // Every event is in the durable queue (at least once; duplicates carry the same id).
   const connection = await amqp.connect(amqpUrl());
-  t.after(() => connection.close().catch(() => undefined));
+  t.onTestFinished(() => connection.close().catch(() => undefined));
   const channel = await connection.createChannel();
   const seen = new Set<string>();
   let deliveries = 0;

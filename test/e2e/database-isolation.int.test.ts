@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import pg from "pg";
 import { startCatalog } from "@meshwork/catalog";
-import { adminUrl, needs } from "@meshwork/platform/testing";
+import { adminUrl, needs } from "@meshwork/testing";
 import { dropServiceDatabase, ensureServiceDatabase } from "../../scripts/lib/service-databases.js";
 
 async function postgresMissing(): Promise<string | undefined> {
@@ -28,7 +28,7 @@ test("a service's role cannot read another service's tables", async (t) => {
   const suffix = `_t${randomBytes(3).toString("hex")}`;
   const catalogDb = await ensureServiceDatabase(adminUrl(), "catalog", suffix);
   const ordersDb = await ensureServiceDatabase(adminUrl(), "orders", suffix);
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await dropServiceDatabase(adminUrl(), catalogDb);
     await dropServiceDatabase(adminUrl(), ordersDb);
   });

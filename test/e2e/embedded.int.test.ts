@@ -7,13 +7,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { startAllInOne } from "../../scripts/lib/all-in-one.js";
 import { shopperFlowThroughGateway } from "./shop-flow.js";
 
 test("the all-in-one mode: sign up, browse, order, CONFIRMED, one notification on the stream — over Connect and gRPC through the gateway", { timeout: 180_000 }, async (t) => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "meshwork-embedded-"));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
   const env: Record<string, string> = { IDENTITY_SCRYPT_N: "1024", NOTIFICATIONS_WATCH_POLL_MS: "200" };
   for (const prefix of ["IDENTITY", "CATALOG", "PAYMENTS", "ORDERS", "NOTIFICATIONS", "GATEWAY"]) {
     env[`${prefix}_PORT`] = "0";
@@ -21,6 +21,8 @@ test("the all-in-one mode: sign up, browse, order, CONFIRMED, one notification o
     env[`${prefix}_LOG_LEVEL`] = "error";
   }
   const shop = await startAllInOne(env);
-  t.after(() => shop.stop("test done"));
+  t.onTestFinished(async () => {
+    await shop.stop("test done");
+  });
   await shopperFlowThroughGateway(shop.ports.gateway);
 });

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { beforeAll, describe, test } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
@@ -33,54 +33,61 @@ import {
   transportsFor,
   type SeenCall,
 } from "./gateway-harness.js";
+import { connectError, createSuiteScope } from "@meshwork/testing";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  assert.fail("expected the call to fail");
-}
+describe("the gateway at the edge, in front of embedded backends", { timeout: 120_000 }, () => {
+  // One set of backends and one gateway for every case below, stopped after the last.
+  const scope = createSuiteScope("the gateway at the edge");
+  let backends: Awaited<ReturnType<typeof startEmbeddedBackends>>;
+  let notifications: Awaited<ReturnType<typeof startNotificationsStandIn>>;
+  let backendEnv: Record<string, string>;
+  let gateway: Awaited<ReturnType<typeof startTestGateway>>;
+  let transports: ReturnType<typeof transportsFor>;
+  let json: Transport;
+  let h2: Transport;
+  let identity: Client<typeof IdentityService>;
+  let shopper: { userId: string; authorization: string };
+  let asShopper: { headers: { authorization: string } };
 
-test("the gateway at the edge, in front of embedded backends", { timeout: 120_000 }, async (t) => {
-  const backends = await startEmbeddedBackends(t);
-  const notifications = await startNotificationsStandIn(t);
-  const backendEnv = {
-    GATEWAY_IDENTITY_ADDR: `127.0.0.1:${backends.identity}`,
-    GATEWAY_CATALOG_ADDR: `127.0.0.1:${backends.catalog}`,
-    GATEWAY_NOTIFICATIONS_ADDR: notifications.address,
-    GATEWAY_ORDERS_ADDR: CLOSED_ADDRESS,
-    GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
-  };
-  const gateway = await startTestGateway(t, {
-    ...backendEnv,
-    ...GENEROUS_LIMITS,
-    GATEWAY_CORS_ORIGINS: "http://shop.example",
-    GATEWAY_UPSTREAM_TIMEOUT_MS: "4000",
-    GATEWAY_CATALOG_CACHE_MS: "0",
-  });
-  const transports = transportsFor(gateway.baseUrl);
-  const json = transports["Connect JSON over HTTP/1.1"];
-  const h2 = transports["Connect binary over h2c"];
-  const identity = connectClient(IdentityService, json);
-  const shopper = await signedInShopper(identity);
-  const asShopper = { headers: { authorization: shopper.authorization } };
+  beforeAll(async () => {
+    backends = await startEmbeddedBackends(scope);
+    notifications = await startNotificationsStandIn(scope);
+    backendEnv = {
+      GATEWAY_IDENTITY_ADDR: `127.0.0.1:${backends.identity}`,
+      GATEWAY_CATALOG_ADDR: `127.0.0.1:${backends.catalog}`,
+      GATEWAY_NOTIFICATIONS_ADDR: notifications.address,
+      GATEWAY_ORDERS_ADDR: CLOSED_ADDRESS,
+      GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
+    };
+    gateway = await startTestGateway(scope, {
+      ...backendEnv,
+      ...GENEROUS_LIMITS,
+      GATEWAY_CORS_ORIGINS: "http://shop.example",
+      GATEWAY_UPSTREAM_TIMEOUT_MS: "4000",
+      GATEWAY_CATALOG_CACHE_MS: "0",
+    });
+    transports = transportsFor(gateway.baseUrl);
+    json = transports["Connect JSON over HTTP/1.1"];
+    h2 = transports["Connect binary over h2c"];
+    identity = connectClient(IdentityService, json);
+    shopper = await signedInShopper(identity);
+    asShopper = { headers: { authorization: shopper.authorization } };
+  }, 120_000);
 
-  await t.test("every protocol and HTTP version reaches the catalog through one port, grpc-js clients too", async () => {
+  test("every protocol and HTTP version reaches the catalog through one port, grpc-js clients too", async (t) => {
     for (const [name, transport] of Object.entries(transports)) {
       const { product } = await connectClient(CatalogService, transport).getProduct({ productId: "MW-HEADLAMP" });
       assert.equal(product?.name, "Headlamp", name);
     }
     const grpcJs = createClient(CatalogService, { target: `127.0.0.1:${gateway.port}` });
-    t.after(() => grpcJs.close());
+    t.onTestFinished(() => grpcJs.close());
     const { products } = await grpcJs.client.listProducts({ pageSize: 2 });
     assert.equal(products.length, 2);
   });
 
-  await t.test("a plain HTTP/1.1 POST with JSON (what curl sends) works", async () => {
+  test("a plain HTTP/1.1 POST with JSON (what curl sends) works", async () => {
     const response = await fetch(`${gateway.baseUrl}/shop.catalog.v1.CatalogService/GetProduct`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -92,18 +99,18 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.match(response.headers.get("x-request-id") ?? "", UUID);
   });
 
-  await t.test("internal services are unreachable: StockService.ReserveStock is UNIMPLEMENTED on every protocol", async () => {
+  test("internal services are unreachable: StockService.ReserveStock is UNIMPLEMENTED on every protocol", async (t) => {
     const reserve = { orderId: "o-edge", items: [{ productId: "MW-HEADLAMP", quantity: 1 }] };
     for (const [name, transport] of Object.entries(transports)) {
       const error = await connectError(connectClient(StockService, transport).reserveStock(reserve));
       assert.equal(error.code, Code.Unimplemented, name);
     }
     const grpcJs = createClient(StockService, { target: `127.0.0.1:${gateway.port}` });
-    t.after(() => grpcJs.close());
+    t.onTestFinished(() => grpcJs.close());
     await assert.rejects(grpcJs.client.reserveStock(reserve), (error) => isRpcError(error, GrpcCode.UNIMPLEMENTED));
   });
 
-  await t.test("without a valid token an authenticated RPC is UNAUTHENTICATED and no backend is called", async () => {
+  test("without a valid token an authenticated RPC is UNAUTHENTICATED and no backend is called", async () => {
     const list = connectClient(NotificationService, json);
     const before = notifications.calls.length;
     assert.match((await connectError(list.listNotifications({}))).rawMessage, /missing authorization header/);
@@ -114,7 +121,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.equal(notifications.calls.length, before);
   });
 
-  await t.test("a verified call reaches the backend with the caller's token, request id and remaining deadline", async () => {
+  test("a verified call reaches the backend with the caller's token, request id and remaining deadline", async () => {
     const seen = nextEvent<SeenCall>(notifications.events, "call");
     let echoed: string | null = null;
     const { notifications: list } = await connectClient(NotificationService, json).listNotifications(
@@ -129,7 +136,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.ok(call.timeoutMs !== undefined && call.timeoutMs <= 1500 && call.timeoutMs > 1000, `deadline ${call.timeoutMs}`);
   });
 
-  await t.test("a malformed request id is replaced, and the backend sees the id the caller is given", async () => {
+  test("a malformed request id is replaced, and the backend sees the id the caller is given", async () => {
     const seen = nextEvent<SeenCall>(notifications.events, "call");
     let echoed: string | null = null;
     await connectClient(NotificationService, h2).listNotifications({}, { headers: { ...asShopper.headers, "x-request-id": "not ok!" }, onHeader: (headers) => (echoed = headers.get("x-request-id")) });
@@ -140,13 +147,13 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.ok(call.timeoutMs !== undefined && call.timeoutMs <= 4000 && call.timeoutMs > 3000, `deadline ${call.timeoutMs}`);
   });
 
-  await t.test("a backend's status comes back with its code, message and x-invalid-field, on Connect and on gRPC", async () => {
+  test("a backend's status comes back with its code, message and x-invalid-field, on Connect and on gRPC", async (t) => {
     const connectFailure = await connectError(connectClient(NotificationService, json).listNotifications({ pageSize: 101 }, asShopper));
     assert.equal(connectFailure.code, Code.InvalidArgument);
     assert.equal(connectFailure.rawMessage, "page_size: must be from 1 to 100");
     assert.equal(connectFailure.metadata.get("x-invalid-field"), "page_size");
     const grpcJs = createClient(NotificationService, { target: `127.0.0.1:${gateway.port}` });
-    t.after(() => grpcJs.close());
+    t.onTestFinished(() => grpcJs.close());
     await assert.rejects(grpcJs.client.listNotifications({ pageSize: 101 }, asShopper), (error) => {
       assert.ok(isRpcError(error, GrpcCode.INVALID_ARGUMENT));
       assert.equal(error.field, "page_size");
@@ -154,14 +161,14 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     });
   });
 
-  await t.test("the caller's deadline cancels the backend call when it passes", async () => {
+  test("the caller's deadline cancels the backend call when it passes", async () => {
     const ended = nextEvent<boolean>(notifications.events, "hold-ended");
     const error = await connectError(connectClient(NotificationService, json).listNotifications({ pageToken: "hold" }, { ...asShopper, timeoutMs: 300 }));
     assert.equal(error.code, Code.DeadlineExceeded);
     assert.equal(await ended, true, "the backend saw its call cancelled");
   });
 
-  await t.test("a server stream passes each message through as the backend sends it, and hanging up cancels the backend's stream", async () => {
+  test("a server stream passes each message through as the backend sends it, and hanging up cancels the backend's stream", async () => {
     for (const [name, transport] of Object.entries(transports)) {
       const hangUp = new AbortController();
       const started = nextEvent(notifications.events, "watch-started");
@@ -179,7 +186,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     }
   });
 
-  await t.test("a 10 MB request is refused as RESOURCE_EXHAUSTED (HTTP 413 for Connect), and the gateway goes on serving", async () => {
+  test("a 10 MB request is refused as RESOURCE_EXHAUSTED (HTTP 413 for Connect), and the gateway goes on serving", async () => {
     const huge = "x".repeat(10 * 1024 * 1024);
     const response = await fetch(`${gateway.baseUrl}/shop.identity.v1.IdentityService/SignUp`, {
       method: "POST",
@@ -196,7 +203,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     }
   });
 
-  await t.test("CORS: a preflight from an allowed origin is answered, from another refused; answers expose the request id", async () => {
+  test("CORS: a preflight from an allowed origin is answered, from another refused; answers expose the request id", async () => {
     const url = `${gateway.baseUrl}/shop.catalog.v1.CatalogService/GetProduct`;
     const preflight = (origin: string) =>
       fetch(url, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,connect-protocol-version,authorization" } });
@@ -212,7 +219,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.match(actual.headers.get("access-control-expose-headers") ?? "", /x-request-id/);
   });
 
-  await t.test("the mesh status lists every service with each instance's health; a dead one is UNREACHABLE", async () => {
+  test("the mesh status lists every service with each instance's health; a dead one is UNREACHABLE", async () => {
     const mesh = connectClient(MeshService, json);
     const { services, observeTime } = await mesh.getMeshStatus({});
     assert.ok(observeTime);
@@ -244,16 +251,16 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.equal(invalid.metadata.get("x-invalid-field"), "interval_ms");
   });
 
-  await t.test("the gateway's own health: grpc.health.v1 Check and GET /healthz", async () => {
+  test("the gateway's own health: grpc.health.v1 Check and GET /healthz", async (t) => {
     const health = createClient(Health, { target: `127.0.0.1:${gateway.port}` });
-    t.after(() => health.close());
+    t.onTestFinished(() => health.close());
     assert.equal((await health.client.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
     assert.equal((await health.client.check({ service: "shop.catalog.v1.CatalogService" })).status, HealthCheckResponse_ServingStatus.SERVING);
     const probe = await fetch(`${gateway.baseUrl}/healthz`);
     assert.equal(probe.status, 200);
   });
 
-  await t.test("server reflection lists the routed services only and describes them, so grpcurl and buf curl need no .proto files", async () => {
+  test("server reflection lists the routed services only and describes them, so grpcurl and buf curl need no .proto files", async () => {
     const reflection = connectClient(ServerReflection, transports["gRPC over h2c"]);
     async function* ask() {
       yield { messageRequest: { case: "listServices" as const, value: "" } };
@@ -274,7 +281,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.equal(internal.value.errorCode, Code.NotFound);
   });
 
-  await t.test("over the per-address limit: RESOURCE_EXHAUSTED with a retry hint, in the header and the message", async (t) => {
+  test("over the per-address limit: RESOURCE_EXHAUSTED with a retry hint, in the header and the message", async (t) => {
     const limited = await startTestGateway(t, {
       ...backendEnv,
       ...GENEROUS_LIMITS,
@@ -296,9 +303,9 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.equal(overGrpc.metadata.get("retry-after"), "1");
   });
 
-  await t.test("a limit changed in the live config file applies to the next request, without a restart", async (t) => {
+  test("a limit changed in the live config file applies to the next request, without a restart", async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), "gateway-live-"));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+    t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = path.join(dir, "live.json");
     const replace = async (values: Record<string, unknown>): Promise<void> => {
       await writeFile(`${file}.tmp`, JSON.stringify(values));
@@ -323,7 +330,7 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     assert.equal((await connectError(catalog.getProduct({ productId: "MW-HEADLAMP" }))).code, Code.ResourceExhausted, "a rate of 0 is refused; 1 rps still holds");
   });
 
-  await t.test("the per-user limit counts each user apart", async (t) => {
+  test("the per-user limit counts each user apart", async (t) => {
     const limited = await startTestGateway(t, {
       ...backendEnv,
       ...GENEROUS_LIMITS,
@@ -341,19 +348,19 @@ test("the gateway at the edge, in front of embedded backends", { timeout: 120_00
     await list.listNotifications({}, { headers: { authorization: other.authorization } });
   });
 
-  await t.test("catalog reads are served from the cache for its configured time", async (t) => {
+  test("catalog reads are served from the cache for its configured time", async (t) => {
     const cached = await startTestGateway(t, { ...backendEnv, ...GENEROUS_LIMITS, GATEWAY_CATALOG_CACHE_MS: "60000" });
     const viaCache = connectClient(CatalogService, createConnectTransport({ baseUrl: cached.baseUrl, httpVersion: "1.1" }));
     const uncached = connectClient(CatalogService, json);
     const before = (await viaCache.getProduct({ productId: "MW-CAST-PAN" })).product!.stockAvailable;
     const stock = createClient(StockService, { target: `127.0.0.1:${backends.catalog}` });
-    t.after(() => stock.close());
+    t.onTestFinished(() => stock.close());
     await stock.client.reserveStock({ orderId: `cache-${Date.now()}`, items: [{ productId: "MW-CAST-PAN", quantity: 3 }] });
     assert.equal((await viaCache.getProduct({ productId: "MW-CAST-PAN" })).product!.stockAvailable, before, "served from the cache");
     assert.equal((await uncached.getProduct({ productId: "MW-CAST-PAN" })).product!.stockAvailable, before - 3, "a gateway without cache sees the change");
   });
 
-  await t.test("shutdown ends open streams with UNAVAILABLE, lets a call in flight finish, then stops accepting", async (t) => {
+  test("shutdown ends open streams with UNAVAILABLE, lets a call in flight finish, then stops accepting", async (t) => {
     const stopping = await startTestGateway(t, { ...backendEnv, ...GENEROUS_LIMITS });
     const transport = createConnectTransport({ baseUrl: stopping.baseUrl, httpVersion: "2" });
     const client: Client<typeof NotificationService> = connectClient(NotificationService, transport);

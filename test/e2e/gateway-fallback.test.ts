@@ -5,7 +5,7 @@
  * Real catalog service (embedded PGlite) and real gateway, in this process.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { startCatalog } from "@meshwork/catalog";
 import { CLOSED_ADDRESS, GENEROUS_LIMITS, startTestGateway } from "./gateway-harness.js";
 
@@ -14,7 +14,7 @@ const CACHE_MS = 100;
 test("while catalog is down, the gateway serves the last good catalog answer marked stale, and only that", async (t) => {
   const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
   let catalogStopped = false;
-  t.after(async () => {
+  t.onTestFinished(async () => {
     if (!catalogStopped) await catalog.shutdown.run("test done");
   });
   const gateway = await startTestGateway(t, {

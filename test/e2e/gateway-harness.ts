@@ -9,7 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
-import type { TestContext } from "node:test";
+import type { TestScope } from "@meshwork/testing";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -29,11 +29,15 @@ export interface Backends {
 }
 
 /** Identity and catalog on embedded PGlite (nothing kept), in this process. */
-export async function startEmbeddedBackends(t: TestContext): Promise<Backends> {
+export async function startEmbeddedBackends(t: TestScope): Promise<Backends> {
   const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: "memory://", IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: "warn" });
-  t.after(() => identity.shutdown.run("test done"));
+  t.onTestFinished(async () => {
+    await identity.shutdown.run("test done");
+  });
   const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
-  t.after(() => catalog.shutdown.run("test done"));
+  t.onTestFinished(async () => {
+    await catalog.shutdown.run("test done");
+  });
   return { identity: identity.port, catalog: catalog.port };
 }
 
@@ -64,7 +68,7 @@ export interface NotificationsStandIn {
   release(): void;
 }
 
-export async function startNotificationsStandIn(t: TestContext): Promise<NotificationsStandIn> {
+export async function startNotificationsStandIn(t: TestScope): Promise<NotificationsStandIn> {
   const events = new EventEmitter();
   const calls: SeenCall[] = [];
   const holds = new Set<() => void>();
@@ -123,7 +127,9 @@ export async function startNotificationsStandIn(t: TestContext): Promise<Notific
   });
   const port = await host.listen({ host: "127.0.0.1", port: 0 });
   host.setServing(true);
-  t.after(() => host.shutdown(0));
+  t.onTestFinished(async () => {
+    await host.shutdown(0);
+  });
   return {
     address: `127.0.0.1:${port}`,
     calls,
@@ -148,7 +154,10 @@ export interface RunningTestGateway {
  * Starts the gateway on port 0 with `env`; shut down when the test ends, or
  * through `defer` (a GatewayShop's), so it stops before the backends it calls.
  */
-export async function startTestGateway(t: TestContext, env: Record<string, string>, defer: (step: () => unknown) => void = (step) => t.after(step)): Promise<RunningTestGateway> {
+export async function startTestGateway(t: TestScope, env: Record<string, string>, defer: (step: () => unknown) => void = (step) =>
+    t.onTestFinished(async () => {
+      await step();
+    })): Promise<RunningTestGateway> {
   const logs = new EventEmitter();
   const log = createLogger({
     service: "gateway",

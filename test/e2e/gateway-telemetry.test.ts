@@ -4,7 +4,7 @@
  * traced, and a server stream's span must last as long as the stream.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
@@ -12,7 +12,7 @@ import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { startGateway } from "@meshwork/gateway";
 import { createSilentLogger, createTelemetry } from "@meshwork/platform";
-import { InMemorySpanExporter } from "@meshwork/platform/testing";
+import { InMemorySpanExporter } from "@meshwork/testing";
 import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, startEmbeddedBackends } from "./gateway-harness.js";
 
 const SERVER = 1;
@@ -33,7 +33,9 @@ test("the gateway traces and counts every public call: served, refused at the ga
     },
     { log: createSilentLogger(), telemetry },
   );
-  t.after(() => gateway.shutdown.run("test done"));
+  t.onTestFinished(async () => {
+    await gateway.shutdown.run("test done");
+  });
   const baseUrl = `http://127.0.0.1:${gateway.port}`;
   const transport = createConnectTransport({ baseUrl, httpVersion: "1.1" });
 

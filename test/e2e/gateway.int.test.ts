@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
@@ -16,6 +16,7 @@ import { OrderService, OrderStatus, type Order } from "@meshwork/contracts/shop/
 import { Code as GrpcCode, createClient, isRpcError, type ServiceClient } from "@meshwork/platform";
 import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, signedInShopper, startTestGateway } from "./gateway-harness.js";
 import { startShop, type Shop } from "./shop-harness.js";
+import { connectError } from "@meshwork/testing";
 
 const FINAL = new Set([OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.FAILED]);
 const TIMEOUT = { timeout: 120_000 };
@@ -30,15 +31,6 @@ const gatewayEnvFor = (shop: Shop, extra: Record<string, string> = {}): Record<s
   ...GENEROUS_LIMITS,
   ...extra,
 });
-
-async function connectError(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  assert.fail("expected the call to fail");
-}
 
 describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
   test("a Connect JSON client over HTTP/1.1 signs up and in, browses, orders, and follows WatchOrder to CONFIRMED", TIMEOUT, async (t) => {
@@ -88,7 +80,7 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
     const catalog = createClient(CatalogService, { target });
     const orders = createClient(OrderService, { target });
     const stock = createClient(StockService, { target });
-    t.after(() => [identity, catalog, orders, stock].forEach((client) => client.close()));
+    t.onTestFinished(() => [identity, catalog, orders, stock].forEach((client) => client.close()));
 
     const email = `grpc-${randomUUID()}@example.test`;
     await identity.client.signUp({ email, password: "correct horse battery", displayName: "gRPC" });

@@ -4,7 +4,7 @@
  * through the gateway with a Connect and a grpc-js client: the order is
  * CONFIRMED and its notification arrives on the live stream exactly once.
  */
-import { test } from "node:test";
+import { test } from "vitest";
 import { shopperFlowThroughGateway } from "./shop-flow.js";
 import { meshBasePort, startTestMesh } from "./test-mesh.js";
 

@@ -5,23 +5,15 @@
  * npm test) because it stops the shared broker.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
-import { promisify } from "node:util";
-import { test } from "node:test";
+import { test } from "vitest";
 import { Code, isRpcError } from "@meshwork/platform";
-import { needs } from "@meshwork/platform/testing";
+import { needs, rabbitmqctl, rabbitmqctlMissing } from "@meshwork/testing";
 import { placeOrder, startNotificationsCluster } from "./notifications-harness.js";
 import { newShopper, startShop } from "./shop-harness.js";
 
-const run = promisify(execFile);
-
 test("RabbitMQ restarted mid-run: notifications consumers resume; nothing lost, nothing notified twice", { timeout: 240_000 }, async (t) => {
-  const status = await run("rabbitmqctl", ["status"], { timeout: 20_000 }).then(
-    () => undefined,
-    (error: unknown) => `rabbitmqctl status failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
-  );
-  if (!needs(t, "a RabbitMQ node this test may restart (rabbitmqctl)", status)) return;
+  if (!needs(t, "a RabbitMQ node this test may restart (rabbitmqctl)", await rabbitmqctlMissing())) return;
   const shop = await startShop(t);
   if (!shop) return;
   const cluster = await startNotificationsCluster(t, shop);
@@ -45,10 +37,10 @@ test("RabbitMQ restarted mid-run: notifications consumers resume; nothing lost, 
     }
   })();
   while (orderIds.length < total / 3) await delay(20);
-  await run("rabbitmqctl", ["stop_app"], { timeout: 60_000 });
+  await rabbitmqctl("stop_app");
   await delay(1500);
-  await run("rabbitmqctl", ["start_app"], { timeout: 60_000 });
-  await run("rabbitmqctl", ["await_startup"], { timeout: 60_000 });
+  await rabbitmqctl("start_app");
+  await rabbitmqctl("await_startup");
   await placing;
 
   // Every order's two events (placed, final) end up recorded once, by one of the instances.

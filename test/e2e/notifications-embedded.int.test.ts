@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { startCatalog } from "@meshwork/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
@@ -20,9 +21,9 @@ import { runAll } from "./notifications-harness.js";
 
 const QUEUE = "notifications.order-events";
 
-async function startEmbeddedShop(t: TestContext) {
+async function startEmbeddedShop(t: TestScope) {
   const cleanup: (() => unknown)[] = [];
-  t.after(() => runAll(cleanup.reverse()));
+  t.onTestFinished(() => runAll(cleanup.reverse()));
   const broker = createMemoryBroker();
   const taskQueue = createMemoryTaskQueue({ broker, log: createSilentLogger() });
   cleanup.push(() => taskQueue.close());
@@ -67,7 +68,7 @@ describe("notifications in the all-in-one mode (in-process queue, PGlite)", () =
   test("an order placed through orders reaches its shopper's WatchNotifications through the in-process queue", async (t) => {
     const shop = await startEmbeddedShop(t);
     const abort = new AbortController();
-    t.after(() => abort.abort());
+    t.onTestFinished(() => abort.abort());
     const stream = shop.clients.notifications.client.watchNotifications({}, { headers: shop.headers, signal: abort.signal })[Symbol.asyncIterator]();
     const first = stream.next();
     await shop.notifications.stats.until((stats) => stats.watchers === 1, 10_000);

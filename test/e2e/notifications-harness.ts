@@ -6,7 +6,7 @@
  * and to wait on what the instances together have handled.
  */
 import { randomUUID } from "node:crypto";
-import type { TestContext } from "node:test";
+import type { TestScope } from "@meshwork/testing";
 import type { ChannelModel } from "amqplib";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
@@ -21,7 +21,7 @@ import {
   type Knex,
   type ServiceClient,
 } from "@meshwork/platform";
-import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/platform/testing";
+import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { ORDER_EVENT_BINDINGS } from "@meshwork/notifications";
 import type { Shop } from "./shop-harness.js";
 
@@ -68,10 +68,10 @@ const unimplemented = (): never => {
   throw new RpcError(Code.UNIMPLEMENTED, "this relay serves only GetJwks");
 };
 
-export async function startNotificationsCluster(t: TestContext, shop: Shop, options: ClusterOptions = {}): Promise<NotificationsCluster | undefined> {
+export async function startNotificationsCluster(t: TestScope, shop: Shop, options: ClusterOptions = {}): Promise<NotificationsCluster | undefined> {
   // Registered before the database and the connection, so it runs before they go.
   const cleanup: (() => unknown)[] = [];
-  t.after(() => runAll(cleanup.reverse()));
+  t.onTestFinished(() => runAll(cleanup.reverse()));
   const url = await createTestDatabase(t, "notifications");
   if (!url) return undefined;
   const rabbit = await connectRabbit(t);
@@ -157,7 +157,7 @@ export interface Feed {
  * (the instances count one more watcher), so everything recorded from then
  * on must arrive on it.
  */
-export async function watchNotifications(t: TestContext, cluster: NotificationsCluster, client: ServiceClient<typeof NotificationService>, headers: Record<string, string>): Promise<Feed> {
+export async function watchNotifications(t: TestScope, cluster: NotificationsCluster, client: ServiceClient<typeof NotificationService>, headers: Record<string, string>): Promise<Feed> {
   const abort = new AbortController();
   const received: Notification[] = [];
   const waiters = new Set<() => void>();
@@ -179,7 +179,7 @@ export async function watchNotifications(t: TestContext, cluster: NotificationsC
     abort.abort();
     await ended;
   };
-  t.after(close);
+  t.onTestFinished(close);
   await Promise.race([cluster.until((total) => total.watchers > before, 10_000), ended.then((error) => Promise.reject(error ?? new Error("the stream ended before it was watching")))]);
   return {
     received,

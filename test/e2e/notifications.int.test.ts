@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import type { ConsumeMessage } from "amqplib";
 import { Code, DEAD_LETTER_REASON_HEADER, deadLetterQueueName, isRpcError } from "@meshwork/platform";
 import { countOf, placeOrder, startNotificationsCluster, watchNotifications, type Feed, type NotificationsCluster } from "./notifications-harness.js";

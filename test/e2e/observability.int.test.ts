@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { startCatalog } from "@meshwork/catalog";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
@@ -25,7 +25,7 @@ import { ORDER_EVENT_BINDINGS, startNotifications } from "@meshwork/notification
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
 import { createLogger, type Logger } from "@meshwork/platform";
-import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/platform/testing";
+import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { connectClient, signedInShopper } from "./gateway-harness.js";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
@@ -44,7 +44,7 @@ const CONSUMER = 5;
 
 test("one order placed through the gateway is one trace across gateway, orders, its saga and relay, catalog, payments and notifications, and one request id in all their logs", { timeout: 120_000 }, async (t) => {
   const cleanup: (() => unknown)[] = [];
-  t.after(async () => {
+  t.onTestFinished(async () => {
     for (const step of cleanup.reverse()) await step();
   });
   const urls: Record<string, string> = {};
@@ -193,5 +193,5 @@ test("one order placed through the gateway is one trace across gateway, orders, 
   const depth = notificationsMetrics.split("\n").find((line) => line.startsWith("meshwork_queue_depth{") && line.includes(`queue="${queue}"`));
   assert.match(depth ?? "(none)", / 0$/, "notifications' queue depth, read from RabbitMQ, is 0 once both events are handled");
   assert.match(notificationsMetrics, /^meshwork_queue_consume_lag_seconds_count\{service="notifications",queue="[^"]+"\} [2-9]/m);
-  t.diagnostic(`trace ${traceId}: ${spans.length} spans from ${[...new Set(spans.map((span) => span.service))].join(", ")}`);
+  console.log(`trace ${traceId}: ${spans.length} spans from ${[...new Set(spans.map((span) => span.service))].join(", ")}`);
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { OrderStatus, SagaStep, type Order } from "@meshwork/contracts/shop/orders/v1/orders";
 import { Code, isRpcError, type ServiceClient } from "@meshwork/platform";
 import type { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";

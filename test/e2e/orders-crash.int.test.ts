@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { test } from "node:test";
+import { test } from "vitest";
 import { Code, isRpcError } from "@meshwork/platform";
 import { newShopper, startShop } from "./shop-harness.js";
 

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import type { TestContext } from "node:test";
-import { adminUrl, amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology } from "@meshwork/platform/testing";
+import type { TestScope } from "@meshwork/testing";
+import { adminUrl, amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology } from "@meshwork/testing";
 import { startMesh, type MeshOptions, type RunningMesh } from "../../scripts/lib/mesh.js";
 
 export interface TestMesh extends RunningMesh {
@@ -24,7 +24,7 @@ export interface TestMesh extends RunningMesh {
 }
 
 /** A mesh for one test, or undefined when the infrastructure is missing (a failure in CI). */
-export async function startTestMesh(t: TestContext, options: Omit<MeshOptions, "adminUrl" | "amqpUrl" | "output" | "exchange" | "queue" | "databaseSuffix">): Promise<TestMesh | undefined> {
+export async function startTestMesh(t: TestScope, options: Omit<MeshOptions, "adminUrl" | "amqpUrl" | "output" | "exchange" | "queue" | "databaseSuffix">): Promise<TestMesh | undefined> {
   if ((await createTestDatabase(t, "mesh_probe")) === undefined) return undefined;
   if (!(await connectRabbit(t))) return undefined;
   const id = randomBytes(3).toString("hex");
@@ -56,7 +56,7 @@ export async function startTestMesh(t: TestContext, options: Omit<MeshOptions, "
     process.stderr.write(`mesh output (last 40 lines):\n${lines.slice(-40).join("\n")}\n`);
     throw error;
   });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     // CHAOS_LOG=<file> keeps every line of the mesh for a closer look.
     if (process.env.CHAOS_LOG) await writeFile(process.env.CHAOS_LOG, `${lines.join("\n")}\n`);
     await mesh.stop();

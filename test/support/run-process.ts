@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { rm, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { TestContext } from "node:test";
+import type { TestScope } from "@meshwork/testing";
 
 export interface RunResult {
   /** Exit code; null when the process was ended by a signal. */
@@ -51,9 +51,9 @@ export async function runProcess(command: string, args: readonly string[], optio
 }
 
 /** A fresh temporary directory, removed when the test ends. */
-export async function tempDir(t: TestContext, prefix: string): Promise<string> {
+export async function tempDir(t: TestScope, prefix: string): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), `meshwork-${prefix}-`));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { isMessage } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { CatalogService, ListProductsResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
@@ -57,7 +57,7 @@ function webClients(baseUrl: string, token?: string) {
 
 describe("the web client's contract with the gateway", { timeout: 240_000 }, () => {
   describe("consumer: what the web sends and needs back", () => {
-    before(async () => {
+    beforeAll(async () => {
       await mkdir(PACT_DIR, { recursive: true });
       await rm(PACT_FILE, { force: true });
     });
@@ -203,10 +203,10 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
 
   describe("provider: the real gateway honours the pact", () => {
     let shop: WebShop;
-    before(async () => {
+    beforeAll(async () => {
       shop = await startWebShop();
     });
-    after(async () => shop?.stop());
+    afterAll(async () => shop?.stop());
 
     /** Provider states: each makes what its interaction needs, with a fresh account so runs never collide. */
     const stateHandlers = () => {

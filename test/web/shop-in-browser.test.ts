@@ -8,12 +8,13 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { after, before, describe, test, type TestContext } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { isMessage } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { WatchMeshStatusResponseSchema } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { startGateway } from "@meshwork/gateway";
-import { needs } from "@meshwork/platform/testing";
+import { needs } from "@meshwork/testing";
 import type { Page } from "playwright-core";
 import { CHROMIUM, launchChromium, type RunningBrowser } from "./browser.js";
 import { startWebShop, type WebShop } from "./web-shop.js";
@@ -39,13 +40,13 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     return page;
   }
 
-  before(async () => {
+  beforeAll(async () => {
     // The card processor takes 2 s (a live setting of payments), so the page is seen
     // between steps; the saga's step deadline is raised above that.
     const slowPayments = { MESHWORK_LIVE_PAYMENTS_PROCESSOR_LATENCY_MS: "2000", ORDERS_SAGA_STEP_TIMEOUT_MS: "8000" };
     if (missing === undefined) [shop, chromium] = await Promise.all([startWebShop(slowPayments), launchChromium()]);
   });
-  after(async () => {
+  afterAll(async () => {
     await chromium?.close();
     await shop?.stop();
   });
@@ -79,7 +80,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
   }
 
   /** Another real gateway, serving the web app, in front of the same services; stopped after the test. */
-  async function secondGateway(t: TestContext, env: Record<string, string>, interceptors: Interceptor[] = []): Promise<{ port: number }> {
+  async function secondGateway(t: TestScope, env: Record<string, string>, interceptors: Interceptor[] = []): Promise<{ port: number }> {
     const at = (name: keyof WebShop["shop"]["ports"]) => `127.0.0.1:${shop.shop.ports[name]}`;
     const gateway = await startGateway(
       {
@@ -96,7 +97,9 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
       },
       { interceptors },
     );
-    t.after(() => gateway.shutdown.run("test done"));
+    t.onTestFinished(async () => {
+    await gateway.shutdown.run("test done");
+  });
     return gateway;
   }
 

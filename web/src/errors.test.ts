@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describeError, describeRejection } from "./errors.js";
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { openDatabase, type Database, type Migration } from "./database.js";
 import { createSilentLogger } from "./logger.js";
-import { createTestDatabase } from "./testing/postgres.js";
+import { createTestDatabase } from "@meshwork/testing";
 
 const migrations: Migration[] = [
   {
@@ -16,7 +17,7 @@ const migrations: Migration[] = [
   },
 ];
 
-type Opener = (t: TestContext) => Promise<Database | undefined>;
+type Opener = (t: TestScope) => Promise<Database | undefined>;
 
 const engines: Record<string, Opener> = {
   "PGlite (embedded)": async () => openDatabase({ dataDir: "memory://", migrations, migrationsTable: "demo_migrations", log: createSilentLogger() }),
@@ -32,7 +33,7 @@ for (const [engine, open] of Object.entries(engines)) {
     test("migrations run once, into the service's own migrations table", async (t) => {
       const database = await open(t);
       if (!database) return;
-      t.after(() => database.close());
+      t.onTestFinished(() => database.close());
       assert.deepEqual(await database.migrate(), ["0001_things"]);
       assert.deepEqual(await database.migrate(), []);
       const tables = await database.knex("information_schema.tables").where({ table_schema: "public" }).pluck("table_name");
@@ -42,7 +43,7 @@ for (const [engine, open] of Object.entries(engines)) {
     test("result types are the same on both engines: int8 and count(*) as numbers, numeric as exact text, arrays, jsonb, dates, booleans", async (t) => {
       const database = await open(t);
       if (!database) return;
-      t.after(() => database.close());
+      t.onTestFinished(() => database.close());
       await database.migrate();
       const { knex } = database;
       await knex("things").insert({ big: 9_007_199_254_740_991, price: "12.50", tags: ["a", "b"], doc: { k: [1, 2] }, ok: true });
@@ -65,7 +66,7 @@ for (const [engine, open] of Object.entries(engines)) {
     test("a failed transaction writes nothing", async (t) => {
       const database = await open(t);
       if (!database) return;
-      t.after(() => database.close());
+      t.onTestFinished(() => database.close());
       await database.migrate();
       await assert.rejects(
         database.knex.transaction(async (trx) => {
@@ -85,7 +86,9 @@ test("two instances migrating one empty PostgreSQL database at once both start",
   if (url === undefined) return;
   const open = () => openDatabase({ url, migrations, migrationsTable: "race_migrations", log: createSilentLogger() });
   const [first, second] = await Promise.all([open(), open()]);
-  t.after(() => Promise.all([first.close(), second.close()]));
+  t.onTestFinished(async () => {
+    await Promise.all([first.close(), second.close()]);
+  });
   const applied = await Promise.all([first.migrate(), second.migrate()]);
   assert.deepEqual(applied.flat(), ["0001_things"], "applied once, by one of them");
 });

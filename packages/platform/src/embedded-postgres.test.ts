@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { openDatabase, type Migration } from "./database.js";
 import { createSilentLogger } from "./logger.js";
 
@@ -20,10 +20,12 @@ const table = (name: string): Migration[] => [
 
 test("services sharing one embedded directory each get their own schema, and their transactions never interleave", { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), "meshwork-embedded-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
   const open = (schema: string) => openDatabase({ dataDir: dir, schema, migrations: table(schema), migrationsTable: `${schema}_migrations`, log: createSilentLogger() });
   const [a, b] = await Promise.all([open("alpha"), open("beta")]);
-  t.after(() => Promise.all([a.close(), b.close()]));
+  t.onTestFinished(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
   await Promise.all([a.migrate(), b.migrate()]);
   // Same table name, two schemas: no clash.
   await a.knex("items").insert({ owner: "alpha" });
@@ -56,6 +58,6 @@ test("services sharing one embedded directory each get their own schema, and the
   await b.close();
   // And the data survives a restart.
   const again = await open("beta");
-  t.after(() => again.close());
+  t.onTestFinished(() => again.close());
   assert.equal((await again.knex("items").count({ n: "*" }))[0]?.n, 3);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { Metadata } from "@grpc/grpc-js";
 import { HealthCheckResponse_ServingStatus, Health } from "@meshwork/contracts/health/v1/health";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
@@ -17,7 +18,7 @@ type CatalogHandlers = ServiceHandlers<typeof CatalogService>;
 
 const product = (id: string) => ({ id, name: `Product ${id}`, price: { currencyCode: "EUR", amountMinor: 100n } });
 
-async function serve(t: TestContext, catalog: Partial<CatalogHandlers>, extra?: (host: GrpcHost) => void, log = createSilentLogger()) {
+async function serve(t: TestScope, catalog: Partial<CatalogHandlers>, extra?: (host: GrpcHost) => void, log = createSilentLogger()) {
   const host = createGrpcHost({ name: "test", log });
   host.add(CatalogService, {
     listProducts: async () => ({ products: [] }),
@@ -27,9 +28,11 @@ async function serve(t: TestContext, catalog: Partial<CatalogHandlers>, extra?: 
   extra?.(host);
   const port = await host.listen({ host: "127.0.0.1", port: 0 });
   host.setServing(true);
-  t.after(() => host.shutdown(100));
+  t.onTestFinished(async () => {
+    await host.shutdown(100);
+  });
   const { client, close } = createClient(CatalogService, { target: `127.0.0.1:${port}` });
-  t.after(close);
+  t.onTestFinished(close);
   return { host, port, client };
 }
 
@@ -99,7 +102,7 @@ describe("the gRPC host and its typed client", () => {
       },
     });
     const { client, close } = createClient(CatalogService, { target: `127.0.0.1:${port}`, defaultTimeoutMs: 1500 });
-    t.after(close);
+    t.onTestFinished(close);
     await client.getProduct({ productId: "A1" }, { headers: { [REQUEST_ID_HEADER]: "req-123" } });
     assert.equal(seen?.requestId, "req-123");
     const left = seen?.timeoutMs();
@@ -142,7 +145,7 @@ describe("the gRPC host and its typed client", () => {
       },
     });
     const { client: toBackend, close } = createClient(CatalogService, { target: `127.0.0.1:${backend.port}`, defaultTimeoutMs: 60_000 });
-    t.after(close);
+    t.onTestFinished(close);
     const front = await serve(t, {
       getProduct: async (request) => {
         assert.ok(currentCall(), "the handler runs inside its call scope");
@@ -187,9 +190,11 @@ describe("the gRPC host and its typed client", () => {
       },
     });
     const port = await host.listen({ host: "127.0.0.1", port: 0 });
-    t.after(() => host.shutdown(100));
+    t.onTestFinished(async () => {
+      await host.shutdown(100);
+    });
     const { client, close } = createClient(MeshService, { target: `127.0.0.1:${port}` });
-    t.after(close);
+    t.onTestFinished(close);
     const controller = new AbortController();
     const names: string[] = [];
     for await (const message of client.watchMeshStatus({}, { signal: controller.signal })) {
@@ -204,9 +209,11 @@ describe("the gRPC host and its typed client", () => {
     const host = createGrpcHost({ name: "test", log: createSilentLogger() });
     host.add(CatalogService, { listProducts: async () => ({}), getProduct: async () => ({}) });
     const port = await host.listen({ host: "127.0.0.1", port: 0 });
-    t.after(() => host.shutdown(100));
+    t.onTestFinished(async () => {
+      await host.shutdown(100);
+    });
     const { client: health, close } = createClient(Health, { target: `127.0.0.1:${port}` });
-    t.after(close);
+    t.onTestFinished(close);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.NOT_SERVING);
     host.setServing(true);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
@@ -276,9 +283,9 @@ describe("the gRPC host and its typed client", () => {
       ports.push(port);
     }
     const { resolver } = createStaticDiscovery({ catalog: ports.map((port) => `127.0.0.1:${port}`) });
-    t.after(() => resolver.close());
+    t.onTestFinished(() => resolver.close());
     const { client, close } = createClient(CatalogService, { target: resolver.watch("catalog") });
-    t.after(close);
+    t.onTestFinished(close);
     for (let call = 0; call < 6; call++) await client.getProduct({ productId: "A1" });
     assert.deepEqual(Object.fromEntries(hits), { first: 3, second: 3 });
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { fieldRefusal } from "@meshwork/platform/testing";
+import { describe, test } from "vitest";
+import { fieldRefusal } from "@meshwork/testing";
 import { checkId, checkPageSize, checkStockLines, decodePageToken, encodePageToken, sameLines } from "./catalog.js";
 
 const fieldOf = (work: () => unknown): string => fieldRefusal(work).field;

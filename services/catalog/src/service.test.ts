@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import {
   GetProductRequestSchema,
@@ -9,7 +9,7 @@ import {
   ReserveStockRequestSchema,
 } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { Code, isRpcError } from "@meshwork/platform";
-import { createTestCallContext } from "@meshwork/platform/testing";
+import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { createMemoryCatalogStore } from "./adapters/catalog-store.memory.js";
 import { demoCatalog } from "./demo-catalog.js";
 import { createCatalogHandlers, createStockHandlers } from "./service.js";
@@ -21,15 +21,6 @@ async function handlers() {
 }
 
 const context = createTestCallContext();
-
-const rejectsWith = async (work: Promise<unknown>, code: Code, message: RegExp): Promise<void> => {
-  const error = await work.then(
-    () => assert.fail("expected an error"),
-    (caught: unknown) => caught,
-  );
-  assert.ok(isRpcError(error, code), `expected code ${Code[code]}, got ${String(error)}`);
-  assert.match(error.message, message);
-};
 
 describe("catalog RPC handlers", () => {
   test("ListProducts pages through the whole catalog without repeats", async () => {

@@ -3,7 +3,8 @@
  * memory adapter, knex on PGlite and knex on PostgreSQL, so they cannot drift.
  */
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import {
   InsufficientStockError,
   ProductNotFoundError,
@@ -13,7 +14,7 @@ import {
 } from "../src/catalog.js";
 import type { CatalogStore } from "../src/ports.js";
 
-export type StoreFactory = (t: TestContext) => Promise<CatalogStore | undefined>;
+export type StoreFactory = (t: TestScope) => Promise<CatalogStore | undefined>;
 
 const products: Omit<ProductRecord, "updatedAt">[] = [
   { id: "P-A", name: "Blue mug", description: "A mug", priceMinor: 1000, currency: "EUR", stock: 5, categories: ["kitchen"], imageUrl: "" },
@@ -25,7 +26,7 @@ const stockOf = async (store: CatalogStore, id: string): Promise<number | undefi
 
 export function catalogStoreBehaviour(adapter: string, open: StoreFactory): void {
   describe(`CatalogStore behaviour: ${adapter}`, () => {
-    const seeded = async (t: TestContext): Promise<CatalogStore | undefined> => {
+    const seeded = async (t: TestScope): Promise<CatalogStore | undefined> => {
       const store = await open(t);
       if (store) assert.equal(await store.seed(products), 3);
       return store;

@@ -6,29 +6,32 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { Code, ConfigError, createClient, isRpcError, openDatabase, createSilentLogger, type Knex } from "@meshwork/platform";
-import { createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
+import { createTestDatabase, startServiceProcess } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { startCatalog } from "../src/main.js";
 
 const mainFile = path.resolve(import.meta.dirname, "../src/main.ts");
 
-async function startOnPostgres(t: TestContext) {
+async function startOnPostgres(t: TestScope) {
   const url = await createTestDatabase(t, "catalog_int");
   if (url === undefined) return undefined;
   const running = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: url, CATALOG_LOG_LEVEL: "warn" });
-  t.after(() => running.shutdown.run("test finished"));
+  t.onTestFinished(async () => {
+    await running.shutdown.run("test finished");
+  });
   const target = `127.0.0.1:${running.port}`;
   const catalog = createClient(CatalogService, { target });
   const stock = createClient(StockService, { target });
   const health = createClient(Health, { target });
-  t.after(() => [catalog, stock, health].forEach((client) => client.close()));
+  t.onTestFinished(() => [catalog, stock, health].forEach((client) => client.close()));
   // A separate connection to look at the rows the service wrote.
   const database = await openDatabase({ url, migrations, migrationsTable: "catalog_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   return { running, catalog: catalog.client, stock: stock.client, health: health.client, db: database.knex };
 }
 
@@ -148,7 +151,7 @@ describe("catalog process", () => {
 
     const service = await startServiceProcess(t, { mainFile, name: "catalog", env: { CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "info" } });
     const { client: health, close } = createClient(Health, { target: `127.0.0.1:${service.port}` });
-    t.after(close);
+    t.onTestFinished(close);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
     assert.equal(await service.terminate(), 0);
     const steps = service.shutdownSteps();

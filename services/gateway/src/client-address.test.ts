@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { acceptRequestId } from "@meshwork/platform";
 import { clientAddress, rateLimitKeyOf } from "./client-address.js";
 import { requestIdFrom } from "./request-id.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { ConfigError } from "@meshwork/platform";
 import { loadGatewayConfig } from "./config.js";
 import { startGateway } from "./main.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { file_shop_catalog_v1_catalog } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { file_shop_payments_v1_payments } from "@meshwork/contracts/shop/payments/v1/payments";
 import { FORWARDED_SERVICES, publicMethods, ROUTED_SERVICES } from "./routes.js";

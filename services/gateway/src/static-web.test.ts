@@ -4,7 +4,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { createLogger } from "@meshwork/platform";
 import { createCorsPolicy } from "./cors.js";
 import { createEdgeHandler } from "./edge-handler.js";
@@ -38,7 +38,7 @@ describe("the gateway's web app files", () => {
   let port: number;
   const SECRET = "the secret outside the web root";
 
-  before(async () => {
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "meshwork-static-"));
     root = path.join(dir, "dist");
     await mkdir(path.join(root, "assets"), { recursive: true });
@@ -66,7 +66,7 @@ describe("the gateway's web app files", () => {
     });
     port = await server.listen("127.0.0.1", 0);
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close(1000);
     await rm(dir, { recursive: true, force: true });
   });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { createKeyedRateLimiter, type BucketLimits } from "./token-bucket.js";
 
 function clock(start = 1_000_000) {

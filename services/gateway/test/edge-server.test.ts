@@ -8,7 +8,8 @@ import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger } from "@meshwork/platform";
 import { createEdgeServer, type EdgeHandler, type EdgeServer } from "../src/edge-server.js";
 
@@ -43,10 +44,12 @@ function createEchoHandler() {
   };
 }
 
-async function start(t: TestContext, handler: EdgeHandler, options: { headersTimeoutMs?: number } = {}): Promise<{ server: EdgeServer; port: number }> {
+async function start(t: TestScope, handler: EdgeHandler, options: { headersTimeoutMs?: number } = {}): Promise<{ server: EdgeServer; port: number }> {
   const server = createEdgeServer({ handler, log: createSilentLogger(), ...options });
   const port = await server.listen("127.0.0.1", 0);
-  t.after(() => server.close(0));
+  t.onTestFinished(async () => {
+    await server.close(0);
+  });
   return { server, port };
 }
 
@@ -111,7 +114,7 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
   test("a kept-alive HTTP/1.1 connection serves request after request", TIMEOUT, async (t) => {
     const { port } = await start(t, createEchoHandler().handler);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    t.after(() => agent.destroy());
+    t.onTestFinished(() => agent.destroy());
     const ports = new Set<number>();
     agent.on("free", (socket: net.Socket) => ports.add(socket.localPort ?? 0));
     for (const path of ["/1", "/2", "/3"]) assert.match((await http1(port, path, Buffer.from("x"), agent)).text, new RegExp(`POST ${path} `));
@@ -160,7 +163,7 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
     const echo = createEchoHandler();
     const { server, port } = await start(t, echo.handler);
     const session = http2.connect(`http://127.0.0.1:${port}`);
-    t.after(() => session.destroy());
+    t.onTestFinished(() => session.destroy());
     const stream = session.request({ ":path": "/slow" });
     stream.end();
     await echo.slowArrived();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { ConfigError } from "@meshwork/platform";
 import { loadIdentityConfig } from "./config.js";
 

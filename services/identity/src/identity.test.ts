@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { fieldRefusal } from "@meshwork/platform/testing";
+import { describe, test } from "vitest";
+import { fieldRefusal } from "@meshwork/testing";
 import { checkDisplayName, checkEmail, checkNewPassword, checkOfferedPassword, checkSignIn, checkSignUp } from "./identity.js";
 
 const refusal = fieldRefusal;

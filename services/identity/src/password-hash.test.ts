@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { createPasswordHasher, formatPasswordHash, MalformedPasswordHashError, parsePasswordHash } from "./password-hash.js";
 
 // Low N keeps these fast; the format and the checks do not depend on it.

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { GetJwksRequestSchema, SignInRequestSchema, SignUpRequestSchema } from "@meshwork/contracts/shop/identity/v1/identity";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { Code, createTokenVerifier, isRpcError } from "@meshwork/platform";
-import { createTestCallContext } from "@meshwork/platform/testing";
+import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { createMemoryIdentityStore } from "./adapters/identity-store.memory.js";
 import { createPasswordHasher, parsePasswordHash, type ScryptParams } from "./password-hash.js";
 import type { IdentityStore } from "./ports.js";
@@ -48,12 +48,6 @@ const failure = async (work: Promise<unknown>): Promise<unknown> =>
     () => assert.fail("expected an error"),
     (caught: unknown) => caught,
   );
-
-const rejectsWith = async (work: Promise<unknown>, code: Code, message: RegExp): Promise<void> => {
-  const error = await failure(work);
-  assert.ok(isRpcError(error, code), `expected code ${Code[code]}, got ${String(error)}`);
-  assert.match(error.message, message);
-};
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);

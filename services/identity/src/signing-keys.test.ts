@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { calculateJwkThumbprint, jwtVerify, importJWK } from "jose";
 import { createMemoryIdentityStore } from "./adapters/identity-store.memory.js";
 import { generateSigningKey, importSigningKey, loadSigningKeys, type PrivateSigningJwk } from "./signing-keys.js";

@@ -4,12 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { EmailTakenError, type NewUser } from "../src/identity.js";
 import type { IdentityStore } from "../src/ports.js";
 import { generateSigningKey } from "../src/signing-keys.js";
 
-export type StoreFactory = (t: TestContext) => Promise<IdentityStore | undefined>;
+export type StoreFactory = (t: TestScope) => Promise<IdentityStore | undefined>;
 
 const newUser = (email: string, overrides: Partial<NewUser> = {}): NewUser => ({
   id: randomUUID(),

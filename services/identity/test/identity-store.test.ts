@@ -1,6 +1,6 @@
-import { after } from "node:test";
+import { afterAll } from "vitest";
 import { createSilentLogger, openDatabase, type Database } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/platform/testing";
+import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexIdentityStore } from "../src/adapters/identity-store.knex.js";
 import { createMemoryIdentityStore } from "../src/adapters/identity-store.memory.js";
@@ -11,7 +11,7 @@ identityStoreBehaviour("memory", async () => createMemoryIdentityStore());
 // One PGlite for the whole suite, emptied before each test: starting PGlite
 // takes seconds on a busy machine, emptying two tables takes milliseconds.
 let pglite: Promise<Database> | undefined;
-after(async () => (await pglite)?.close());
+afterAll(async () => (await pglite)?.close());
 
 identityStoreBehaviour("knex on PGlite", async () => {
   pglite ??= openDatabase({ dataDir: "memory://", migrations, migrationsTable: "identity_migrations", log: createSilentLogger() }).then(async (database) => {
@@ -27,7 +27,7 @@ identityStoreBehaviour("knex on PostgreSQL", async (t) => {
   const url = await createTestDatabase(t, "identity_store");
   if (url === undefined) return undefined;
   const database = await openDatabase({ url, migrations, migrationsTable: "identity_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return createKnexIdentityStore(database.knex);
 });

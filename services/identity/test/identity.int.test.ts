@@ -8,7 +8,8 @@ import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
 import path from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { decodeProtectedHeader } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
@@ -25,7 +26,7 @@ import {
   type Logger,
   type RunningService,
 } from "@meshwork/platform";
-import { createTestCallContext, createTestDatabase, startServiceProcess } from "@meshwork/platform/testing";
+import { createTestCallContext, createTestDatabase, startServiceProcess } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { startIdentity } from "../src/main.js";
 
@@ -34,25 +35,27 @@ const mainFile = path.resolve(import.meta.dirname, "../src/main.ts");
 /** A low scrypt N keeps sign-ups fast here; the stored hash records it, production uses the default. */
 const TEST_ENV = { IDENTITY_PORT: "0", IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: "error" };
 
-async function freshDatabase(t: TestContext) {
+async function freshDatabase(t: TestScope) {
   const url = await createTestDatabase(t, "identity_int");
   if (url === undefined) return undefined;
   // A separate connection to look at the rows the service wrote.
   const database = await openDatabase({ url, migrations, migrationsTable: "identity_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   return { url, db: database.knex };
 }
 
 /** Starts identity on `url`; the returned stop() is idempotent, and runs at the end of the test anyway. */
-async function start(t: TestContext, url: string, env: Record<string, string> = {}, log?: Logger) {
+async function start(t: TestScope, url: string, env: Record<string, string> = {}, log?: Logger) {
   const running: RunningService = await startIdentity({ ...TEST_ENV, IDENTITY_DATABASE_URL: url, ...env }, log);
   let stopped: Promise<unknown> | undefined;
   const stop = (): Promise<unknown> => (stopped ??= running.shutdown.run("test finished"));
-  t.after(stop);
+  t.onTestFinished(async () => {
+    await stop();
+  });
   const target = `127.0.0.1:${running.port}`;
   const identity = createClient(IdentityService, { target });
   const health = createClient(Health, { target });
-  t.after(() => [identity, health].forEach((client) => client.close()));
+  t.onTestFinished(() => [identity, health].forEach((client) => client.close()));
   const verifier = createTokenVerifier({
     fetchKeys: async () => (await identity.client.getJwks({})).keys,
     issuer: "meshwork-identity",
@@ -243,7 +246,7 @@ describe("identity process", () => {
     if (url === undefined) return;
     const service = await startServiceProcess(t, { mainFile, name: "identity", env: { ...TEST_ENV, IDENTITY_DATABASE_URL: url, IDENTITY_LOG_LEVEL: "info" } });
     const { client: health, close } = createClient(Health, { target: `127.0.0.1:${service.port}` });
-    t.after(close);
+    t.onTestFinished(close);
     assert.equal((await health.check({ service: "" })).status, HealthCheckResponse_ServingStatus.SERVING);
     assert.equal(await service.terminate(), 0);
     assert.ok(service.lines.some((entry) => entry.msg === "signing key ready" && entry.source === "generated"));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { createSilentLogger } from "@meshwork/platform";
 import { deliveryOf, eventOf, orderEventJson } from "../test/support.js";
 import { createMemoryNotificationStore } from "./adapters/notification-store.memory.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import { orderEventBinary, orderEventJson } from "../test/support.js";
 import { MalformedEventError, parseOrderEvent, UnsupportedSchemaVersionError } from "./order-events.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   ListNotificationsRequestSchema,
@@ -8,7 +8,7 @@ import {
   type WatchNotificationsResponseSchema,
 } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { bearerToken, Code, createSilentLogger, isRpcError, type CallContext } from "@meshwork/platform";
-import { createTestCallContext } from "@meshwork/platform/testing";
+import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { deliveryOf, eventOf } from "../test/support.js";
 import { createMemoryNotificationStore } from "./adapters/notification-store.memory.js";
 import { createOrderEventHandler } from "./event-handler.js";
@@ -63,15 +63,6 @@ async function openWatch(setup: ReturnType<typeof fixture>, userId: string) {
     ),
   };
 }
-
-const rejectsWith = async (work: Promise<unknown>, code: Code, message: RegExp): Promise<void> => {
-  const error = await work.then(
-    () => assert.fail("expected an error"),
-    (caught: unknown) => caught,
-  );
-  assert.ok(isRpcError(error, code), `expected code ${Code[code]}, got ${String(error)}`);
-  assert.match(error.message, message);
-};
 
 describe("notification RPC handlers", () => {
   test("ListNotifications pages through the caller's notifications only, newest first, without repeats", async () => {

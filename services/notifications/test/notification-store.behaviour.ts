@@ -3,11 +3,12 @@
  * the memory adapter, knex on PGlite and knex on PostgreSQL, so they cannot drift.
  */
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import type { NotificationDraft } from "../src/notifications.js";
 import type { NotificationStore } from "../src/ports.js";
 
-export type StoreFactory = (t: TestContext) => Promise<NotificationStore | undefined>;
+export type StoreFactory = (t: TestScope) => Promise<NotificationStore | undefined>;
 
 const draft = (userId: string, orderId = "o-1", subject = "Order confirmed"): NotificationDraft => ({ userId, orderId, subject, body: `About ${orderId}` });
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/platform/testing";
+import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexNotificationStore } from "../src/adapters/notification-store.knex.js";
 import { createMemoryNotificationStore } from "../src/adapters/notification-store.memory.js";
@@ -9,14 +10,14 @@ import { notificationStoreBehaviour } from "./notification-store.behaviour.js";
 
 type Engine = "PGlite" | "PostgreSQL";
 
-async function notificationsDatabase(t: TestContext, engine: Engine): Promise<Knex | undefined> {
+async function notificationsDatabase(t: TestScope, engine: Engine): Promise<Knex | undefined> {
   let url: string | undefined;
   if (engine === "PostgreSQL") {
     url = await createTestDatabase(t, "notifications");
     if (!url) return undefined;
   }
   const database = await openDatabase({ ...(url ? { url } : { dataDir: "memory://" }), migrations, migrationsTable: "notifications_migrations", log: createSilentLogger(), poolMax: 12 });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;
 }

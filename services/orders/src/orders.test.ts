@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { checkPlacement, decodeOrderCursor, encodeOrderCursor, InvalidFieldError, placementFingerprint, type PlacementRequest } from "./orders.js";
 
 const valid: PlacementRequest = { idempotencyKey: "key-12345", items: [{ productId: "B", quantity: 1 }, { productId: "A", quantity: 2 }], cardToken: "tok_visa" };

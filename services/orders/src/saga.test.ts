@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { backoffMs, decide, type RetryPolicy, type SagaState } from "./saga.js";
 
 const policy: RetryPolicy = { maxAttempts: 3, backoffBaseMs: 100, backoffMaxMs: 1000 };

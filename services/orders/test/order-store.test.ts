@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { IdempotencyConflictError } from "../src/orders.js";
 import { eventFactory, newOrder, orderStore, ordersDatabase, outboxRoutingKeys, type Engine } from "./support.js";
 

@@ -4,7 +4,8 @@
  * left behind. The steps over real gRPC are covered end to end elsewhere.
  */
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger } from "@meshwork/platform";
 import type { SagaSteps } from "../src/adapters/saga-steps.grpc.js";
 import type { OrderRecord } from "../src/orders.js";
@@ -36,7 +37,7 @@ function scriptedSteps(script: Script, calls: string[]): SagaSteps {
   };
 }
 
-async function setup(t: TestContext, script: Script, owner = "runner-1") {
+async function setup(t: TestScope, script: Script, owner = "runner-1") {
   const db = (await ordersDatabase(t, "PGlite"))!;
   const store = orderStore(db);
   const calls: string[] = [];
@@ -56,7 +57,7 @@ async function setup(t: TestContext, script: Script, owner = "runner-1") {
       if (order.status !== "pending") finals.get(order.id)?.(order);
     },
   });
-  t.after(() => runner.stop());
+  t.onTestFinished(() => runner.stop());
   const finalOf = (orderId: string) => new Promise<OrderRecord>((resolve) => finals.set(orderId, resolve));
   return { db, store, calls, runner, finalOf };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { TestContext } from "node:test";
+import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/platform/testing";
+import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexOrderStore } from "../src/adapters/order-store.knex.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "../src/messages.js";
@@ -11,14 +11,14 @@ import type { NewOrder, OrderStore } from "../src/ports.js";
 export type Engine = "PGlite" | "PostgreSQL";
 
 /** An orders database on the engine (undefined when PostgreSQL is skipped), migrated. */
-export async function ordersDatabase(t: TestContext, engine: Engine): Promise<Knex | undefined> {
+export async function ordersDatabase(t: TestScope, engine: Engine): Promise<Knex | undefined> {
   let url: string | undefined;
   if (engine === "PostgreSQL") {
     url = await createTestDatabase(t, "orders");
     if (!url) return undefined;
   }
   const database = await openDatabase({ ...(url ? { url } : { dataDir: "memory://" }), migrations, migrationsTable: "orders_migrations", log: createSilentLogger(), poolMax: 20 });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import {
   AuthorizePaymentRequestSchema,
@@ -7,7 +7,7 @@ import {
   VoidPaymentRequestSchema,
 } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, createLogger, isRpcError, type CallContext } from "@meshwork/platform";
-import { createTestCallContext } from "@meshwork/platform/testing";
+import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { createSimulatedProcessor } from "./adapters/payment-processor.simulated.js";
 import { createMemoryPaymentStore } from "./adapters/payment-store.memory.js";
 import { checkAuthorization, ProcessorUnavailableError, requestFingerprint } from "./payments.js";
@@ -89,12 +89,6 @@ const rejection = async (work: Promise<unknown>): Promise<unknown> =>
     () => assert.fail("expected an error"),
     (caught: unknown) => caught,
   );
-
-const rejectsWith = async (work: Promise<unknown>, code: Code, message: RegExp): Promise<void> => {
-  const error = await rejection(work);
-  assert.ok(isRpcError(error, code), `expected code ${Code[code]}, got ${String(error)}`);
-  assert.match(error.message, message);
-};
 
 const statusOf = (response: { payment?: { status?: PaymentStatus } | undefined }): PaymentStatus | undefined => response.payment?.status;
 

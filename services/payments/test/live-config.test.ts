@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { createEnvLiveConfig, type LiveValue } from "@meshwork/platform";
 import { createSimulatedProcessor } from "../src/adapters/payment-processor.simulated.js";
 import { bindProcessorSettings, LIVE_KEYS } from "../src/live-settings.js";
 import { ProcessorUnavailableError } from "../src/payments.js";
-import { createLogCapture } from "@meshwork/platform/testing";
+import { createLogCapture } from "@meshwork/testing";
 
 const ask = { idempotencyKey: "order-1", amountMinor: 100, currency: "EUR", cardToken: "tok_visa" };
 const never = new AbortController().signal;
@@ -35,9 +36,9 @@ async function replaceFile(file: string, content: unknown): Promise<void> {
   await rename(temporary, file);
 }
 
-async function liveFile(t: TestContext, content: unknown): Promise<string> {
+async function liveFile(t: TestScope, content: unknown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "meshwork-payments-live-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, "live.json");
   await writeFile(file, JSON.stringify(content));
   return file;
@@ -77,7 +78,7 @@ describe("processor live settings", () => {
     const file = await liveFile(t, {});
     const logs = createLogCapture({ service: "payments", level: "info" });
     const source = createEnvLiveConfig({ env: {}, file, log: logs.log, debounceMs: 10 });
-    t.after(() => source.close());
+    t.onTestFinished(() => source.close());
     const settings = bindProcessorSettings(source);
     const waited: number[] = [];
     const processor = createSimulatedProcessor({

@@ -5,10 +5,11 @@
  * the suite needs no control over the database's clock.
  */
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import type { AuthorizationClaim, PaymentStore } from "../src/ports.js";
 
-export type StoreFactory = (t: TestContext) => Promise<PaymentStore | undefined>;
+export type StoreFactory = (t: TestScope) => Promise<PaymentStore | undefined>;
 
 const LIVE = 60_000;
 const EXPIRED = 0;

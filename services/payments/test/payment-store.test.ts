@@ -1,5 +1,5 @@
 import { createSilentLogger, openDatabase } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/platform/testing";
+import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexPaymentStore } from "../src/adapters/payment-store.knex.js";
 import { createMemoryPaymentStore } from "../src/adapters/payment-store.memory.js";
@@ -9,7 +9,7 @@ paymentStoreBehaviour("memory", async () => createMemoryPaymentStore());
 
 paymentStoreBehaviour("knex on PGlite", async (t) => {
   const database = await openDatabase({ dataDir: "memory://", migrations, migrationsTable: "payments_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return createKnexPaymentStore(database.knex);
 });
@@ -18,7 +18,7 @@ paymentStoreBehaviour("knex on PostgreSQL", async (t) => {
   const url = await createTestDatabase(t, "payments_store");
   if (url === undefined) return undefined;
   const database = await openDatabase({ url, migrations, migrationsTable: "payments_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return createKnexPaymentStore(database.knex);
 });

@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, ConfigError, createClient, createSilentLogger, isRpcError, openDatabase, type Knex } from "@meshwork/platform";
-import { createConsulHttpApi, createLogCapture, createTestDatabase, startServiceProcess, type LogEntry } from "@meshwork/platform/testing";
+import { createConsulHttpApi, createLogCapture, createTestDatabase, startServiceProcess, type LogEntry } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { LIVE_KEYS } from "../src/live-settings.js";
 import { startPayments } from "../src/main.js";
@@ -22,25 +23,27 @@ const TEST_TIMEOUT = { timeout: 30_000 };
 type Env = Record<string, string>;
 
 /** One running instance, its client, and the log lines it wrote. */
-async function startInstance(t: TestContext, env: Env) {
+async function startInstance(t: TestScope, env: Env) {
   const logs = createLogCapture({ service: "payments", level: "info" });
   const running = await startPayments({ PAYMENTS_PORT: "0", ...env }, logs.log);
-  t.after(() => running.shutdown.run("test finished"));
+  t.onTestFinished(async () => {
+    await running.shutdown.run("test finished");
+  });
   const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${running.port}` });
-  t.after(close);
+  t.onTestFinished(close);
   /** How many times this instance asked the processor about the order. */
   const processorCalls = (orderId: string): number =>
     logs.entries.filter((entry) => entry.msg === "processor answered" && entry.orderId === orderId).length;
   return { running, payments: client, logs, processorCalls };
 }
 
-async function startOnPostgres(t: TestContext, env: Env = {}) {
+async function startOnPostgres(t: TestScope, env: Env = {}) {
   const url = await createTestDatabase(t, "payments_int");
   if (url === undefined) return undefined;
   const instance = await startInstance(t, { PAYMENTS_DATABASE_URL: url, ...env });
   // A separate connection to look at the rows the service wrote.
   const database = await openDatabase({ url, migrations, migrationsTable: "payments_migrations", log: createSilentLogger() });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   return { ...instance, url, db: database.knex };
 }
 
@@ -65,7 +68,7 @@ describe("payments server on PostgreSQL", () => {
     const service = await startOnPostgres(t);
     if (!service) return;
     const { client: health, close } = createClient(Health, { target: `127.0.0.1:${service.running.port}` });
-    t.after(close);
+    t.onTestFinished(close);
     assert.equal((await health.check({ service: "shop.payments.v1.PaymentService" })).status, HealthCheckResponse_ServingStatus.SERVING);
 
     const approved = await service.payments.authorizePayment(authorize("o-approve"));
@@ -189,7 +192,7 @@ describe("payments server on PostgreSQL", () => {
 describe("payments server with live configuration", () => {
   test("without Consul, a change to PAYMENTS_LIVE_CONFIG_FILE reaches the running server; an invalid rate is refused and the old one kept", TEST_TIMEOUT, async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), "meshwork-payments-"));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+    t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = path.join(dir, "live.json");
     const put = async (values: Record<string, unknown>): Promise<void> => {
       await writeFile(`${file}.tmp`, JSON.stringify(values));
@@ -219,7 +222,7 @@ describe("payments server with live configuration", () => {
   test("with CONSUL_HTTP_ADDR, live settings follow Consul KV (a simulation of Consul's HTTP API, not a live agent)", TEST_TIMEOUT, async (t) => {
     const consul = createConsulHttpApi();
     await consul.start();
-    t.after(() => consul.stop());
+    t.onTestFinished(() => consul.stop());
     const service = await startInstance(t, { PAYMENTS_DATA_DIR: "memory://", CONSUL_HTTP_ADDR: `${consul.host}:${consul.port}` });
     assert.equal((await service.payments.authorizePayment(authorize("o-kv-1"))).payment?.status, PaymentStatus.AUTHORIZED);
 
@@ -254,7 +257,7 @@ describe("payments process", () => {
   test("as its own process: serves on port 0; on SIGTERM finishes authorizations in flight, closes live config, and exits 0", TEST_TIMEOUT, async (t) => {
     const service = await startServiceProcess(t, { mainFile, name: "payments", env: { PAYMENTS_PORT: "0", PAYMENTS_DATA_DIR: "memory://", PAYMENTS_LOG_LEVEL: "info" } });
     const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${service.port}` });
-    t.after(close);
+    t.onTestFinished(close);
     assert.equal((await client.authorizePayment(authorize("o-process"))).payment?.status, PaymentStatus.AUTHORIZED);
     assert.equal(await service.terminate(), 0);
     const steps = service.shutdownSteps();

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from "jose";
 import { Code, isRpcError } from "../errors.js";
-import { createTestCallContext } from "../testing/call-context.js";
+import { createTestCallContext } from "@meshwork/testing";
 import { createTokenVerifier, type PublicJwk, type TokenVerifierOptions } from "./token-verifier.js";
 
 const ISSUER = "meshwork-identity";

@@ -4,12 +4,13 @@
  * agent can be installed where they run. They prove the adapter speaks that
  * API correctly; compose runs the adapter against a real agent.
  */
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import assert from "node:assert/strict";
-import { createConsulHttpApi, type ConsulHttpApi } from "../testing/consul-http-api.js";
+import { createConsulHttpApi, type ConsulHttpApi } from "@meshwork/testing";
 import { createConsulDiscovery, type ConsulDiscovery, type ConsulDiscoveryOptions } from "./consul.js";
 import type { Instance, InstanceWatch, Registration } from "./ports.js";
-import { createLogCapture } from "../testing/log-capture.js";
+import { createLogCapture } from "@meshwork/testing";
 
 const HEALTH_PATH = "/v1/health/service/catalog";
 const TEST_TIMEOUT = { timeout: 15_000 };
@@ -32,7 +33,7 @@ function ids(instances: readonly Instance[]): string[] {
 }
 
 async function setup(
-  t: TestContext,
+  t: TestScope,
   options: { token?: string; clientToken?: string; nodeAddress?: string } = {},
 ): Promise<{ api: ConsulHttpApi; discovery: ConsulDiscovery; logs: ReturnType<typeof createLogCapture> }> {
   const api = createConsulHttpApi({
@@ -55,7 +56,7 @@ async function setup(
     retryMaxMs: 1_000,
   };
   const discovery = createConsulDiscovery(discoveryOptions);
-  t.after(async () => {
+  t.onTestFinished(async () => {
     discovery.resolver.close();
     await api.stop();
   });

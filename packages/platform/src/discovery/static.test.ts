@@ -1,4 +1,4 @@
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { instanceAddress } from "./ports.js";
 import { createStaticDiscovery, parseAddress, parseAddressList } from "./static.js";

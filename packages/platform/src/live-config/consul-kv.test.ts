@@ -4,13 +4,14 @@
  * because no Consul agent can be installed where they run. compose runs the
  * adapter against a real agent.
  */
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { createConsulHttpApi, type ConsulHttpApi } from "../testing/consul-http-api.js";
+import { createConsulHttpApi, type ConsulHttpApi } from "@meshwork/testing";
 import { createConsulLiveConfig } from "./consul-kv.js";
 import type { LiveConfigSource, LiveValue } from "./ports.js";
-import { createLogCapture } from "../testing/log-capture.js";
+import { createLogCapture } from "@meshwork/testing";
 
 const KEY_PATH = "/v1/kv/meshwork/payments/decline-rate";
 const CONSUL_KEY = "meshwork/payments/decline-rate";
@@ -27,7 +28,7 @@ function nextChange<T>(live: LiveValue<T>): Promise<{ value: T; previous: T }> {
 }
 
 async function setup(
-  t: TestContext,
+  t: TestScope,
   options: { token?: string } = {},
 ): Promise<{ api: ConsulHttpApi; config: LiveConfigSource; logs: ReturnType<typeof createLogCapture> }> {
   const api = createConsulHttpApi(options.token === undefined ? {} : { token: options.token });
@@ -40,7 +41,7 @@ async function setup(
     watchWait: "200ms",
     retryMaxMs: 1_000,
   });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     config.close();
     await api.stop();
   });

@@ -1,4 +1,5 @@
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,7 +7,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { createEnvLiveConfig, liveConfigEnvName } from "./env.js";
 import type { LiveValue } from "./ports.js";
-import { createLogCapture, type LogEntry } from "../testing/log-capture.js";
+import { createLogCapture, type LogEntry } from "@meshwork/testing";
 
 const TEST_TIMEOUT = { timeout: 10_000 };
 const KEY = "payments/decline-rate";
@@ -29,9 +30,9 @@ async function replaceFile(file: string, content: unknown): Promise<void> {
   await rename(temporary, file);
 }
 
-async function tempFile(t: TestContext, content?: unknown): Promise<string> {
+async function tempFile(t: TestScope, content?: unknown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "meshwork-live-config-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, "live.json");
   if (content !== undefined) await writeFile(file, JSON.stringify(content));
   return file;
@@ -90,7 +91,7 @@ describe("live config from the environment and a JSON file", () => {
     const file = await tempFile(t, { [KEY]: 0.3 });
     const { log } = createLogCapture();
     const config = createEnvLiveConfig({ env: { [ENV_NAME]: "0.1" }, file, log, debounceMs: 20 });
-    t.after(() => config.close());
+    t.onTestFinished(() => config.close());
     const declineRate = config.value(KEY, rate, 0.05);
 
     const changed = nextChange(declineRate);
@@ -106,7 +107,7 @@ describe("live config from the environment and a JSON file", () => {
     const file = await tempFile(t, { [KEY]: 0.3 });
     const logs = createLogCapture();
     const config = createEnvLiveConfig({ env: {}, file, log: logs.log, debounceMs: 20 });
-    t.after(() => config.close());
+    t.onTestFinished(() => config.close());
     const declineRate = config.value(KEY, rate, 0.05);
     let notified = 0;
     declineRate.onChange(() => (notified += 1));
@@ -127,7 +128,7 @@ describe("live config from the environment and a JSON file", () => {
     const file = await tempFile(t, { [KEY]: 0.3 });
     const logs = createLogCapture();
     const config = createEnvLiveConfig({ env: {}, file, log: logs.log, debounceMs: 20 });
-    t.after(() => config.close());
+    t.onTestFinished(() => config.close());
     const declineRate = config.value(KEY, rate, 0.05);
 
     const refused = logs.next((entry) => entry.level === "warn" && entry.file === file);
@@ -140,7 +141,7 @@ describe("live config from the environment and a JSON file", () => {
     const file = await tempFile(t);
     const { log } = createLogCapture();
     const config = createEnvLiveConfig({ env: {}, file, log, debounceMs: 20 });
-    t.after(() => config.close());
+    t.onTestFinished(() => config.close());
     const declineRate = config.value(KEY, rate, 0.05);
     assert.equal(declineRate.get(), 0.05);
 

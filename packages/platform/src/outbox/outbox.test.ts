@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import type { Knex } from "knex";
 import { openDatabase } from "../database.js";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
-import { createTestDatabase } from "../testing/postgres.js";
-import { amqpUrl, collectFromExchange, connectRabbit, uniqueName } from "../testing/rabbitmq.js";
+import { createTestDatabase } from "@meshwork/testing";
+import { amqpUrl, collectFromExchange, connectRabbit, uniqueName } from "@meshwork/testing";
 import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf, type OutboxEvent } from "./outbox.js";
 
 const log = createSilentLogger();
@@ -22,18 +23,18 @@ const event = (aggregateId: string, sequence: number, exchange = "shop.test.v1")
   headers: { "schema-version": 1 },
 });
 
-async function pglite(t: TestContext): Promise<Knex> {
+async function pglite(t: TestScope): Promise<Knex> {
   const database = await openDatabase({ dataDir: "memory://", migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations", log });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;
 }
 
-async function postgres(t: TestContext): Promise<Knex | undefined> {
+async function postgres(t: TestScope): Promise<Knex | undefined> {
   const url = await createTestDatabase(t, "outbox");
   if (!url) return undefined;
   const database = await openDatabase({ url, migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations", log, poolMax: 12 });
-  t.after(() => database.close());
+  t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;
 }
@@ -124,7 +125,9 @@ describe("transactional outbox", () => {
       );
     }
     const publishers = await Promise.all([0, 1, 2].map(() => createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange] })));
-    t.after(() => Promise.all(publishers.map((publisher) => publisher.close())));
+    t.onTestFinished(async () => {
+    await Promise.all(publishers.map((publisher) => publisher.close()));
+  });
     const relays = publishers.map((publisher) => createOutboxRelay({ db, publisher, log, batchSize: 25 }));
     // Race the three relays until the outbox is empty.
     let rounds = 0;

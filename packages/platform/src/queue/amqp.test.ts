@@ -4,13 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { createLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
-import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { createAmqpTaskQueue } from "./amqp.js";
 import type { QueueTopology } from "./ports.js";
-import { createEventLog } from "./queue.behaviour.js";
+import { createEventLog } from "@meshwork/testing";
 
 test("a work queue deleted under a running consumer is declared again and consumption resumes", { timeout: 60_000 }, async (t) => {
   const admin = await connectRabbit(t);
@@ -21,7 +21,7 @@ test("a work queue deleted under a running consumer is declared again and consum
   const topology: QueueTopology = { exchange, bindings: ["order.#"], queue: `${exchange}.work`, retryDelaysMs: [50] };
   const queue = createAmqpTaskQueue({ url: amqpUrl(), log, drainTimeoutMs: 500 });
   const publisher = await createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange] });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await queue.close();
     await publisher.close();
     await deleteTestTopology([topology], [exchange]);

@@ -8,34 +8,15 @@
  * Runs alone (serial phase of npm test) because it stops the shared broker.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { setTimeout as delay } from "node:timers/promises";
-import { promisify } from "node:util";
 import { createLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import type { OutgoingMessage } from "../messaging/ports.js";
-import { needs } from "../testing/infra.js";
-import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, createEventLog, deleteTestTopology, needs, rabbitmqctl, rabbitmqctlMissing, uniqueName } from "@meshwork/testing";
 import { createAmqpTaskQueue } from "./amqp.js";
 import type { QueueTopology } from "./ports.js";
-import { createEventLog } from "./queue.behaviour.js";
-
-const run = promisify(execFile);
-
-async function rabbitmqctl(...args: string[]): Promise<void> {
-  await run("rabbitmqctl", args, { timeout: 60_000 });
-}
-
-async function rabbitmqctlMissing(): Promise<string | undefined> {
-  try {
-    await run("rabbitmqctl", ["status"], { timeout: 20_000 });
-    return undefined;
-  } catch (error) {
-    return `rabbitmqctl status failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`;
-  }
-}
 
 test("RabbitMQ restarted while messages flow: the consumer reconnects and resumes, and no message is lost", { timeout: 180_000 }, async (t) => {
   if (!needs(t, "a RabbitMQ node this test may restart (rabbitmqctl)", await rabbitmqctlMissing())) return;
@@ -48,7 +29,7 @@ test("RabbitMQ restarted while messages flow: the consumer reconnects and resume
   const topology: QueueTopology = { exchange, bindings: ["order.#"], queue: `${exchange}.work`, retryDelaysMs: [200, 500] };
   const queue = createAmqpTaskQueue({ url: amqpUrl(), log, drainTimeoutMs: 2_000 });
   const publisher = await createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange], confirmTimeoutMs: 2_000 });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await queue.close();
     await publisher.close();
     await deleteTestTopology([topology], [exchange]);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { attemptOf, checkTopology, describeError, exhaustedReason, nextStep, unparseableReason } from "./failure.js";
 
 test("after each failed attempt the next retry delay applies; after the last delay the message is dead-lettered", () => {

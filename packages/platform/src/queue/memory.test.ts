@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { createSilentLogger } from "../logger.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import { createMemoryTaskQueue, type QueueClock } from "./memory.js";
 import { DEAD_LETTER_REASON_HEADER } from "./ports.js";
-import { createEventLog } from "./queue.behaviour.js";
+import { createEventLog } from "@meshwork/testing";
 
 interface Pending {
   readonly delayMs: number;
@@ -27,7 +27,7 @@ test("retries wait 1 s, 5 s and 30 s in turn, then the message is dead-lettered,
   };
   const broker = createMemoryBroker();
   const queue = createMemoryTaskQueue({ broker, log: createSilentLogger(), clock });
-  t.after(() => queue.close());
+  t.onTestFinished(() => queue.close());
   const attempts = createEventLog<number>("attempts");
   const consumer = queue.consume({
     exchange: "shop.orders.v1",

@@ -4,13 +4,12 @@
  * notice when none is reachable, a failure under MESHWORK_REQUIRE_INFRA=1).
  */
 import { randomUUID } from "node:crypto";
-import type { TestContext } from "node:test";
 import type { Channel, ConsumeMessage } from "amqplib";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
-import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "../testing/rabbitmq.js";
+import { amqpUrl, connectRabbit, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { createAmqpTaskQueue } from "./amqp.js";
 import { createMemoryTaskQueue } from "./memory.js";
 import { deadLetterQueueName, type QueueTopology } from "./ports.js";
@@ -23,7 +22,7 @@ import {
   type EventLog,
   type PublishExtras,
   type QueueFixture,
-} from "./queue.behaviour.js";
+} from "@meshwork/testing";
 
 function outgoing(exchange: string, routingKey: string, body: string | Uint8Array, extras: PublishExtras = {}): OutgoingMessage {
   return {
@@ -47,10 +46,10 @@ async function publishOne(publisher: MessagePublisher, message: OutgoingMessage)
   return message.messageId;
 }
 
-taskQueueBehaviour("in-process queue", async (t: TestContext): Promise<QueueFixture> => {
+taskQueueBehaviour("in-process queue", async (t): Promise<QueueFixture> => {
   const broker = createMemoryBroker();
   const queue = createMemoryTaskQueue({ broker, log: createSilentLogger(), drainTimeoutMs: SUITE_DRAIN_TIMEOUT_MS });
-  t.after(() => queue.close());
+  t.onTestFinished(() => queue.close());
   const exchange = `test.queue.${randomUUID()}`;
   const letters = new Map<string, EventLog<DeadLetterView>>();
   const lettersOf = (name: string): EventLog<DeadLetterView> => {
@@ -74,7 +73,7 @@ taskQueueBehaviour("in-process queue", async (t: TestContext): Promise<QueueFixt
   };
 });
 
-taskQueueBehaviour("RabbitMQ (amqplib)", async (t: TestContext): Promise<QueueFixture | undefined> => {
+taskQueueBehaviour("RabbitMQ (amqplib)", async (t): Promise<QueueFixture | undefined> => {
   // Skips (or fails, in CI) when no broker answers; this connection reads dead-letter queues.
   const inspector = await connectRabbit(t);
   if (!inspector) return undefined;
@@ -83,7 +82,7 @@ taskQueueBehaviour("RabbitMQ (amqplib)", async (t: TestContext): Promise<QueueFi
   const topologies: QueueTopology[] = [];
   const queue = createAmqpTaskQueue({ url: amqpUrl(), log, drainTimeoutMs: SUITE_DRAIN_TIMEOUT_MS });
   const publisher = await createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange] });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await queue.close();
     await publisher.close();
     // Its own connection: the inspector's is closed by the hook registered before this one.

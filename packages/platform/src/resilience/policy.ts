@@ -121,7 +121,7 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
   const budget = createRetryBudget(() => settings().budget);
   const listeners = new Set<(state: BreakerState) => void>();
 
-  let built: { source: ResilienceSettings; breaker: CircuitBreakerPolicy; bulkhead: BulkheadPolicy; retry: RetryPolicy; codes: ReadonlySet<Code> } | undefined;
+  let built: { source: ResilienceSettings; breaker: CircuitBreakerPolicy | undefined; bulkhead: BulkheadPolicy; retry: RetryPolicy; codes: ReadonlySet<Code> } | undefined;
   let lastState: BreakerState = "closed";
   const announce = (state: BreakerState): void => {
     if (state === lastState) return;
@@ -136,9 +136,12 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
     const sameBreaker = previous !== undefined && JSON.stringify(previous.source.breaker) === JSON.stringify(current.breaker);
     const sameBulkhead = previous !== undefined && JSON.stringify(previous.source.bulkhead) === JSON.stringify(current.bulkhead);
     const codes = retryableCodes(current);
-    let breaker: CircuitBreakerPolicy;
+    let breaker: CircuitBreakerPolicy | undefined;
     if (sameBreaker) {
       breaker = previous.breaker;
+    } else if (!current.breaker.enabled) {
+      breaker = undefined;
+      announce("closed");
     } else {
       const { consecutiveFailures, failureRatio, window, minimumCalls, halfOpenAfterMs } = current.breaker;
       breaker = circuitBreaker(handleWhen(isDownstreamFailure), {
@@ -206,14 +209,15 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
       const { breaker, retry } = build();
       const retried = options.idempotent && settings().retry.maxAttempts > 1;
       try {
-        return await breaker.execute(() => (retried ? retry.execute(() => once(attempt, options), options.signal) : once(attempt, options)));
+        const call = () => (retried ? retry.execute(() => once(attempt, options), options.signal) : once(attempt, options));
+        return await (breaker ? breaker.execute(call) : call());
       } catch (error) {
         throw translate(error, name, built!.bulkhead, counters);
       }
     },
     breakerState() {
       build();
-      return built === undefined ? "closed" : STATE_NAMES[built.breaker.state];
+      return built?.breaker === undefined ? "closed" : STATE_NAMES[built.breaker.state];
     },
     onBreakerChange(listener) {
       listeners.add(listener);

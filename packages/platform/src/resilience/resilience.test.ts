@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { setTimeout as delay } from "node:timers/promises";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { createClient, type ClientConfig } from "../client.js";
@@ -14,16 +15,17 @@ import { createStaticDiscovery } from "../discovery/static.js";
 import { Code, isRpcError, RpcError } from "../errors.js";
 import { createEnvLiveConfig } from "../live-config/env.js";
 import { createSilentLogger } from "../logger.js";
-import { createLogCapture } from "../testing/log-capture.js";
+import { createLogCapture } from "@meshwork/testing";
 import { createGrpcHost } from "../server.js";
 import type { ServiceHandlers } from "../service-types.js";
+import { FastFailError } from "./policy.js";
 import { bindResilienceSettings, DEFAULT_RESILIENCE, mergeResilience, resilienceSchema, type ResilienceOverrides } from "./settings.js";
 
 type CatalogHandlers = ServiceHandlers<typeof CatalogService>;
 const product = (id: string) => ({ id, name: `Product ${id}`, price: { currencyCode: "EUR", amountMinor: 100n } });
 
 /** A catalog server on a free port whose getProduct runs `behaviour`; counts the calls that reach it. */
-async function serve(t: TestContext, behaviour: CatalogHandlers["getProduct"]) {
+async function serve(t: TestScope, behaviour: CatalogHandlers["getProduct"]) {
   const host = createGrpcHost({ name: "catalog", log: createSilentLogger() });
   const served = { calls: 0 };
   host.add(CatalogService, {
@@ -45,11 +47,11 @@ async function serve(t: TestContext, behaviour: CatalogHandlers["getProduct"]) {
       await host.shutdown(50);
     }
   };
-  t.after(stop);
+  t.onTestFinished(stop);
   return { address: `127.0.0.1:${port}`, served, stop };
 }
 
-function client(t: TestContext, target: ClientConfig["target"], overrides: ResilienceOverrides, extra: Partial<ClientConfig> = {}) {
+function client(t: TestScope, target: ClientConfig["target"], overrides: ResilienceOverrides, extra: Partial<ClientConfig> = {}) {
   const created = createClient(CatalogService, {
     target,
     name: "catalog",
@@ -57,11 +59,11 @@ function client(t: TestContext, target: ClientConfig["target"], overrides: Resil
     idempotentMethods: ["getProduct"],
     ...extra,
   });
-  t.after(created.close);
+  t.onTestFinished(created.close);
   return created;
 }
 
-const NO_BREAKER = { consecutiveFailures: 1000, window: 1000, minimumCalls: 1000 };
+const NO_BREAKER = { enabled: false };
 const fast = { initialBackoffMs: 1, maxBackoffMs: 5 };
 
 describe("retries", () => {
@@ -117,6 +119,23 @@ describe("retries", () => {
 });
 
 describe("the circuit breaker", () => {
+  test("turned off, it never refuses: every call of a long outage reaches the downstream", async (t) => {
+    const server = await serve(t, async () => {
+      throw new RpcError(Code.UNAVAILABLE, "down");
+    });
+    const { client: catalog, downstream } = client(t, server.address, { retry: { maxAttempts: 1 }, breaker: NO_BREAKER });
+    const states: string[] = [];
+    downstream.onBreakerChange((state) => states.push(state));
+    for (let i = 0; i < 50; i += 1) {
+      const error = await catalog.getProduct({ productId: "A1" }).catch((caught: unknown) => caught);
+      assert.ok(isRpcError(error, Code.UNAVAILABLE) && !(error instanceof FastFailError), String(error));
+    }
+    assert.equal(server.served.calls, 50);
+    assert.equal(downstream.breakerState(), "closed");
+    assert.deepEqual(states, []);
+    assert.equal(downstream.counters.rejectedByBreaker, 0);
+  });
+
   test("opens after the configured failures in a row, then fails fast without calling", async (t) => {
     const server = await serve(t, async () => {
       throw new RpcError(Code.UNAVAILABLE, "down");
@@ -299,12 +318,12 @@ describe("settings", () => {
 
   test("live config changes a downstream's settings on a running client; an invalid update is refused and the last good one kept", async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), "meshwork-resilience-"));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+    t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = path.join(dir, "live.json");
     await writeFile(file, JSON.stringify({ "orders/resilience/catalog": { retry: { maxAttempts: 1 } } }));
     const logs = createLogCapture({ level: "info" });
     const live = createEnvLiveConfig({ env: {}, file, log: logs.log, debounceMs: 10 });
-    t.after(() => live.close());
+    t.onTestFinished(() => live.close());
     const settings = bindResilienceSettings(live, "orders", "catalog");
     await live.ready();
     assert.equal(settings.get().retry.maxAttempts, 1);

@@ -36,6 +36,12 @@ export const resilienceSchema = z
     budget: z.object({ maxTokens: whole(1, 1000), tokenRatio: z.number().gt(0, "expected a ratio above 0").max(1, "expected at most 1") }).strict(),
     breaker: z
       .object({
+        /**
+         * false: no breaker at all, every call is tried. For a caller whose
+         * own loop already backs off and must reach the downstream the moment
+         * it is back (a persistent client that resends with an idempotency key).
+         */
+        enabled: z.boolean(),
         /** Opens after this many failures in a row... */
         consecutiveFailures: whole(1, 1000),
         /** ...or when this share of the last `window` calls failed (with at least `minimumCalls` seen). */
@@ -67,7 +73,7 @@ export type ResilienceSettings = z.output<typeof resilienceSchema>;
 export const DEFAULT_RESILIENCE: ResilienceSettings = Object.freeze({
   retry: { maxAttempts: 3, initialBackoffMs: 25, maxBackoffMs: 500, codes: ["UNAVAILABLE"] },
   budget: { maxTokens: 10, tokenRatio: 0.1 },
-  breaker: { consecutiveFailures: 5, failureRatio: 0.5, window: 20, minimumCalls: 10, halfOpenAfterMs: 2000 },
+  breaker: { enabled: true, consecutiveFailures: 5, failureRatio: 0.5, window: 20, minimumCalls: 10, halfOpenAfterMs: 2000 },
   bulkhead: { maxConcurrent: 64, maxQueue: 64 },
   ejection: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 30_000 },
 }) as ResilienceSettings;

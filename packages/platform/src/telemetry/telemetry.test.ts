@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "@meshwork/testing";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { currentCall } from "../call-context.js";
@@ -15,7 +16,7 @@ const SERVER = 1; // SpanKind.SERVER
 const CLIENT = 2; // SpanKind.CLIENT
 
 /** A catalog served by the platform host with `telemetry`, a client of it with `clientTelemetry`, and what the server saw. */
-async function serve(t: TestContext, telemetry: Telemetry | undefined, clientTelemetry: Telemetry | undefined) {
+async function serve(t: TestScope, telemetry: Telemetry | undefined, clientTelemetry: Telemetry | undefined) {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({ service: "catalog", level: "debug", destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
   const seen: { traceparent: unknown[] }[] = [];
@@ -32,15 +33,17 @@ async function serve(t: TestContext, telemetry: Telemetry | undefined, clientTel
   });
   const port = await host.listen({ host: "127.0.0.1", port: 0 });
   host.setServing(true);
-  t.after(() => host.shutdown(100));
+  t.onTestFinished(async () => {
+    await host.shutdown(100);
+  });
   const client = createClient(CatalogService, { target: `127.0.0.1:${port}`, ...(clientTelemetry ? { telemetry: clientTelemetry.forClient("catalog") } : {}) });
-  t.after(client.close);
+  t.onTestFinished(client.close);
   return { client: client.client, seen, lines };
 }
 
-async function scrape(t: TestContext, telemetry: Telemetry): Promise<string> {
+async function scrape(t: TestScope, telemetry: Telemetry): Promise<string> {
   const server = await startMetricsServer({ registry: telemetry.metrics.registry, host: "127.0.0.1", port: 0, log: createLogger({ service: "test", level: "silent" }) });
-  t.after(() => server.close());
+  t.onTestFinished(() => server.close());
   const response = await fetch(`http://127.0.0.1:${server.port}/metrics`);
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
@@ -131,7 +134,7 @@ describe("telemetry of the platform host and client", () => {
     const resilience = { ...DEFAULT_RESILIENCE, retry: { ...DEFAULT_RESILIENCE.retry, maxAttempts: 1 }, breaker: { ...DEFAULT_RESILIENCE.breaker, consecutiveFailures: 2 } };
     // Nothing listens on port 1: every call fails at once with UNAVAILABLE.
     const client = createClient(CatalogService, { target: "127.0.0.1:1", name: "catalog", resilience, telemetry: telemetry.forClient("catalog") });
-    t.after(client.close);
+    t.onTestFinished(client.close);
     const state = async (): Promise<Record<string, number | undefined>> => {
       const text = await scrape(t, telemetry);
       return Object.fromEntries(["closed", "open", "half-open"].map((name) => [name, sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: name })]));
@@ -145,10 +148,10 @@ describe("telemetry of the platform host and client", () => {
     const telemetry = createTelemetry({ service: "notifications", tracesExporter: "none", processMetrics: false });
     const broker = createMemoryBroker();
     const queue = createMemoryTaskQueue({ broker, log: createLogger({ service: "test", level: "silent" }) });
-    t.after(() => queue.close());
+    t.onTestFinished(() => queue.close());
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    t.after(() => release());
+    t.onTestFinished(() => release());
     let handled = 0;
     let firstTaken!: () => void;
     const taken = new Promise<void>((resolve) => (firstTaken = resolve));

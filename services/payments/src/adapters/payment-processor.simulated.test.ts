@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { ProcessorUnavailableError } from "../payments.js";
 import { createSimulatedProcessor, TEST_CARD_TOKENS } from "./payment-processor.simulated.js";
 

@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from "../logger.js";
+import { createLogger, type Logger } from "@meshwork/platform";
 
 /** One parsed log line; `level` is the label ("warn"), as the platform's logger writes it. */
 export type LogEntry = Record<string, unknown> & { msg?: string; level?: string };

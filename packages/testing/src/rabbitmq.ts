@@ -3,11 +3,13 @@
  * (default amqp://guest:guest@127.0.0.1:5672). Each test names its own
  * exchanges and queues, so tests never see each other's messages.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import type { TestContext } from "node:test";
+import { promisify } from "node:util";
+import type { TestScope } from "./scope.js";
 import amqp, { type ChannelModel, type ConsumeMessage } from "amqplib";
-import { amqpTopologyOf, deleteAmqpTopology } from "../queue/amqp-topology.js";
-import type { QueueTopology } from "../queue/ports.js";
+import { amqpTopologyOf, deleteAmqpTopology } from "@meshwork/platform";
+import type { QueueTopology } from "@meshwork/platform";
 import { needs } from "./infra.js";
 
 export const amqpUrl = (): string => process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -15,7 +17,7 @@ export const amqpUrl = (): string => process.env.MESHWORK_TEST_AMQP_URL ?? "amqp
 export const uniqueName = (label: string): string => `test.${label}.${randomBytes(4).toString("hex")}`;
 
 /** An AMQP connection for the test, or undefined when the test was skipped. */
-export async function connectRabbit(t: TestContext): Promise<ChannelModel | undefined> {
+export async function connectRabbit(t: TestScope): Promise<ChannelModel | undefined> {
   let connection: ChannelModel | undefined;
   let missing: string | undefined;
   try {
@@ -25,7 +27,7 @@ export async function connectRabbit(t: TestContext): Promise<ChannelModel | unde
   }
   if (!needs(t, "RabbitMQ", missing)) return undefined;
   connection!.on("error", () => undefined);
-  t.after(() => connection!.close().catch(() => undefined));
+  t.onTestFinished(() => connection!.close().catch(() => undefined));
   return connection;
 }
 
@@ -103,5 +105,25 @@ export async function deleteTestTopology(topologies: readonly QueueTopology[], e
     for (const exchange of exchanges) await channel.deleteExchange(exchange);
   } finally {
     await connection.close().catch(() => undefined);
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs `rabbitmqctl` against the local node, bounded to a minute. */
+export async function rabbitmqctl(...args: string[]): Promise<void> {
+  await execFileAsync("rabbitmqctl", args, { timeout: 60_000 });
+}
+
+/**
+ * Why the broker cannot be restarted by a test (no rabbitmqctl, or the node
+ * does not answer it), or undefined when it can. For `needs`.
+ */
+export async function rabbitmqctlMissing(): Promise<string | undefined> {
+  try {
+    await execFileAsync("rabbitmqctl", ["status"], { timeout: 20_000 });
+    return undefined;
+  } catch (error) {
+    return `rabbitmqctl status failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`;
   }
 }

@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { TestContext } from "node:test";
+import type { TestScope } from "./scope.js";
 import { needs } from "./infra.js";
 
 export const PROMETHEUS_BINARY = process.env.MESHWORK_TEST_PROMETHEUS ?? "/usr/bin/prometheus";
@@ -43,10 +43,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startPrometheus(t: TestContext, jobs: readonly ScrapeJob[], scrapeIntervalSeconds = 1): Promise<RunningPrometheus | undefined> {
+export async function startPrometheus(t: TestScope, jobs: readonly ScrapeJob[], scrapeIntervalSeconds = 1): Promise<RunningPrometheus | undefined> {
   if (!needs(t, "Prometheus", existsSync(PROMETHEUS_BINARY) ? undefined : `${PROMETHEUS_BINARY} is missing (apt-get install prometheus)`)) return undefined;
   const dir = await mkdtemp(path.join(tmpdir(), "meshwork-prometheus-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
   const config = [
     "global:",
     `  scrape_interval: ${scrapeIntervalSeconds}s`,
@@ -63,7 +63,7 @@ export async function startPrometheus(t: TestContext, jobs: readonly ScrapeJob[]
   });
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-4000)));
-  t.after(async () => {
+  t.onTestFinished(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, "exit");
     child.kill("SIGTERM");

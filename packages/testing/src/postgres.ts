@@ -3,7 +3,7 @@
  * fails) when no server answers at MESHWORK_TEST_PG_URL.
  */
 import { randomBytes } from "node:crypto";
-import type { TestContext } from "node:test";
+import type { TestScope } from "./scope.js";
 import pg from "pg";
 import { needs } from "./infra.js";
 
@@ -38,7 +38,7 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
  * that role, not as a superuser), and returns its URL, or undefined when the
  * test was skipped. Database and role are dropped when the test ends.
  */
-export async function createTestDatabase(t: TestContext, label = "test"): Promise<string | undefined> {
+export async function createTestDatabase(t: TestScope, label = "test"): Promise<string | undefined> {
   if (!needs(t, "PostgreSQL", await reachable(adminUrl()))) return undefined;
   const name = `mw_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase().slice(0, 30)}_${randomBytes(4).toString("hex")}`;
   await admin(async (client) => {
@@ -46,7 +46,7 @@ export async function createTestDatabase(t: TestContext, label = "test"): Promis
     await client.query(`create database "${name}" owner "${name}"`);
     await client.query(`revoke all on database "${name}" from public`);
   });
-  t.after(() =>
+  t.onTestFinished(() =>
     admin(async (client) => {
       await client.query(`drop database if exists "${name}" with (force)`);
       await client.query(`drop role if exists "${name}"`);

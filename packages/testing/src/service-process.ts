@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import type { TestContext } from "node:test";
+import type { TestScope } from "./scope.js";
 
 export interface ServiceProcess {
   /** The port from the "<name> serving" log line. */
@@ -19,12 +19,14 @@ export interface ServiceProcess {
   shutdownSteps(): string[];
 }
 
-export async function startServiceProcess(t: TestContext, options: { mainFile: string; name: string; env: Record<string, string> }): Promise<ServiceProcess> {
+export async function startServiceProcess(t: TestScope, options: { mainFile: string; name: string; env: Record<string, string> }): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", options.mainFile], {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  t.after(() => child.kill("SIGKILL"));
+  t.onTestFinished(async () => {
+    await child.kill("SIGKILL");
+  });
   const lines: Record<string, unknown>[] = [];
   const reader = createInterface({ input: child.stdout });
   const closed = once(reader, "close");

@@ -1,6 +1,6 @@
 import { Metadata } from "@grpc/grpc-js";
-import type { CallContext } from "../call-context.js";
-import { createSilentLogger } from "../logger.js";
+import type { CallContext } from "@meshwork/platform";
+import { createSilentLogger } from "@meshwork/platform";
 
 /**
  * A CallContext for calling handlers directly in RPC tests, without a

@@ -9,10 +9,11 @@
  * have been there would have been handled before the marker.
  */
 import assert from "node:assert/strict";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "vitest";
+import type { TestScope } from "./scope.js";
 import { performance } from "node:perf_hooks";
-import { LAST_ERROR_HEADER } from "./failure.js";
-import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type ConsumerOptions, type Delivery, type QueueTopology, type TaskQueue } from "./ports.js";
+import { LAST_ERROR_HEADER } from "@meshwork/platform";
+import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type ConsumerOptions, type Delivery, type QueueTopology, type TaskQueue } from "@meshwork/platform";
 
 /** stop()'s bound on in-flight handlers that fixtures give their adapter. */
 export const SUITE_DRAIN_TIMEOUT_MS = 500;
@@ -43,7 +44,7 @@ export interface QueueFixture {
   deadLetters(queue: string, count: number): Promise<readonly DeadLetterView[]>;
 }
 
-export type QueueFixtureFactory = (t: TestContext) => Promise<QueueFixture | undefined>;
+export type QueueFixtureFactory = (t: TestScope) => Promise<QueueFixture | undefined>;
 
 const WAIT_MS = 15_000;
 /**

@@ -1,4 +1,4 @@
-import { InvalidFieldError } from "../errors.js";
+import { InvalidFieldError } from "@meshwork/platform";
 
 /** Runs a validation expected to refuse, and returns the field and problem it named. */
 export function fieldRefusal(work: () => unknown): { field: string; problem: string } {
