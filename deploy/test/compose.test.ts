@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "vitest";
-import { promisify } from "node:util";
 import { parse } from "yaml";
-import { needs } from "@meshwork/testing";
 import { LIVE_DEFAULTS, LIVE_KEYS as GATEWAY_LIVE_KEYS } from "../../services/gateway/src/live-settings.js";
 import { LIVE_KEYS as PAYMENTS_LIVE_KEYS } from "../../services/payments/src/live-settings.js";
 import { settingsOf } from "./config-specs.js";
@@ -141,14 +138,11 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("Prometheus scrapes every service instance's metrics port, and promtool accepts its configuration", async (t) => {
+  test("Prometheus scrapes every service instance's metrics port (promtool checks the file: compose.int.test.ts)", () => {
     const config = parse(read("deploy/prometheus/prometheus.yml"));
     const targets = config.scrape_configs.flatMap((job: any) => job.static_configs.flatMap((group: any) => group.targets)).sort();
     const expected = appEntries.map(([name]) => `${name}:${SERVICE_PORTS[appServiceOf(name)!].metrics}`).sort();
     assert.deepEqual(targets, expected);
-    if (!needs(t, "promtool", existsSync("/usr/bin/promtool") ? undefined : "apt-get install prometheus")) return;
-    const { stdout } = await promisify(execFile)("promtool", ["check", "config", "--syntax-only", path.join(root, "deploy/prometheus/prometheus.yml")]);
-    assert.match(stdout, /SUCCESS/);
   });
 
   test("the Consul KV seed holds every live setting with a valid value, under the prefix the services read", () => {

@@ -69,13 +69,13 @@ const unimplemented = (): never => {
 };
 
 export async function startNotificationsCluster(t: TestScope, shop: Shop, options: ClusterOptions = {}): Promise<NotificationsCluster | undefined> {
-  // Registered before the database and the connection, so it runs before they go.
-  const cleanup: (() => unknown)[] = [];
-  t.onTestFinished(() => runAll(cleanup.reverse()));
   const url = await createTestDatabase(t, "notifications");
   if (!url) return undefined;
   const rabbit = await connectRabbit(t);
   if (!rabbit) return undefined;
+  // Registered after the database and the connection, so it runs before they go (last in, first out).
+  const cleanup: (() => unknown)[] = [];
+  t.onTestFinished(() => runAll(cleanup.reverse()));
 
   // The shop harness does not say where identity listens, only hands out a
   // client; a relay of its public keys gives notifications a real identity

@@ -59,8 +59,19 @@ async function knexFor(cleanup: (() => unknown)[], url: string): Promise<Knex> {
 }
 
 export async function startShop(t: TestScope, options: ShopOptions = {}): Promise<Shop | undefined> {
-  // Registered first, so it runs before the databases are dropped: services stop, last started first.
   const cleanup: (() => unknown)[] = [];
+  const urls: Record<string, string> = {};
+  for (const name of ["identity", "catalog", "payments", "orders"]) {
+    const url = await createTestDatabase(t, name);
+    if (!url) return undefined;
+    urls[name] = url;
+  }
+  const rabbit = await connectRabbit(t);
+  if (!rabbit) return undefined;
+  const exchange = uniqueName("orders");
+  const events = await collectFromExchange(rabbit, exchange);
+  // Registered after the databases and the broker connection, so it runs before
+  // they go (vitest runs clean-up last in, first out): services stop, last started first.
   t.onTestFinished(async () => {
     // Every step runs even when one fails, or a failure would leave servers running and hang the file.
     const failures: unknown[] = [];
@@ -73,16 +84,6 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
     }
     if (failures.length > 0) throw new AggregateError(failures, "shop clean-up failed");
   });
-  const urls: Record<string, string> = {};
-  for (const name of ["identity", "catalog", "payments", "orders"]) {
-    const url = await createTestDatabase(t, name);
-    if (!url) return undefined;
-    urls[name] = url;
-  }
-  const rabbit = await connectRabbit(t);
-  if (!rabbit) return undefined;
-  const exchange = uniqueName("orders");
-  const events = await collectFromExchange(rabbit, exchange);
 
   const quiet = "warn";
   const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
@@ -154,6 +155,9 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
   const ordersClient = createClient(OrderService, {
     target: `127.0.0.1:${ordersPort}`,
     resilience: mergeResilience(DEFAULT_RESILIENCE, { breaker: { enabled: false } }),
+    // Nor do they wait out grpc-js' growing reconnect back-off (up to the
+    // platform's 5 s), which could span several of those windows in a row.
+    channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 250 },
   });
   cleanup.push(() => {
     identityClient.close();

@@ -9,11 +9,12 @@
  * have been there would have been handled before the marker.
  */
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { describe, test } from "vitest";
 import type { TestScope } from "./scope.js";
 import { performance } from "node:perf_hooks";
 import { LAST_ERROR_HEADER } from "@meshwork/platform";
-import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type ConsumerOptions, type Delivery, type QueueTopology, type TaskQueue } from "@meshwork/platform";
+import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type MessagePublisher, type OutgoingMessage, type ConsumerOptions, type Delivery, type QueueTopology, type TaskQueue } from "@meshwork/platform";
 
 /** stop()'s bound on in-flight handlers that fixtures give their adapter. */
 export const SUITE_DRAIN_TIMEOUT_MS = 500;
@@ -469,4 +470,27 @@ export function taskQueueBehaviour(adapter: string, open: QueueFixtureFactory): 
       await first.stop();
     });
   });
+}
+
+/** A message for `exchange`, as the suite publishes it. */
+export function outgoing(exchange: string, routingKey: string, body: string | Uint8Array, extras: PublishExtras = {}): OutgoingMessage {
+  return {
+    messageId: randomUUID(),
+    exchange,
+    routingKey,
+    type: MESSAGE_TYPE,
+    contentType: "application/json",
+    body: typeof body === "string" ? new TextEncoder().encode(body) : body,
+    headers: extras.headers ?? {},
+    timestamp: new Date(),
+  };
+}
+
+export function topologyFor(exchange: string, label: string, bindings: readonly string[], retryDelaysMs: readonly number[] = []): QueueTopology {
+  return { exchange, bindings, queue: `${exchange}.${label}`, retryDelaysMs };
+}
+
+export async function publishOne(publisher: MessagePublisher, message: OutgoingMessage): Promise<string> {
+  await publisher.publish([message]);
+  return message.messageId;
 }

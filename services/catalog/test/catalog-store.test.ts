@@ -1,5 +1,4 @@
 import { openDatabase, createSilentLogger } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexCatalogStore } from "../src/adapters/catalog-store.knex.js";
 import { createMemoryCatalogStore } from "../src/adapters/catalog-store.memory.js";
@@ -9,15 +8,6 @@ catalogStoreBehaviour("memory", async () => createMemoryCatalogStore());
 
 catalogStoreBehaviour("knex on PGlite", async (t) => {
   const database = await openDatabase({ dataDir: "memory://", migrations, migrationsTable: "catalog_migrations", log: createSilentLogger() });
-  t.onTestFinished(() => database.close());
-  await database.migrate();
-  return createKnexCatalogStore(database.knex);
-});
-
-catalogStoreBehaviour("knex on PostgreSQL", async (t) => {
-  const url = await createTestDatabase(t, "catalog_store");
-  if (url === undefined) return undefined;
-  const database = await openDatabase({ url, migrations, migrationsTable: "catalog_migrations", log: createSilentLogger() });
   t.onTestFinished(() => database.close());
   await database.migrate();
   return createKnexCatalogStore(database.knex);

@@ -1,6 +1,5 @@
 import { afterAll } from "vitest";
 import { createSilentLogger, openDatabase, type Database } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexIdentityStore } from "../src/adapters/identity-store.knex.js";
 import { createMemoryIdentityStore } from "../src/adapters/identity-store.memory.js";
@@ -20,14 +19,5 @@ identityStoreBehaviour("knex on PGlite", async () => {
   });
   const database = await pglite;
   await database.knex.raw("truncate users, signing_keys");
-  return createKnexIdentityStore(database.knex);
-});
-
-identityStoreBehaviour("knex on PostgreSQL", async (t) => {
-  const url = await createTestDatabase(t, "identity_store");
-  if (url === undefined) return undefined;
-  const database = await openDatabase({ url, migrations, migrationsTable: "identity_migrations", log: createSilentLogger() });
-  t.onTestFinished(() => database.close());
-  await database.migrate();
   return createKnexIdentityStore(database.knex);
 });

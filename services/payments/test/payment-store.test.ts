@@ -1,5 +1,4 @@
 import { createSilentLogger, openDatabase } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexPaymentStore } from "../src/adapters/payment-store.knex.js";
 import { createMemoryPaymentStore } from "../src/adapters/payment-store.memory.js";
@@ -9,15 +8,6 @@ paymentStoreBehaviour("memory", async () => createMemoryPaymentStore());
 
 paymentStoreBehaviour("knex on PGlite", async (t) => {
   const database = await openDatabase({ dataDir: "memory://", migrations, migrationsTable: "payments_migrations", log: createSilentLogger() });
-  t.onTestFinished(() => database.close());
-  await database.migrate();
-  return createKnexPaymentStore(database.knex);
-});
-
-paymentStoreBehaviour("knex on PostgreSQL", async (t) => {
-  const url = await createTestDatabase(t, "payments_store");
-  if (url === undefined) return undefined;
-  const database = await openDatabase({ url, migrations, migrationsTable: "payments_migrations", log: createSilentLogger() });
   t.onTestFinished(() => database.close());
   await database.migrate();
   return createKnexPaymentStore(database.knex);

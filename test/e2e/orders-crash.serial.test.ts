@@ -4,6 +4,9 @@
  * restarted each time. Afterwards every order is final, stock is conserved,
  * nothing is authorized twice or left authorized for an order that did not
  * go through, and every event reached the exchange.
+ *
+ * In the serial project: its kill-and-restart rhythm is what it measures, and
+ * files running beside it on two cores would stretch every restart.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";

@@ -1,0 +1,3 @@
+import { knexNotificationStoreSuite } from "./notification-store.suite.js";
+
+knexNotificationStoreSuite("PostgreSQL");

@@ -1,0 +1,3 @@
+import { orderStoreSuite } from "./order-store.suite.js";
+
+orderStoreSuite("PostgreSQL");
