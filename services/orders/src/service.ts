@@ -25,14 +25,8 @@ import {
   placementFingerprint,
   type OrderRecord,
 } from "./orders.js";
-import type { EventFactory, OrderStore } from "./ports.js";
+import type { EventFactory, OrderStore, ProductCheck } from "./ports.js";
 import type { WatchHub } from "./watch-hub.js";
-
-/** Whether products exist, asked of the catalog before an order is accepted. */
-export interface ProductCheck {
-  /** Ids that the catalog does not know. Throws RpcError UNAVAILABLE when it cannot tell. */
-  unknownProducts(productIds: readonly string[]): Promise<Set<string>>;
-}
 
 export interface OrderServiceDeps {
   readonly store: OrderStore;
