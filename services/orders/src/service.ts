@@ -10,6 +10,7 @@ import {
   type AuthenticatedUser,
   type CallContext,
   type ServiceHandlers,
+  type WatchHub,
 } from "@meshwork/platform";
 import { orderMessage } from "./messages.js";
 import {
@@ -26,13 +27,13 @@ import {
   type OrderRecord,
 } from "./orders.js";
 import type { EventFactory, OrderStore, ProductCheck } from "./ports.js";
-import type { WatchHub } from "./watch-hub.js";
 
 export interface OrderServiceDeps {
   readonly store: OrderStore;
   readonly authenticate: (context: CallContext) => Promise<AuthenticatedUser>;
   readonly products: ProductCheck;
   readonly event: EventFactory;
+  /** Notified with the order id at every change this process commits (see main.ts). */
   readonly watchHub: WatchHub;
   /** Starts the saga of a newly placed order at once. */
   readonly startSaga: (orderId: string) => void;
@@ -103,17 +104,24 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
 
     async *watchOrder(request, context) {
       const user = await mapped(() => deps.authenticate(context));
-      let order = await mapped(() => ownOrder(user, request.orderId));
-      yield { order: orderMessage(order) };
-      while (!FINAL_STATUSES.has(order.status) && !context.signal.aborted) {
-        await deps.watchHub.next(order.id, deps.watchPollMs, context.signal);
-        if (context.signal.aborted) break;
-        const latest = await store.get(order.id);
-        if (!latest) throw new RpcError(Code.INTERNAL, "order vanished");
-        if (latest.updatedAt.getTime() !== order.updatedAt.getTime() || latest.history.length !== order.history.length) {
-          order = latest;
-          yield { order: orderMessage(order) };
+      // Subscribed before the first read: a change committed after any read
+      // ends the next wait, so none is slept through until the poll.
+      const changes = deps.watchHub.watch(request.orderId);
+      try {
+        let order = await mapped(() => ownOrder(user, request.orderId));
+        yield { order: orderMessage(order) };
+        while (!FINAL_STATUSES.has(order.status) && !context.signal.aborted) {
+          await changes.changed(deps.watchPollMs, context.signal);
+          if (context.signal.aborted) break;
+          const latest = await store.get(order.id);
+          if (!latest) throw new RpcError(Code.INTERNAL, "order vanished");
+          if (latest.updatedAt.getTime() !== order.updatedAt.getTime() || latest.history.length !== order.history.length) {
+            order = latest;
+            yield { order: orderMessage(order) };
+          }
         }
+      } finally {
+        changes.close();
       }
     },
   };
