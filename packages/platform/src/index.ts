@@ -26,3 +26,4 @@ export { createLiveConfigFor } from "./live-config/from-config.js";
 export { isDatabaseUnavailable } from "./database-errors.js";
 export * from "./telemetry/index.js";
 export { untilAborted } from "./abortable.js";
+export * from "./watch-hub.js";

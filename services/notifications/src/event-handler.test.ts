@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
-import { createSilentLogger } from "@meshwork/platform";
+import { createSilentLogger, createWatchHub } from "@meshwork/platform";
 import { deliveryOf, eventOf, orderEventJson } from "../test/support.js";
 import { createMemoryNotificationStore } from "./adapters/notification-store.memory.js";
 import { createOrderEventHandler } from "./event-handler.js";
 import type { NotificationStore } from "./ports.js";
 import { createStatsBoard } from "./stats.js";
-import { createWatchHub } from "./watch-hub.js";
 
 function fixture(store: NotificationStore = createMemoryNotificationStore()) {
   const stats = createStatsBoard();

@@ -1,9 +1,8 @@
-import type { Delivery, Logger } from "@meshwork/platform";
+import type { Delivery, Logger, WatchHub } from "@meshwork/platform";
 import { notificationsFor, type OrderEvent } from "./notifications.js";
 import { parseOrderEvent } from "./order-events.js";
 import type { NotificationStore } from "./ports.js";
 import type { StatsBoard } from "./stats.js";
-import type { WatchHub } from "./watch-hub.js";
 
 export interface OrderEventHandlerDeps {
   readonly store: NotificationStore;

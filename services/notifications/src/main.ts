@@ -8,6 +8,7 @@ import {
   createMemoryBroker,
   createMemoryTaskQueue,
   createTokenVerifier,
+  createWatchHub,
   instrumentHandler,
   parseAddressList,
   registerQueueMetrics,
@@ -25,7 +26,6 @@ import { createOrderEventHandler } from "./event-handler.js";
 import type { OrderEvent } from "./notifications.js";
 import { createNotificationHandlers } from "./service.js";
 import { createStatsBoard, type StatsBoard } from "./stats.js";
-import { createWatchHub } from "./watch-hub.js";
 
 /** Routing keys of the order events this service turns into notifications (order.placed, order.confirmed, ...). */
 export const ORDER_EVENT_BINDINGS = ["order.*"] as const;

@@ -7,7 +7,7 @@ import {
   type WatchNotificationsResponse,
   type WatchNotificationsResponseSchema,
 } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { bearerToken, Code, createSilentLogger, isRpcError, type CallContext } from "@meshwork/platform";
+import { bearerToken, Code, createSilentLogger, createWatchHub, isRpcError, type CallContext } from "@meshwork/platform";
 import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { deliveryOf, eventOf } from "../test/support.js";
 import { createMemoryNotificationStore } from "./adapters/notification-store.memory.js";
@@ -15,7 +15,6 @@ import { createOrderEventHandler } from "./event-handler.js";
 import type { NotificationStore } from "./ports.js";
 import { createNotificationHandlers, SETTLE_MS } from "./service.js";
 import { createStatsBoard } from "./stats.js";
-import { createWatchHub } from "./watch-hub.js";
 
 type WatchItem = MessageInitShape<typeof WatchNotificationsResponseSchema> | WatchNotificationsResponse;
 

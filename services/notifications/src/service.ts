@@ -1,10 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { NotificationSchema, NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { Code, errorMapper, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers } from "@meshwork/platform";
+import { Code, errorMapper, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers, type WatchHub } from "@meshwork/platform";
 import { checkPageSize, decodePageToken, encodePageToken, type NotificationRecord } from "./notifications.js";
 import type { NotificationStore } from "./ports.js";
-import type { WatchHub } from "./watch-hub.js";
 
 export interface NotificationServiceDeps {
   readonly store: NotificationStore;

@@ -12,6 +12,7 @@ import {
   createMemoryBroker,
   createOutboxRelay,
   createTokenVerifier,
+  createWatchHub,
   enqueueOutbox,
   parseAddressList,
   registerOutboxMetrics,
@@ -29,7 +30,6 @@ import { loadOrdersConfig } from "./config.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
 import { createSagaRunner } from "./saga-runner.js";
 import { createOrderHandlers } from "./service.js";
-import { createWatchHub } from "./watch-hub.js";
 
 export interface OrdersOptions {
   readonly log?: Logger;
@@ -120,7 +120,7 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         pollIntervalMs: config.sagaPollMs,
         ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}),
         onChange: (order) => {
-          watchHub.notify(order);
+          watchHub.notify(order.id);
           relay.nudge();
         },
       });

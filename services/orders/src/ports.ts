@@ -1,6 +1,5 @@
-import type { Knex } from "@meshwork/platform";
 import type { HistoryStep, OrderCursor, OrderLine, OrderRecord, OrderStatus, PlacementRequest } from "./orders.js";
-import type { Decision, SagaState } from "./saga.js";
+import type { Decision, SagaState, StepResult } from "./saga.js";
 
 export interface NewOrder {
   readonly id: string;
@@ -27,7 +26,7 @@ export interface ClaimedSaga extends SagaState {
 }
 
 /**
- * Where orders live. One knex adapter serves PostgreSQL and PGlite (the saga
+ * Where orders live. One SQL adapter serves PostgreSQL and PGlite (the saga
  * leasing and the outbox are SQL through and through); RPC tests use it on
  * in-memory PGlite, which needs no network.
  */
@@ -58,10 +57,17 @@ export interface OrderStore {
   pendingSagas(): Promise<number>;
 }
 
-export interface OrderStoreDeps {
-  readonly db: Knex;
-  /** Called inside each transaction that writes events, to put them in the outbox. */
-  readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+/** Performs saga steps; each answers a StepResult and never throws for a remote failure. */
+export interface SagaSteps {
+  reserveStock(order: OrderRecord, timeoutMs: number): Promise<StepResult>;
+  authorizePayment(order: OrderRecord, timeoutMs: number): Promise<StepResult>;
+  compensate(order: OrderRecord, authorizeAttempted: boolean, timeoutMs: number): Promise<StepResult>;
+}
+
+/** Whether products exist, asked of the catalog before an order is accepted. */
+export interface ProductCheck {
+  /** Ids that the catalog does not know. Throws RpcError UNAVAILABLE when it cannot tell. */
+  unknownProducts(productIds: readonly string[]): Promise<Set<string>>;
 }
 
 export type { HistoryStep, OrderLine };

@@ -1,7 +1,6 @@
 import { extractTraceContext, inSpan, isDatabaseUnavailable, runWithRequestId, type Logger, type Tracer } from "@meshwork/platform";
-import type { SagaSteps } from "./adapters/saga-steps.grpc.js";
 import type { OrderRecord } from "./orders.js";
-import type { ClaimedSaga, EventFactory, OrderStore } from "./ports.js";
+import type { ClaimedSaga, EventFactory, OrderStore, SagaSteps } from "./ports.js";
 import { decide, type RetryPolicy, type StepResult } from "./saga.js";
 
 export interface SagaRunnerOptions {

@@ -10,6 +10,7 @@ import {
   type AuthenticatedUser,
   type CallContext,
   type ServiceHandlers,
+  type WatchHub,
 } from "@meshwork/platform";
 import { orderMessage } from "./messages.js";
 import {
@@ -25,20 +26,14 @@ import {
   placementFingerprint,
   type OrderRecord,
 } from "./orders.js";
-import type { EventFactory, OrderStore } from "./ports.js";
-import type { WatchHub } from "./watch-hub.js";
-
-/** Whether products exist, asked of the catalog before an order is accepted. */
-export interface ProductCheck {
-  /** Ids that the catalog does not know. Throws RpcError UNAVAILABLE when it cannot tell. */
-  unknownProducts(productIds: readonly string[]): Promise<Set<string>>;
-}
+import type { EventFactory, OrderStore, ProductCheck } from "./ports.js";
 
 export interface OrderServiceDeps {
   readonly store: OrderStore;
   readonly authenticate: (context: CallContext) => Promise<AuthenticatedUser>;
   readonly products: ProductCheck;
   readonly event: EventFactory;
+  /** Notified with the order id at every change this process commits (see main.ts). */
   readonly watchHub: WatchHub;
   /** Starts the saga of a newly placed order at once. */
   readonly startSaga: (orderId: string) => void;
@@ -109,17 +104,24 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
 
     async *watchOrder(request, context) {
       const user = await mapped(() => deps.authenticate(context));
-      let order = await mapped(() => ownOrder(user, request.orderId));
-      yield { order: orderMessage(order) };
-      while (!FINAL_STATUSES.has(order.status) && !context.signal.aborted) {
-        await deps.watchHub.next(order.id, deps.watchPollMs, context.signal);
-        if (context.signal.aborted) break;
-        const latest = await store.get(order.id);
-        if (!latest) throw new RpcError(Code.INTERNAL, "order vanished");
-        if (latest.updatedAt.getTime() !== order.updatedAt.getTime() || latest.history.length !== order.history.length) {
-          order = latest;
-          yield { order: orderMessage(order) };
+      // Subscribed before the first read: a change committed after any read
+      // ends the next wait, so none is slept through until the poll.
+      const changes = deps.watchHub.watch(request.orderId);
+      try {
+        let order = await mapped(() => ownOrder(user, request.orderId));
+        yield { order: orderMessage(order) };
+        while (!FINAL_STATUSES.has(order.status) && !context.signal.aborted) {
+          await changes.changed(deps.watchPollMs, context.signal);
+          if (context.signal.aborted) break;
+          const latest = await store.get(order.id);
+          if (!latest) throw new RpcError(Code.INTERNAL, "order vanished");
+          if (latest.updatedAt.getTime() !== order.updatedAt.getTime() || latest.history.length !== order.history.length) {
+            order = latest;
+            yield { order: orderMessage(order) };
+          }
         }
+      } finally {
+        changes.close();
       }
     },
   };

@@ -1,7 +1,13 @@
 import { currentTraceHeaders, type Knex } from "@meshwork/platform";
 import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
-import type { ClaimedSaga, OrderStore, OrderStoreDeps } from "../ports.js";
+import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
 import type { SagaStep } from "../saga.js";
+
+export interface KnexOrderStoreDeps {
+  readonly db: Knex;
+  /** Called inside each transaction that writes events, to put them in the outbox (in that same transaction). */
+  readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+}
 
 interface OrderRow {
   id: string;
@@ -47,7 +53,7 @@ const toSaga = (row: SagaRow): ClaimedSaga => ({
   traceContext: typeof row.trace_context === "string" ? (JSON.parse(row.trace_context) as Record<string, string>) : (row.trace_context ?? {}),
 });
 
-export function createKnexOrderStore({ db, enqueue }: OrderStoreDeps): OrderStore {
+export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): OrderStore {
   const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[], known?: HistoryEntry[]): Promise<OrderRecord[]> => {
     if (rows.length === 0) return [];
     const history: HistoryRow[] = known

@@ -1,6 +1,6 @@
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { Code, isRpcError, RpcError, type ServiceClient } from "@meshwork/platform";
-import type { ProductCheck } from "../service.js";
+import type { ProductCheck } from "../ports.js";
 
 /** Asks the catalog (GetProduct, in parallel) which of the products it does not know. */
 export function createGrpcProductCheck(catalog: ServiceClient<typeof CatalogService>, timeoutMs: number): ProductCheck {

@@ -2,14 +2,8 @@ import { StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, isRpcError, REQUEST_ID_HEADER, type ServiceClient } from "@meshwork/platform";
 import type { OrderLine, OrderRecord } from "../orders.js";
+import type { SagaSteps } from "../ports.js";
 import type { StepResult } from "../saga.js";
-
-/** Performs saga steps; each answers a StepResult and never throws for a remote failure. */
-export interface SagaSteps {
-  reserveStock(order: OrderRecord, timeoutMs: number): Promise<StepResult>;
-  authorizePayment(order: OrderRecord, timeoutMs: number): Promise<StepResult>;
-  compensate(order: OrderRecord, authorizeAttempted: boolean, timeoutMs: number): Promise<StepResult>;
-}
 
 export interface SagaStepClients {
   readonly stock: ServiceClient<typeof StockService>;
