@@ -1,30 +1,32 @@
 /**
  * The test system: three vitest projects, told apart by file name.
  *
- * - unit   `*.test.ts`: pure code, in-memory adapters, embedded PGlite and
- *          in-process servers on loopback; no outside infrastructure.
+ * - unit   `*.test.ts`: pure code and in-memory adapters, PGlite included (one
+ *          per worker, a schema per test: @meshwork/testing's
+ *          openEmbeddedTestDatabase); no servers of whole services.
  * - int    `*.int.test.ts`: real PostgreSQL, RabbitMQ, Chromium, Prometheus,
- *          Python and child processes.
- * - serial `*.serial.test.ts`: restarts the shared broker or disturbs the
- *          machine (chaos): one file at a time, after the other two.
+ *          Python, child processes, and whole services started in-process.
+ * - serial `*.serial.test.ts`: restarts the shared broker, kills and restarts
+ *          processes (chaos, the crash test): one file at a time, after the
+ *          other two, so nothing else stretches the timing they measure.
  *
- * Every file runs in its own forked process (grpc-js, PGlite and the services
- * keep process-wide state; forks also let a test kill and restart children).
+ * Files run in forked processes (grpc-js, PGlite and the services keep
+ * process-wide state; forks also let a test kill and restart children).
  * Timeouts are set per project on purpose: node's runner had none, vitest's
  * defaults (5 s, hooks 10 s) are too short for a test that starts a shop.
- * `MESHWORK_TEST_CONCURRENCY` caps the workers of unit and int (default 4:
- * the int tests mostly wait on sockets and databases, so more files than
- * cores keep both cores busy).
+ * `MESHWORK_TEST_CONCURRENCY` sets the int workers (default 3 on these two
+ * cores: the int files mostly wait on sockets and databases, but the ones that
+ * start many processes starve the others beyond that).
  */
 import { defineConfig } from "vitest/config";
 
 const IGNORED = ["**/node_modules/**", "**/dist/**", "**/.data/**", "**/gen/**"];
-const workers = Number(process.env.MESHWORK_TEST_CONCURRENCY ?? 4);
+const intWorkers = Number(process.env.MESHWORK_TEST_CONCURRENCY ?? 3);
 
 export default defineConfig({
   test: {
     pool: "forks",
-    // The last line is "N passed, N failed, N skipped" (scripts/summary-reporter.ts), a format CI reads.
+    // The last line is "N passed, N failed, N skipped" (test/support/summary-reporter.ts), a format CI reads.
     reporters: ["default", "./test/support/summary-reporter.ts"],
     coverage: {
       provider: "v8",
@@ -42,7 +44,12 @@ export default defineConfig({
           name: "unit",
           include: ["**/*.test.ts"],
           exclude: [...IGNORED, "**/*.int.test.ts", "**/*.serial.test.ts"],
-          maxWorkers: workers,
+          // Files share their worker's module cache and embedded PGlite: loading the
+          // platform and starting PGlite once per worker, not once per file, is most
+          // of the time this project takes. Tests clean up after themselves, which
+          // is what makes this safe.
+          isolate: false,
+          maxWorkers: 2,
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
@@ -53,7 +60,7 @@ export default defineConfig({
           name: "int",
           include: ["**/*.int.test.ts"],
           exclude: IGNORED,
-          maxWorkers: workers,
+          maxWorkers: intWorkers,
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -9,6 +9,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { TestScope } from "@meshwork/testing";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type Client, type Transport } from "@connectrpc/connect";
@@ -30,11 +33,14 @@ export interface Backends {
 
 /** Identity and catalog on embedded PGlite (nothing kept), in this process. */
 export async function startEmbeddedBackends(t: TestScope): Promise<Backends> {
-  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: "memory://", IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: "warn" });
+  // One embedded server for both, each in its schema (as npm start runs them): starting PGlite takes seconds.
+  const dataDir = await mkdtemp(path.join(tmpdir(), "meshwork-backends-"));
+  t.onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: dataDir, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: "warn" });
   t.onTestFinished(async () => {
     await identity.shutdown.run("test done");
   });
-  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: dataDir, CATALOG_LOG_LEVEL: "warn" });
   t.onTestFinished(async () => {
     await catalog.shutdown.run("test done");
   });

@@ -3,7 +3,7 @@ import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { openDatabase, type Database, type Migration } from "./database.js";
 import { createSilentLogger } from "./logger.js";
-import { createTestDatabase } from "@meshwork/testing";
+import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
 
 export const migrations: Migration[] = [
   {
@@ -20,7 +20,7 @@ export const migrations: Migration[] = [
 type Opener = (t: TestScope) => Promise<Database | undefined>;
 
 export const engines = {
-  "PGlite (embedded)": async () => openDatabase({ dataDir: "memory://", migrations, migrationsTable: "demo_migrations", log: createSilentLogger() }),
+  "PGlite (embedded)": async () => openEmbeddedTestDatabase({ migrations, migrationsTable: "demo_migrations" }),
   "PostgreSQL (pg)": async (t) => {
     const url = await createTestDatabase(t, "platform_db");
     if (url === undefined) return undefined;
@@ -38,7 +38,7 @@ export function databaseSuite(engine: keyof typeof engines): void {
       t.onTestFinished(() => database.close());
       assert.deepEqual(await database.migrate(), ["0001_things"]);
       assert.deepEqual(await database.migrate(), []);
-      const tables = await database.knex("information_schema.tables").where({ table_schema: "public" }).pluck("table_name");
+      const tables = await database.knex("information_schema.tables").whereRaw("table_schema = current_schema()").pluck("table_name");
       assert.ok(tables.includes("demo_migrations"), `tables: ${tables.join(", ")}`);
     });
 

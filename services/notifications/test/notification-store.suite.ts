@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/testing";
+import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexNotificationStore } from "../src/adapters/notification-store.knex.js";
 import { notificationStoreBehaviour } from "./notification-store.behaviour.js";
@@ -15,7 +15,8 @@ async function notificationsDatabase(t: TestScope, engine: Engine): Promise<Knex
     url = await createTestDatabase(t, "notifications");
     if (!url) return undefined;
   }
-  const database = await openDatabase({ ...(url ? { url } : { dataDir: "memory://" }), migrations, migrationsTable: "notifications_migrations", log: createSilentLogger(), poolMax: 12 });
+  const options = { migrations, migrationsTable: "notifications_migrations", poolMax: 12 };
+  const database = url ? await openDatabase({ ...options, url, log: createSilentLogger() }) : await openEmbeddedTestDatabase(options);
   t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase } from "@meshwork/testing";
+import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexOrderStore } from "../src/adapters/order-store.knex.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "../src/messages.js";
@@ -17,7 +17,8 @@ export async function ordersDatabase(t: TestScope, engine: Engine): Promise<Knex
     url = await createTestDatabase(t, "orders");
     if (!url) return undefined;
   }
-  const database = await openDatabase({ ...(url ? { url } : { dataDir: "memory://" }), migrations, migrationsTable: "orders_migrations", log: createSilentLogger(), poolMax: 20 });
+  const options = { migrations, migrationsTable: "orders_migrations", poolMax: 20 };
+  const database = url ? await openDatabase({ ...options, url, log: createSilentLogger() }) : await openEmbeddedTestDatabase(options);
   t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;

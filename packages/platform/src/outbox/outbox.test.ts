@@ -7,7 +7,7 @@ import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
-import { createTestDatabase } from "@meshwork/testing";
+import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
 import { amqpUrl, collectFromExchange, connectRabbit, uniqueName } from "@meshwork/testing";
 import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf, type OutboxEvent } from "./outbox.js";
 
@@ -24,7 +24,7 @@ const event = (aggregateId: string, sequence: number, exchange = "shop.test.v1")
 });
 
 async function pglite(t: TestScope): Promise<Knex> {
-  const database = await openDatabase({ dataDir: "memory://", migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations", log });
+  const database = await openEmbeddedTestDatabase({ migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations" });
   t.onTestFinished(() => database.close());
   await database.migrate();
   return database.knex;
