@@ -50,6 +50,8 @@ export default defineConfig({
           // is what makes this safe.
           isolate: false,
           maxWorkers: 2,
+          // First: the quickest feedback. Projects with different worker counts need groups of their own.
+          sequence: { groupOrder: 0 },
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
@@ -61,6 +63,7 @@ export default defineConfig({
           include: ["**/*.int.test.ts"],
           exclude: IGNORED,
           maxWorkers: intWorkers,
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
@@ -72,7 +75,7 @@ export default defineConfig({
           include: ["**/*.serial.test.ts"],
           exclude: IGNORED,
           fileParallelism: false,
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
           testTimeout: 300_000,
           hookTimeout: 120_000,
         },

@@ -25,7 +25,7 @@ let lines: readonly CartLine[] = read();
 function set(next: readonly CartLine[]): void {
   lines = next;
   sessionStorage.setItem(KEY, JSON.stringify(next));
-  listeners.forEach((listener) => listener());
+  for (const listener of listeners) listener();
 }
 
 export const cartStore = {

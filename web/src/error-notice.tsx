@@ -7,6 +7,7 @@ import { describeError, type ErrorContext } from "./errors.js";
 export function ErrorNotice({ error, context = "general", onRetry }: { error: unknown; context?: ErrorContext; onRetry?: () => void }) {
   const humane = describeError(error, context);
   const [left, setLeft] = useState(humane.retryAfterSeconds ?? 0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new error restarts the countdown even when it asks for the same wait.
   useEffect(() => {
     setLeft(humane.retryAfterSeconds ?? 0);
   }, [error, humane.retryAfterSeconds]);

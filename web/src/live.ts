@@ -25,6 +25,7 @@ const TRANSIENT = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown
 export function useLiveStream<T>(options: LiveOptions<T>, deps: readonly unknown[]): LiveState {
   const [state, setState] = useState<LiveState>("connecting");
   const enabled = options.enabled ?? true;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller's `deps` say when the stream restarts; `options` is a new object on every render.
   useEffect(() => {
     if (!enabled) return;
     const stop = new AbortController();

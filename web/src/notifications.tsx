@@ -27,6 +27,7 @@ export function NotificationsProvider({ children }: { children: ReactNode }) {
   const [unread, setUnread] = useState(0);
   const userId = session?.user.id;
   // Another account's notifications are never shown to the next one signing in here.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the account changing is the trigger; its id is not read inside.
   useEffect(() => {
     setArrived([]);
     setUnread(0);
@@ -56,9 +57,14 @@ export function NotificationsPage() {
   const history = useQuery(NotificationService.method.listNotifications, { pageSize: 50 });
   const merged = useMemo(() => {
     const seen = new Set<string>();
-    return [...live.arrived, ...(history.data?.notifications ?? [])].filter((n) => !seen.has(n.id) && (seen.add(n.id), true));
+    return [...live.arrived, ...(history.data?.notifications ?? [])].filter((n) => {
+      if (seen.has(n.id)) return false;
+      seen.add(n.id);
+      return true;
+    });
   }, [live.arrived, history.data]);
   const { markRead } = live;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: each arrival while the page is open is read at once.
   useEffect(() => markRead(), [markRead, live.arrived.length]);
   return (
     <section>

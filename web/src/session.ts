@@ -43,7 +43,7 @@ function set(next: SessionState): void {
   state = next;
   if (next.session) sessionStorage.setItem(KEY, JSON.stringify(next.session));
   else sessionStorage.removeItem(KEY);
-  listeners.forEach((listener) => listener());
+  for (const listener of listeners) listener();
 }
 
 export const sessionStore = {

@@ -25,6 +25,7 @@ export function CartPage() {
   // answer, sends the same key and gets the same order back.
   const content = JSON.stringify([cart.map((l) => [l.productId, l.quantity]), card]);
   // A new key exactly when `content` changes (it is not read inside: it is the reason).
+  // biome-ignore lint/correctness/useExhaustiveDependencies: see above.
   const idempotencyKey = useMemo(() => newKey(), [content]);
   const placeOrder = useMutation(OrderService.method.placeOrder, {
     onSuccess: ({ order }) => {

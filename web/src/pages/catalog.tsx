@@ -26,6 +26,7 @@ export function CatalogPage() {
   return (
     <section>
       <h1>Shop</h1>
+      {/* biome-ignore lint/a11y/useSemanticElements: React's JSX types have no <search> element yet; the role says the same. */}
       <form className="toolbar" role="search" onSubmit={search}>
         <input aria-label="Search products" placeholder="Search products" value={typed} onChange={(e) => setTyped(e.target.value)} maxLength={100} />
         <select

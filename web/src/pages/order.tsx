@@ -79,6 +79,7 @@ export function OrderPage({ orderId }: { orderId: string }) {
             {order.history.map((event, index) => {
               const step = STEPS[event.step] ?? STEPS[SagaStep.UNSPECIFIED];
               return (
+                // biome-ignore lint/suspicious/noArrayIndexKey: the timeline only grows at its end, so an entry keeps its index.
                 <li key={index} className={step.kind}>
                   <span className="when">{formatTime(event.occurTime)}</span> <span className="what">{step.label}</span>
                   {event.detail && <span className="detail"> — {event.detail}</span>}
