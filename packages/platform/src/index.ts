@@ -3,6 +3,7 @@ export * from "./client.js";
 export * from "./config.js";
 export * from "./database.js";
 export * from "./errors.js";
+export * from "./rpc-errors.js";
 export * from "./logger.js";
 export * from "./server.js";
 export * from "./service-types.js";
