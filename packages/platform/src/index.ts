@@ -1,6 +1,7 @@
 export * from "./call-context.js";
 export * from "./client.js";
 export * from "./config.js";
+export * from "./config-schemas.js";
 export * from "./database.js";
 export * from "./errors.js";
 export * from "./rpc-errors.js";

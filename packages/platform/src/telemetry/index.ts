@@ -9,7 +9,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import { settings } from "../config.js";
+import { settings } from "../config-schemas.js";
 import { createClientInterceptor } from "./grpc.js";
 import { createServiceMetrics, type BreakerGaugeState, type ServiceMetrics } from "./metrics.js";
 import { createTracing, TRACES_EXPORTERS, type TracesExporterName } from "./tracing.js";
