@@ -1,8 +1,8 @@
 /**
  * A service's telemetry: its tracer (or none), its metrics registry, and the
  * pieces the platform's server, clients, database and messaging hook into.
- * Built once per service at its composition root (startService, or the
- * gateway's main), from the settings in telemetrySettings().
+ * Built once per service at its start-up (startService, startEdgeService),
+ * from the settings in telemetrySettings().
  */
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
