@@ -18,11 +18,11 @@ import { connectClient, GENEROUS_LIMITS } from "./gateway-harness.js";
 
 test("a real Prometheus scrapes the gateway and catalog, and the gateway's request rate comes back per method and code", { timeout: 90_000 }, async (t) => {
   const quiet = createSilentLogger();
-  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: "memory://", IDENTITY_SCRYPT_N: "1024" }, quiet);
+  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATA_DIR: "memory://", IDENTITY_SCRYPT_N: "1024" }, { log: quiet });
   t.onTestFinished(async () => {
     await identity.shutdown.run("test done");
   });
-  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://" }, quiet);
+  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://" }, { log: quiet });
   t.onTestFinished(async () => {
     await catalog.shutdown.run("test done");
   });

@@ -13,7 +13,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { startIdentity } from "@meshwork/identity";
-import { startNotifications } from "@meshwork/notifications";
+import { createStatsBoard, startNotifications } from "@meshwork/notifications";
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
 import { createClient, createMemoryBroker, createMemoryTaskQueue, createSilentLogger, type DeadLetter } from "@meshwork/platform";
@@ -34,9 +34,10 @@ async function startEmbeddedShop(t: TestScope) {
     startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATA_DIR: "memory://", PAYMENTS_LOG_LEVEL: quiet }),
   ]);
   for (const service of [identity, catalog, payments]) cleanup.push(() => service.shutdown.run("test done"));
+  const stats = createStatsBoard();
   const notifications = await startNotifications(
     { NOTIFICATIONS_PORT: "0", NOTIFICATIONS_DATA_DIR: "memory://", NOTIFICATIONS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`, NOTIFICATIONS_RETRY_DELAYS_MS: "50", NOTIFICATIONS_LOG_LEVEL: quiet },
-    { taskQueue },
+    { taskQueue, stats },
   );
   cleanup.push(() => notifications.shutdown.run("test done"));
   const orders = await startOrders(
@@ -61,7 +62,7 @@ async function startEmbeddedShop(t: TestScope) {
   const email = `embedded-${randomUUID()}@example.test`;
   await clients.identity.client.signUp({ email, password: "correct horse battery", displayName: "Embedded" });
   const { accessToken } = await clients.identity.client.signIn({ email, password: "correct horse battery" });
-  return { broker, taskQueue, notifications, clients, headers: { authorization: `Bearer ${accessToken}` } };
+  return { broker, taskQueue, notifications: { ...notifications, stats }, clients, headers: { authorization: `Bearer ${accessToken}` } };
 }
 
 describe("notifications in the all-in-one mode (in-process queue, PGlite)", () => {

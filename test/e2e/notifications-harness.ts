@@ -10,7 +10,7 @@ import type { TestScope } from "@meshwork/testing";
 import type { ChannelModel } from "amqplib";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { startNotifications, type NotificationStats, type RunningNotifications } from "@meshwork/notifications";
+import { createStatsBoard, startNotifications, type NotificationStats, type StatsBoard } from "@meshwork/notifications";
 import {
   Code,
   createClient,
@@ -19,14 +19,20 @@ import {
   openDatabase,
   RpcError,
   type Knex,
+  type RunningService,
   type ServiceClient,
 } from "@meshwork/platform";
 import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { ORDER_EVENT_BINDINGS } from "@meshwork/notifications";
 import type { Shop } from "./shop-harness.js";
 
+/** A running instance, with the board it counts its work on. */
+export interface NotificationsInstance extends RunningService {
+  readonly stats: StatsBoard;
+}
+
 export interface NotificationsCluster {
-  readonly instances: readonly RunningNotifications[];
+  readonly instances: readonly NotificationsInstance[];
   /** One client per instance, in the same order. */
   readonly clients: readonly ServiceClient<typeof NotificationService>[];
   /** The work queue they share; its dead letters are in `${queue}.dead`. */
@@ -103,10 +109,11 @@ export async function startNotificationsCluster(t: TestScope, shop: Shop, option
     await deleteTestTopology([{ exchange: shop.exchange, bindings: ORDER_EVENT_BINDINGS, queue, retryDelaysMs: [200, 500] }]);
   });
 
-  const instances: RunningNotifications[] = [];
+  const instances: NotificationsInstance[] = [];
   const clients: ServiceClient<typeof NotificationService>[] = [];
   for (let index = 0; index < (options.instances ?? 2); index++) {
-    const instance = await startNotifications(env);
+    const stats = createStatsBoard();
+    const instance = { ...(await startNotifications(env, { stats })), stats };
     cleanup.push(() => instance.shutdown.run("test done"));
     instances.push(instance);
     const client = createClient(NotificationService, { target: `127.0.0.1:${instance.port}` });

@@ -67,11 +67,11 @@ test("one order placed through the gateway is one trace across gateway, orders, 
   const logs: Record<string, LogLine[]> = { gateway: [], identity: [], catalog: [], payments: [], orders: [], notifications: [] };
   const log = (service: string): Logger => capturedLogger(service, logs[service]!);
 
-  const identity = await startIdentity({ ...tracing, IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024" }, log("identity"));
+  const identity = await startIdentity({ ...tracing, IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: urls.identity, IDENTITY_SCRYPT_N: "1024" }, { log: log("identity") });
   cleanup.push(() => identity.shutdown.run("test done"));
-  const catalog = await startCatalog({ ...tracing, CATALOG_PORT: "0", CATALOG_DATABASE_URL: urls.catalog }, log("catalog"));
+  const catalog = await startCatalog({ ...tracing, CATALOG_PORT: "0", CATALOG_DATABASE_URL: urls.catalog }, { log: log("catalog") });
   cleanup.push(() => catalog.shutdown.run("test done"));
-  const payments = await startPayments({ ...tracing, PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: urls.payments }, log("payments"));
+  const payments = await startPayments({ ...tracing, PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: urls.payments }, { log: log("payments") });
   cleanup.push(() => payments.shutdown.run("test done"));
   const notifications = await startNotifications(
     {

@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
-import type { Logger } from "./logger.js";
+// From pino itself, not ./logger.js: logger.ts imports telemetry/log-context.ts, which imports this file.
+import type { Logger } from "pino";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 

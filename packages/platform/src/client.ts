@@ -10,7 +10,7 @@ import {
 import { create, fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { currentCall, REQUEST_ID_HEADER } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
-import { Code, RpcError } from "./errors.js";
+import { Code, RpcError } from "./rpc-errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
 import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } from "./resilience/instance-balancer.js";
 import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";

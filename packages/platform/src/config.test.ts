@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
-import { ConfigError, describeConfig, loadConfig, parseConsulAddress, serviceSettings, settings } from "./config.js";
+import { ConfigError, describeConfig, loadConfig, parseConsulAddress, serviceSettings } from "./config.js";
+import { settings } from "./config-schemas.js";
 
 const spec = {
   ...serviceSettings("DEMO", { port: 50099, metricsPort: 9499, dataDir: ".data/demo" }),

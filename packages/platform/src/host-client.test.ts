@@ -9,7 +9,7 @@ import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { currentCall, REQUEST_ID_HEADER, type CallContext } from "./call-context.js";
 import { createClient } from "./client.js";
 import { createStaticDiscovery } from "./discovery/static.js";
-import { Code, invalidArgument, isRpcError, notFound, RpcError } from "./errors.js";
+import { Code, invalidArgument, isRpcError, notFound, RpcError } from "./rpc-errors.js";
 import { createLogger, createSilentLogger } from "./logger.js";
 import { createGrpcHost, type GrpcHost } from "./server.js";
 import type { ServiceHandlers } from "./service-types.js";

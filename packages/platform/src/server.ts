@@ -13,7 +13,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type M
 import { HealthImplementation } from "grpc-health-check";
 import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
 import { isDatabaseUnavailable } from "./database-errors.js";
-import { Code, codeName, RpcError } from "./errors.js";
+import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
 import { createReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";

@@ -1,4 +1,4 @@
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 /** Runs a validation expected to refuse, and returns the field and problem it named. */
 export function fieldRefusal(work: () => unknown): { field: string; problem: string } {

@@ -2,7 +2,7 @@
  * The catalog's domain: products, stock and reservations, as plain data, with
  * the rules that requests must satisfy. No gRPC and no SQL in this file.
  */
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 export interface ProductRecord {
   readonly id: string;

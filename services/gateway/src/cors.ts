@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { cors as connectCors } from "@connectrpc/connect";
-import { INVALID_FIELD_TRAILER } from "@meshwork/platform";
+import { INVALID_FIELD_TRAILER } from "@meshwork/platform/errors";
 import { RETRY_AFTER_HEADER, RETRY_AFTER_MS_HEADER } from "./edge-gate.js";
 import { STALE_HEADER } from "./forward.js";
 import { REQUEST_ID_HEADER } from "./request-id.js";

@@ -10,19 +10,14 @@ import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import {
   bindResilienceSettings,
   createClient,
-  createDiscovery,
   createLiveConfigFor,
-  createLogger,
-  createShutdown,
   createTokenVerifier,
   parseAddressList,
-  resolveMetricsPort,
   runMain,
-  startMetricsServer,
-  telemetryFromConfig,
-  type Logger,
-  type Shutdown,
-  type Telemetry,
+  startEdgeService,
+  type Endpoint,
+  type RunningService,
+  type StartOptions,
 } from "@meshwork/platform";
 import { createAccessLog } from "./access-log.js";
 import { clientAddress } from "./client-address.js";
@@ -43,21 +38,9 @@ import { createStaticWeb, resolveWebDir } from "./static-web.js";
 import { createKeyedRateLimiter } from "./token-bucket.js";
 import { createTtlCache } from "./ttl-cache.js";
 
-export interface GatewayOptions {
-  readonly log?: Logger;
-  /** Telemetry built by the caller (a test's exporter); default: from the config. */
-  readonly telemetry?: Telemetry;
+export interface GatewayOptions extends StartOptions {
   /** Connect interceptors run inside the access log, around every RPC (the web contract test uses one to break a response on purpose). */
   readonly interceptors?: readonly Interceptor[];
-}
-
-export interface RunningGateway {
-  readonly port: number;
-  /** Port of GET /metrics. */
-  readonly metricsPort: number;
-  readonly telemetry: Telemetry;
-  readonly log: Logger;
-  readonly shutdown: Shutdown;
 }
 
 /** Deadline of the key fetch behind token verification; a call waits for it at most this long. */
@@ -65,10 +48,11 @@ const JWKS_FETCH_TIMEOUT_MS = 2000;
 
 /**
  * The gateway's composition root: configuration, discovery and clients, the
- * Connect routes behind the edge checks, the port, and shutdown. `env` is the
- * environment to read (process.env when run on its own).
+ * Connect routes behind the edge checks, then the shared start-up (metrics,
+ * listen, SERVING) and shutdown. `env` is the environment to read
+ * (process.env when run on its own).
  */
-export async function startGateway(env: Readonly<Record<string, string | undefined>>, options: GatewayOptions = {}): Promise<RunningGateway> {
+export async function startGateway(env: Readonly<Record<string, string | undefined>>, options: GatewayOptions = {}): Promise<RunningService> {
   const config = loadGatewayConfig(env);
   const corsOrigins = parseCorsOrigins(config.corsOrigins);
   const staticAddresses = {
@@ -78,126 +62,121 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
     payments: parseAddressList("GATEWAY_PAYMENTS_ADDR", config.paymentsAddr),
     notifications: parseAddressList("GATEWAY_NOTIFICATIONS_ADDR", config.notificationsAddr),
   };
-  const log = options.log ?? createLogger({ service: "gateway", level: config.logLevel });
-  const shutdown = createShutdown(log);
-  const telemetry = options.telemetry ?? telemetryFromConfig("gateway", config);
-  shutdown.add("flush traces", () => telemetry.shutdown());
-  try {
-    const metrics = await startMetricsServer({ registry: telemetry.metrics.registry, host: config.host, port: resolveMetricsPort(config), log });
-    shutdown.add("stop metrics endpoint", () => metrics.close());
-    const live = createLiveConfigFor(config, env, log);
-    shutdown.add("close live config", async () => live.close());
-    const limits = bindRateLimitSettings(live);
-    const resilience = Object.fromEntries(MESH_SERVICE_NAMES.map((backend) => [backend, bindResilienceSettings(live, "gateway", backend)]));
-    await live.ready();
+  return startEdgeService({
+    name: "gateway",
+    config,
+    log: options.log,
+    telemetry: options.telemetry,
+    staticAddresses,
+    async setup({ log, discovery, shutdown, telemetry }) {
+      const live = createLiveConfigFor(config, env, log);
+      shutdown.add("close live config", async () => live.close());
+      const limits = bindRateLimitSettings(live);
+      const resilience = Object.fromEntries(MESH_SERVICE_NAMES.map((backend) => [backend, bindResilienceSettings(live, "gateway", backend)]));
+      await live.ready();
 
-    const discovery = createDiscovery({ consulAddr: config.consulAddr, consulToken: config.consulToken, log, staticAddresses });
-    shutdown.add("stop discovery", async () => discovery.close());
+      // Each backend has its own breaker, bulkhead, retry budget and ejection,
+      // tunable live under gateway/resilience/<backend>. Only calls that are
+      // safe to send twice are retried: reads, and PlaceOrder (keyed).
+      const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend, idempotentMethods: readonly string[]) =>
+        createClient(service, {
+          target: discovery.resolver.watch(backend),
+          name: backend,
+          log,
+          defaultTimeoutMs: config.upstreamTimeoutMs,
+          resilience: resilience[backend]!,
+          idempotentMethods,
+          telemetry: telemetry.forClient(backend),
+        });
+      const clients = {
+        identity: clientOf(IdentityService, "identity", ["getJwks"]),
+        catalog: clientOf(CatalogService, "catalog", ["listProducts", "getProduct"]),
+        // PlaceOrder carries the client's idempotency key: sent again, it answers the same order.
+        orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
+        notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
+      };
+      shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
-    // Each backend has its own breaker, bulkhead, retry budget and ejection,
-    // tunable live under gateway/resilience/<backend>. Only calls that are
-    // safe to send twice are retried: reads, and PlaceOrder (keyed).
-    const clientOf = <S extends Parameters<typeof createClient>[0]>(service: S, backend: Backend, idempotentMethods: readonly string[]) =>
-      createClient(service, {
-        target: discovery.resolver.watch(backend),
-        name: backend,
-        log,
-        defaultTimeoutMs: config.upstreamTimeoutMs,
-        resilience: resilience[backend]!,
-        idempotentMethods,
-        telemetry: telemetry.forClient(backend),
+      const verifier = createTokenVerifier({
+        fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: JWKS_FETCH_TIMEOUT_MS, parent: null })).keys,
+        issuer: config.tokenIssuer,
+        audience: config.tokenAudience,
       });
-    const clients = {
-      identity: clientOf(IdentityService, "identity", ["getJwks"]),
-      catalog: clientOf(CatalogService, "catalog", ["listProducts", "getProduct"]),
-      // PlaceOrder carries the client's idempotency key: sent again, it answers the same order.
-      orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
-      notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
-    };
-    shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
 
-    const verifier = createTokenVerifier({
-      fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: JWKS_FETCH_TIMEOUT_MS, parent: null })).keys,
-      issuer: config.tokenIssuer,
-      audience: config.tokenAudience,
-    });
+      const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
+      const meshStatus = createMeshStatus({
+        services: MESH_SERVICE_NAMES,
+        resolver: discovery.resolver,
+        check: (address) => healthChecker.check(address),
+        downstream: (service) => (service in clients ? clients[service as Backend].downstream : undefined),
+      });
+      shutdown.add("stop mesh status", async () => {
+        meshStatus.close();
+        healthChecker.close();
+      });
 
-    const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
-    const meshStatus = createMeshStatus({
-      services: MESH_SERVICE_NAMES,
-      resolver: discovery.resolver,
-      check: (address) => healthChecker.check(address),
-      downstream: (service) => (service in clients ? clients[service as Backend].downstream : undefined),
-    });
-    shutdown.add("stop mesh status", async () => {
-      meshStatus.close();
-      healthChecker.close();
-    });
+      // Aborted when shutdown starts: streams end (clients reconnect to another
+      // instance) and the gateway's own health turns NOT_SERVING.
+      const stopping = new AbortController();
+      let serving = false;
+      const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
 
-    // Aborted when shutdown starts: streams end (clients reconnect to another
-    // instance) and the gateway's own health turns NOT_SERVING.
-    const stopping = new AbortController();
-    let serving = false;
-    const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
+      const edgeTelemetry = createEdgeTelemetry(telemetry);
+      const connect = connectNodeAdapter({
+        routes(router) {
+          for (const route of FORWARDED_SERVICES) {
+            const implementation = createForwardingImplementation(route, {
+              client: clients[route.backend].client,
+              upstreamTimeoutMs: config.upstreamTimeoutMs,
+              streamsClosing: stopping.signal,
+              log,
+              ...(route.cacheable && catalogCache ? { cache: catalogCache } : {}),
+            });
+            // Built from the descriptor, so its type is the descriptor's only at run time.
+            router.service(route.service, implementation as never);
+          }
+          router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
+          router.service(Health, createHealthHandlers({ services: ROUTED_SERVICES.map((service) => service.typeName), serving: () => serving, changed: stopping.signal }));
+          router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
+        },
+        readMaxBytes: config.maxRequestBytes,
+        interceptors: [edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
+        requestGate: edgeTelemetry.gate(createEdgeGate({
+          publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
+          verifier,
+          perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+          perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+          log,
+        })),
+        contextValues: (request) =>
+          createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
+      });
 
-    const edgeTelemetry = createEdgeTelemetry(telemetry);
-    const connect = connectNodeAdapter({
-      routes(router) {
-        for (const route of FORWARDED_SERVICES) {
-          const implementation = createForwardingImplementation(route, {
-            client: clients[route.backend].client,
-            upstreamTimeoutMs: config.upstreamTimeoutMs,
-            streamsClosing: stopping.signal,
-            log,
-            ...(route.cacheable && catalogCache ? { cache: catalogCache } : {}),
-          });
-          // Built from the descriptor, so its type is the descriptor's only at run time.
-          router.service(route.service, implementation as never);
-        }
-        router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
-        router.service(Health, createHealthHandlers({ services: ROUTED_SERVICES.map((service) => service.typeName), serving: () => serving, changed: stopping.signal }));
-        router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
-      },
-      readMaxBytes: config.maxRequestBytes,
-      interceptors: [edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
-      requestGate: edgeTelemetry.gate(createEdgeGate({
-        publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
-        verifier,
-        perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-        perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+      const server = createEdgeServer({
+        handler: createEdgeHandler({
+          connect,
+          cors: createCorsPolicy(corsOrigins),
+          maxRequestBytes: config.maxRequestBytes,
+          serving: () => serving,
+          ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
+        }),
         log,
-      })),
-      contextValues: (request) =>
-        createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
-    });
-
-    const server = createEdgeServer({
-      handler: createEdgeHandler({
-        connect,
-        cors: createCorsPolicy(corsOrigins),
-        maxRequestBytes: config.maxRequestBytes,
-        serving: () => serving,
-        ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
-      }),
-      log,
-    });
-    const port = await server.listen(config.host, config.port);
-    shutdown.add("drain requests", async () => {
-      const { drained, cutOff } = await server.close(config.shutdownGraceMs);
-      if (!drained) log.warn({ graceMs: config.shutdownGraceMs, requests: cutOff.slice(0, 20), count: cutOff.length }, "requests still in flight were cut off after the grace period");
-    });
-
-    serving = true;
-    shutdown.add("stop serving", async () => {
-      serving = false;
-      stopping.abort();
-    });
-    log.info({ port, metricsPort: metrics.port, tracing: telemetry.tracer ? config.tracesExporter : "off", discovery: discovery.kind, corsOrigins, catalogCacheMs: config.catalogCacheMs }, "gateway serving");
-    return { port, metricsPort: metrics.port, telemetry, log, shutdown };
-  } catch (error) {
-    await shutdown.run("start-up failed");
-    throw error;
-  }
+      });
+      const endpoint: Endpoint = {
+        inFlight: "requests",
+        listen: (host, port) => server.listen(host, port),
+        setServing(value) {
+          serving = value;
+          if (!value) stopping.abort();
+        },
+        async drain(graceMs) {
+          const { drained, cutOff } = await server.close(graceMs);
+          if (!drained) log.warn({ graceMs, requests: cutOff.slice(0, 20), count: cutOff.length }, "requests still in flight were cut off after the grace period");
+        },
+      };
+      return { endpoint, logFields: { corsOrigins, catalogCacheMs: config.catalogCacheMs } };
+    },
+  });
 }
 
 if (import.meta.filename === process.argv[1]) runMain("gateway", () => startGateway(process.env));

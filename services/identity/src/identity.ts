@@ -2,7 +2,7 @@
  * Identity's domain: accounts and the rules their fields must satisfy. No
  * gRPC, no SQL and no cryptography in this file.
  */
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 export interface UserRecord {
   readonly id: string;

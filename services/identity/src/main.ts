@@ -1,5 +1,5 @@
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
-import { runMain, startService, type Logger, type RunningService } from "@meshwork/platform";
+import { runMain, startService, type RunningService, type StartOptions } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createKnexIdentityStore } from "./adapters/identity-store.knex.js";
 import { loadIdentityConfig } from "./config.js";
@@ -14,15 +14,17 @@ const RECOMMENDED_MIN_SCRYPT_N = 16384;
 /**
  * Identity's composition root: configuration, then adapters, then the
  * server, then shutdown. `env` is the environment to read (process.env when
- * run on its own; the all-in-one launcher passes its own).
+ * run on its own; the all-in-one launcher passes its own); `options` may hand
+ * in a logger or telemetry instead of building them from the config.
  */
-export async function startIdentity(env: Readonly<Record<string, string | undefined>>, log?: Logger): Promise<RunningService> {
+export async function startIdentity(env: Readonly<Record<string, string | undefined>>, options: StartOptions = {}): Promise<RunningService> {
   const config = loadIdentityConfig(env);
   return startService({
     name: "identity",
     config,
     migrations,
-    ...(log ? { log } : {}),
+    log: options.log,
+    telemetry: options.telemetry,
     async setup({ database, host, log }) {
       const store = createKnexIdentityStore(database.knex);
       const keys = await loadSigningKeys({ store, configured: config.signingKey });

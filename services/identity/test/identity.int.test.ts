@@ -46,7 +46,7 @@ async function freshDatabase(t: TestScope) {
 
 /** Starts identity on `url`; the returned stop() is idempotent, and runs at the end of the test anyway. */
 async function start(t: TestScope, url: string, env: Record<string, string> = {}, log?: Logger) {
-  const running: RunningService = await startIdentity({ ...TEST_ENV, IDENTITY_DATABASE_URL: url, ...env }, log);
+  const running: RunningService = await startIdentity({ ...TEST_ENV, IDENTITY_DATABASE_URL: url, ...env }, { log });
   let stopped: Promise<unknown> | undefined;
   const stop = (): Promise<unknown> => (stopped ??= running.shutdown.run("test finished"));
   t.onTestFinished(async () => {

@@ -1,3 +1,3 @@
-export { startNotifications, ORDER_EVENT_BINDINGS, type NotificationsOptions, type RunningNotifications } from "./main.js";
+export { startNotifications, ORDER_EVENT_BINDINGS, type NotificationsOptions } from "./main.js";
 export { notificationsConfigSpec } from "./config.js";
-export type { NotificationStats } from "./stats.js";
+export { createStatsBoard, type NotificationStats, type StatsBoard } from "./stats.js";

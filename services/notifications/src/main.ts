@@ -14,9 +14,9 @@ import {
   registerQueueMetrics,
   runMain,
   startService,
-  type Logger,
   type MemoryBroker,
   type RunningService,
+  type StartOptions,
   type TaskQueue,
 } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
@@ -30,8 +30,7 @@ import { createStatsBoard, type StatsBoard } from "./stats.js";
 /** Routing keys of the order events this service turns into notifications (order.placed, order.confirmed, ...). */
 export const ORDER_EVENT_BINDINGS = ["order.*"] as const;
 
-export interface NotificationsOptions {
-  readonly log?: Logger;
+export interface NotificationsOptions extends StartOptions {
   /** The in-process broker shared with orders in the all-in-one mode (used when no AMQP URL is set). */
   readonly broker?: MemoryBroker;
   /**
@@ -40,23 +39,21 @@ export interface NotificationsOptions {
    * wins over `broker`). Its owner closes it; each instance only stops its consumer.
    */
   readonly taskQueue?: TaskQueue;
-}
-
-export interface RunningNotifications extends RunningService {
-  /** What this instance has handled, recorded and streamed. */
-  readonly stats: Pick<StatsBoard, "snapshot" | "until">;
+  /** Where the instance counts what it handles, records and streams (tests read it); default: a board of its own. */
+  readonly stats?: StatsBoard;
 }
 
 /** The notifications service's composition root. */
-export async function startNotifications(env: Readonly<Record<string, string | undefined>>, options: NotificationsOptions = {}): Promise<RunningNotifications> {
+export async function startNotifications(env: Readonly<Record<string, string | undefined>>, options: NotificationsOptions = {}): Promise<RunningService> {
   const config = loadNotificationsConfig(env);
-  const stats = createStatsBoard();
+  const stats = options.stats ?? createStatsBoard();
   const closing = new AbortController();
   const running = await startService({
     name: "notifications",
     config,
     migrations,
-    ...(options.log ? { log: options.log } : {}),
+    log: options.log,
+    telemetry: options.telemetry,
     staticAddresses: { identity: parseAddressList("NOTIFICATIONS_IDENTITY_ADDR", config.identityAddr) },
     async setup({ database, host, discovery, shutdown, log, telemetry }) {
       const live = createLiveConfigFor(config, env, log);
@@ -125,7 +122,7 @@ export async function startNotifications(env: Readonly<Record<string, string | u
   // Added last, so it runs first: endless streams would otherwise hold the
   // drain for the whole grace period, and clients should move elsewhere now.
   running.shutdown.add("end watch streams", async () => closing.abort());
-  return { ...running, stats: { snapshot: () => stats.snapshot(), until: (done, timeoutMs) => stats.until(done, timeoutMs) } };
+  return running;
 }
 
 if (import.meta.filename === process.argv[1]) runMain("notifications", () => startNotifications(process.env));

@@ -3,7 +3,7 @@
  * the messages a real shop would e-mail, and the rules list requests must
  * satisfy. No gRPC, no SQL, no broker in this file.
  */
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 /** The order statuses this service knows how to tell a shopper about. */
 export type OrderEventStatus = "placed" | "confirmed" | "rejected" | "failed";

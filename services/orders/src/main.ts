@@ -18,9 +18,9 @@ import {
   registerOutboxMetrics,
   runMain,
   startService,
-  type Logger,
   type MemoryBroker,
   type RunningService,
+  type StartOptions,
 } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createKnexOrderStore } from "./adapters/order-store.knex.js";
@@ -31,8 +31,7 @@ import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
 import { createSagaRunner } from "./saga-runner.js";
 import { createOrderHandlers } from "./service.js";
 
-export interface OrdersOptions {
-  readonly log?: Logger;
+export interface OrdersOptions extends StartOptions {
   /** The in-process broker shared with other services in the all-in-one mode (used when no AMQP URL is set). */
   readonly broker?: MemoryBroker;
 }
@@ -44,7 +43,8 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
     name: "orders",
     config,
     migrations,
-    ...(options.log ? { log: options.log } : {}),
+    log: options.log,
+    telemetry: options.telemetry,
     staticAddresses: {
       catalog: parseAddressList("ORDERS_CATALOG_ADDR", config.catalogAddr),
       payments: parseAddressList("ORDERS_PAYMENTS_ADDR", config.paymentsAddr),

@@ -3,7 +3,7 @@
  * satisfy, and the identity of a request for idempotency. No gRPC, no SQL.
  */
 import { createHash } from "node:crypto";
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 export type OrderStatus = "pending" | "confirmed" | "rejected" | "failed";
 

@@ -3,8 +3,8 @@ import {
   createLiveConfigFor,
   runMain,
   startService,
-  type Logger,
   type RunningService,
+  type StartOptions,
 } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createSimulatedProcessor } from "./adapters/payment-processor.simulated.js";
@@ -16,15 +16,17 @@ import { createPaymentService } from "./service.js";
 /**
  * The payments service's composition root: configuration, then adapters,
  * then the server, then shutdown. `env` is the environment to read
- * (process.env when run on its own; the all-in-one launcher passes its own).
+ * (process.env when run on its own; the all-in-one launcher passes its own); `options` may hand
+ * in a logger or telemetry instead of building them from the config.
  */
-export async function startPayments(env: Readonly<Record<string, string | undefined>>, log?: Logger): Promise<RunningService> {
+export async function startPayments(env: Readonly<Record<string, string | undefined>>, options: StartOptions = {}): Promise<RunningService> {
   const config = loadPaymentsConfig(env);
   return startService({
     name: "payments",
     config,
     migrations,
-    ...(log ? { log } : {}),
+    log: options.log,
+    telemetry: options.telemetry,
     async setup({ database, host, log, shutdown }) {
       const live = createLiveConfigFor(config, env, log);
       shutdown.add("close live config", async () => live.close());

@@ -3,7 +3,7 @@
  * satisfy, and what makes two requests "the same". No gRPC and no SQL here.
  */
 import { createHash } from "node:crypto";
-import { InvalidFieldError } from "@meshwork/platform";
+import { InvalidFieldError } from "@meshwork/platform/errors";
 
 /**
  * pending    the order id is claimed and the processor is being asked (never

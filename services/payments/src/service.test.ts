@@ -8,60 +8,13 @@ import {
 } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, createLogger, isRpcError, type CallContext } from "@meshwork/platform";
 import { createTestCallContext, rejectsWith } from "@meshwork/testing";
-import { createSimulatedProcessor } from "./adapters/payment-processor.simulated.js";
 import { createMemoryPaymentStore } from "./adapters/payment-store.memory.js";
 import { checkAuthorization, ProcessorUnavailableError, requestFingerprint } from "./payments.js";
-import type { PaymentProcessor, PaymentStore, ProcessorDecision, ProcessorRequest } from "./ports.js";
+import type { PaymentProcessor, PaymentStore } from "./ports.js";
 import { createPaymentService } from "./service.js";
+import { countingProcessor, scriptedProcessor } from "../test/support.js";
 
 const context = createTestCallContext();
-
-/** The simulated processor with no latency and injected randomness, counting its calls. */
-function countingProcessor(rate: { value: number } = { value: 0 }) {
-  const inner = createSimulatedProcessor({ latencyMs: () => 0, transientFailureRate: () => rate.value, random: () => 0.5 });
-  const processor = {
-    calls: 0,
-    async authorize(request: ProcessorRequest, signal: AbortSignal): Promise<ProcessorDecision> {
-      processor.calls++;
-      return inner.authorize(request, signal);
-    },
-  };
-  return processor;
-}
-
-interface PendingCall {
-  readonly request: ProcessorRequest;
-  readonly signal: AbortSignal;
-  answer(decision: ProcessorDecision): void;
-  fail(error: Error): void;
-}
-
-/** A processor that answers only when the test says so; `next()` resolves with each call as it arrives. */
-function scriptedProcessor() {
-  const arrived: PendingCall[] = [];
-  const waiting: ((call: PendingCall) => void)[] = [];
-  let handedOut = 0;
-  const processor: PaymentProcessor & { calls: () => number; next(): Promise<PendingCall> } = {
-    calls: () => arrived.length,
-    authorize(request, signal) {
-      return new Promise<ProcessorDecision>((resolve, reject) => {
-        const call: PendingCall = { request, signal, answer: resolve, fail: reject };
-        arrived.push(call);
-        signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
-        const waiter = waiting.shift();
-        if (waiter) {
-          handedOut++;
-          waiter(call);
-        }
-      });
-    },
-    next() {
-      if (handedOut < arrived.length) return Promise.resolve(arrived[handedOut++]!);
-      return new Promise((resolve) => waiting.push(resolve));
-    },
-  };
-  return processor;
-}
 
 function service(options: { store?: PaymentStore; processor?: PaymentProcessor; processorTimeoutMs?: number; pendingLeaseMs?: number } = {}) {
   const store = options.store ?? createMemoryPaymentStore();

@@ -25,7 +25,7 @@ type Env = Record<string, string>;
 /** One running instance, its client, and the log lines it wrote. */
 async function startInstance(t: TestScope, env: Env) {
   const logs = createLogCapture({ service: "payments", level: "info" });
-  const running = await startPayments({ PAYMENTS_PORT: "0", ...env }, logs.log);
+  const running = await startPayments({ PAYMENTS_PORT: "0", ...env }, { log: logs.log });
   t.onTestFinished(async () => {
     await running.shutdown.run("test finished");
   });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWTPayload } from "jose";
-import { Code, isRpcError } from "../errors.js";
+import { Code, isRpcError } from "../rpc-errors.js";
 import { createTestCallContext } from "@meshwork/testing";
 import { createTokenVerifier, type PublicJwk, type TokenVerifierOptions } from "./token-verifier.js";
 

@@ -1,6 +1,6 @@
 import { importJWK, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
 import type { CallContext } from "../call-context.js";
-import { Code, RpcError, unauthenticated } from "../errors.js";
+import { Code, RpcError, unauthenticated } from "../rpc-errors.js";
 
 /**
  * A public key as identity publishes it (shop.identity.v1.JsonWebKey, or any

@@ -35,7 +35,7 @@ import {
   TaskCancelledError,
 } from "cockatiel";
 import { untilAborted } from "../abortable.js";
-import { Code, isRpcError, RpcError } from "../errors.js";
+import { Code, isRpcError, RpcError } from "../rpc-errors.js";
 import { createRetryBudget, type RetryBudget } from "./retry-budget.js";
 import { retryableCodes, type ResilienceSettings } from "./settings.js";
 

@@ -12,7 +12,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { createClient, type ClientConfig } from "../client.js";
 import { createStaticDiscovery } from "../discovery/static.js";
-import { Code, isRpcError, RpcError } from "../errors.js";
+import { Code, isRpcError, RpcError } from "../rpc-errors.js";
 import { createEnvLiveConfig } from "../live-config/env.js";
 import { createSilentLogger } from "../logger.js";
 import { createLogCapture } from "@meshwork/testing";

@@ -5,7 +5,7 @@
  * (`<caller>/resilience/<downstream>`, e.g. "orders/resilience/payments").
  */
 import { z } from "zod";
-import { Code } from "../errors.js";
+import { Code } from "../rpc-errors.js";
 import type { LiveConfigSource, LiveValue } from "../live-config/ports.js";
 
 const whole = (min: number, max: number) => z.number().int("expected a whole number").min(min, `expected ${min} or more`).max(max, `expected at most ${max}`);

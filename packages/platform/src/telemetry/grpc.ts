@@ -6,7 +6,7 @@
  */
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import { InterceptingCall, type Interceptor, type StatusObject } from "@grpc/grpc-js";
-import { Code } from "../errors.js";
+import { Code } from "../rpc-errors.js";
 import type { RpcRecorder } from "./metrics.js";
 import { extractFromHeaders, injectIntoMetadata } from "./tracing.js";
 

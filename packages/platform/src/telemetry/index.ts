@@ -1,15 +1,15 @@
 /**
  * A service's telemetry: its tracer (or none), its metrics registry, and the
  * pieces the platform's server, clients, database and messaging hook into.
- * Built once per service at its composition root (startService, or the
- * gateway's main), from the settings in telemetrySettings().
+ * Built once per service at its start-up (startService, startEdgeService),
+ * from the settings in telemetrySettings().
  */
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import type { Registry } from "prom-client";
 import { z } from "zod";
-import { settings } from "../config.js";
+import { settings } from "../config-schemas.js";
 import { createClientInterceptor } from "./grpc.js";
 import { createServiceMetrics, type BreakerGaugeState, type ServiceMetrics } from "./metrics.js";
 import { createTracing, TRACES_EXPORTERS, type TracesExporterName } from "./tracing.js";

@@ -8,7 +8,7 @@
  * downstream names from configuration) — never an id.
  */
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { codeName, type Code } from "../errors.js";
+import { codeName, type Code } from "../rpc-errors.js";
 
 /** Seconds; from 0.5 ms (an in-memory read) to 10 s (a deadline). */
 const RPC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -5,7 +5,7 @@ import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { currentCall } from "../call-context.js";
 import { createClient } from "../client.js";
-import { notFound } from "../errors.js";
+import { notFound } from "../rpc-errors.js";
 import { createLogger } from "../logger.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import { createMemoryTaskQueue } from "../queue/memory.js";
