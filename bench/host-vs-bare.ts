@@ -64,8 +64,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
 
   // Both children load their modules at the same time; the bare one then
   // waits for the bytes it will answer with.
-  const profileDir = (kind: ServerKind): string | undefined =>
-    options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, kind);
+  const profileDir = (kind: ServerKind): string | undefined => (options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, kind));
   const servers: Record<(typeof SERVER_KINDS)[number], ServerProcess> = {
     platform: forkServer(children, "platform", { cpuProfDir: profileDir("platform") }),
     bare: forkServer(children, "bare", { cpuProfDir: profileDir("bare") }),
@@ -174,8 +173,12 @@ export async function measureCell(kind: ServerKind, round: number, server: Serve
     return mark;
   };
   const result = await runLoad(target, plan, {
-    start: () => void (startMark = quiet(server.mark())),
-    end: () => void (endMark = quiet(server.mark())),
+    start: () => {
+      startMark = quiet(server.mark());
+    },
+    end: () => {
+      endMark = quiet(server.mark());
+    },
   });
   let serverCpuUsPerCall = Number.NaN;
   let serverCore = Number.NaN;
@@ -240,10 +243,7 @@ function printSummary(cells: readonly Cell[], levels: readonly number[], print: 
       ]);
     }
   }
-  for (const line of formatTable(
-    ["server", "conc", "calls/s", "p50 ms", "p99 ms", "server µs CPU/call", "server core", "client µs CPU/call", "client core", "calls/s by round"],
-    rows,
-  )) {
+  for (const line of formatTable(["server", "conc", "calls/s", "p50 ms", "p99 ms", "server µs CPU/call", "server core", "client µs CPU/call", "client core", "calls/s by round"], rows)) {
     print(line);
   }
   print();
@@ -270,10 +270,7 @@ function printSummary(cells: readonly Cell[], levels: readonly number[], print: 
     return;
   }
   const ratio = platform.callsPerSecond / bare.callsPerSecond;
-  print(
-    `target (platform >= ${100 * TARGET_RATIO}% of bare calls/s at c=${TARGET_CONCURRENCY}): ` +
-      `${ratio >= TARGET_RATIO ? "MET" : "MISSED"} (${fixed(100 * ratio, 1)}%)`,
-  );
+  print(`target (platform >= ${100 * TARGET_RATIO}% of bare calls/s at c=${TARGET_CONCURRENCY}): ` + `${ratio >= TARGET_RATIO ? "MET" : "MISSED"} (${fixed(100 * ratio, 1)}%)`);
   // What limited the run decides how to read the ratio: on 2 cores the client
   // shares the machine with the server it measures.
   const saturated = (share: number): boolean => share > 0.9;

@@ -109,9 +109,7 @@ export function runLoad(target: LoadTarget, plan: LoadPlan, hooks: WindowHooks):
           const finished = process.hrtime.bigint();
           if (error || !response || response.length !== target.responseBytes) {
             failures++;
-            firstFailure ??= error
-              ? `${error.code} ${error.details || error.message}`
-              : `response of ${response?.length ?? 0} bytes, expected ${target.responseBytes}`;
+            firstFailure ??= error ? `${error.code} ${error.details || error.message}` : `response of ${response?.length ?? 0} bytes, expected ${target.responseBytes}`;
             if (phase === "measure") endWindow();
             phase = "drain";
           } else if (phase === "measure") {

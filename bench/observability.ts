@@ -90,7 +90,15 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
   for (const concurrency of options.concurrency) {
     for (const kind of KINDS) {
       const cell = best(kind, concurrency);
-      rows.push([LABEL[kind]!, String(concurrency), grouped(cell?.callsPerSecond ?? Number.NaN), fixed(cell?.p50Ms ?? Number.NaN, 3), fixed(cell?.p99Ms ?? Number.NaN, 3), fixed(cell?.serverCpuUsPerCall ?? Number.NaN, 0), percent(cell?.serverCore ?? Number.NaN)]);
+      rows.push([
+        LABEL[kind]!,
+        String(concurrency),
+        grouped(cell?.callsPerSecond ?? Number.NaN),
+        fixed(cell?.p50Ms ?? Number.NaN, 3),
+        fixed(cell?.p99Ms ?? Number.NaN, 3),
+        fixed(cell?.serverCpuUsPerCall ?? Number.NaN, 0),
+        percent(cell?.serverCore ?? Number.NaN),
+      ]);
     }
   }
   print("summary: best round per cell");

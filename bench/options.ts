@@ -69,9 +69,7 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
   };
 
   const concurrencyRaw = raw("concurrency", "BENCH_CONCURRENCY");
-  const concurrency = concurrencyRaw
-    ? concurrencyRaw.value.split(",").map((part) => integer({ value: part.trim(), from: concurrencyRaw.from }, 1, 1024))
-    : [1, 16];
+  const concurrency = concurrencyRaw ? concurrencyRaw.value.split(",").map((part) => integer({ value: part.trim(), from: concurrencyRaw.from }, 1, 1024)) : [1, 16];
   const roundsRaw = raw("rounds", "BENCH_ROUNDS");
 
   const cpuProfFlag = flags.get("cpu-prof");

@@ -105,8 +105,14 @@ export async function summarizeCpuProfile(file: string, options: SummaryOptions)
     windowed
       ? `busy CPU in the ${windows.length} measure window(s): ${fixed(busyUs / 1000, 0)} ms for ${options.calls} calls = ${perCall(busyUs)} µs/call (idle excluded)`
       : `busy CPU over the whole process life (the measure windows could not be placed on the profile's clock): ${fixed(busyUs / 1000, 0)} ms`,
-    ...formatTable(["self time by owner", "share", "µs/call"], owners.map(([who, us]) => [who, share(us), perCall(us)])),
+    ...formatTable(
+      ["self time by owner", "share", "µs/call"],
+      owners.map(([who, us]) => [who, share(us), perCall(us)]),
+    ),
     "",
-    ...formatTable(["top functions by self time", "share", "µs/call"], functions.map(([key, us]) => [key, share(us), perCall(us)])),
+    ...formatTable(
+      ["top functions by self time", "share", "µs/call"],
+      functions.map(([key, us]) => [key, share(us), perCall(us)]),
+    ),
   ];
 }

@@ -40,7 +40,11 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
       `(place, then await the order's final event on the exchange); ${options.warmupMs / 1000} s warm-up + ${measureMs / 1000} s measured`,
   );
 
-  const child = children.fork(path.join(import.meta.dirname, "saga-shop.ts"), [], ["--import", "tsx", ...(process.env.BENCH_SAGA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SAGA_PROF}`] : [])]);
+  const child = children.fork(
+    path.join(import.meta.dirname, "saga-shop.ts"),
+    [],
+    ["--import", "tsx", ...(process.env.BENCH_SAGA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SAGA_PROF}`] : [])],
+  );
   const ready = await new Promise<Ready>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the shop exited with ${code} before it was ready`)));
     child.on("message", (message: Ready) => {

@@ -67,8 +67,10 @@ export const SERVICE_PORTS: Readonly<Record<AppService, { readonly grpc: number;
 export const isAppService = (name: string): name is AppService => (APP_SERVICES as readonly string[]).includes(name);
 
 /** "caller->callee:scope" keys, sorted: the form every check compares. */
-export const edgeKeys = (edges: readonly Pick<CallEdge, "caller" | "callee" | "scope">[]): string[] =>
-  [...new Set(edges.map((edge) => `${edge.caller}->${edge.callee}:${edge.scope}`))].sort();
+export const edgeKeys = (edges: readonly Pick<CallEdge, "caller" | "callee" | "scope">[]): string[] => [...new Set(edges.map((edge) => `${edge.caller}->${edge.callee}:${edge.scope}`))].sort();
 
 export const callersOf = (callee: AppService, graph: readonly CallEdge[] = CALL_GRAPH, scopes: readonly CallScope[] = ["api", "health"]): AppService[] =>
-  graph.filter((edge) => edge.callee === callee && scopes.includes(edge.scope)).map((edge) => edge.caller).sort();
+  graph
+    .filter((edge) => edge.callee === callee && scopes.includes(edge.scope))
+    .map((edge) => edge.caller)
+    .sort();

@@ -73,7 +73,9 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
       continue;
     }
     // Instructions in force for the image: from the root of its lineage down.
-    const effective = lineage(file, stage).reverse().flatMap((part) => part.instructions);
+    const effective = lineage(file, stage)
+      .reverse()
+      .flatMap((part) => part.instructions);
     const last = (keyword: string) => effective.filter((instruction) => instruction.getKeyword() === keyword).at(-1);
 
     const user = last("USER");
@@ -110,3 +112,7 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
   }
   return problems;
 }
+
+/** How the Dockerfile names the service it builds (`--build-arg SERVICE=...`), as it appears in its instructions. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's variable, not a template
+export const SERVICE_ARGUMENT = "${SERVICE}";

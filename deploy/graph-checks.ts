@@ -43,7 +43,12 @@ export function edgesFromSource(caller: AppService, files: readonly SourceFile[]
     const contractOf = new Map<string, string>();
     for (const [, names, owner] of file.text.matchAll(CONTRACT_IMPORT)) {
       for (const part of names!.split(",")) {
-        const local = part.trim().replace(/^type\s+/, "").split(/\s+as\s+/).pop()?.trim();
+        const local = part
+          .trim()
+          .replace(/^type\s+/, "")
+          .split(/\s+as\s+/)
+          .pop()
+          ?.trim();
         if (local) contractOf.set(local, owner!);
       }
     }
@@ -77,8 +82,7 @@ export interface ComposeDocument {
   readonly networks?: Record<string, unknown>;
 }
 
-const namesOf = (value: readonly string[] | Record<string, unknown> | undefined): string[] =>
-  value === undefined ? [] : Array.isArray(value) ? [...value] : Object.keys(value);
+const namesOf = (value: readonly string[] | Record<string, unknown> | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? [...value] : Object.keys(value));
 
 /**
  * Caller/callee pairs as compose allows them: joining the network named after
@@ -142,7 +146,10 @@ export function dataClientsFromLinkerd(objects: readonly KubeObject[]): Record<s
     if (!DATA_WORKLOADS.includes(app)) continue;
     for (const ref of policy.spec.requiredAuthenticationRefs ?? []) {
       const authentication = objects.find((object) => object.kind === ref.kind && object.metadata.name === ref.name);
-      for (const identity of authentication?.spec?.identityRefs ?? []) (clients[app] ??= []).push(identity.name);
+      for (const identity of authentication?.spec?.identityRefs ?? []) {
+        clients[app] ??= [];
+        clients[app].push(identity.name);
+      }
     }
   }
   for (const list of Object.values(clients)) list.sort();

@@ -37,7 +37,12 @@ const resource = (apiVersion: string, kind: string, spec: object) => ({
   required: ["apiVersion", "kind", "metadata", "spec"],
   properties: { apiVersion: { const: apiVersion }, kind: { const: kind }, metadata, spec },
 });
-const portSpec = { oneOf: [{ type: "integer", minimum: 1, maximum: 65535 }, { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 15 }] };
+const portSpec = {
+  oneOf: [
+    { type: "integer", minimum: 1, maximum: 65535 },
+    { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 15 },
+  ],
+};
 const reference = {
   type: "object",
   required: ["kind", "name"],
@@ -85,7 +90,12 @@ export const LINKERD_SCHEMAS = {
       identityRefs: {
         type: "array",
         minItems: 1,
-        items: { type: "object", required: ["kind"], additionalProperties: false, properties: { group: { type: "string" }, kind: { type: "string" }, name: { type: "string" }, namespace: { type: "string" } } },
+        items: {
+          type: "object",
+          required: ["kind"],
+          additionalProperties: false,
+          properties: { group: { type: "string" }, kind: { type: "string" }, name: { type: "string" }, namespace: { type: "string" } },
+        },
       },
     },
   }),

@@ -41,8 +41,8 @@ describe("health probe", () => {
     const host = createGrpcHost({ name: "probe-test", log: createSilentLogger() });
     const port = await host.listen({ host: "127.0.0.1", port: 0 });
     t.onTestFinished(async () => {
-    await host.shutdown(0);
-  });
+      await host.shutdown(0);
+    });
     const starting = await probe([`127.0.0.1:${port}`]);
     assert.equal(starting.code, 1, starting.output);
     assert.match(starting.output, /NOT_SERVING/);

@@ -15,11 +15,7 @@
  */
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  HealthCheckRequestSchema,
-  HealthCheckResponse_ServingStatus,
-  HealthCheckResponseSchema,
-} from "@meshwork/contracts/health/v1/health";
+import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "@meshwork/contracts/health/v1/health";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 

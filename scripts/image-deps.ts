@@ -51,7 +51,11 @@ for (const service of APP_SERVICES.filter((name) => only.length === 0 || only.in
       await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
       await cp(path.join(root, file), path.join(dir, file));
     }
-    execFileSync("sh", ["-c", command], { cwd: dir, env: { ...process.env, SERVICE: service, NODE_ENV: "production", NPM_CONFIG_AUDIT: "false", NPM_CONFIG_FUND: "false" }, stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("sh", ["-c", command], {
+      cwd: dir,
+      env: { ...process.env, SERVICE: service, NODE_ENV: "production", NPM_CONFIG_AUDIT: "false", NPM_CONFIG_FUND: "false" },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     const modules = path.join(dir, "node_modules");
     const packages: [string, number][] = [];
     for (const entry of await readdir(modules, { withFileTypes: true })) {
@@ -61,7 +65,10 @@ for (const service of APP_SERVICES.filter((name) => only.length === 0 || only.in
     }
     packages.sort((a, b) => b[1] - a[1]);
     const total = await sizeOf(modules);
-    const largest = packages.slice(0, 4).map(([name, size]) => `${name} ${mb(size)}`).join(", ");
+    const largest = packages
+      .slice(0, 4)
+      .map(([name, size]) => `${name} ${mb(size)}`)
+      .join(", ");
     process.stdout.write(`${service.padEnd(15)}${mb(total).padStart(14)}   ${largest}\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -136,8 +136,16 @@ test("the released baseline image holds the shop contracts and only what they im
   const imported = files.filter((file) => file.isImport).map((file) => file.name);
 
   assert.ok(own.includes("shop/catalog/v1/catalog.proto"), `the baseline lacks the catalog contract: ${own.join(", ")}`);
-  assert.deepEqual(own.filter((name) => !name.startsWith("shop/")), [], "the baseline holds files that are not shop contracts (was it built from `proto`?)");
-  assert.deepEqual(imported.filter((name) => !name.startsWith("google/protobuf/")), [], "the baseline imports something besides well-known types");
+  assert.deepEqual(
+    own.filter((name) => !name.startsWith("shop/")),
+    [],
+    "the baseline holds files that are not shop contracts (was it built from `proto`?)",
+  );
+  assert.deepEqual(
+    imported.filter((name) => !name.startsWith("google/protobuf/")),
+    [],
+    "the baseline imports something besides well-known types",
+  );
 });
 
 test("the current contracts pass the breaking gate against the released baseline", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -31,12 +31,9 @@ const PROCESS_TIMEOUT_MS = 30_000;
 
 let catalog: Awaited<ReturnType<typeof startCatalog>> | undefined;
 
-beforeAll(
-  async () => {
-    catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
-  },
-  TEST_TIMEOUT_MS,
-);
+beforeAll(async () => {
+  catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATA_DIR: "memory://", CATALOG_LOG_LEVEL: "warn" });
+}, TEST_TIMEOUT_MS);
 
 afterAll(async () => {
   await catalog?.shutdown.run("test done");
@@ -64,20 +61,14 @@ function protoLoadedClient(t: TestScope, file: string, includeDirs: string[], se
   return client;
 }
 
-type UnaryMethod = (
-  request: object,
-  options: grpc.CallOptions,
-  callback: (error: grpc.ServiceError | null, response?: unknown) => void,
-) => grpc.ClientUnaryCall;
+type UnaryMethod = (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => grpc.ClientUnaryCall;
 
 /** Calls a unary method of a proto-loaded client by its name, with a deadline. */
 function unary(client: grpc.Client, method: string, request: object): Promise<unknown> {
   const fn = (client as unknown as Record<string, unknown>)[method];
   assert.equal(typeof fn, "function", `the client has no method ${method}`);
   return new Promise((resolve, reject) => {
-    (fn as UnaryMethod).call(client, request, { deadline: Date.now() + CALL_TIMEOUT_MS }, (error, response) =>
-      error ? reject(error) : resolve(response),
-    );
+    (fn as UnaryMethod).call(client, request, { deadline: Date.now() + CALL_TIMEOUT_MS }, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }
 
@@ -89,8 +80,7 @@ interface LoadedProduct {
   stockAvailable: number;
 }
 
-const catalogClient = (t: TestScope): grpc.Client =>
-  protoLoadedClient(t, "shop/catalog/v1/catalog.proto", [protoDir], "shop.catalog.v1.CatalogService");
+const catalogClient = (t: TestScope): grpc.Client => protoLoadedClient(t, "shop/catalog/v1/catalog.proto", [protoDir], "shop.catalog.v1.CatalogService");
 
 test("a grpc-js client that knows only the .proto files lists products and gets one by id", { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const client = catalogClient(t);

@@ -6,14 +6,7 @@ import path from "node:path";
 import { describe, test } from "vitest";
 import { APP_SERVICES, CALL_GRAPH, edgeKeys, type AppService, type CallEdge } from "../call-graph.js";
 import { parseCompose } from "../compose-schema.js";
-import {
-  edgesFromLinkerd,
-  edgesFromSource,
-  pairsFromComposeDependencies,
-  pairsFromComposeNetworks,
-  type FoundEdge,
-  type SourceFile,
-} from "../graph-checks.js";
+import { edgesFromLinkerd, edgesFromSource, pairsFromComposeDependencies, pairsFromComposeNetworks, type FoundEdge, type SourceFile } from "../graph-checks.js";
 import { renderKustomize } from "../kustomize.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -88,7 +81,10 @@ describe("one call graph: the code, compose and Linkerd agree with deploy/call-g
     const edited = edgesFromAllSources((service, files) =>
       service !== "orders" ? files : [...files, { path: "services/orders/src/extra.ts", text: 'parseAddressList("ORDERS_NOTIFICATIONS_ADDR", value);' }],
     );
-    assert.deepEqual(edgeKeys(edited).filter((key) => !edgeKeys(CALL_GRAPH).includes(key)), ["orders->notifications:health"]);
+    assert.deepEqual(
+      edgeKeys(edited).filter((key) => !edgeKeys(CALL_GRAPH).includes(key)),
+      ["orders->notifications:health"],
+    );
   });
 
   test("a source naming a service the graph does not know is refused with the file named", () => {
@@ -101,7 +97,10 @@ describe("one call graph: the code, compose and Linkerd agree with deploy/call-g
   test("a compose copy where the gateway leaves the payments network, or a shared network joins two services, disagrees", () => {
     const compose = parseCompose(composeText);
     compose.services.gateway.networks = compose.services.gateway.networks.filter((network: string) => network !== "payments");
-    assert.deepEqual(pairs(CALL_GRAPH).filter((pair) => !pairsFromComposeNetworks(compose).includes(pair)), ["gateway->payments"]);
+    assert.deepEqual(
+      pairs(CALL_GRAPH).filter((pair) => !pairsFromComposeNetworks(compose).includes(pair)),
+      ["gateway->payments"],
+    );
     const shared = parseCompose(composeText);
     shared.services.catalog.networks = [...shared.services.catalog.networks, "backend"];
     shared.services.payments.networks = [...shared.services.payments.networks, "backend"];

@@ -17,7 +17,6 @@ const compose = parseCompose(composeText);
 const services = compose.services as Record<string, any>;
 const appEntries = Object.entries(services).filter(([name]) => appServiceOf(name) !== undefined);
 
-
 /** Host ports compose publishes, as "service host-ip:port". */
 function publishedPorts(document: { services: Record<string, any> }): string[] {
   const published: string[] = [];
@@ -44,32 +43,40 @@ describe("compose.yaml", () => {
     broken.services.catalog.healthchek = broken.services.catalog.healthcheck;
     broken.services.identity.healthcheck.interval = "ten seconds";
     const errors = validate(broken);
-    assert.ok(errors.some((error) => error.includes("/services/catalog") && error.includes("healthchek")), errors.join("\n"));
-    assert.ok(errors.some((error) => error.includes("/services/identity/healthcheck/interval")), errors.join("\n"));
+    assert.ok(
+      errors.some((error) => error.includes("/services/catalog") && error.includes("healthchek")),
+      errors.join("\n"),
+    );
+    assert.ok(
+      errors.some((error) => error.includes("/services/identity/healthcheck/interval")),
+      errors.join("\n"),
+    );
   });
 
   test("every service of the mesh runs, with two notifications replicas, each health-checked through gRPC health", () => {
     assert.deepEqual([...new Set(appEntries.map(([name]) => appServiceOf(name)))].sort(), [...APP_SERVICES].sort());
-    assert.deepEqual(appEntries.map(([name]) => name).filter((name) => name.startsWith("notifications")).sort(), ["notifications-1", "notifications-2"]);
+    assert.deepEqual(
+      appEntries
+        .map(([name]) => name)
+        .filter((name) => name.startsWith("notifications"))
+        .sort(),
+      ["notifications-1", "notifications-2"],
+    );
     for (const [name, service] of appEntries) {
       assert.ok(service.healthcheck?.test?.includes("scripts/health-probe.ts"), `${name} has a gRPC health check`);
     }
   });
 
   test("every long-running container has a health check; only the one-shot KV seed has none", () => {
-    const without = Object.entries(services).filter(([, service]) => !service.healthcheck).map(([name]) => name);
+    const without = Object.entries(services)
+      .filter(([, service]) => !service.healthcheck)
+      .map(([name]) => name);
     assert.deepEqual(without, ["consul-seed"]);
     assert.equal(services["consul-seed"].restart, "no");
   });
 
   test("only the gateway and the RabbitMQ, Consul, Jaeger and Prometheus UIs are published, the UIs on loopback only", () => {
-    assert.deepEqual(publishedPorts(compose), [
-      "consul 127.0.0.1:8500",
-      "gateway 0.0.0.0:8080",
-      "jaeger 127.0.0.1:16686",
-      "prometheus 127.0.0.1:9090",
-      "rabbitmq 127.0.0.1:15672",
-    ]);
+    assert.deepEqual(publishedPorts(compose), ["consul 127.0.0.1:8500", "gateway 0.0.0.0:8080", "jaeger 127.0.0.1:16686", "prometheus 127.0.0.1:9090", "rabbitmq 127.0.0.1:15672"]);
   });
 
   test("every third-party image is pinned to an exact version, and the services use their own built images", () => {
@@ -116,7 +123,11 @@ describe("compose.yaml", () => {
       const app = appServiceOf(name)!;
       const known = settingsOf(app);
       const own = Object.keys(service.environment).filter((key) => key.startsWith(`${app.toUpperCase()}_`) || key.startsWith("CONSUL_"));
-      assert.deepEqual(own.filter((key) => !known.has(key)), [], `${name} sets variables its config does not define`);
+      assert.deepEqual(
+        own.filter((key) => !known.has(key)),
+        [],
+        `${name} sets variables its config does not define`,
+      );
     }
   });
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, test } from "vitest";
 import { needs } from "@meshwork/testing";
-import { parseDockerfile, words } from "../dockerfile-rules.js";
+import { parseDockerfile, SERVICE_ARGUMENT, words } from "../dockerfile-rules.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
@@ -19,7 +19,7 @@ function containerCommand(service: string) {
   for (const instruction of stage.instructions.filter((candidate) => candidate.getKeyword() === "ENV")) {
     for (const pair of words(instruction)) {
       const [key, ...value] = pair.split("=");
-      env[key!] = value.join("=").replaceAll("${SERVICE}", service);
+      env[key!] = value.join("=").replaceAll(SERVICE_ARGUMENT, service);
     }
   }
   const last = (keyword: string) => {
@@ -49,8 +49,8 @@ describe("the image's command, run on this machine", () => {
     const serviceEnv = { ...env, NODE_ENV: "production", IDENTITY_PORT: "0", IDENTITY_HOST: "127.0.0.1", IDENTITY_DATA_DIR: "memory://" };
     const child = spawn(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, ...serviceEnv }, stdio: ["ignore", "pipe", "inherit"] });
     t.onTestFinished(async () => {
-    await child.kill("SIGKILL");
-  });
+      await child.kill("SIGKILL");
+    });
     const lines: Record<string, unknown>[] = [];
     const reader = createInterface({ input: child.stdout });
     const closed = once(reader, "close");

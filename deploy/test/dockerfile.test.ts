@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import dockerignore from "@balena/dockerignore";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "vitest";
 import { Copy } from "dockerfile-ast";
 import { APP_SERVICES } from "../call-graph.js";
-import { dockerfileProblems, parseDockerfile, words } from "../dockerfile-rules.js";
+import { dockerfileProblems, parseDockerfile, SERVICE_ARGUMENT, words } from "../dockerfile-rules.js";
 
 // The package is CommonJS (module.exports = factory) but its types declare an
 // ES default export, which NodeNext reads as a property: cast to the factory.
@@ -37,7 +37,10 @@ describe("Dockerfile rules", () => {
       const edited = edit(dockerfile);
       assert.notEqual(edited, dockerfile, "the edit must change the Dockerfile");
       const problems = dockerfileProblems(edited, what === "a single stage" ? ["service"] : RUNTIME_STAGES);
-      assert.ok(problems.some((problem) => expected.test(problem)), `expected ${expected} among ${JSON.stringify(problems)}`);
+      assert.ok(
+        problems.some((problem) => expected.test(problem)),
+        `expected ${expected} among ${JSON.stringify(problems)}`,
+      );
     });
   }
 });
@@ -48,11 +51,15 @@ describe("the build context", () => {
   const context = files.filter((file) => !rules.ignores(file));
 
   test("holds every path the Dockerfile copies, for every service", () => {
-    const copies = parseDockerfile(dockerfile).stages.flatMap((stage) => stage.instructions).filter((instruction): instruction is Copy => instruction instanceof Copy && !instruction.getFromFlag());
+    const copies = parseDockerfile(dockerfile)
+      .stages.flatMap((stage) => stage.instructions)
+      .filter((instruction): instruction is Copy => instruction instanceof Copy && !instruction.getFromFlag());
     assert.ok(copies.length > 0);
     for (const service of APP_SERVICES) {
       for (const copy of copies) {
-        const sources = words(copy).slice(0, -1).map((source) => source.replaceAll("${SERVICE}", service).replace(/\/$/, ""));
+        const sources = words(copy)
+          .slice(0, -1)
+          .map((source) => source.replaceAll(SERVICE_ARGUMENT, service).replace(/\/$/, ""));
         for (const source of sources) {
           const present = source === "." ? context.length > 0 : context.some((file) => file === source || file.startsWith(`${source}/`));
           assert.ok(present, `COPY ${source} (SERVICE=${service}) finds files in the build context`);
@@ -65,7 +72,10 @@ describe("the build context", () => {
     for (const manifest of files.filter((file) => file === "package-lock.json" || file.endsWith("package.json"))) {
       assert.ok(context.includes(manifest), `${manifest} is in the build context`);
     }
-    assert.deepEqual(context.filter((file) => file.endsWith(".test.ts")), []);
+    assert.deepEqual(
+      context.filter((file) => file.endsWith(".test.ts") || file.endsWith(".suite.ts")),
+      [],
+    );
     for (const local of ["node_modules/tsx/package.json", "services/catalog/node_modules/x.js", ".data/pglite/PG_VERSION", "services/orders/.data/x", ".git/HEAD"]) {
       assert.ok(rules.ignores(local), `${local} stays out of the image`);
     }

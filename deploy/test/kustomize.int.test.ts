@@ -106,18 +106,22 @@ describe("kubectl kustomize mesh/linkerd", () => {
       for (const rule of route.spec.rules) {
         for (const backend of rule.backendRefs ?? []) {
           const service = named("Service", backend.name);
-          assert.ok(service.spec.ports.some((port: any) => port.port === backend.port), `Service ${backend.name} has port ${backend.port}`);
+          assert.ok(
+            service.spec.ports.some((port: any) => port.port === backend.port),
+            `Service ${backend.name} has port ${backend.port}`,
+          );
         }
       }
     }
     const workloads = [...byKind("Deployment"), ...byKind("StatefulSet")];
     for (const server of byKind("Server")) {
-      const selected = workloads.filter((workload) =>
-        Object.entries(server.spec.podSelector.matchLabels).every(([key, value]) => workload.spec.template.metadata.labels[key] === value),
-      );
+      const selected = workloads.filter((workload) => Object.entries(server.spec.podSelector.matchLabels).every(([key, value]) => workload.spec.template.metadata.labels[key] === value));
       assert.ok(selected.length > 0, `Server ${server.metadata.name} selects pods`);
       for (const workload of selected) {
-        assert.ok(containerOf(workload).ports.some((port: any) => port.name === server.spec.port), `${workload.metadata.name} has a port named ${server.spec.port}`);
+        assert.ok(
+          containerOf(workload).ports.some((port: any) => port.name === server.spec.port),
+          `${workload.metadata.name} has a port named ${server.spec.port}`,
+        );
       }
     }
   });
@@ -179,7 +183,10 @@ describe("kubectl kustomize mesh/linkerd", () => {
       assert.deepEqual(routeServices(named("GRPCRoute", `${service}-health`)), ["grpc.health.v1.Health"]);
       const probes = named("AuthorizationPolicy", `${service}-probes`);
       assert.equal(probes.spec.targetRef.name, `${service}-health`);
-      assert.deepEqual(probes.spec.requiredAuthenticationRefs.map((ref: any) => `${ref.kind}/${ref.name}`), ["NetworkAuthentication/kubelet-probes"]);
+      assert.deepEqual(
+        probes.spec.requiredAuthenticationRefs.map((ref: any) => `${ref.kind}/${ref.name}`),
+        ["NetworkAuthentication/kubelet-probes"],
+      );
     }
     // Unauthenticated access anywhere else would undo zero trust: only health routes and the edge.
     for (const policy of byKind("AuthorizationPolicy")) {
@@ -214,10 +221,16 @@ describe("kubectl kustomize mesh/linkerd", () => {
 
   test("catalog's canary route splits by weight between Services selecting the stable and canary pods, and the README says how to promote and roll back", () => {
     const route = named("GRPCRoute", "catalog-canary");
-    assert.deepEqual(route.spec.parentRefs.map((ref: any) => `${ref.kind}/${ref.name}:${ref.port}`), ["Service/catalog:50052"]);
+    assert.deepEqual(
+      route.spec.parentRefs.map((ref: any) => `${ref.kind}/${ref.name}:${ref.port}`),
+      ["Service/catalog:50052"],
+    );
     const backends = route.spec.rules[0].backendRefs as { name: string; weight: number }[];
     assert.deepEqual(backends.map((backend) => backend.name).sort(), ["catalog-canary", "catalog-stable"]);
-    assert.equal(backends.reduce((sum, backend) => sum + backend.weight, 0), 100);
+    assert.equal(
+      backends.reduce((sum, backend) => sum + backend.weight, 0),
+      100,
+    );
     assert.equal(named("Service", "catalog-stable").spec.selector.track, "stable");
     assert.equal(named("Service", "catalog-canary").spec.selector.track, "canary");
     assert.equal(named("Deployment", "catalog-canary").spec.template.metadata.labels.track, "canary");
@@ -230,18 +243,31 @@ describe("kubectl kustomize mesh/linkerd", () => {
     for (const deployment of appDeployments()) {
       const app = deployment.metadata.labels!.app as AppService;
       const env = envOf(deployment);
-      const addresses = Object.entries(env).filter(([key]) => key.endsWith("_ADDR")).map(([key, value]) => `${key}=${value}`).sort();
+      const addresses = Object.entries(env)
+        .filter(([key]) => key.endsWith("_ADDR"))
+        .map(([key, value]) => `${key}=${value}`)
+        .sort();
       const callees = [...new Set(CALL_GRAPH.filter((edge) => edge.caller === app).map((edge) => edge.callee))];
       assert.deepEqual(addresses, callees.map((callee) => `${app.toUpperCase()}_${callee.toUpperCase()}_ADDR=${callee}:${SERVICE_PORTS[callee].grpc}`).sort());
       const known = settingsOf(app);
-      assert.deepEqual(Object.keys(env).filter((key) => !known.has(key)), [], `${deployment.metadata.name} sets variables its config does not define`);
+      assert.deepEqual(
+        Object.keys(env).filter((key) => !known.has(key)),
+        [],
+        `${deployment.metadata.name} sets variables its config does not define`,
+      );
       assert.equal(env[`${app.toUpperCase()}_HOST`], "0.0.0.0");
     }
   });
 
   test("PostgreSQL admits exactly the services with a database, RabbitMQ exactly those with an AMQP URL", () => {
     const withVariable = (suffix: string) =>
-      [...new Set(appDeployments().filter((deployment) => Object.keys(envOf(deployment)).some((key) => key.endsWith(suffix))).map((deployment) => deployment.metadata.labels!.app!))].sort();
+      [
+        ...new Set(
+          appDeployments()
+            .filter((deployment) => Object.keys(envOf(deployment)).some((key) => key.endsWith(suffix)))
+            .map((deployment) => deployment.metadata.labels!.app!),
+        ),
+      ].sort();
     assert.deepEqual(dataClientsFromLinkerd(objects), { postgres: withVariable("_DATABASE_URL"), rabbitmq: withVariable("_AMQP_URL") });
   });
 });

@@ -59,10 +59,7 @@ export async function startAllInOne(given: Env): Promise<RunningShop> {
     started.push(...first);
     const notifications = await startNotifications({ ...env, NOTIFICATIONS_IDENTITY_ADDR: at("identity") }, { broker, taskQueue });
     started.push({ name: "notifications", ...notifications });
-    const orders = await startOrders(
-      { ...env, ORDERS_CATALOG_ADDR: at("catalog"), ORDERS_PAYMENTS_ADDR: at("payments"), ORDERS_IDENTITY_ADDR: at("identity") },
-      { broker },
-    );
+    const orders = await startOrders({ ...env, ORDERS_CATALOG_ADDR: at("catalog"), ORDERS_PAYMENTS_ADDR: at("payments"), ORDERS_IDENTITY_ADDR: at("identity") }, { broker });
     started.push({ name: "orders", ...orders });
     const gateway = await startGateway({
       ...env,

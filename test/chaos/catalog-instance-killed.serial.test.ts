@@ -41,7 +41,10 @@ test("one of two catalog instances killed under load: errors bounded to its in-f
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const before = await catalogInstances();
     assert.equal(before.length, 2);
-    assert.ok(before.every((instance) => instance.status === ServingStatus.SERVING && instance.latencyP50Ms > 0), "both instances served reads before the kill");
+    assert.ok(
+      before.every((instance) => instance.status === ServingStatus.SERVING && instance.latencyP50Ms > 0),
+      "both instances served reads before the kill",
+    );
 
     const killAt = performance.now() - loadStarted;
     await mesh.kill("catalog-2", "SIGKILL");
@@ -68,7 +71,6 @@ test("one of two catalog instances killed under load: errors bounded to its in-f
     assert.equal(dead.status, ServingStatus.UNREACHABLE);
     assert.equal(alive.status, ServingStatus.SERVING);
     assert.equal(alive.breakerState, "closed", "one dead instance does not open the service's breaker");
-
   } catch (error) {
     process.stderr.write(`mesh output (last 60 lines):\n${mesh.tail(process.env.CHAOS_DEBUG ? 100_000 : 60)}\n`);
     throw error;

@@ -52,12 +52,7 @@ export interface LoadResult {
 }
 
 /** GetProduct through the gateway from `concurrency` loops until `signal` aborts. */
-export async function catalogReadLoad(
-  catalog: Awaited<ReturnType<typeof shopper>>["catalog"],
-  productId: string,
-  concurrency: number,
-  signal: AbortSignal,
-): Promise<LoadResult> {
+export async function catalogReadLoad(catalog: Awaited<ReturnType<typeof shopper>>["catalog"], productId: string, concurrency: number, signal: AbortSignal): Promise<LoadResult> {
   const started = performance.now();
   const latencies: number[] = [];
   const errorTimes: number[] = [];
@@ -106,5 +101,9 @@ export async function queryServiceDb<R extends pg.QueryResultRow>(service: strin
 /** Prints a figure block that survives the test reporter (stderr, one line each). */
 export function report(title: string, figures: Record<string, string | number>): void {
   const width = Math.max(...Object.keys(figures).map((key) => key.length));
-  process.stderr.write(`\n[chaos] ${title}\n${Object.entries(figures).map(([key, value]) => `[chaos]   ${key.padEnd(width)}  ${value}`).join("\n")}\n`);
+  process.stderr.write(
+    `\n[chaos] ${title}\n${Object.entries(figures)
+      .map(([key, value]) => `[chaos]   ${key.padEnd(width)}  ${value}`)
+      .join("\n")}\n`,
+  );
 }

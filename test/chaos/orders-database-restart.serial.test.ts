@@ -88,40 +88,43 @@ test("the orders database restarted under load: no order lost or duplicated", { 
     const outcomes = await Promise.all([...acknowledged.values()].map((id) => shop.followToFinal(id)));
     const byStatus: Record<string, number> = {};
     for (const outcome of outcomes) byStatus[OrderStatus[outcome.status]] = (byStatus[OrderStatus[outcome.status]] ?? 0) + 1;
-    assert.ok(outcomes.every((outcome) => outcome.status === OrderStatus.CONFIRMED), `every order confirmed: ${JSON.stringify(byStatus)}`);
+    assert.ok(
+      outcomes.every((outcome) => outcome.status === OrderStatus.CONFIRMED),
+      `every order confirmed: ${JSON.stringify(byStatus)}`,
+    );
 
     const db = new pg.Client({ connectionString: postgres.url("orders") });
     await db.connect();
     try {
-    const rows = (await db.query<{ id: string; idempotency_key: string; status: string }>("select id, idempotency_key, status from orders")).rows;
-    const rowsByKey = new Map<string, string[]>();
-    for (const row of rows) rowsByKey.set(row.idempotency_key, [...(rowsByKey.get(row.idempotency_key) ?? []), row.id]);
-    for (const [key, id] of acknowledged) {
-      assert.deepEqual(rowsByKey.get(key), [id], `key ${key}: one order, the acknowledged one`);
-      assert.equal(answersPerKey.get(key)!.size, 1, `key ${key} always answered the same order`);
-    }
-    assert.equal(rows.length, acknowledged.size, "no order that was never acknowledged");
+      const rows = (await db.query<{ id: string; idempotency_key: string; status: string }>("select id, idempotency_key, status from orders")).rows;
+      const rowsByKey = new Map<string, string[]>();
+      for (const row of rows) rowsByKey.set(row.idempotency_key, [...(rowsByKey.get(row.idempotency_key) ?? []), row.id]);
+      for (const [key, id] of acknowledged) {
+        assert.deepEqual(rowsByKey.get(key), [id], `key ${key}: one order, the acknowledged one`);
+        assert.equal(answersPerKey.get(key)!.size, 1, `key ${key} always answered the same order`);
+      }
+      assert.equal(rows.length, acknowledged.size, "no order that was never acknowledged");
 
-    // Every order's events leave the outbox (placed + confirmed): the relay survived the restart too.
-    const deadline = Date.now() + 30_000;
-    let unpublished = Number.POSITIVE_INFINITY;
-    while (Date.now() < deadline) {
-      unpublished = Number((await db.query<{ count: string }>("select count(*) from outbox where published_at is null")).rows[0]!.count);
-      if (unpublished === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    assert.equal(unpublished, 0, "every event published");
-    const published = Number((await db.query<{ count: string }>("select count(*) from outbox")).rows[0]!.count);
-    assert.equal(published, 2 * acknowledged.size, "two events per order");
+      // Every order's events leave the outbox (placed + confirmed): the relay survived the restart too.
+      const deadline = Date.now() + 30_000;
+      let unpublished = Number.POSITIVE_INFINITY;
+      while (Date.now() < deadline) {
+        unpublished = Number((await db.query<{ count: string }>("select count(*) from outbox where published_at is null")).rows[0]!.count);
+        if (unpublished === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(unpublished, 0, "every event published");
+      const published = Number((await db.query<{ count: string }>("select count(*) from outbox")).rows[0]!.count);
+      assert.equal(published, 2 * acknowledged.size, "two events per order");
 
-    report("orders database restarted", {
-      "orders acknowledged": `${acknowledged.size} (${before} before the restart), ${SHOPPERS} shoppers`,
-      "database down for": ms(downMs),
-      "first order acknowledged after it was back": ms((ackTimes.find((at) => at >= backAt) ?? Number.NaN) - backAt),
-      "placements refused and retried": JSON.stringify(refusals),
-      "final states": JSON.stringify(byStatus),
-      "orders rows": `${rows.length}, one per key; ${published} events published`,
-    });
+      report("orders database restarted", {
+        "orders acknowledged": `${acknowledged.size} (${before} before the restart), ${SHOPPERS} shoppers`,
+        "database down for": ms(downMs),
+        "first order acknowledged after it was back": ms((ackTimes.find((at) => at >= backAt) ?? Number.NaN) - backAt),
+        "placements refused and retried": JSON.stringify(refusals),
+        "final states": JSON.stringify(byStatus),
+        "orders rows": `${rows.length}, one per key; ${published} events published`,
+      });
     } finally {
       await db.end();
     }

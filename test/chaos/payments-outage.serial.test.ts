@@ -68,7 +68,11 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
       const from = mesh.lines.length;
       Object.assign(live, changes);
       await writeFile(liveFile, JSON.stringify(live));
-      await mesh.waitForLine((line) => mesh.lines.indexOf(line) >= from && line.startsWith(service) && line.includes('"live config value changed"') && line.includes(key), 10_000, `${service} to take ${key}`);
+      await mesh.waitForLine(
+        (line) => mesh.lines.indexOf(line) >= from && line.startsWith(service) && line.includes('"live config value changed"') && line.includes(key),
+        10_000,
+        `${service} to take ${key}`,
+      );
     };
     const authorizeCallsSince = (from: number): number =>
       mesh.lines.slice(from).filter((line) => line.startsWith("payments") && line.includes('"call finished"') && line.includes("AuthorizePayment")).length;
@@ -87,9 +91,15 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
     const slowFrom = mesh.lines.length;
     const slowStarted = performance.now();
     const slowOrders = await Promise.all(Array.from({ length: OUTAGE_ORDERS / 2 }, () => shop.placeOrder(PRODUCT)));
-    const opened = await mesh.waitForLine((line) => line.startsWith("orders") && line.includes('"downstream":"payments"') && line.includes("circuit breaker open"), 30_000, "orders' payments breaker to open");
+    const opened = await mesh.waitForLine(
+      (line) => line.startsWith("orders") && line.includes('"downstream":"payments"') && line.includes("circuit breaker open"),
+      30_000,
+      "orders' payments breaker to open",
+    );
     const openedAfterMs = performance.now() - slowStarted;
-    const callsBeforeOpen = authorizeCallsSince(slowFrom) - mesh.lines.slice(mesh.lines.indexOf(opened)).filter((line) => line.startsWith("payments") && line.includes('"call finished"') && line.includes("AuthorizePayment")).length;
+    const callsBeforeOpen =
+      authorizeCallsSince(slowFrom) -
+      mesh.lines.slice(mesh.lines.indexOf(opened)).filter((line) => line.startsWith("payments") && line.includes('"call finished"') && line.includes("AuthorizePayment")).length;
 
     // Outage, part 2: payments answers at once, but every authorization fails (UNAVAILABLE).
     await setLive({ "payments/processor-latency-ms": 0, "payments/transient-failure-rate": 1 }, "payments", "payments/transient-failure-rate");
@@ -104,7 +114,12 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
       assert.ok([OrderStatus.REJECTED, OrderStatus.FAILED].includes(outcome.status), `outage order ${index} ended ${OrderStatus[outcome.status]} (${outcome.reason})`);
     }
     const outageIds = [...slowOrders, ...failingOrders];
-    const authorized = await queryServiceDb<{ order_id: string; status: string }>("payments", mesh.suffix, "select order_id, status from payments where order_id = any($1) and status not in ('voided', 'declined')", [outageIds]);
+    const authorized = await queryServiceDb<{ order_id: string; status: string }>(
+      "payments",
+      mesh.suffix,
+      "select order_id, status from payments where order_id = any($1) and status not in ('voided', 'declined')",
+      [outageIds],
+    );
     assert.deepEqual(authorized, [], "no outage order keeps a payment");
     assert.equal(await stock(), stockBefore, "every outage order's stock went back");
 
@@ -124,7 +139,11 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
     assert.equal((await shop.followToFinal(recovered)).status, OrderStatus.CONFIRMED);
     const breakerLines = (): string[] => mesh.lines.filter((line) => line.startsWith("orders") && line.includes('"downstream":"payments"') && line.includes("circuit breaker"));
     const lastOpenIndex = mesh.lines.lastIndexOf(lastOpen);
-    await mesh.waitForLine((line) => mesh.lines.indexOf(line) > lastOpenIndex && line.startsWith("orders") && line.includes('"downstream":"payments"') && line.includes("circuit breaker closed"), 10_000, "the breaker to close");
+    await mesh.waitForLine(
+      (line) => mesh.lines.indexOf(line) > lastOpenIndex && line.startsWith("orders") && line.includes('"downstream":"payments"') && line.includes("circuit breaker closed"),
+      10_000,
+      "the breaker to close",
+    );
     const transitions = breakerLines().map((line) => /circuit breaker ([a-z-]+)/.exec(line)![1]);
     assert.equal(transitions.at(-1), "closed");
 
@@ -144,7 +163,10 @@ test("payments slowed, then failing, then healed: breaker opens and closes, orde
     const stormFrom = mesh.lines.length;
     const stormOrders = await Promise.all(Array.from({ length: OUTAGE_ORDERS / 2 }, () => shop.placeOrder(PRODUCT)));
     const stormOutcomes = await Promise.all(stormOrders.map((id) => shop.followToFinal(id)));
-    assert.ok(stormOutcomes.every((outcome) => outcome.status === OrderStatus.FAILED), stormOutcomes.map((outcome) => outcome.reason).join("; "));
+    assert.ok(
+      stormOutcomes.every((outcome) => outcome.status === OrderStatus.FAILED),
+      stormOutcomes.map((outcome) => outcome.reason).join("; "),
+    );
     const stormCalls = authorizeCallsSince(stormFrom);
     const sagaCalls = (OUTAGE_ORDERS / 2) * SAGA_MAX_ATTEMPTS;
     const budgetBound = sagaCalls + BUDGET_TOKENS / 2 + 1;

@@ -172,7 +172,9 @@ describe("the gateway at the edge, in front of embedded backends", { timeout: 12
     for (const [name, transport] of Object.entries(transports)) {
       const hangUp = new AbortController();
       const started = nextEvent(notifications.events, "watch-started");
-      const stream = connectClient(NotificationService, transport).watchNotifications({}, { ...asShopper, signal: hangUp.signal })[Symbol.asyncIterator]();
+      const stream = connectClient(NotificationService, transport)
+        .watchNotifications({}, { ...asShopper, signal: hangUp.signal })
+        [Symbol.asyncIterator]();
       const first = stream.next();
       await started;
       notifications.push(`first via ${name}`);

@@ -17,7 +17,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient as createConnectClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { startCatalog } from "@meshwork/catalog";
-import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import type { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { startGateway } from "@meshwork/gateway";
 import { startIdentity } from "@meshwork/identity";
@@ -160,10 +160,14 @@ export interface RunningTestGateway {
  * Starts the gateway on port 0 with `env`; shut down when the test ends, or
  * through `defer` (a GatewayShop's), so it stops before the backends it calls.
  */
-export async function startTestGateway(t: TestScope, env: Record<string, string>, defer: (step: () => unknown) => void = (step) =>
+export async function startTestGateway(
+  t: TestScope,
+  env: Record<string, string>,
+  defer: (step: () => unknown) => void = (step) =>
     t.onTestFinished(async () => {
       await step();
-    })): Promise<RunningTestGateway> {
+    }),
+): Promise<RunningTestGateway> {
   const logs = new EventEmitter();
   const log = createLogger({
     service: "gateway",

@@ -76,8 +76,14 @@ test("the gateway traces and counts every public call: served, refused at the ga
   const served = spans.find((span) => span.name === "shop.catalog.v1.CatalogService/ListProducts" && span.kind === SERVER);
   assert.equal(served?.spanContext().traceId, traceId, "the browser's traceparent is continued");
   assert.equal(served?.attributes["rpc.system"], "connect_rpc");
-  assert.ok(spans.some((span) => span.name === "shop.catalog.v1.CatalogService/ListProducts" && span.kind === 2 && span.spanContext().traceId === traceId), "the call to catalog is a client span of the same trace");
+  assert.ok(
+    spans.some((span) => span.name === "shop.catalog.v1.CatalogService/ListProducts" && span.kind === 2 && span.spanContext().traceId === traceId),
+    "the call to catalog is a client span of the same trace",
+  );
   const gated = spans.find((span) => span.name === "shop.orders.v1.OrderService/ListOrders");
   assert.equal(gated?.attributes["rpc.grpc.status_code"], Code.Unauthenticated, "the refused call has a span with its code");
-  assert.ok(spans.some((span) => span.name === "grpc.health.v1.Health/Watch"), "the stream's span ended with the stream");
+  assert.ok(
+    spans.some((span) => span.name === "grpc.health.v1.Health/Watch"),
+    "the stream's span ended with the stream",
+  );
 });

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, test } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
@@ -68,7 +68,10 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
 
     // The request id the caller chose travelled down: orders stamps it on the order's events.
     const events = await shop.events.waitUntil((messages) => messages.some((message) => message.routingKey === "order.confirmed"), "order.confirmed");
-    assert.ok(events.every((event) => event.headers["x-request-id"] === requestId), JSON.stringify(events.map((event) => event.headers["x-request-id"])));
+    assert.ok(
+      events.every((event) => event.headers["x-request-id"] === requestId),
+      JSON.stringify(events.map((event) => event.headers["x-request-id"])),
+    );
   });
 
   test("a grpc-js client through the gateway port does the same, and is refused what it must be", TIMEOUT, async (t) => {
@@ -80,7 +83,11 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
     const catalog = createClient(CatalogService, { target });
     const orders = createClient(OrderService, { target });
     const stock = createClient(StockService, { target });
-    t.onTestFinished(() => [identity, catalog, orders, stock].forEach((client) => client.close()));
+    t.onTestFinished(() =>
+      [identity, catalog, orders, stock].forEach((client) => {
+        client.close();
+      }),
+    );
 
     const email = `grpc-${randomUUID()}@example.test`;
     await identity.client.signUp({ email, password: "correct horse battery", displayName: "gRPC" });
@@ -89,10 +96,7 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
     const { products } = await catalog.client.listProducts({ pageSize: 3 });
     assert.equal(products.length, 3);
 
-    const { order } = await orders.client.placeOrder(
-      { idempotencyKey: randomUUID(), items: [{ productId: "MW-CAST-PAN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } },
-      { headers },
-    );
+    const { order } = await orders.client.placeOrder({ idempotencyKey: randomUUID(), items: [{ productId: "MW-CAST-PAN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } }, { headers });
     const final = await followToFinal(orders.client, order!.id, headers);
     assert.equal(final.status, OrderStatus.CONFIRMED, final.reason);
 
@@ -129,7 +133,10 @@ describe("the gateway in front of the real shop (PostgreSQL, RabbitMQ)", () => {
     assert.ok(((await plain.json()) as { products: unknown[] }).products.length > 0);
 
     const preflight = (origin: string) =>
-      fetch(`${gateway.baseUrl}/shop.orders.v1.OrderService/PlaceOrder`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" } });
+      fetch(`${gateway.baseUrl}/shop.orders.v1.OrderService/PlaceOrder`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+      });
     assert.equal((await preflight("http://shop.example")).status, 204);
     assert.equal((await preflight("http://elsewhere.example")).status, 403);
 

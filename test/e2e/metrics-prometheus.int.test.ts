@@ -66,7 +66,11 @@ test("a real Prometheus scrapes the gateway and catalog, and the gateway's reque
   async function checkSeries(): Promise<void> {
     if (!prometheus) return;
     const rate = 'sum by (grpc_method, grpc_code) (rate(grpc_server_handling_seconds_count{job="gateway", grpc_service="shop.catalog.v1.CatalogService"}[5s]))';
-    const series = await prometheus.until(rate, (results) => results.some((result) => result.metric.grpc_code === "NOT_FOUND") && results.some((result) => result.metric.grpc_code === "OK" && Number(result.value[1]) > 0), 30_000);
+    const series = await prometheus.until(
+      rate,
+      (results) => results.some((result) => result.metric.grpc_code === "NOT_FOUND") && results.some((result) => result.metric.grpc_code === "OK" && Number(result.value[1]) > 0),
+      30_000,
+    );
     const ok = series.find((result) => result.metric.grpc_method === "GetProduct" && result.metric.grpc_code === "OK");
     assert.ok(ok && Number(ok.value[1]) > 0, `the gateway's GetProduct OK rate is above 0: ${JSON.stringify(series)}`);
 

@@ -51,7 +51,13 @@ test("RabbitMQ restarted mid-run: notifications consumers resume; nothing lost, 
     .groupBy("order_id", "subject")
     .select("order_id", "subject", cluster.db.raw("count(*)::int as n"));
   assert.equal(rows.length, total * 2, "one notification per order and event kind");
-  assert.ok(rows.every((row) => row.n === 1), `notified twice: ${rows.filter((row) => row.n > 1).map((row) => `${row.order_id} ${row.subject}`).join(", ")}`);
+  assert.ok(
+    rows.every((row) => row.n === 1),
+    `notified twice: ${rows
+      .filter((row) => row.n > 1)
+      .map((row) => `${row.order_id} ${row.subject}`)
+      .join(", ")}`,
+  );
   const [first, second] = cluster.instances.map((instance) => instance.stats.snapshot());
   process.stdout.write(
     `# notifications broker restart: ${total} orders; handled ${stats.handled} (${stats.duplicates} duplicates met the inbox); instance 1 ${first?.handled}, instance 2 ${second?.handled}\n`,

@@ -58,7 +58,11 @@ async function startEmbeddedShop(t: TestScope) {
     orders: createClient(OrderService, { target: `127.0.0.1:${orders.port}` }),
     notifications: createClient(NotificationService, { target: `127.0.0.1:${notifications.port}` }),
   };
-  cleanup.push(() => Object.values(clients).forEach((client) => client.close()));
+  cleanup.push(() =>
+    Object.values(clients).forEach((client) => {
+      client.close();
+    }),
+  );
   const email = `embedded-${randomUUID()}@example.test`;
   await clients.identity.client.signUp({ email, password: "correct horse battery", displayName: "Embedded" });
   const { accessToken } = await clients.identity.client.signIn({ email, password: "correct horse battery" });
@@ -87,20 +91,35 @@ describe("notifications in the all-in-one mode (in-process queue, PGlite)", () =
       if (received.length === 2) break;
       next = stream.next();
     }
-    assert.deepEqual(received.map((notification) => [notification.orderId, notification.subject]), [
-      [order!.id, "Order received"],
-      [order!.id, "Order confirmed"],
-    ]);
+    assert.deepEqual(
+      received.map((notification) => [notification.orderId, notification.subject]),
+      [
+        [order!.id, "Order received"],
+        [order!.id, "Order confirmed"],
+      ],
+    );
     assert.equal(received[1]!.body, `Your order ${order!.id} (2 items) is confirmed. Total: EUR 69.80.`);
     const { notifications } = await shop.clients.notifications.client.listNotifications({}, { headers: shop.headers });
-    assert.deepEqual(notifications.map((notification) => notification.subject), ["Order confirmed", "Order received"]);
+    assert.deepEqual(
+      notifications.map((notification) => notification.subject),
+      ["Order confirmed", "Order received"],
+    );
   });
 
   test("an unreadable event is dead-lettered in process with its reason, and the next good one is handled", async (t) => {
     const shop = await startEmbeddedShop(t);
     const deadLetter = new Promise<DeadLetter>((resolve) => shop.taskQueue.onDeadLetter((queue, letter) => queue === QUEUE && resolve(letter)));
     await shop.broker.publisher.publish([
-      { messageId: "bad-1", exchange: "shop.orders.v1", routingKey: "order.placed", type: "shop.orders.v1.OrderStatusChanged", contentType: "application/json", body: Buffer.from("{}"), headers: {}, timestamp: new Date() },
+      {
+        messageId: "bad-1",
+        exchange: "shop.orders.v1",
+        routingKey: "order.placed",
+        type: "shop.orders.v1.OrderStatusChanged",
+        contentType: "application/json",
+        body: Buffer.from("{}"),
+        headers: {},
+        timestamp: new Date(),
+      },
     ]);
     const letter = await deadLetter;
     assert.equal(letter.messageId, "bad-1");

@@ -11,17 +11,7 @@ import type { ChannelModel } from "amqplib";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService, type Notification } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { createStatsBoard, startNotifications, type NotificationStats, type StatsBoard } from "@meshwork/notifications";
-import {
-  Code,
-  createClient,
-  createGrpcHost,
-  createSilentLogger,
-  openDatabase,
-  RpcError,
-  type Knex,
-  type RunningService,
-  type ServiceClient,
-} from "@meshwork/platform";
+import { Code, createClient, createGrpcHost, createSilentLogger, openDatabase, RpcError, type Knex, type RunningService, type ServiceClient } from "@meshwork/platform";
 import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { ORDER_EVENT_BINDINGS } from "@meshwork/notifications";
 import type { Shop } from "./shop-harness.js";

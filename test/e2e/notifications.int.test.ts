@@ -25,7 +25,9 @@ async function collectDeadLetters(cluster: NotificationsCluster) {
     (message) => {
       if (!message) return;
       letters.push(message);
-      waiters.forEach((waiter) => waiter());
+      waiters.forEach((waiter) => {
+        waiter();
+      });
     },
     { noAck: true },
   );
@@ -61,21 +63,30 @@ describe("notifications from order events, two instances on RabbitMQ", () => {
     for (const [index, shopper] of shoppers.entries()) feeds.push(await watchNotifications(t, cluster, cluster.clients[index % 2]!, shopper.headers));
 
     const ordersPerShopper = 3;
-    const orderIds = await Promise.all(shoppers.map(async (shopper) => {
-      const ids: string[] = [];
-      for (let index = 0; index < ordersPerShopper; index++) ids.push(await placeOrder(shop, shopper.headers));
-      return ids;
-    }));
+    const orderIds = await Promise.all(
+      shoppers.map(async (shopper) => {
+        const ids: string[] = [];
+        for (let index = 0; index < ordersPerShopper; index++) ids.push(await placeOrder(shop, shopper.headers));
+        return ids;
+      }),
+    );
 
     for (const [index, feed] of feeds.entries()) {
       const mine = orderIds[index]!;
-      const received = await feed.waitUntil((seen) => mine.every((orderId) => countOf(seen, orderId, CONFIRMED) >= 1 && countOf(seen, orderId, RECEIVED) >= 1), `shopper ${index}'s notifications`, 30_000);
+      const received = await feed.waitUntil(
+        (seen) => mine.every((orderId) => countOf(seen, orderId, CONFIRMED) >= 1 && countOf(seen, orderId, RECEIVED) >= 1),
+        `shopper ${index}'s notifications`,
+        30_000,
+      );
       for (const orderId of mine) {
         assert.equal(countOf(received, orderId, CONFIRMED), 1, `one confirmation of ${orderId}`);
         assert.equal(countOf(received, orderId, RECEIVED), 1, `one receipt of ${orderId}`);
         assert.match(received.find((notification) => notification.orderId === orderId && notification.subject === CONFIRMED)!.body, /\(1 item\) is confirmed\. Total: EUR 9\.90\./);
       }
-      assert.ok(received.every((notification) => notification.userId === shoppers[index]!.userId), "only the caller's own notifications");
+      assert.ok(
+        received.every((notification) => notification.userId === shoppers[index]!.userId),
+        "only the caller's own notifications",
+      );
     }
 
     const events = shoppers.length * ordersPerShopper * 2;
@@ -142,7 +153,12 @@ describe("notifications from order events, two instances on RabbitMQ", () => {
     channel.publish(shop.exchange, "order.confirmed", Buffer.from("this is not an order event"), { messageId: garbageId, contentType: "application/json", persistent: true });
     const futureId = randomUUID();
     const future = { eventId: futureId, schemaVersion: 2, order: { id: randomUUID(), userId: shopper.userId, status: "ORDER_STATUS_CONFIRMED" } };
-    channel.publish(shop.exchange, "order.confirmed", Buffer.from(JSON.stringify(future)), { messageId: futureId, contentType: "application/json", persistent: true, headers: { "schema-version": 2 } });
+    channel.publish(shop.exchange, "order.confirmed", Buffer.from(JSON.stringify(future)), {
+      messageId: futureId,
+      contentType: "application/json",
+      persistent: true,
+      headers: { "schema-version": 2 },
+    });
     await channel.waitForConfirms();
 
     const letters = await dead.waitFor(2);

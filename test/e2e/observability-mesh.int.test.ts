@@ -21,7 +21,9 @@ const SERVER = 2;
 const PRODUCER = 4;
 const CONSUMER = 5;
 
-test("across seven processes, one order placed through the gateway is one trace and one request id in the spans and logs of gateway, orders, catalog, payments and notifications", { timeout: 240_000 }, async (t) => {
+test("across seven processes, one order placed through the gateway is one trace and one request id in the spans and logs of gateway, orders, catalog, payments and notifications", {
+  timeout: 240_000,
+}, async (t) => {
   const receiver = await startOtlpReceiver();
   t.onTestFinished(() => receiver.close());
   const debug = Object.fromEntries(["GATEWAY", "IDENTITY", "CATALOG", "ORDERS", "PAYMENTS", "NOTIFICATIONS"].map((prefix) => [`${prefix}_LOG_LEVEL`, "debug"]));
@@ -68,7 +70,10 @@ test("across seven processes, one order placed through the gateway is one trace 
     30_000,
   );
   const traced = receiver.spans.filter((span) => span.traceId === traceId);
-  assert.ok(traced.some((span) => span.service === "orders" && span.name.startsWith("saga ")), "the saga's spans are in the order's trace");
+  assert.ok(
+    traced.some((span) => span.service === "orders" && span.name.startsWith("saga ")),
+    "the saga's spans are in the order's trace",
+  );
 
   // Log lines, as each process wrote them ("<instance> | {json}").
   const entries = lines.flatMap((line) => {

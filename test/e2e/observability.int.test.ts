@@ -42,7 +42,9 @@ const CLIENT = 3;
 const PRODUCER = 4;
 const CONSUMER = 5;
 
-test("one order placed through the gateway is one trace across gateway, orders, its saga and relay, catalog, payments and notifications, and one request id in all their logs", { timeout: 120_000 }, async (t) => {
+test("one order placed through the gateway is one trace across gateway, orders, its saga and relay, catalog, payments and notifications, and one request id in all their logs", {
+  timeout: 120_000,
+}, async (t) => {
   const cleanup: (() => unknown)[] = [];
   t.onTestFinished(async () => {
     for (const step of cleanup.reverse()) await step();
@@ -173,8 +175,14 @@ test("one order placed through the gateway is one trace across gateway, orders, 
   for (const consumed of find(receiver.spans, "notifications", CONSUMER, `process ${queue}`)) {
     assert.ok(publishIds.has(consumed.parentSpanId), "each consumer span continues the relay's publish span from the message headers");
   }
-  assert.ok(spans.some((span) => span.service === "orders" && span.attributes["db.system.name"] === "postgresql"), "orders' queries are spans of the trace");
-  assert.ok(spans.some((span) => span.service === "notifications" && span.attributes["db.system.name"] === "postgresql"), "notifications' queries are spans of the trace");
+  assert.ok(
+    spans.some((span) => span.service === "orders" && span.attributes["db.system.name"] === "postgresql"),
+    "orders' queries are spans of the trace",
+  );
+  assert.ok(
+    spans.some((span) => span.service === "notifications" && span.attributes["db.system.name"] === "postgresql"),
+    "notifications' queries are spans of the trace",
+  );
 
   // The logs: the same trace id and request id at the gateway and in every service the order touched.
   for (const service of ["gateway", "orders", "catalog", "payments", "notifications"]) {

@@ -39,13 +39,22 @@ describe("order flow across services", () => {
     const states = await follow(shop.orders, order!.id, shopper.headers);
     const final = states.at(-1)!;
     assert.equal(final.status, OrderStatus.CONFIRMED, final.reason);
-    assert.deepEqual(final.history.map((entry) => entry.step), [SagaStep.ORDER_PLACED, SagaStep.STOCK_RESERVED, SagaStep.PAYMENT_AUTHORIZED, SagaStep.ORDER_CONFIRMED]);
+    assert.deepEqual(
+      final.history.map((entry) => entry.step),
+      [SagaStep.ORDER_PLACED, SagaStep.STOCK_RESERVED, SagaStep.PAYMENT_AUTHORIZED, SagaStep.ORDER_CONFIRMED],
+    );
     assert.deepEqual(final.total, { $typeName: "shop.common.v1.Money", currencyCode: "EUR", amountMinor: 9000n });
     assert.equal(await stockOf(shop, "MW-CAST-PAN"), before - 2);
     const payments = await shop.db.payments("payments").where({ order_id: order!.id }).select("status");
-    assert.deepEqual(payments.map((row) => row.status), ["authorized"]);
+    assert.deepEqual(
+      payments.map((row) => row.status),
+      ["authorized"],
+    );
     const events = await shop.events.waitFor(2);
-    assert.deepEqual(events.map((event) => event.routingKey), ["order.placed", "order.confirmed"]);
+    assert.deepEqual(
+      events.map((event) => event.routingKey),
+      ["order.placed", "order.confirmed"],
+    );
     const body = JSON.parse(events[1]!.body.toString()) as { order: { id: string; status: string }; schemaVersion: number };
     assert.equal(body.order.id, order!.id);
     assert.equal(body.order.status, "ORDER_STATUS_CONFIRMED");
@@ -100,9 +109,7 @@ describe("order flow across services", () => {
     const ids = new Set([...results, again].map((result) => result.order!.id));
     assert.equal(ids.size, 1);
     assert.equal((await shop.db.orders("orders").where({ user_id: shopper.userId })).length, 1);
-    const different = await shop.orders
-      .placeOrder({ ...request, items: [{ productId: "MW-TEA-TIN", quantity: 2 }] }, { headers: shopper.headers })
-      .catch((error: unknown) => error);
+    const different = await shop.orders.placeOrder({ ...request, items: [{ productId: "MW-TEA-TIN", quantity: 2 }] }, { headers: shopper.headers }).catch((error: unknown) => error);
     assert.ok(isRpcError(different, Code.FAILED_PRECONDITION), "a key reused for another request is refused");
   });
 
@@ -111,10 +118,7 @@ describe("order flow across services", () => {
     if (!shop) return;
     const owner = await newShopper(shop, "owner");
     const stranger = await newShopper(shop, "stranger");
-    const { order } = await shop.orders.placeOrder(
-      { idempotencyKey: key(), items: [{ productId: "MW-TEA-TIN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } },
-      { headers: owner.headers },
-    );
+    const { order } = await shop.orders.placeOrder({ idempotencyKey: key(), items: [{ productId: "MW-TEA-TIN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } }, { headers: owner.headers });
     const foreign = await shop.orders.getOrder({ orderId: order!.id }, { headers: stranger.headers }).catch((error: unknown) => error);
     const missing = await shop.orders.getOrder({ orderId: randomUUID() }, { headers: stranger.headers }).catch((error: unknown) => error);
     assert.ok(isRpcError(foreign, Code.NOT_FOUND) && isRpcError(missing, Code.NOT_FOUND));
@@ -124,7 +128,9 @@ describe("order flow across services", () => {
     assert.ok(isRpcError(anonymous, Code.UNAUTHENTICATED));
     const forged = await shop.orders.getOrder({ orderId: order!.id }, { headers: { authorization: `${owner.headers.authorization.slice(0, -4)}AAAA` } }).catch((error: unknown) => error);
     assert.ok(isRpcError(forged, Code.UNAUTHENTICATED));
-    const noTokenPlace = await shop.orders.placeOrder({ idempotencyKey: key(), items: [{ productId: "MW-TEA-TIN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } }).catch((error: unknown) => error);
+    const noTokenPlace = await shop.orders
+      .placeOrder({ idempotencyKey: key(), items: [{ productId: "MW-TEA-TIN", quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } })
+      .catch((error: unknown) => error);
     assert.ok(isRpcError(noTokenPlace, Code.UNAUTHENTICATED));
   });
 
@@ -136,7 +142,20 @@ describe("order flow across services", () => {
     const cases: [() => Promise<unknown>, string][] = [
       [() => shop.orders.placeOrder({ ...base, items: [] }, { headers: shopper.headers }), "items"],
       [() => shop.orders.placeOrder({ ...base, items: [{ productId: "MW-TEA-TIN", quantity: -3 }] }, { headers: shopper.headers }), "items[0].quantity"],
-      [() => shop.orders.placeOrder({ ...base, items: [{ productId: "MW-TEA-TIN", quantity: 1 }, { productId: "MW-NO-SUCH-THING", quantity: 1 }] }, { headers: shopper.headers }), "items[1].product_id"],
+      [
+        () =>
+          shop.orders.placeOrder(
+            {
+              ...base,
+              items: [
+                { productId: "MW-TEA-TIN", quantity: 1 },
+                { productId: "MW-NO-SUCH-THING", quantity: 1 },
+              ],
+            },
+            { headers: shopper.headers },
+          ),
+        "items[1].product_id",
+      ],
       [() => shop.orders.placeOrder({ ...base, items: [{ productId: "x".repeat(100_000), quantity: 1 }] }, { headers: shopper.headers }), "items[0].product_id"],
       [() => shop.orders.placeOrder({ ...base, idempotencyKey: "k".repeat(5000) }, { headers: shopper.headers }), "idempotency_key"],
       [() => shop.orders.placeOrder({ ...base, paymentMethod: { cardToken: "" } }, { headers: shopper.headers }), "payment_method.card_token"],
@@ -145,7 +164,10 @@ describe("order flow across services", () => {
       [() => shop.orders.listOrders({ pageToken: "forged" }, { headers: shopper.headers }), "page_token"],
     ];
     for (const [attempt, field] of cases) {
-      const error = await attempt().then(() => undefined, (caught: unknown) => caught);
+      const error = await attempt().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
       assert.ok(isRpcError(error, Code.INVALID_ARGUMENT), `${field}: expected INVALID_ARGUMENT, got ${String(error)}`);
       assert.equal(error.field, field);
     }

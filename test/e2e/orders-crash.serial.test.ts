@@ -152,7 +152,7 @@ test(`orders SIGKILLed at random points across ${ORDERS} orders: every order fin
   const duplicates = messages.length - distinct.size;
 
   process.stdout.write(
-    `# crash test: ${ORDERS} orders, ${kills} SIGKILLs, ${ordersProcess.starts} starts, ${placementRetries} placement retries; ` +
+    `# crash test: ${placedCount} of ${ORDERS} orders placed, ${kills} SIGKILLs, ${ordersProcess.starts} starts, ${placementRetries} placement retries; ` +
       `confirmed ${confirmed.length}, rejected ${byStatus("rejected").length}, failed ${byStatus("failed").length}; ` +
       `${messages.length} deliveries of ${distinct.size} events (${duplicates} redelivered with the same message id after a kill between confirm and commit)\n`,
   );

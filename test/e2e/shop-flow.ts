@@ -70,7 +70,10 @@ function grpcClients(gatewayAddress: string): ShopClients & { close(): void } {
     watchNotifications: async (token, signal, onNotification) => {
       for await (const { notification } of notifications.client.watchNotifications({}, { headers: auth(token), signal })) onNotification(notification!);
     },
-    close: () => [identity, catalog, orders, notifications].forEach((client) => client.close()),
+    close: () =>
+      [identity, catalog, orders, notifications].forEach((client) => {
+        client.close();
+      }),
   };
 }
 

@@ -40,7 +40,12 @@ const EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiJ9.example.signature";
 
 const connectRequestHeaders = { "Content-Type": "application/json", "Connect-Protocol-Version": "1" };
 const jsonResponse = { "Content-Type": "application/json" };
-const bearer = { ...connectRequestHeaders, authorization: fromProviderState("Bearer ${accessToken}", `Bearer ${EXAMPLE_TOKEN}`) };
+// Pact provider-state expressions: the provider fills them in from the state it set up.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an expression for Pact, not a template
+const STATE_EMAIL = "${email}";
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an expression for Pact, not a template
+const STATE_BEARER = "Bearer ${accessToken}";
+const bearer = { ...connectRequestHeaders, authorization: fromProviderState(STATE_BEARER, `Bearer ${EXAMPLE_TOKEN}`) };
 const ORDER_STATUS = /^ORDER_STATUS_(PENDING|CONFIRMED|REJECTED|FAILED)$/;
 const user = { id: string("2b1e7c1e-5d0a-4c49-9a3b-6f0e8d1f7a10"), email: string("ada@example.test"), displayName: string("Ada") };
 
@@ -97,7 +102,7 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
           method: "POST",
           path: "/shop.identity.v1.IdentityService/SignUp",
           headers: connectRequestHeaders,
-          body: { email: fromProviderState("${email}", "new@example.test"), password: PASSWORD, displayName: "Ada" },
+          body: { email: fromProviderState(STATE_EMAIL, "new@example.test"), password: PASSWORD, displayName: "Ada" },
         })
         .willRespondWith({ status: 200, headers: jsonResponse, body: { user } });
       await pact.executeTest(async (server) => {
@@ -110,7 +115,12 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       pact
         .given("a shopper account exists")
         .uponReceiving("a sign-in with the right password")
-        .withRequest({ method: "POST", path: "/shop.identity.v1.IdentityService/SignIn", headers: connectRequestHeaders, body: { email: fromProviderState("${email}", "ada@example.test"), password: PASSWORD } })
+        .withRequest({
+          method: "POST",
+          path: "/shop.identity.v1.IdentityService/SignIn",
+          headers: connectRequestHeaders,
+          body: { email: fromProviderState(STATE_EMAIL, "ada@example.test"), password: PASSWORD },
+        })
         .willRespondWith({ status: 200, headers: jsonResponse, body: { accessToken: string(EXAMPLE_TOKEN), expireTime: timestamp("2026-11-28T02:15:00.000Z"), user } });
       await pact.executeTest(async (server) => {
         const response = await webClients(server.url).identity.signIn({ email: "ada@example.test", password: PASSWORD });
@@ -123,7 +133,12 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       pact
         .given("a shopper account exists")
         .uponReceiving("a sign-in with a wrong password")
-        .withRequest({ method: "POST", path: "/shop.identity.v1.IdentityService/SignIn", headers: connectRequestHeaders, body: { email: fromProviderState("${email}", "ada@example.test"), password: "not the password" } })
+        .withRequest({
+          method: "POST",
+          path: "/shop.identity.v1.IdentityService/SignIn",
+          headers: connectRequestHeaders,
+          body: { email: fromProviderState(STATE_EMAIL, "ada@example.test"), password: "not the password" },
+        })
         .willRespondWith({ status: 401, headers: jsonResponse, body: { code: "unauthenticated", message: string("wrong email or password") } });
       await pact.executeTest(async (server) => {
         await assert.rejects(webClients(server.url).identity.signIn({ email: "ada@example.test", password: "not the password" }), /unauthenticated/);
@@ -143,7 +158,13 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
         .willRespondWith({
           status: 200,
           headers: jsonResponse,
-          body: { order: { id: string("5f0c2a8e-0d6c-4a55-b1f2-3c4d5e6f7a8b"), status: regex(ORDER_STATUS, "ORDER_STATUS_PENDING"), lines: eachLike({ productId: string("MW-TEA-TIN"), quantity: integer(2) }) } },
+          body: {
+            order: {
+              id: string("5f0c2a8e-0d6c-4a55-b1f2-3c4d5e6f7a8b"),
+              status: regex(ORDER_STATUS, "ORDER_STATUS_PENDING"),
+              lines: eachLike({ productId: string("MW-TEA-TIN"), quantity: integer(2) }),
+            },
+          },
         });
       await pact.executeTest(async (server) => {
         const { order } = await webClients(server.url, EXAMPLE_TOKEN).orders.placeOrder({
@@ -243,8 +264,7 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       };
     };
 
-    const verify = (baseUrl: string) =>
-      new Verifier({ provider: PROVIDER, providerBaseUrl: baseUrl, pactUrls: [PACT_FILE], stateHandlers: stateHandlers(), logLevel: "error" }).verifyProvider();
+    const verify = (baseUrl: string) => new Verifier({ provider: PROVIDER, providerBaseUrl: baseUrl, pactUrls: [PACT_FILE], stateHandlers: stateHandlers(), logLevel: "error" }).verifyProvider();
 
     test("every interaction of the pact is verified against the real gateway and services", async () => {
       await verify(shop.url);
@@ -282,7 +302,10 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
             report.errors.map((failure) => failure.interaction.replace(/^.* - /, "")),
             ["a catalog search from the shop page"],
           );
-          assert.ok(report.errors[0]!.mismatch.mismatches.every((mismatch) => /stockAvailable/.test(`${mismatch.path} ${mismatch.mismatch}`)), JSON.stringify(report.errors[0]!.mismatch));
+          assert.ok(
+            report.errors[0]!.mismatch.mismatches.every((mismatch) => /stockAvailable/.test(`${mismatch.path} ${mismatch.mismatch}`)),
+            JSON.stringify(report.errors[0]!.mismatch),
+          );
           return true;
         });
       } finally {

@@ -69,7 +69,10 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
   async function addToCart(page: Page, productName: string, search: string): Promise<void> {
     await page.getByLabel("Search products").fill(search);
     await page.getByRole("button", { name: "Search" }).click();
-    await page.getByRole("listitem", { name: productName }).getByRole("button", { name: /Add to cart/ }).click();
+    await page
+      .getByRole("listitem", { name: productName })
+      .getByRole("button", { name: /Add to cart/ })
+      .click();
   }
 
   async function checkout(page: Page, card: RegExp): Promise<void> {
@@ -98,8 +101,8 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
       { interceptors },
     );
     t.onTestFinished(async () => {
-    await gateway.shutdown.run("test done");
-  });
+      await gateway.shutdown.run("test done");
+    });
     return gateway;
   }
 
@@ -131,7 +134,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await page.getByText("Page 1").waitFor();
     await addToCart(page, "Headlamp", "headlamp");
     const card = page.getByRole("listitem", { name: "Headlamp" });
-    assert.match(await card.textContent() ?? "", /\d+ in stock/);
+    assert.match((await card.textContent()) ?? "", /\d+ in stock/);
 
     await checkout(page, /approved/);
     // Live: the stock is shown reserved while the payment is still being authorized.
@@ -235,13 +238,16 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     const { page } = await newShopper("Fay");
     // Runs in the page; this file is typed for Node, without the DOM's names.
     const spoilToken = () =>
-      page.evaluate((saved) => {
-        const { sessionStorage } = globalThis as unknown as { sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
-        const session = JSON.parse(saved ?? sessionStorage.getItem("meshwork.session")!) as { token: string };
-        const spoiled = JSON.stringify({ ...session, token: `${session.token.slice(0, -4)}AAAA` });
-        sessionStorage.setItem("meshwork.session", spoiled);
-        return spoiled;
-      }, null as string | null);
+      page.evaluate(
+        (saved) => {
+          const { sessionStorage } = globalThis as unknown as { sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
+          const session = JSON.parse(saved ?? sessionStorage.getItem("meshwork.session")!) as { token: string };
+          const spoiled = JSON.stringify({ ...session, token: `${session.token.slice(0, -4)}AAAA` });
+          sessionStorage.setItem("meshwork.session", spoiled);
+          return spoiled;
+        },
+        null as string | null,
+      );
     const expired = async (): Promise<void> => {
       await page.getByText("Your session has expired.").first().waitFor();
       assert.ok(await page.getByRole("link", { name: "Sign in" }).first().isVisible());

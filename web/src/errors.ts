@@ -29,7 +29,11 @@ function retryAfter(error: ConnectError): number | undefined {
 function fieldName(error: ConnectError): string | undefined {
   const field = error.metadata.get("x-invalid-field");
   if (!field) return undefined;
-  return field.replace(/\[\d+\]/g, "").split(".").pop()!.replace(/_/g, " ");
+  return field
+    .replace(/\[\d+\]/g, "")
+    .split(".")
+    .pop()!
+    .replace(/_/g, " ");
 }
 
 export function describeError(error: unknown, context: ErrorContext = "general"): HumaneError {

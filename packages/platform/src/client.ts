@@ -1,12 +1,4 @@
-import {
-  Client,
-  credentials as grpcCredentials,
-  Metadata,
-  status,
-  type ChannelCredentials,
-  type ClientOptions,
-  type ServiceError,
-} from "@grpc/grpc-js";
+import { Client, credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { currentCall, REQUEST_ID_HEADER } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
@@ -108,8 +100,7 @@ export function createClient<S extends AnyService>(service: S, config: ClientCon
       const retried = idempotent.has(method.localName);
       client[method.localName] = (request: unknown, options: CallOptions = {}) => unary(channels, policy, retried, config, method, request, options);
     } else if (method.methodKind === "server_streaming") {
-      client[method.localName] = (request: unknown, options: CallOptions = {}) =>
-        serverStream(channels, config, method, request, options);
+      client[method.localName] = (request: unknown, options: CallOptions = {}) => serverStream(channels, config, method, request, options);
     }
   }
   const downstream: DownstreamView = {
@@ -153,10 +144,7 @@ class ChannelPool {
     if (typeof target === "string") return { address: target, channel: this.channel(target) };
     let instances = target.instances();
     if (instances.length === 0) {
-      await Promise.race([
-        target.ready(),
-        new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref()),
-      ]);
+      await Promise.race([target.ready(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())]);
       instances = target.instances();
     }
     if (instances.length === 0) throw new RpcError(Code.UNAVAILABLE, "no passing instance to call");
@@ -205,9 +193,7 @@ function prepare(options: CallOptions, fallbackTimeoutMs: number | undefined): P
   for (const [key, value] of Object.entries(options.headers ?? {})) metadata.set(key, value);
   if (parent && !metadata.get(REQUEST_ID_HEADER).length) metadata.set(REQUEST_ID_HEADER, parent.requestId);
   const own = options.timeoutMs ?? fallbackTimeoutMs;
-  const candidates = [own === undefined ? undefined : Date.now() + own, parent?.deadline].filter(
-    (value): value is number => value !== undefined,
-  );
+  const candidates = [own === undefined ? undefined : Date.now() + own, parent?.deadline].filter((value): value is number => value !== undefined);
   const deadline = candidates.length ? Math.min(...candidates) : undefined;
   const signals = [options.signal, parent?.signal].filter((signal): signal is AbortSignal => signal !== undefined);
   const signal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
@@ -222,15 +208,7 @@ function serializer(method: DescMethod) {
   return (value: Message) => Buffer.from(toBinary(method.input, value));
 }
 
-async function unary(
-  channels: ChannelPool,
-  policy: DownstreamPolicy,
-  idempotent: boolean,
-  config: ClientConfig,
-  method: DescMethod,
-  request: unknown,
-  options: CallOptions,
-): Promise<Message> {
+async function unary(channels: ChannelPool, policy: DownstreamPolicy, idempotent: boolean, config: ClientConfig, method: DescMethod, request: unknown, options: CallOptions): Promise<Message> {
   const { metadata, deadline, signal } = prepare(options, config.defaultTimeoutMs ?? 5000);
   const effectiveDeadline = deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000);
   const message = create(method.input, request as never) as Message;
@@ -238,14 +216,7 @@ async function unary(
 }
 
 /** One try on one instance; its outcome feeds that instance's ejection and latency. */
-async function attempt(
-  channels: ChannelPool,
-  method: DescMethod,
-  message: Message,
-  metadata: Metadata,
-  effectiveDeadline: number,
-  signal: AbortSignal | undefined,
-): Promise<Message> {
+async function attempt(channels: ChannelPool, method: DescMethod, message: Message, metadata: Metadata, effectiveDeadline: number, signal: AbortSignal | undefined): Promise<Message> {
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   if (effectiveDeadline <= Date.now()) throw new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed before the call started");
   const { address, channel } = await channels.pick(effectiveDeadline);
@@ -271,13 +242,7 @@ async function attempt(
   });
 }
 
-async function* serverStream(
-  channels: ChannelPool,
-  config: ClientConfig,
-  method: DescMethod,
-  request: unknown,
-  options: CallOptions,
-): AsyncGenerator<Message> {
+async function* serverStream(channels: ChannelPool, config: ClientConfig, method: DescMethod, request: unknown, options: CallOptions): AsyncGenerator<Message> {
   const { metadata, deadline, signal } = prepare(options, config.streamTimeoutMs);
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   const { channel } = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000));

@@ -31,7 +31,7 @@ describe("typed configuration", () => {
 
   test("every bad key is reported at once, and secrets are never echoed", () => {
     try {
-      loadConfig(spec, { DEMO_BATCH_SIZE: "-3", DEMO_DATABASE_URL: "postgres://user:hunter2@/" , DEMO_PORT: "x" });
+      loadConfig(spec, { DEMO_BATCH_SIZE: "-3", DEMO_DATABASE_URL: "postgres://user:hunter2@/", DEMO_PORT: "x" });
       assert.fail("expected a ConfigError");
     } catch (error) {
       assert.ok(error instanceof ConfigError);

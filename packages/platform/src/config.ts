@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { settings } from "./config-schemas.js";
 import { telemetrySettings } from "./telemetry/index.js";
 
@@ -59,13 +59,7 @@ export function loadConfig<Spec extends ConfigSpec>(spec: Spec, env: Readonly<Re
 /** A Markdown table of the settings, for READMEs and `--help`. */
 export function describeConfig(spec: ConfigSpec): string {
   const rows = Object.values(spec).map((setting) => {
-    const fallback = !("default" in setting)
-      ? "required"
-      : setting.default === ""
-        ? "unset"
-        : setting.secret
-          ? "(hidden)"
-          : `\`${String(setting.default)}\``;
+    const fallback = !("default" in setting) ? "required" : setting.default === "" ? "unset" : setting.secret ? "(hidden)" : `\`${String(setting.default)}\``;
     return `| \`${setting.env}\` | ${fallback} | ${setting.doc} |`;
   });
   return ["| variable | default | meaning |", "| --- | --- | --- |", ...rows].join("\n");
@@ -81,8 +75,19 @@ export function serviceSettings(prefix: string, defaults: { port: number; metric
     host: { env: `${prefix}_HOST`, doc: "Interface the gRPC server binds (0.0.0.0 in containers).", schema: settings.nonEmpty(), default: "127.0.0.1" },
     port: { env: `${prefix}_PORT`, doc: "Port of the gRPC server (0 picks a free one).", schema: settings.port(), default: defaults.port },
     advertiseHost: { env: `${prefix}_ADVERTISE_HOST`, doc: "Host other services reach this instance on, as registered in discovery.", schema: settings.nonEmpty(), default: "127.0.0.1" },
-    databaseUrl: { env: `${prefix}_DATABASE_URL`, doc: "PostgreSQL URL of this service's own database; when unset, embedded PGlite is used.", schema: settings.optionalUrl(), default: "", secret: true },
-    dataDir: { env: `${prefix}_DATA_DIR`, doc: "Embedded PostgreSQL (PGlite) directory when no database URL is set; services of one process naming the same directory share it, each in its own schema (memory:// keeps nothing).", schema: settings.nonEmpty(), default: defaults.dataDir },
+    databaseUrl: {
+      env: `${prefix}_DATABASE_URL`,
+      doc: "PostgreSQL URL of this service's own database; when unset, embedded PGlite is used.",
+      schema: settings.optionalUrl(),
+      default: "",
+      secret: true,
+    },
+    dataDir: {
+      env: `${prefix}_DATA_DIR`,
+      doc: "Embedded PostgreSQL (PGlite) directory when no database URL is set; services of one process naming the same directory share it, each in its own schema (memory:// keeps nothing).",
+      schema: settings.nonEmpty(),
+      default: defaults.dataDir,
+    },
     logLevel: { env: `${prefix}_LOG_LEVEL`, doc: "Log level.", schema: settings.logLevel(), default: "info" },
     shutdownGraceMs: { env: `${prefix}_SHUTDOWN_GRACE_MS`, doc: "How long in-flight calls may run on after a shutdown signal.", schema: settings.durationMs(), default: 10_000 },
     consulAddr: { env: "CONSUL_HTTP_ADDR", doc: "Consul agent (host:port or URL); when set, the service registers there and resolves through it.", schema: settings.text(), default: "" },

@@ -10,7 +10,13 @@
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"]);
 // knex prefixes the statement ("BEGIN; - Connection terminated unexpectedly"), hence no anchors.
-const CONNECTION_MESSAGES = [/Connection terminated/, /Client has encountered a connection error/, /Timeout acquiring a connection/, /terminating connection due to/, /the database system is (starting up|shutting down|in recovery mode)/];
+const CONNECTION_MESSAGES = [
+  /Connection terminated/,
+  /Client has encountered a connection error/,
+  /Timeout acquiring a connection/,
+  /terminating connection due to/,
+  /the database system is (starting up|shutting down|in recovery mode)/,
+];
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;

@@ -9,7 +9,9 @@ export const migrations: Migration[] = [
   {
     name: "0001_things",
     up: async (db) => {
-      await db.raw("create table things (id bigserial primary key, big bigint not null, price numeric(12,2) not null, tags text[] not null, doc jsonb not null, at timestamptz not null default now(), ok boolean not null)");
+      await db.raw(
+        "create table things (id bigserial primary key, big bigint not null, price numeric(12,2) not null, tags text[] not null, doc jsonb not null, at timestamptz not null default now(), ok boolean not null)",
+      );
     },
     down: async (db) => {
       await db.raw("drop table things");

@@ -45,7 +45,10 @@ test("services sharing one embedded directory each get their own schema, and the
     throw new Error("roll back");
   });
   await entered;
-  const betaWrite = b.knex("items").insert({ owner: "beta" }).then(() => order.push("beta wrote"));
+  const betaWrite = b
+    .knex("items")
+    .insert({ owner: "beta" })
+    .then(() => order.push("beta wrote"));
   await assert.rejects(alphaTx, /roll back/);
   await betaWrite;
   assert.deepEqual(order, ["alpha wrote", "beta wrote"]);

@@ -80,7 +80,9 @@ export async function sharedPgliteConfig(dataDir: string, schema: string): Promi
   const server = await acquireServer(dataDir);
   const quoted = quoteIdentifier(schema);
   await withSession(server, (pglite) => pglite.query(`create schema if not exists ${quoted}`));
-  const Base = ClientPgLite as unknown as new (config: Knex.Config) => {
+  const Base = ClientPgLite as unknown as new (
+    config: Knex.Config,
+  ) => {
     acquireConnection(): Promise<PGlite>;
     releaseConnection(connection: PGlite): Promise<unknown>;
   };

@@ -88,7 +88,10 @@ describe("the gRPC host and its typed client", () => {
     const error = await client.getProduct({ productId: "A1" }).catch((caught: unknown) => caught);
     assert.ok(isRpcError(error, Code.INTERNAL));
     assert.equal(error.message, "internal error");
-    assert.ok(lines.some((line) => line.includes("secret database detail")), "the cause is in the server log");
+    assert.ok(
+      lines.some((line) => line.includes("secret database detail")),
+      "the cause is in the server log",
+    );
     // The host keeps serving after a failed call.
     assert.ok(await client.listProducts({}));
   });
@@ -224,10 +227,7 @@ describe("the gRPC host and its typed client", () => {
 
   test("a service mounted without all its handlers is refused at start-up, naming the missing one", () => {
     const host = createGrpcHost({ name: "test", log: createSilentLogger() });
-    assert.throws(
-      () => host.add(StockService, { reserveStock: async () => ({}) } as unknown as ServiceHandlers<typeof StockService>),
-      /shop\.catalog\.v1\.StockService: no handler for ReleaseStock/,
-    );
+    assert.throws(() => host.add(StockService, { reserveStock: async () => ({}) } as unknown as ServiceHandlers<typeof StockService>), /shop\.catalog\.v1\.StockService: no handler for ReleaseStock/);
   });
 
   test("shutdown lets an in-flight call finish, then refuses new calls", async (t) => {

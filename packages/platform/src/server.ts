@@ -1,13 +1,4 @@
-import {
-  Metadata,
-  Server,
-  ServerCredentials,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type sendUnaryData,
-  type ServiceDefinition,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { context as otelContext } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
@@ -99,9 +90,7 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
         reflectionAdded = true;
       }
       const bound = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(formatBindAddress(host, port), ServerCredentials.createInsecure(), (error, actual) =>
-          error ? reject(error) : resolve(actual),
-        );
+        server.bindAsync(formatBindAddress(host, port), ServerCredentials.createInsecure(), (error, actual) => (error ? reject(error) : resolve(actual)));
       });
       return bound;
     },
@@ -172,13 +161,7 @@ function toStatus(error: unknown, log: Logger): StatusError {
   return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };
 }
 
-function wrapHandler(
-  method: DescMethod,
-  handler: AnyHandler,
-  baseLog: Logger,
-  track: { begin(): void; end(): void },
-  telemetry: GrpcHostOptions["telemetry"],
-): UntypedServiceImplementation[string] {
+function wrapHandler(method: DescMethod, handler: AnyHandler, baseLog: Logger, track: { begin(): void; end(): void }, telemetry: GrpcHostOptions["telemetry"]): UntypedServiceImplementation[string] {
   const service = method.parent.typeName;
   const tracer = telemetry?.tracer;
   const recordCall = telemetry?.metrics.serverCall;
@@ -250,7 +233,6 @@ function wrapHandler(
     }
     span?.end(code, message);
   };
-
 
   if (method.methodKind === "unary") {
     return ((call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {

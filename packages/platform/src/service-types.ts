@@ -7,15 +7,9 @@ export type AnyService = GenService<GenServiceMethods>;
 
 type MethodsOf<S> = S extends GenService<infer M> ? M : never;
 
-type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
-  request: MessageShape<I>,
-  context: CallContext,
-) => Promise<MessageInitShape<O>>;
+type UnaryHandler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, context: CallContext) => Promise<MessageInitShape<O>>;
 
-type ServerStreamingHandler<I extends DescMessage, O extends DescMessage> = (
-  request: MessageShape<I>,
-  context: CallContext,
-) => AsyncIterable<MessageInitShape<O>>;
+type ServerStreamingHandler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, context: CallContext) => AsyncIterable<MessageInitShape<O>>;
 
 type HandlerFor<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
   ? UnaryHandler<I, O>

@@ -77,7 +77,9 @@ describe("watch hub", () => {
     const hub = createWatchHub();
     const ada = hub.watch("ada");
     let woken = false;
-    const waiting = ada.changed(60_000, never).then(() => void (woken = true));
+    const waiting = ada.changed(60_000, never).then(() => {
+      woken = true;
+    });
     hub.notify("bob");
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(woken, false, "bob's change is not ada's");

@@ -272,12 +272,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     });
   }
 
-  function send(
-    res: ServerResponse,
-    status: number,
-    body: string | Buffer,
-    headers: Record<string, string> = {},
-  ): void {
+  function send(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
     if (res.writableEnded || res.destroyed || res.socket === null || res.socket.destroyed) return;
     res.writeHead(status, { "Content-Length": Buffer.byteLength(body), ...headers });
     res.end(body);
@@ -347,14 +342,8 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       Meta: meta,
       body,
     };
-    const definitions: unknown[] = Array.isArray(body.Checks)
-      ? body.Checks
-      : body.Check !== undefined
-        ? [body.Check]
-        : [];
-    const checks = definitions.map((definition, position) =>
-      parseCheck(base, definition, position, definitions.length),
-    );
+    const definitions: unknown[] = Array.isArray(body.Checks) ? body.Checks : body.Check !== undefined ? [body.Check] : [];
+    const checks = definitions.map((definition, position) => parseCheck(base, definition, position, definitions.length));
     const previous = services.get(base.ID);
     services.set(base.ID, { ...base, checks });
     if (previous !== undefined && previous.Service !== name) touchService(previous.Service);
@@ -417,13 +406,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     };
   }
 
-  async function route(
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    path: string,
-    query: URLSearchParams,
-  ): Promise<void> {
+  async function route(req: IncomingMessage, res: ServerResponse, method: string, path: string, query: URLSearchParams): Promise<void> {
     const serviceName = /^\/v1\/health\/service\/(.+)$/.exec(path)?.[1];
     if (serviceName !== undefined) {
       if (method !== "GET") throw new HttpError(405, "method not allowed");
@@ -611,9 +594,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       return recorded.filter((request) => request.path === path).length;
     },
     requests(path) {
-      return recorded
-        .filter((request) => path === undefined || request.path === path)
-        .map((request) => ({ ...request }));
+      return recorded.filter((request) => path === undefined || request.path === path).map((request) => ({ ...request }));
     },
     nextRequest(path, predicate = () => true) {
       return new Promise((resolve) => {

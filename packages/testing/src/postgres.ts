@@ -40,7 +40,10 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
  */
 export async function createTestDatabase(t: TestScope, label = "test"): Promise<string | undefined> {
   if (!needs(t, "PostgreSQL", await reachable(adminUrl()))) return undefined;
-  const name = `mw_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase().slice(0, 30)}_${randomBytes(4).toString("hex")}`;
+  const name = `mw_${label
+    .replace(/[^a-z0-9]/gi, "_")
+    .toLowerCase()
+    .slice(0, 30)}_${randomBytes(4).toString("hex")}`;
   await admin(async (client) => {
     await client.query(`create role "${name}" login`);
     await client.query(`create database "${name}" owner "${name}"`);

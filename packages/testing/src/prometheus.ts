@@ -62,7 +62,9 @@ export async function startPrometheus(t: TestScope, jobs: readonly ScrapeJob[], 
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-4000)));
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
   t.onTestFinished(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, "exit");
@@ -73,7 +75,9 @@ export async function startPrometheus(t: TestScope, jobs: readonly ScrapeJob[], 
 
   // Ready when /-/ready answers 200; an early exit fails at once with its output.
   let exitedWith: string | undefined;
-  child.once("exit", (code, signal) => void (exitedWith = String(signal ?? code)));
+  child.once("exit", (code, signal) => {
+    exitedWith = String(signal ?? code);
+  });
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exitedWith !== undefined) throw new Error(`prometheus exited (${exitedWith}) before it was ready: ${stderr}`);

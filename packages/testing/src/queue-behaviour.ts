@@ -14,7 +14,17 @@ import { describe, test } from "vitest";
 import type { TestScope } from "./scope.js";
 import { performance } from "node:perf_hooks";
 import { LAST_ERROR_HEADER } from "@meshwork/platform";
-import { ATTEMPT_HEADER, DEAD_LETTER_REASON_HEADER, type Consumer, type MessagePublisher, type OutgoingMessage, type ConsumerOptions, type Delivery, type QueueTopology, type TaskQueue } from "@meshwork/platform";
+import {
+  ATTEMPT_HEADER,
+  DEAD_LETTER_REASON_HEADER,
+  type Consumer,
+  type MessagePublisher,
+  type OutgoingMessage,
+  type ConsumerOptions,
+  type Delivery,
+  type QueueTopology,
+  type TaskQueue,
+} from "@meshwork/platform";
 
 /** stop()'s bound on in-flight handlers that fixtures give their adapter. */
 export const SUITE_DRAIN_TIMEOUT_MS = 500;
@@ -202,10 +212,7 @@ export function taskQueueBehaviour(adapter: string, open: QueueFixtureFactory): 
       assert.equal(third.delivery.headers[ATTEMPT_HEADER], 3);
       const [firstDelay = 0, secondDelay = 0] = SUITE_RETRY_DELAYS_MS;
       assert.ok(second.at - first.at >= firstDelay - TIMER_SLACK_MS, `first retry after ${(second.at - first.at).toFixed(1)} ms, expected ≥ ${firstDelay}`);
-      assert.ok(
-        third.at - first.at >= firstDelay + secondDelay - TIMER_SLACK_MS,
-        `success after ${(third.at - first.at).toFixed(1)} ms, expected ≥ ${firstDelay + secondDelay}`,
-      );
+      assert.ok(third.at - first.at >= firstDelay + secondDelay - TIMER_SLACK_MS, `success after ${(third.at - first.at).toFixed(1)} ms, expected ≥ ${firstDelay + secondDelay}`);
 
       // Delivered once as a success: acked, so nothing of it is handled again before a later message.
       const marker = await fixture.publish("order.shipped", json({ n: 8 }));

@@ -16,8 +16,14 @@ describe("catalog request rules", () => {
   test("page size 0 means the default; negative or above 100 is refused", () => {
     assert.equal(checkPageSize(0), 20);
     assert.equal(checkPageSize(100), 100);
-    assert.equal(fieldOf(() => checkPageSize(101)), "page_size");
-    assert.equal(fieldOf(() => checkPageSize(-1)), "page_size");
+    assert.equal(
+      fieldOf(() => checkPageSize(101)),
+      "page_size",
+    );
+    assert.equal(
+      fieldOf(() => checkPageSize(-1)),
+      "page_size",
+    );
   });
 
   test("stock lines are validated with the offending index named, and sorted by product id", () => {
@@ -31,12 +37,40 @@ describe("catalog request rules", () => {
         { productId: "B", quantity: 1 },
       ],
     );
-    assert.equal(fieldOf(() => checkStockLines([])), "items");
-    assert.equal(fieldOf(() => checkStockLines([{ productId: "A", quantity: 0 }])), "items[0].quantity");
-    assert.equal(fieldOf(() => checkStockLines([{ productId: "A", quantity: 1 }, { productId: "B", quantity: -4 }])), "items[1].quantity");
-    assert.equal(fieldOf(() => checkStockLines([{ productId: "A", quantity: 1001 }])), "items[0].quantity");
-    assert.equal(fieldOf(() => checkStockLines([{ productId: "A", quantity: 1 }, { productId: "A", quantity: 1 }])), "items[1].product_id");
-    assert.equal(fieldOf(() => checkStockLines(Array.from({ length: 51 }, (_, index) => ({ productId: `P${index}`, quantity: 1 })))), "items");
+    assert.equal(
+      fieldOf(() => checkStockLines([])),
+      "items",
+    );
+    assert.equal(
+      fieldOf(() => checkStockLines([{ productId: "A", quantity: 0 }])),
+      "items[0].quantity",
+    );
+    assert.equal(
+      fieldOf(() =>
+        checkStockLines([
+          { productId: "A", quantity: 1 },
+          { productId: "B", quantity: -4 },
+        ]),
+      ),
+      "items[1].quantity",
+    );
+    assert.equal(
+      fieldOf(() => checkStockLines([{ productId: "A", quantity: 1001 }])),
+      "items[0].quantity",
+    );
+    assert.equal(
+      fieldOf(() =>
+        checkStockLines([
+          { productId: "A", quantity: 1 },
+          { productId: "A", quantity: 1 },
+        ]),
+      ),
+      "items[1].product_id",
+    );
+    assert.equal(
+      fieldOf(() => checkStockLines(Array.from({ length: 51 }, (_, index) => ({ productId: `P${index}`, quantity: 1 })))),
+      "items",
+    );
   });
 
   test("a page token is bound to the query it was issued for", () => {

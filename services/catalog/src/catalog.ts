@@ -137,10 +137,7 @@ export function compareIds(a: string, b: string): number {
 
 /** True when an existing reservation was made for exactly these lines. */
 export function sameLines(reserved: readonly StockLine[], requested: readonly StockLine[]): boolean {
-  return (
-    reserved.length === requested.length &&
-    reserved.every((line, index) => line.productId === requested[index]?.productId && line.quantity === requested[index]?.quantity)
-  );
+  return reserved.length === requested.length && reserved.every((line, index) => line.productId === requested[index]?.productId && line.quantity === requested[index]?.quantity);
 }
 
 /** A page token binds the position to the filter it was issued for. */

@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import {
-  GetProductRequestSchema,
-  ListProductsRequestSchema,
-  ReleaseStockRequestSchema,
-  ReservationState,
-  ReserveStockRequestSchema,
-} from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { Code, isRpcError } from "@meshwork/platform";
+import { GetProductRequestSchema, ListProductsRequestSchema, ReleaseStockRequestSchema, ReservationState, ReserveStockRequestSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { Code } from "@meshwork/platform";
 import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { createMemoryCatalogStore } from "./adapters/catalog-store.memory.js";
 import { demoCatalog } from "./demo-catalog.js";
@@ -41,7 +35,10 @@ describe("catalog RPC handlers", () => {
   test("ListProducts filters by text and category and prices in minor units", async () => {
     const { catalog } = await handlers();
     const page = await catalog.listProducts(create(ListProductsRequestSchema, { query: "cast iron", category: "Kitchen" }), context);
-    assert.deepEqual(page.products!.map((product) => product.id), ["MW-CAST-PAN"]);
+    assert.deepEqual(
+      page.products!.map((product) => product.id),
+      ["MW-CAST-PAN"],
+    );
     assert.deepEqual(page.products![0]?.price, { currencyCode: "EUR", amountMinor: 4500n });
     assert.equal(page.nextPageToken, "");
   });
@@ -79,11 +76,7 @@ describe("catalog RPC handlers", () => {
       Code.FAILED_PRECONDITION,
       /insufficient stock: product MW-RAIN-JACKET: 26 requested, 25 available/,
     );
-    await rejectsWith(
-      stock.reserveStock(create(ReserveStockRequestSchema, { orderId: "o-2", items: [{ productId: "MW-NOPE", quantity: 1 }] }), context),
-      Code.NOT_FOUND,
-      /MW-NOPE/,
-    );
+    await rejectsWith(stock.reserveStock(create(ReserveStockRequestSchema, { orderId: "o-2", items: [{ productId: "MW-NOPE", quantity: 1 }] }), context), Code.NOT_FOUND, /MW-NOPE/);
     const released = await stock.releaseStock(create(ReleaseStockRequestSchema, { orderId: "o-3" }), context);
     assert.equal(released.reservation?.state, ReservationState.RELEASED);
     await rejectsWith(
@@ -101,7 +94,16 @@ describe("catalog RPC handlers", () => {
       [{ orderId: "o 4", items: [{ productId: "MW-TEA-TIN", quantity: 1 }] }, /^order_id:/],
       [{ orderId: "o-4", items: [] }, /^items: must list at least one/],
       [{ orderId: "o-4", items: [{ productId: "MW-TEA-TIN", quantity: -2 }] }, /^items\[0\]\.quantity: must be from 1 to 1000/],
-      [{ orderId: "o-4", items: [{ productId: "MW-TEA-TIN", quantity: 1 }, { productId: "", quantity: 1 }] }, /^items\[1\]\.product_id: is required/],
+      [
+        {
+          orderId: "o-4",
+          items: [
+            { productId: "MW-TEA-TIN", quantity: 1 },
+            { productId: "", quantity: 1 },
+          ],
+        },
+        /^items\[1\]\.product_id: is required/,
+      ],
       [{ orderId: "o-4", items: [{ productId: "MW-TEA-TIN", quantity: 2_000_000 }] }, /^items\[0\]\.quantity/],
     ];
     for (const [input, message] of cases) {

@@ -1,12 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import {
-  CatalogService,
-  ReservationState,
-  StockService,
-  type ProductSchema,
-  type ReservationSchema,
-} from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { type CatalogService, ReservationState, type StockService, type ProductSchema, type ReservationSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { errorMapper, failedPrecondition, notFound, type ServiceHandlers } from "@meshwork/platform";
 import {
   checkId,
@@ -46,9 +40,7 @@ const reservationMessage = (reservation: ReservationRecord): MessageInitShape<ty
   state: reservation.state === "reserved" ? ReservationState.RESERVED : ReservationState.RELEASED,
   createTime: timestampFromDate(reservation.createdAt),
   updateTime: timestampFromDate(reservation.updatedAt),
-  unitPrices: Object.fromEntries(
-    reservation.lines.map((line) => [line.productId, { currencyCode: line.currency, amountMinor: BigInt(line.unitPriceMinor) }]),
-  ),
+  unitPrices: Object.fromEntries(reservation.lines.map((line) => [line.productId, { currencyCode: line.currency, amountMinor: BigInt(line.unitPriceMinor) }])),
 });
 
 /** Maps the domain's refusals to status codes; anything else stays unknown (INTERNAL). */

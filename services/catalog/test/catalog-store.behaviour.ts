@@ -5,13 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
-import {
-  InsufficientStockError,
-  ProductNotFoundError,
-  ReservationMismatchError,
-  ReservationReleasedError,
-  type ProductRecord,
-} from "../src/catalog.js";
+import { InsufficientStockError, ProductNotFoundError, ReservationMismatchError, ReservationReleasedError, type ProductRecord } from "../src/catalog.js";
 import type { CatalogStore } from "../src/ports.js";
 
 export type StoreFactory = (t: TestScope) => Promise<CatalogStore | undefined>;
@@ -41,18 +35,34 @@ export function catalogStoreBehaviour(adapter: string, open: StoreFactory): void
     test("lists by id with paging, text and category filters", async (t) => {
       const store = await seeded(t);
       if (!store) return;
-      assert.deepEqual((await store.listProducts({ limit: 10 })).map((p) => p.id), ["P-A", "P-B", "P-C"]);
-      assert.deepEqual((await store.listProducts({ limit: 1, afterId: "P-A" })).map((p) => p.id), ["P-B"]);
-      assert.deepEqual((await store.listProducts({ limit: 10, text: "CUP" })).map((p) => p.id), ["P-C"]);
-      assert.deepEqual((await store.listProducts({ limit: 10, text: "100%" })).map((p) => p.id), ["P-B"], "% is matched literally");
-      assert.deepEqual((await store.listProducts({ limit: 10, text: "_" })).map((p) => p.id), [], "_ is matched literally");
-      assert.deepEqual((await store.listProducts({ limit: 10, category: "kitchen" })).map((p) => p.id), ["P-A", "P-C"]);
-      const [first] = await store.listProducts({ limit: 1 });
       assert.deepEqual(
-        { ...first, updatedAt: undefined },
-        { ...products[0], updatedAt: undefined },
-        "a product reads back as it was written",
+        (await store.listProducts({ limit: 10 })).map((p) => p.id),
+        ["P-A", "P-B", "P-C"],
       );
+      assert.deepEqual(
+        (await store.listProducts({ limit: 1, afterId: "P-A" })).map((p) => p.id),
+        ["P-B"],
+      );
+      assert.deepEqual(
+        (await store.listProducts({ limit: 10, text: "CUP" })).map((p) => p.id),
+        ["P-C"],
+      );
+      assert.deepEqual(
+        (await store.listProducts({ limit: 10, text: "100%" })).map((p) => p.id),
+        ["P-B"],
+        "% is matched literally",
+      );
+      assert.deepEqual(
+        (await store.listProducts({ limit: 10, text: "_" })).map((p) => p.id),
+        [],
+        "_ is matched literally",
+      );
+      assert.deepEqual(
+        (await store.listProducts({ limit: 10, category: "kitchen" })).map((p) => p.id),
+        ["P-A", "P-C"],
+      );
+      const [first] = await store.listProducts({ limit: 1 });
+      assert.deepEqual({ ...first, updatedAt: undefined }, { ...products[0], updatedAt: undefined }, "a product reads back as it was written");
       assert.ok(first?.updatedAt instanceof Date);
     });
 
@@ -140,9 +150,7 @@ export function catalogStoreBehaviour(adapter: string, open: StoreFactory): void
     test("concurrent reservations for the last units never oversell", async (t) => {
       const store = await seeded(t);
       if (!store) return;
-      const outcomes = await Promise.allSettled(
-        Array.from({ length: 12 }, (_, index) => store.reserve(`race-${index}`, [{ productId: "P-A", quantity: 1 }])),
-      );
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, (_, index) => store.reserve(`race-${index}`, [{ productId: "P-A", quantity: 1 }])));
       assert.equal(outcomes.filter((outcome) => outcome.status === "fulfilled").length, 5);
       assert.ok(outcomes.every((outcome) => outcome.status === "fulfilled" || outcome.reason instanceof InsufficientStockError));
       assert.equal(await stockOf(store, "P-A"), 0);

@@ -1,4 +1,3 @@
-import { openDatabase, createSilentLogger } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createKnexCatalogStore } from "../src/adapters/catalog-store.knex.js";
 import { createMemoryCatalogStore } from "../src/adapters/catalog-store.memory.js";

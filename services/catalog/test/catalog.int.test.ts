@@ -28,7 +28,11 @@ async function startOnPostgres(t: TestScope) {
   const catalog = createClient(CatalogService, { target });
   const stock = createClient(StockService, { target });
   const health = createClient(Health, { target });
-  t.onTestFinished(() => [catalog, stock, health].forEach((client) => client.close()));
+  t.onTestFinished(() =>
+    [catalog, stock, health].forEach((client) => {
+      client.close();
+    }),
+  );
   // A separate connection to look at the rows the service wrote.
   const database = await openDatabase({ url, migrations, migrationsTable: "catalog_migrations", log: createSilentLogger() });
   t.onTestFinished(() => database.close());
@@ -55,9 +59,7 @@ describe("catalog server on PostgreSQL", () => {
     const service = await startOnPostgres(t);
     if (!service) return;
     await service.db("products").where({ id: "MW-HEADLAMP" }).update({ stock: 10 });
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 50 }, (_, index) => service.stock.reserveStock({ orderId: `race-${index}`, items: [{ productId: "MW-HEADLAMP", quantity: 1 }] })),
-    );
+    const outcomes = await Promise.allSettled(Array.from({ length: 50 }, (_, index) => service.stock.reserveStock({ orderId: `race-${index}`, items: [{ productId: "MW-HEADLAMP", quantity: 1 }] })));
     const succeeded = outcomes.filter((outcome) => outcome.status === "fulfilled").length;
     const refused = outcomes.filter((outcome) => outcome.status === "rejected" && isRpcError(outcome.reason, Code.FAILED_PRECONDITION)).length;
     assert.equal(succeeded, 10);
@@ -94,9 +96,7 @@ describe("catalog server on PostgreSQL", () => {
     const service = await startOnPostgres(t);
     if (!service) return;
     const before = await stockOf(service.db, "MW-TEA-TIN");
-    const results = await Promise.all(
-      Array.from({ length: 10 }, () => service.stock.reserveStock({ orderId: "twice", items: [{ productId: "MW-TEA-TIN", quantity: 3 }] })),
-    );
+    const results = await Promise.all(Array.from({ length: 10 }, () => service.stock.reserveStock({ orderId: "twice", items: [{ productId: "MW-TEA-TIN", quantity: 3 }] })));
     assert.ok(results.every((result) => result.reservation?.orderId === "twice"));
     assert.equal(await stockOf(service.db, "MW-TEA-TIN"), before - 3);
     await service.stock.releaseStock({ orderId: "twice" });
@@ -119,7 +119,10 @@ describe("catalog server on PostgreSQL", () => {
       [service.catalog.getProduct({ productId: "" }), "product_id"],
     ];
     for (const [attempt, field] of attempts) {
-      const error = await attempt.then(() => undefined, (caught: unknown) => caught);
+      const error = await attempt.then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
       assert.ok(isRpcError(error, Code.INVALID_ARGUMENT), `expected INVALID_ARGUMENT for ${field}, got ${String(error)}`);
       assert.equal(error.field, field);
       assert.ok(error.message.startsWith(`${field}:`), error.message);

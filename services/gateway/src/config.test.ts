@@ -17,12 +17,15 @@ describe("gateway configuration", () => {
   });
 
   test("a bad value stops start-up with a message naming its variable", () => {
-    assert.throws(() => loadGatewayConfig({ GATEWAY_PORT: "80800", GATEWAY_MAX_REQUEST_BYTES: "-1" }), (error) => {
-      assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /GATEWAY_PORT/);
-      assert.match(error.message, /GATEWAY_MAX_REQUEST_BYTES/);
-      return true;
-    });
+    assert.throws(
+      () => loadGatewayConfig({ GATEWAY_PORT: "80800", GATEWAY_MAX_REQUEST_BYTES: "-1" }),
+      (error) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /GATEWAY_PORT/);
+        assert.match(error.message, /GATEWAY_MAX_REQUEST_BYTES/);
+        return true;
+      },
+    );
   });
 
   test("a bad backend address or CORS origin stops start-up before anything listens", async () => {

@@ -57,7 +57,10 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const sniffing = new Set<Socket>();
   // Woken whenever a request is answered or a connection closes; close() waits on them.
   const waiters = new Set<() => void>();
-  const changed = (): void => waiters.forEach((wake) => wake());
+  const changed = (): void =>
+    waiters.forEach((wake) => {
+      wake();
+    });
 
   const tracked: EdgeHandler = (request, response) => {
     requests.add(request);

@@ -64,7 +64,7 @@ export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metri
       const call = request.contextValues.get(edgeCallKey);
       const requestId = request.contextValues.get(requestIdKey);
       const inCall = <T>(work: () => T): T => inServerSpan(call?.span, () => runWithRequestId(requestId, work));
-      let response;
+      let response: Awaited<ReturnType<typeof next>>;
       try {
         response = await inCall(() => next(request));
       } catch (error) {
@@ -79,7 +79,7 @@ export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metri
       // A stream is served as its messages are pulled: pull each inside the
       // call's span, and end the span with the stream.
       const messages = response.message[Symbol.asyncIterator]();
-      const traced: AsyncIterator<(typeof response.message) extends AsyncIterable<infer M> ? M : never> = {
+      const traced: AsyncIterator<typeof response.message extends AsyncIterable<infer M> ? M : never> = {
         next: async () => {
           try {
             const step = await inCall(() => messages.next());

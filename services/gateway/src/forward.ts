@@ -35,9 +35,7 @@ export function createForwardingImplementation(route: ForwardedService, options:
     const call = (options.client as Record<string, unknown>)[method.localName];
     if (typeof call !== "function") throw new Error(`${route.service.typeName}: the ${route.backend} client has no ${method.localName}`);
     if (method.methodKind === "unary") {
-      implementation[method.localName] = options.cache
-        ? cachedUnary(method, call as UnaryCall, options.cache, options)
-        : forwardUnary(call as UnaryCall, route, options);
+      implementation[method.localName] = options.cache ? cachedUnary(method, call as UnaryCall, options.cache, options) : forwardUnary(call as UnaryCall, route, options);
     } else if (method.methodKind === "server_streaming") {
       implementation[method.localName] = forwardStream(call as StreamCall, route, options);
     }
@@ -87,9 +85,7 @@ export const STALE_HEADER = "x-meshwork-stale";
 function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknown>, options: ForwardingOptions) {
   return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
     const key = `${method.name}:${Buffer.from(toBinary(method.input, request as never)).toString("base64")}`;
-    const shared = cache.getOrLoad(key, () =>
-      call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null }),
-    );
+    const shared = cache.getOrLoad(key, () => call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null }));
     try {
       return await untilAborted(shared, ctx.signal);
     } catch (error) {

@@ -9,8 +9,7 @@ import { sleep } from "./abortable.js";
 /** The gateway's own health: SERVING until shutdown starts. Answers for "" and for every service it routes. */
 export function createHealthHandlers(options: { readonly services: readonly string[]; readonly serving: () => boolean; readonly changed: AbortSignal }): ServiceImpl<typeof Health> {
   const known = new Set(["", ...options.services]);
-  const current = (): HealthCheckResponse_ServingStatus =>
-    options.serving() ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING;
+  const current = (): HealthCheckResponse_ServingStatus => (options.serving() ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING);
   return {
     check(request) {
       if (!known.has(request.service)) throw new ConnectError(`unknown service ${request.service}`, Code.NotFound);
@@ -33,4 +32,3 @@ export function createHealthHandlers(options: { readonly services: readonly stri
     },
   };
 }
-

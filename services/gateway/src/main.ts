@@ -95,7 +95,11 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
         notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
       };
-      shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
+      shutdown.add("close clients", async () =>
+        Object.values(clients).forEach((client) => {
+          client.close();
+        }),
+      );
 
       const verifier = createTokenVerifier({
         fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: JWKS_FETCH_TIMEOUT_MS, parent: null })).keys,
@@ -141,15 +145,16 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         },
         readMaxBytes: config.maxRequestBytes,
         interceptors: [edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
-        requestGate: edgeTelemetry.gate(createEdgeGate({
-          publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
-          verifier,
-          perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-          perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
-          log,
-        })),
-        contextValues: (request) =>
-          createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
+        requestGate: edgeTelemetry.gate(
+          createEdgeGate({
+            publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
+            verifier,
+            perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+            perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+            log,
+          }),
+        ),
+        contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
       });
 
       const server = createEdgeServer({

@@ -8,11 +8,7 @@
 import { createRegistry, toBinary, type DescFile, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
-import {
-  ServerReflection,
-  type ServerReflectionRequest,
-  type ServerReflectionResponseSchema,
-} from "@meshwork/contracts/grpc/reflection/v1/reflection";
+import { ServerReflection, type ServerReflectionRequest, type ServerReflectionResponseSchema } from "@meshwork/contracts/grpc/reflection/v1/reflection";
 
 type Answer = NonNullable<MessageInitShape<typeof ServerReflectionResponseSchema>["messageResponse"]>;
 
@@ -25,7 +21,9 @@ export function createReflectionHandlers(services: readonly DescService[]): Serv
     files.set(file.name, file);
     file.dependencies.forEach(collect);
   };
-  listed.forEach((service) => collect(service.file));
+  listed.forEach((service) => {
+    collect(service.file);
+  });
   const registry = createRegistry(...files.values());
   const routed = new Set(listed.map((service) => service.typeName));
 

@@ -20,8 +20,14 @@ describe("routing table", () => {
   });
 
   test("only the catalog's answers are cacheable, and only orders and notifications get the caller's token", () => {
-    assert.deepEqual(FORWARDED_SERVICES.filter((route) => route.cacheable).map((route) => route.backend), ["catalog"]);
-    assert.deepEqual(FORWARDED_SERVICES.filter((route) => route.forwardAuthorization).map((route) => route.backend), ["orders", "notifications"]);
+    assert.deepEqual(
+      FORWARDED_SERVICES.filter((route) => route.cacheable).map((route) => route.backend),
+      ["catalog"],
+    );
+    assert.deepEqual(
+      FORWARDED_SERVICES.filter((route) => route.forwardAuthorization).map((route) => route.backend),
+      ["orders", "notifications"],
+    );
   });
 
   test("public RPCs: sign-up, sign-in, keys, catalog reads, health, reflection, and the mesh status unless turned off", () => {
@@ -37,9 +43,6 @@ describe("routing table", () => {
       "shop.identity.v1.IdentityService/SignUp",
     ];
     assert.deepEqual([...publicMethods({ meshStatusPublic: false })].sort(), always);
-    assert.deepEqual(
-      [...publicMethods({ meshStatusPublic: true })].sort(),
-      [...always, "shop.gateway.v1.MeshService/GetMeshStatus", "shop.gateway.v1.MeshService/WatchMeshStatus"].sort(),
-    );
+    assert.deepEqual([...publicMethods({ meshStatusPublic: true })].sort(), [...always, "shop.gateway.v1.MeshService/GetMeshStatus", "shop.gateway.v1.MeshService/WatchMeshStatus"].sort());
   });
 });

@@ -4,14 +4,22 @@ import { createKeyedRateLimiter, type BucketLimits } from "./token-bucket.js";
 
 function clock(start = 1_000_000) {
   let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe("keyed token bucket", () => {
   test("a new key may spend its whole burst at once, then is refused with the wait until the next token", () => {
     const time = clock();
     const limiter = createKeyedRateLimiter({ limits: () => ({ ratePerSec: 10, burst: 3 }), maxKeys: 10, now: time.now });
-    assert.deepEqual([1, 2, 3].map(() => limiter.take("ada").allowed), [true, true, true]);
+    assert.deepEqual(
+      [1, 2, 3].map(() => limiter.take("ada").allowed),
+      [true, true, true],
+    );
     assert.deepEqual(limiter.take("ada"), { allowed: false, retryAfterMs: 100 });
   });
 
@@ -25,7 +33,10 @@ describe("keyed token bucket", () => {
     time.advance(50);
     assert.equal(limiter.take("ada").allowed, true);
     time.advance(60_000);
-    assert.deepEqual([1, 2, 3].map(() => limiter.take("ada").allowed), [true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3].map(() => limiter.take("ada").allowed),
+      [true, true, false],
+    );
   });
 
   test("keys do not share a bucket", () => {
@@ -41,7 +52,10 @@ describe("keyed token bucket", () => {
     const limiter = createKeyedRateLimiter({ limits: () => limits, maxKeys: 10, now: time.now });
     assert.equal(limiter.take("ada").allowed, true);
     limits = { ratePerSec: 1, burst: 2 };
-    assert.deepEqual([1, 2, 3].map(() => limiter.take("ada").allowed), [true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3].map(() => limiter.take("ada").allowed),
+      [true, true, false],
+    );
     limits = { ratePerSec: 1000, burst: 2 };
     time.advance(1);
     assert.equal(limiter.take("ada").allowed, true);

@@ -4,7 +4,12 @@ import { createTtlCache } from "./ttl-cache.js";
 
 function clock() {
   let now = 0;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe("ttl cache", () => {
@@ -40,7 +45,10 @@ describe("ttl cache", () => {
       throw new Error("backend down");
     };
     const results = await Promise.allSettled([cache.getOrLoad("k", failing), cache.getOrLoad("k", failing)]);
-    assert.deepEqual(results.map((result) => result.status), ["rejected", "rejected"]);
+    assert.deepEqual(
+      results.map((result) => result.status),
+      ["rejected", "rejected"],
+    );
     assert.equal(cache.size(), 0);
     assert.equal(await cache.getOrLoad("k", async () => "v"), "v");
   });

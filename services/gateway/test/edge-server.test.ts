@@ -39,8 +39,15 @@ function createEchoHandler() {
   return {
     handler,
     /** Resolves once a /slow request is waiting. */
-    slowArrived: () => new Promise<void>((resolve) => (waiting.length > 0 ? resolve() : (arrived = resolve))),
-    release: () => waiting.splice(0).forEach((answer) => answer()),
+    slowArrived: () =>
+      new Promise<void>((resolve) => {
+        if (waiting.length > 0) resolve();
+        else arrived = resolve;
+      }),
+    release: () =>
+      waiting.splice(0).forEach((answer) => {
+        answer();
+      }),
   };
 }
 

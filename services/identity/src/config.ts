@@ -1,4 +1,4 @@
-import { createPrivateKey, type JsonWebKey as NodeJwk } from "node:crypto";
+import { createPrivateKey, type JsonWebKey as NodeJwk, type KeyObject } from "node:crypto";
 import { ConfigError, loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/platform";
 import type { PrivateSigningJwk } from "./signing-keys.js";
 
@@ -13,7 +13,7 @@ function parseSigningKey(text: string): PrivateSigningJwk | undefined {
   if (text.trim() === "") return undefined;
   const source = text.trim();
   let kid: string | undefined;
-  let key;
+  let key: KeyObject;
   try {
     if (source.startsWith("{")) {
       const jwk = JSON.parse(source) as NodeJwk & { kid?: unknown };

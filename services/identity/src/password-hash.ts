@@ -45,9 +45,7 @@ const memoryFor = ({ N, r, p }: ScryptParams): number => 128 * r * (N + p + 2) +
 function derive(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   // The async form runs on libuv's thread pool: a 40 ms hash must not stall every other call.
   return new Promise((resolve, reject) => {
-    scrypt(password, salt, params.keyLength, { N: params.N, r: params.r, p: params.p, maxmem: memoryFor(params) }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
+    scrypt(password, salt, params.keyLength, { N: params.N, r: params.r, p: params.p, maxmem: memoryFor(params) }, (error, key) => (error ? reject(error) : resolve(key)));
   });
 }
 

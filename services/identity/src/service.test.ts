@@ -114,11 +114,7 @@ describe("identity RPC handlers", () => {
   test("a second sign-up with the same email, in any case, is ALREADY_EXISTS and leaves the first account as it was", async () => {
     const { identity, store } = await handlers();
     const { user } = await identity.signUp(ada);
-    await rejectsWith(
-      identity.signUp({ email: "ADA@EXAMPLE.COM", password: "another password", displayName: "Impostor" }),
-      Code.ALREADY_EXISTS,
-      /already exists/,
-    );
+    await rejectsWith(identity.signUp({ email: "ADA@EXAMPLE.COM", password: "another password", displayName: "Impostor" }), Code.ALREADY_EXISTS, /already exists/);
     const stored = await store.findUserByEmail("ada@example.com");
     assert.equal(stored?.id, user!.id);
     assert.equal(stored?.displayName, "Ada Lovelace");

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { IdentityService, type UserSchema } from "@meshwork/contracts/shop/identity/v1/identity";
+import type { IdentityService, UserSchema } from "@meshwork/contracts/shop/identity/v1/identity";
 import { alreadyExists, errorMapper, unauthenticated, type ServiceHandlers } from "@meshwork/platform";
 import { checkSignIn, checkSignUp, EmailTakenError, InvalidCredentialsError, type UserRecord } from "./identity.js";
 import type { PasswordHasher } from "./password-hash.js";

@@ -45,7 +45,10 @@ describe("signing keys", () => {
     const keys = await loadSigningKeys({ store, configured });
     assert.equal(keys.source, "config");
     assert.equal(keys.signing.kid, await calculateJwkThumbprint({ kty: "EC", crv: "P-256", x: configured.x, y: configured.y }));
-    assert.deepEqual(keys.jwks.map((key) => key.kid), [keys.signing.kid, stored.signing.kid]);
+    assert.deepEqual(
+      keys.jwks.map((key) => key.kid),
+      [keys.signing.kid, stored.signing.kid],
+    );
     assert.equal((await store.listSigningKeys()).length, 1, "a configured key is not written to the database");
     const named = await loadSigningKeys({ store, configured: { ...configured, kid: "ops-2030-01" } });
     assert.equal(named.signing.kid, "ops-2030-01", "a kid given with the JWK is kept");

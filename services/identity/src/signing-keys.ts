@@ -52,8 +52,7 @@ export const publicJwkOf = (kid: string, jwk: Pick<PrivateSigningJwk, "crv" | "x
  * The key id is the RFC 7638 thumbprint of the public key: the same key
  * always gets the same id, wherever and however often it is computed.
  */
-export const thumbprintKid = (jwk: Pick<PrivateSigningJwk, "crv" | "x" | "y">): Promise<string> =>
-  calculateJwkThumbprint({ kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y }, "sha256");
+export const thumbprintKid = (jwk: Pick<PrivateSigningJwk, "crv" | "x" | "y">): Promise<string> => calculateJwkThumbprint({ kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y }, "sha256");
 
 /** A fresh ES256 key pair with its kid. */
 export async function generateSigningKey(): Promise<{ kid: string; privateJwk: PrivateSigningJwk }> {

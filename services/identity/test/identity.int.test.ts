@@ -13,19 +13,7 @@ import type { TestScope } from "@meshwork/testing";
 import { decodeProtectedHeader } from "jose";
 import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
-import {
-  Code,
-  ConfigError,
-  createClient,
-  createLogger,
-  createSilentLogger,
-  createTokenVerifier,
-  isRpcError,
-  openDatabase,
-  type Knex,
-  type Logger,
-  type RunningService,
-} from "@meshwork/platform";
+import { Code, ConfigError, createClient, createLogger, createSilentLogger, createTokenVerifier, isRpcError, openDatabase, type Knex, type Logger, type RunningService } from "@meshwork/platform";
 import { createTestCallContext, createTestDatabase, startServiceProcess } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { startIdentity } from "../src/main.js";
@@ -55,7 +43,11 @@ async function start(t: TestScope, url: string, env: Record<string, string> = {}
   const target = `127.0.0.1:${running.port}`;
   const identity = createClient(IdentityService, { target });
   const health = createClient(Health, { target });
-  t.onTestFinished(() => [identity, health].forEach((client) => client.close()));
+  t.onTestFinished(() =>
+    [identity, health].forEach((client) => {
+      client.close();
+    }),
+  );
   const verifier = createTokenVerifier({
     fetchKeys: async () => (await identity.client.getJwks({})).keys,
     issuer: "meshwork-identity",
@@ -141,9 +133,7 @@ describe("identity server on PostgreSQL", () => {
     const database = await freshDatabase(t);
     if (!database) return;
     const service = await start(t, database.url);
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, index) => service.identity.signUp({ ...ada, displayName: `Ada ${index}` })),
-    );
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, index) => service.identity.signUp({ ...ada, displayName: `Ada ${index}` })));
     assert.equal(outcomes.filter((outcome) => outcome.status === "fulfilled").length, 1);
     assert.equal(outcomes.filter((outcome) => outcome.status === "rejected" && isRpcError(outcome.reason, Code.ALREADY_EXISTS)).length, 9);
     assert.equal(await userCount(database.db), 1);

@@ -14,9 +14,20 @@ export const notificationsConfigSpec = {
   identityAddr: { env: "NOTIFICATIONS_IDENTITY_ADDR", doc: "Identity instances (for its public keys) when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50051" },
   tokenIssuer: { env: "NOTIFICATIONS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "NOTIFICATIONS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
-  amqpUrl: { env: "NOTIFICATIONS_AMQP_URL", doc: "RabbitMQ URL of the order-event queue; when unset, the in-process queue of the all-in-one mode.", schema: settings.text(), default: "", secret: true },
+  amqpUrl: {
+    env: "NOTIFICATIONS_AMQP_URL",
+    doc: "RabbitMQ URL of the order-event queue; when unset, the in-process queue of the all-in-one mode.",
+    schema: settings.text(),
+    default: "",
+    secret: true,
+  },
   eventsExchange: { env: "NOTIFICATIONS_EVENTS_EXCHANGE", doc: "Topic exchange orders publishes its events to.", schema: settings.nonEmpty(), default: "shop.orders.v1" },
-  queue: { env: "NOTIFICATIONS_QUEUE", doc: "Durable work queue shared by every instance (its retry queues and `.dead` queue are named after it).", schema: settings.nonEmpty(), default: "notifications.order-events" },
+  queue: {
+    env: "NOTIFICATIONS_QUEUE",
+    doc: "Durable work queue shared by every instance (its retry queues and `.dead` queue are named after it).",
+    schema: settings.nonEmpty(),
+    default: "notifications.order-events",
+  },
   retryDelaysMs: {
     env: "NOTIFICATIONS_RETRY_DELAYS_MS",
     doc: "Delay before each retry of a failing event, comma-separated; after the last one the event is dead-lettered.",
@@ -26,7 +37,12 @@ export const notificationsConfigSpec = {
       .transform((text) => parseDelayList(text) ?? []),
     default: "1000,5000,30000",
   },
-  liveConfigFile: { env: "NOTIFICATIONS_LIVE_CONFIG_FILE", doc: "JSON file of live settings (resilience towards identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
+  liveConfigFile: {
+    env: "NOTIFICATIONS_LIVE_CONFIG_FILE",
+    doc: "JSON file of live settings (resilience towards identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.",
+    schema: settings.text(),
+    default: "",
+  },
   prefetch: { env: "NOTIFICATIONS_PREFETCH", doc: "Events one instance handles at once (AMQP prefetch).", schema: settings.positiveInt(), default: 16 },
   watchPollMs: { env: "NOTIFICATIONS_WATCH_POLL_MS", doc: "How often a WatchNotifications stream looks for notifications recorded by other instances.", schema: settings.positiveInt(), default: 1000 },
 };

@@ -59,7 +59,9 @@ describe("order event handler", () => {
     const failing: NotificationStore = { ...createMemoryNotificationStore(), record: async () => Promise.reject(new Error("database down")) };
     const { hub, stats, handler } = fixture(failing);
     let woken = false;
-    hub.notify = () => void (woken = true);
+    hub.notify = () => {
+      woken = true;
+    };
     await assert.rejects(handler.handle(deliveryOf(eventOf())), /database down/);
     assert.equal(woken, false);
     assert.equal(stats.snapshot().handled, 0);

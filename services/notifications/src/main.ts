@@ -60,7 +60,14 @@ export async function startNotifications(env: Readonly<Record<string, string | u
       shutdown.add("close live config", async () => live.close());
       const identityResilience = bindResilienceSettings(live, "notifications", "identity");
       await live.ready();
-      const identity = createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", log, resilience: identityResilience, idempotentMethods: ["getJwks"], telemetry: telemetry.forClient("identity") });
+      const identity = createClient(IdentityService, {
+        target: discovery.resolver.watch("identity"),
+        name: "identity",
+        log,
+        resilience: identityResilience,
+        idempotentMethods: ["getJwks"],
+        telemetry: telemetry.forClient("identity"),
+      });
       shutdown.add("close clients", async () => identity.close());
       const verifier = createTokenVerifier({
         fetchKeys: async () => (await identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,

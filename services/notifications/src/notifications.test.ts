@@ -9,7 +9,10 @@ const fieldOf = (work: () => unknown): string => fieldRefusal(work).field;
 describe("notification rules", () => {
   test("each order status a shopper cares about makes one notification for the order's user", () => {
     const placed = notificationsFor(eventOf({ status: "placed", orderId: "o-1", userId: "u-9", itemCount: 3 }));
-    assert.deepEqual(placed.map(({ userId, orderId, subject }) => ({ userId, orderId, subject })), [{ userId: "u-9", orderId: "o-1", subject: "Order received" }]);
+    assert.deepEqual(
+      placed.map(({ userId, orderId, subject }) => ({ userId, orderId, subject })),
+      [{ userId: "u-9", orderId: "o-1", subject: "Order received" }],
+    );
     assert.match(placed[0]!.body, /order o-1 \(3 items\)/);
 
     const [confirmed] = notificationsFor(eventOf({ status: "confirmed", orderId: "o-1", itemCount: 1, total: { amountMinor: 9000n, currency: "EUR" } }));
@@ -46,15 +49,32 @@ describe("notification rules", () => {
   test("page size 0 means the default; negative or above 100 is refused naming page_size", () => {
     assert.equal(checkPageSize(0), 20);
     assert.equal(checkPageSize(100), 100);
-    assert.equal(fieldOf(() => checkPageSize(101)), "page_size");
-    assert.equal(fieldOf(() => checkPageSize(-1)), "page_size");
+    assert.equal(
+      fieldOf(() => checkPageSize(101)),
+      "page_size",
+    );
+    assert.equal(
+      fieldOf(() => checkPageSize(-1)),
+      "page_size",
+    );
   });
 
   test("a page token round-trips its position; anything else is refused naming page_token", () => {
     assert.equal(decodePageToken(encodePageToken(42)), 42);
     assert.equal(decodePageToken(""), undefined);
-    for (const forged of ["forged", "%%%", Buffer.from("[1]").toString("base64url"), Buffer.from('["n1",-4]').toString("base64url"), Buffer.from('["o1",4]').toString("base64url"), Buffer.from('["n1",1.5]').toString("base64url")]) {
-      assert.equal(fieldOf(() => decodePageToken(forged)), "page_token", forged);
+    for (const forged of [
+      "forged",
+      "%%%",
+      Buffer.from("[1]").toString("base64url"),
+      Buffer.from('["n1",-4]').toString("base64url"),
+      Buffer.from('["o1",4]').toString("base64url"),
+      Buffer.from('["n1",1.5]').toString("base64url"),
+    ]) {
+      assert.equal(
+        fieldOf(() => decodePageToken(forged)),
+        "page_token",
+        forged,
+      );
     }
   });
 });

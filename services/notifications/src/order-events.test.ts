@@ -39,7 +39,10 @@ describe("reading order events", () => {
 
   test("garbage, a wrong shape or an unknown content type is refused as malformed, saying why", () => {
     const refused = (body: Uint8Array, contentType: string, why: RegExp): void => {
-      assert.throws(() => parseOrderEvent(body, contentType), (error: unknown) => error instanceof MalformedEventError && why.test(error.message));
+      assert.throws(
+        () => parseOrderEvent(body, contentType),
+        (error: unknown) => error instanceof MalformedEventError && why.test(error.message),
+      );
     };
     refused(Buffer.from("certainly not json"), "application/json", /not a shop\.orders\.v1\.OrderStatusChanged/);
     refused(Buffer.from([0xff, 0xfe, 0x00]), "application/json", /not a shop\.orders\.v1\.OrderStatusChanged/);

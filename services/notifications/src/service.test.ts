@@ -42,10 +42,12 @@ async function openWatch(setup: ReturnType<typeof fixture>, userId: string) {
   let pending: Promise<IteratorResult<WatchItem>> = iterator.next();
   // The first next() runs the handler up to its first wait; it must not be lost.
   pending.catch(() => undefined);
-  await setup.stats.until((stats) => stats.watchers > watchersBefore, 5000).catch(async (error: unknown) => {
-    await pending;
-    throw error;
-  });
+  await setup.stats
+    .until((stats) => stats.watchers > watchersBefore, 5000)
+    .catch(async (error: unknown) => {
+      await pending;
+      throw error;
+    });
   return {
     abort,
     async next(): Promise<WatchItem> {
@@ -56,10 +58,11 @@ async function openWatch(setup: ReturnType<typeof fixture>, userId: string) {
       return result.value;
     },
     /** What the stream does next: a value, its end, or its error. */
-    settle: () => pending.then(
-      (result) => result,
-      (error: unknown) => error,
-    ),
+    settle: () =>
+      pending.then(
+        (result) => result,
+        (error: unknown) => error,
+      ),
   };
 }
 
@@ -173,7 +176,9 @@ describe("notification RPC handlers", () => {
     const store: NotificationStore = {
       ...inner,
       listAfter: async (userId, afterSeq, limit) => {
-        readers.forEach((reader) => reader(afterSeq));
+        readers.forEach((reader) => {
+          reader(afterSeq);
+        });
         return (await inner.listAfter(userId, afterSeq, limit)).filter((notification) => !hidden.has(notification.seq));
       },
     };

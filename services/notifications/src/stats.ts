@@ -27,7 +27,10 @@ export interface StatsBoard {
 export function createStatsBoard(): StatsBoard {
   const counts = { handled: 0, duplicates: 0, recorded: 0, refused: 0, watchers: 0 };
   const listeners = new Set<() => void>();
-  const changed = (): void => listeners.forEach((listener) => listener());
+  const changed = (): void =>
+    listeners.forEach((listener) => {
+      listener();
+    });
   const snapshot = (): NotificationStats => ({ ...counts });
   return {
     snapshot,

@@ -22,7 +22,10 @@ export function notificationStoreBehaviour(adapter: string, open: StoreFactory):
       assert.equal(outcome.duplicate, false);
       const [recorded] = outcome.notifications;
       assert.ok(recorded);
-      assert.deepEqual({ userId: recorded.userId, orderId: recorded.orderId, subject: recorded.subject, body: recorded.body, messageId: recorded.messageId }, { ...draft("ada", "o-1"), messageId: "m-1" });
+      assert.deepEqual(
+        { userId: recorded.userId, orderId: recorded.orderId, subject: recorded.subject, body: recorded.body, messageId: recorded.messageId },
+        { ...draft("ada", "o-1"), messageId: "m-1" },
+      );
       assert.match(recorded.id, /^[0-9a-f-]{36}$/);
       assert.ok(recorded.seq > 0);
       assert.ok(recorded.createdAt instanceof Date && recorded.createdAt.getTime() >= before - 5000);
@@ -50,7 +53,10 @@ export function notificationStoreBehaviour(adapter: string, open: StoreFactory):
       if (!store) return;
       const outcomes = await Promise.all(Array.from({ length: 8 }, () => store.record("m-race", [draft("ada", "o-race")])));
       assert.equal(outcomes.filter((outcome) => !outcome.duplicate).length, 1);
-      assert.deepEqual(outcomes.filter((outcome) => outcome.duplicate).map((outcome) => outcome.notifications.length), [0, 0, 0, 0, 0, 0, 0]);
+      assert.deepEqual(
+        outcomes.filter((outcome) => outcome.duplicate).map((outcome) => outcome.notifications.length),
+        [0, 0, 0, 0, 0, 0, 0],
+      );
       assert.equal((await store.list("ada", 10, undefined)).length, 1);
     });
 
@@ -71,11 +77,20 @@ export function notificationStoreBehaviour(adapter: string, open: StoreFactory):
         await store.record(`bob-${index}`, [draft("bob", `b-${index}`)]);
       }
       const first = await store.list("ada", 2, undefined);
-      assert.deepEqual(first.map((notification) => notification.orderId), ["o-4", "o-3"]);
+      assert.deepEqual(
+        first.map((notification) => notification.orderId),
+        ["o-4", "o-3"],
+      );
       const second = await store.list("ada", 2, first.at(-1)!.seq);
-      assert.deepEqual(second.map((notification) => notification.orderId), ["o-2", "o-1"]);
+      assert.deepEqual(
+        second.map((notification) => notification.orderId),
+        ["o-2", "o-1"],
+      );
       const last = await store.list("ada", 2, second.at(-1)!.seq);
-      assert.deepEqual(last.map((notification) => notification.orderId), ["o-0"]);
+      assert.deepEqual(
+        last.map((notification) => notification.orderId),
+        ["o-0"],
+      );
       assert.deepEqual(await store.list("carol", 10, undefined), []);
     });
 
@@ -83,13 +98,24 @@ export function notificationStoreBehaviour(adapter: string, open: StoreFactory):
       const store = await open(t);
       if (!store) return;
       assert.equal(await store.latestSeq("ada"), 0);
-      const { notifications: [one] } = await store.record("m-1", [draft("ada", "o-1")]);
+      const {
+        notifications: [one],
+      } = await store.record("m-1", [draft("ada", "o-1")]);
       await store.record("m-x", [draft("bob", "b-1")]);
       const { notifications: two } = await store.record("m-2", [draft("ada", "o-2"), draft("ada", "o-3")]);
       assert.equal(await store.latestSeq("ada"), two.at(-1)!.seq);
-      assert.deepEqual((await store.listAfter("ada", 0, 10)).map((notification) => notification.orderId), ["o-1", "o-2", "o-3"]);
-      assert.deepEqual((await store.listAfter("ada", one!.seq, 10)).map((notification) => notification.orderId), ["o-2", "o-3"]);
-      assert.deepEqual((await store.listAfter("ada", 0, 2)).map((notification) => notification.orderId), ["o-1", "o-2"]);
+      assert.deepEqual(
+        (await store.listAfter("ada", 0, 10)).map((notification) => notification.orderId),
+        ["o-1", "o-2", "o-3"],
+      );
+      assert.deepEqual(
+        (await store.listAfter("ada", one!.seq, 10)).map((notification) => notification.orderId),
+        ["o-2", "o-3"],
+      );
+      assert.deepEqual(
+        (await store.listAfter("ada", 0, 2)).map((notification) => notification.orderId),
+        ["o-1", "o-2"],
+      );
       assert.deepEqual(await store.listAfter("ada", two.at(-1)!.seq, 10), []);
     });
   });

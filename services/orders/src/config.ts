@@ -11,14 +11,24 @@ export const ordersConfigSpec = {
   tokenIssuer: { env: "ORDERS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "ORDERS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
   sagaStepTimeoutMs: { env: "ORDERS_SAGA_STEP_TIMEOUT_MS", doc: "Deadline of each saga call to catalog or payments.", schema: settings.positiveInt(), default: 2000 },
-  sagaMaxAttempts: { env: "ORDERS_SAGA_MAX_ATTEMPTS", doc: "Attempts of a forward saga step on transient errors before the order is compensated and FAILED.", schema: settings.positiveInt(), default: 6 },
+  sagaMaxAttempts: {
+    env: "ORDERS_SAGA_MAX_ATTEMPTS",
+    doc: "Attempts of a forward saga step on transient errors before the order is compensated and FAILED.",
+    schema: settings.positiveInt(),
+    default: 6,
+  },
   sagaBackoffBaseMs: { env: "ORDERS_SAGA_BACKOFF_BASE_MS", doc: "First retry back-off ceiling (doubles per attempt, full jitter).", schema: settings.positiveInt(), default: 100 },
   sagaBackoffMaxMs: { env: "ORDERS_SAGA_BACKOFF_MAX_MS", doc: "Largest retry back-off ceiling.", schema: settings.positiveInt(), default: 5000 },
   sagaLeaseMs: { env: "ORDERS_SAGA_LEASE_MS", doc: "How long an instance holds a saga without progress; a crashed instance's sagas resume after it.", schema: settings.positiveInt(), default: 5000 },
   sagaConcurrency: { env: "ORDERS_SAGA_CONCURRENCY", doc: "Sagas one instance works on at once.", schema: settings.positiveInt(), default: 64 },
   sagaPollMs: { env: "ORDERS_SAGA_POLL_MS", doc: "How often to look for due sagas (retries and recovered ones).", schema: settings.positiveInt(), default: 250 },
   watchPollMs: { env: "ORDERS_WATCH_POLL_MS", doc: "How often a WatchOrder stream re-reads its order for changes made by other instances.", schema: settings.positiveInt(), default: 1000 },
-  liveConfigFile: { env: "ORDERS_LIVE_CONFIG_FILE", doc: "JSON file of live settings (resilience towards catalog, stock, payments, identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.", schema: settings.text(), default: "" },
+  liveConfigFile: {
+    env: "ORDERS_LIVE_CONFIG_FILE",
+    doc: "JSON file of live settings (resilience towards catalog, stock, payments, identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.",
+    schema: settings.text(),
+    default: "",
+  },
   instanceId: { env: "ORDERS_INSTANCE_ID", doc: "Name of this instance as saga lease owner; generated when unset.", schema: settings.text(), default: "" },
 };
 

@@ -64,12 +64,44 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       };
       await live.ready();
       const clients = {
-        catalog: createClient(CatalogService, { target: discovery.resolver.watch("catalog"), name: "catalog", log, resilience: resilience.catalog, idempotentMethods: ["getProduct"], telemetry: telemetry.forClient("catalog") }),
-        stock: createClient(StockService, { target: discovery.resolver.watch("catalog"), name: "stock", log, resilience: resilience.stock, idempotentMethods: ["reserveStock", "releaseStock"], telemetry: telemetry.forClient("stock") }),
-        payments: createClient(PaymentService, { target: discovery.resolver.watch("payments"), name: "payments", log, resilience: resilience.payments, idempotentMethods: ["authorizePayment", "voidPayment"], telemetry: telemetry.forClient("payments") }),
-        identity: createClient(IdentityService, { target: discovery.resolver.watch("identity"), name: "identity", log, resilience: resilience.identity, idempotentMethods: ["getJwks"], telemetry: telemetry.forClient("identity") }),
+        catalog: createClient(CatalogService, {
+          target: discovery.resolver.watch("catalog"),
+          name: "catalog",
+          log,
+          resilience: resilience.catalog,
+          idempotentMethods: ["getProduct"],
+          telemetry: telemetry.forClient("catalog"),
+        }),
+        stock: createClient(StockService, {
+          target: discovery.resolver.watch("catalog"),
+          name: "stock",
+          log,
+          resilience: resilience.stock,
+          idempotentMethods: ["reserveStock", "releaseStock"],
+          telemetry: telemetry.forClient("stock"),
+        }),
+        payments: createClient(PaymentService, {
+          target: discovery.resolver.watch("payments"),
+          name: "payments",
+          log,
+          resilience: resilience.payments,
+          idempotentMethods: ["authorizePayment", "voidPayment"],
+          telemetry: telemetry.forClient("payments"),
+        }),
+        identity: createClient(IdentityService, {
+          target: discovery.resolver.watch("identity"),
+          name: "identity",
+          log,
+          resilience: resilience.identity,
+          idempotentMethods: ["getJwks"],
+          telemetry: telemetry.forClient("identity"),
+        }),
       };
-      shutdown.add("close clients", async () => Object.values(clients).forEach((client) => client.close()));
+      shutdown.add("close clients", async () =>
+        Object.values(clients).forEach((client) => {
+          client.close();
+        }),
+      );
 
       const verifier = createTokenVerifier({
         fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
@@ -77,9 +109,7 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         audience: config.tokenAudience,
       });
 
-      const publisher = config.amqpUrl
-        ? await createAmqpPublisher({ url: config.amqpUrl, log, exchanges: [config.eventsExchange] })
-        : (options.broker ?? createMemoryBroker()).publisher;
+      const publisher = config.amqpUrl ? await createAmqpPublisher({ url: config.amqpUrl, log, exchanges: [config.eventsExchange] }) : (options.broker ?? createMemoryBroker()).publisher;
       shutdown.add("close publisher", () => publisher.close());
       const relay = createOutboxRelay({ db: database.knex, publisher, log, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) });
       registerOutboxMetrics(telemetry.metrics, () => relay.stats());

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { checkPlacement, decodeOrderCursor, encodeOrderCursor, InvalidFieldError, placementFingerprint, type PlacementRequest } from "./orders.js";
 
-const valid: PlacementRequest = { idempotencyKey: "key-12345", items: [{ productId: "B", quantity: 1 }, { productId: "A", quantity: 2 }], cardToken: "tok_visa" };
+const valid: PlacementRequest = {
+  idempotencyKey: "key-12345",
+  items: [
+    { productId: "B", quantity: 1 },
+    { productId: "A", quantity: 2 },
+  ],
+  cardToken: "tok_visa",
+};
 
 const fieldOf = (request: PlacementRequest): string => {
   try {
@@ -16,7 +23,10 @@ const fieldOf = (request: PlacementRequest): string => {
 
 describe("order placement rules", () => {
   test("a valid placement is accepted with its items ordered by product id", () => {
-    assert.deepEqual(checkPlacement(valid).items.map((item) => item.productId), ["A", "B"]);
+    assert.deepEqual(
+      checkPlacement(valid).items.map((item) => item.productId),
+      ["A", "B"],
+    );
   });
 
   test("every rule names its field", () => {
@@ -25,8 +35,26 @@ describe("order placement rules", () => {
     assert.equal(fieldOf({ ...valid, idempotencyKey: "has spaces in it" }), "idempotency_key");
     assert.equal(fieldOf({ ...valid, items: [] }), "items");
     assert.equal(fieldOf({ ...valid, items: [{ productId: "A", quantity: -1 }] }), "items[0].quantity");
-    assert.equal(fieldOf({ ...valid, items: [{ productId: "A", quantity: 1 }, { productId: "x".repeat(65), quantity: 1 }] }), "items[1].product_id");
-    assert.equal(fieldOf({ ...valid, items: [{ productId: "A", quantity: 1 }, { productId: "A", quantity: 1 }] }), "items[1].product_id");
+    assert.equal(
+      fieldOf({
+        ...valid,
+        items: [
+          { productId: "A", quantity: 1 },
+          { productId: "x".repeat(65), quantity: 1 },
+        ],
+      }),
+      "items[1].product_id",
+    );
+    assert.equal(
+      fieldOf({
+        ...valid,
+        items: [
+          { productId: "A", quantity: 1 },
+          { productId: "A", quantity: 1 },
+        ],
+      }),
+      "items[1].product_id",
+    );
     assert.equal(fieldOf({ ...valid, cardToken: "" }), "payment_method.card_token");
     assert.equal(fieldOf({ ...valid, cardToken: "tok with space" }), "payment_method.card_token");
   });

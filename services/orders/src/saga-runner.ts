@@ -98,7 +98,9 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   const run = (saga: ClaimedSaga): void => {
     if (inHand.has(saga.orderId)) return;
     const traced = options.tracer
-      ? inSpan(options.tracer, `saga ${saga.step}`, { parent: extractTraceContext(saga.traceContext), attributes: { "meshwork.saga.step": saga.step, "meshwork.saga.attempts": saga.attempts } }, () => drive(saga))
+      ? inSpan(options.tracer, `saga ${saga.step}`, { parent: extractTraceContext(saga.traceContext), attributes: { "meshwork.saga.step": saga.step, "meshwork.saga.attempts": saga.attempts } }, () =>
+          drive(saga),
+        )
       : drive(saga);
     const work = traced
       .catch((error: unknown) => {

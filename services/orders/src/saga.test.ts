@@ -13,14 +13,20 @@ describe("order saga decisions", () => {
     assert.equal(next.step, "authorize_payment");
     assert.deepEqual(next.lines, lines);
     assert.equal(next.status, undefined, "still PENDING");
-    assert.deepEqual(next.history.map((entry) => entry.step), ["stock_reserved"]);
+    assert.deepEqual(
+      next.history.map((entry) => entry.step),
+      ["stock_reserved"],
+    );
   });
 
   test("an authorized payment confirms the order", () => {
     const next = decide(state({ step: "authorize_payment" }), { kind: "authorized" }, policy, half);
     assert.equal(next.step, "done");
     assert.equal(next.status, "confirmed");
-    assert.deepEqual(next.history.map((entry) => entry.step), ["payment_authorized", "order_confirmed"]);
+    assert.deepEqual(
+      next.history.map((entry) => entry.step),
+      ["payment_authorized", "order_confirmed"],
+    );
   });
 
   test("refused stock compensates towards REJECTED with the reason, without voiding a payment never asked for", () => {
@@ -36,7 +42,10 @@ describe("order saga decisions", () => {
     assert.equal(next.step, "compensate");
     assert.equal(next.authorizeAttempted, true);
     assert.deepEqual(next.outcome, { status: "rejected", reason: "card declined by the issuer" });
-    assert.deepEqual(next.history.map((entry) => entry.step), ["payment_declined"]);
+    assert.deepEqual(
+      next.history.map((entry) => entry.step),
+      ["payment_declined"],
+    );
   });
 
   test("transient failures retry with full-jitter back-off, then compensate towards FAILED", () => {
@@ -69,7 +78,10 @@ describe("order saga decisions", () => {
     assert.equal(done.step, "done");
     assert.equal(done.status, "rejected");
     assert.equal(done.reason, "card declined");
-    assert.deepEqual(done.history.map((entry) => entry.step), ["payment_voided", "stock_released", "order_rejected"]);
+    assert.deepEqual(
+      done.history.map((entry) => entry.step),
+      ["payment_voided", "stock_released", "order_rejected"],
+    );
   });
 
   test("a result that cannot follow the step is a programming error, not a silent transition", () => {
@@ -79,7 +91,10 @@ describe("order saga decisions", () => {
   test("back-off stays within [0, min(max, base * 2^attempt))", () => {
     for (let attempt = 0; attempt < 40; attempt++) {
       const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** attempt);
-      assert.equal(backoffMs(policy, attempt, () => 0), 0);
+      assert.equal(
+        backoffMs(policy, attempt, () => 0),
+        0,
+      );
       assert.ok(backoffMs(policy, attempt, () => 0.999999) < ceiling);
     }
   });

@@ -76,7 +76,13 @@ async function sagaOf(store: OrderStore, hub: WatchHub, orderId: string) {
   assert.ok(saga, "the saga is due");
   const commit = async (result: StepResult) => {
     const order = (await store.get(orderId))!;
-    const applied = await store.apply(saga!, order, decide(saga!, result, policy, () => 0), 60_000, eventFactory);
+    const applied = await store.apply(
+      saga!,
+      order,
+      decide(saga!, result, policy, () => 0),
+      60_000,
+      eventFactory,
+    );
     assert.ok(applied, "the lease held");
     saga = applied.saga;
     hub.notify(orderId);
@@ -130,11 +136,29 @@ describe("order RPC handlers", () => {
       [{ items: [] }, "items", /at least one item/],
       [{ items: [{ productId: "", quantity: 1 }] }, "items[0].product_id", /is required/],
       [{ items: [{ productId: "MW-TEA-TIN", quantity: 0 }] }, "items[0].quantity", /from 1 to 1000/],
-      [{ items: [{ productId: "MW-TEA-TIN", quantity: 1 }, { productId: "MW-TEA-TIN", quantity: 2 }] }, "items[1].product_id", /twice/],
+      [
+        {
+          items: [
+            { productId: "MW-TEA-TIN", quantity: 1 },
+            { productId: "MW-TEA-TIN", quantity: 2 },
+          ],
+        },
+        "items[1].product_id",
+        /twice/,
+      ],
       [{ paymentMethod: { cardToken: "" } }, "payment_method.card_token", /is required/],
       [{ paymentMethod: undefined }, "payment_method.card_token", /is required/],
       // Unknown to the catalog, named by its place in the request (sorted, it would come first).
-      [{ items: [{ productId: "MW-TEA-TIN", quantity: 1 }, { productId: "MW-AAA-GONE", quantity: 1 }] }, "items[1].product_id", /unknown product MW-AAA-GONE/],
+      [
+        {
+          items: [
+            { productId: "MW-TEA-TIN", quantity: 1 },
+            { productId: "MW-AAA-GONE", quantity: 1 },
+          ],
+        },
+        "items[1].product_id",
+        /unknown product MW-AAA-GONE/,
+      ],
     ];
     for (const [init, field, problem] of cases) {
       const error = await handlers.placeOrder(placement(init), as("ada")).catch((caught: unknown) => caught);
@@ -150,7 +174,12 @@ describe("order RPC handlers", () => {
 
   test("PlaceOrder answers a PENDING order with the requested lines and the placement on its timeline, and starts its saga", async (t) => {
     const { place, sagasStarted } = await fixture(t);
-    const order = await place("ada", { items: [{ productId: "MW-TEA-TIN", quantity: 2 }, { productId: "MW-CAST-PAN", quantity: 1 }] });
+    const order = await place("ada", {
+      items: [
+        { productId: "MW-TEA-TIN", quantity: 2 },
+        { productId: "MW-CAST-PAN", quantity: 1 },
+      ],
+    });
     assert.equal(order.userId, "ada");
     assert.equal(order.status, OrderStatus.PENDING);
     assert.deepEqual(
@@ -166,12 +195,23 @@ describe("order RPC handlers", () => {
 
   test("the same idempotency key returns the same order and starts no second saga; with another request it is FAILED_PRECONDITION", async (t) => {
     const { handlers, place, store, sagasStarted } = await fixture(t);
-    const request = placement({ items: [{ productId: "MW-TEA-TIN", quantity: 2 }, { productId: "MW-CAST-PAN", quantity: 1 }] });
+    const request = placement({
+      items: [
+        { productId: "MW-TEA-TIN", quantity: 2 },
+        { productId: "MW-CAST-PAN", quantity: 1 },
+      ],
+    });
     const first = (await handlers.placeOrder(request, as("ada"))).order!;
     const again = (await handlers.placeOrder(request, as("ada"))).order!;
     assert.deepEqual(again, first);
     // The same items listed in another order are the same request.
-    const reordered = await place("ada", { idempotencyKey: request.idempotencyKey, items: [{ productId: "MW-CAST-PAN", quantity: 1 }, { productId: "MW-TEA-TIN", quantity: 2 }] });
+    const reordered = await place("ada", {
+      idempotencyKey: request.idempotencyKey,
+      items: [
+        { productId: "MW-CAST-PAN", quantity: 1 },
+        { productId: "MW-TEA-TIN", quantity: 2 },
+      ],
+    });
     assert.equal(reordered.id, first.id);
     assert.deepEqual(sagasStarted, [first.id]);
     await rejectsWith(

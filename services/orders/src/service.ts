@@ -1,17 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
-import {
-  Code,
-  errorMapper,
-  failedPrecondition,
-
-  notFound,
-  RpcError,
-  type AuthenticatedUser,
-  type CallContext,
-  type ServiceHandlers,
-  type WatchHub,
-} from "@meshwork/platform";
+import type { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { Code, errorMapper, failedPrecondition, notFound, RpcError, type AuthenticatedUser, type CallContext, type ServiceHandlers, type WatchHub } from "@meshwork/platform";
 import { orderMessage } from "./messages.js";
 import {
   checkId,
@@ -126,4 +115,3 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
     },
   };
 }
-

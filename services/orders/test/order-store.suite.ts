@@ -13,7 +13,10 @@ export function orderStoreSuite(engine: Engine): void {
       const { order, created } = await store.place(newOrder("u1"), eventFactory);
       assert.equal(created, true);
       assert.equal(order.status, "pending");
-      assert.deepEqual(order.history.map((entry) => entry.step), ["order_placed"]);
+      assert.deepEqual(
+        order.history.map((entry) => entry.step),
+        ["order_placed"],
+      );
       assert.deepEqual(await outboxRoutingKeys(db, order.id), ["order.placed"]);
       assert.equal(await store.pendingSagas(), 1);
     });
@@ -47,7 +50,13 @@ export function orderStoreSuite(engine: Engine): void {
       await db("sagas").update({ lease_until: db.raw("now() - interval '1 second'") });
       const [taken] = await store.claim("owner-b", 10, 60_000);
       assert.equal(taken?.leaseOwner, "owner-b");
-      const stale = await store.apply(first!, (await store.get(order.id))!, { step: "authorize_payment", attempts: 0, delayMs: 0, authorizeAttempted: false, outcome: undefined, history: [] }, 60_000, eventFactory);
+      const stale = await store.apply(
+        first!,
+        (await store.get(order.id))!,
+        { step: "authorize_payment", attempts: 0, delayMs: 0, authorizeAttempted: false, outcome: undefined, history: [] },
+        60_000,
+        eventFactory,
+      );
       assert.equal(stale, undefined, "the old owner can no longer write");
     });
 
@@ -57,12 +66,47 @@ export function orderStoreSuite(engine: Engine): void {
       const store = orderStore(db);
       const { order } = await store.place(newOrder("u1"), eventFactory);
       const [saga] = await store.claim("me", 1, 60_000);
-      const reserved = await store.apply(saga!, (await store.get(order.id))!, { step: "authorize_payment", attempts: 0, delayMs: 0, authorizeAttempted: false, outcome: undefined, lines: [{ productId: "MW-TEA-TIN", quantity: 1, unitPriceMinor: 990, currency: "EUR" }], history: [{ step: "stock_reserved", detail: "" }] }, 60_000, eventFactory);
+      const reserved = await store.apply(
+        saga!,
+        (await store.get(order.id))!,
+        {
+          step: "authorize_payment",
+          attempts: 0,
+          delayMs: 0,
+          authorizeAttempted: false,
+          outcome: undefined,
+          lines: [{ productId: "MW-TEA-TIN", quantity: 1, unitPriceMinor: 990, currency: "EUR" }],
+          history: [{ step: "stock_reserved", detail: "" }],
+        },
+        60_000,
+        eventFactory,
+      );
       assert.equal(reserved?.order.totalMinor, 990);
       assert.equal(reserved?.order.currency, "EUR");
-      const confirmed = await store.apply(reserved!.saga, reserved!.order, { step: "done", attempts: 0, delayMs: 0, authorizeAttempted: true, outcome: undefined, status: "confirmed", reason: "", history: [{ step: "payment_authorized", detail: "" }, { step: "order_confirmed", detail: "" }] }, 60_000, eventFactory);
+      const confirmed = await store.apply(
+        reserved!.saga,
+        reserved!.order,
+        {
+          step: "done",
+          attempts: 0,
+          delayMs: 0,
+          authorizeAttempted: true,
+          outcome: undefined,
+          status: "confirmed",
+          reason: "",
+          history: [
+            { step: "payment_authorized", detail: "" },
+            { step: "order_confirmed", detail: "" },
+          ],
+        },
+        60_000,
+        eventFactory,
+      );
       assert.equal(confirmed?.order.status, "confirmed");
-      assert.deepEqual(confirmed?.order.history.map((entry) => entry.step), ["order_placed", "stock_reserved", "payment_authorized", "order_confirmed"]);
+      assert.deepEqual(
+        confirmed?.order.history.map((entry) => entry.step),
+        ["order_placed", "stock_reserved", "payment_authorized", "order_confirmed"],
+      );
       assert.deepEqual(await outboxRoutingKeys(db, order.id), ["order.placed", "order.confirmed"]);
       assert.equal(await store.pendingSagas(), 0);
       assert.deepEqual(await store.claim("me", 1, 60_000), [], "a finished saga is never claimed again");
@@ -82,7 +126,10 @@ export function orderStoreSuite(engine: Engine): void {
       assert.equal(seen.length, 5);
       assert.deepEqual(new Set(seen), new Set(ids));
       const times = [...first, ...second].map((order) => order.createdAt.getTime());
-      assert.deepEqual(times, [...times].sort((a, b) => b - a));
+      assert.deepEqual(
+        times,
+        [...times].sort((a, b) => b - a),
+      );
     });
   });
 }

@@ -77,7 +77,10 @@ describe("saga runner", () => {
     assert.equal(final.status, "confirmed");
     assert.equal(final.totalMinor, 500);
     assert.deepEqual(env.calls, ["reserve", "authorize"]);
-    assert.deepEqual(final.history.map((entry) => entry.step), ["order_placed", "stock_reserved", "payment_authorized", "order_confirmed"]);
+    assert.deepEqual(
+      final.history.map((entry) => entry.step),
+      ["order_placed", "stock_reserved", "payment_authorized", "order_confirmed"],
+    );
     assert.deepEqual(await outboxRoutingKeys(env.db, order.id), ["order.placed", "order.confirmed"]);
   });
 
@@ -120,7 +123,21 @@ describe("saga runner", () => {
     const order = await place(env);
     // Another process claimed it, reserved the stock, and died.
     const [claimed] = await env.store.claim("crashed", 1, 60_000);
-    await env.store.apply(claimed!, order, { step: "authorize_payment", attempts: 0, delayMs: 0, authorizeAttempted: false, outcome: undefined, lines: [{ productId: "MW-TEA-TIN", quantity: 1, unitPriceMinor: 500, currency: "EUR" }], history: [{ step: "stock_reserved", detail: "" }] }, 60_000, eventFactory);
+    await env.store.apply(
+      claimed!,
+      order,
+      {
+        step: "authorize_payment",
+        attempts: 0,
+        delayMs: 0,
+        authorizeAttempted: false,
+        outcome: undefined,
+        lines: [{ productId: "MW-TEA-TIN", quantity: 1, unitPriceMinor: 500, currency: "EUR" }],
+        history: [{ step: "stock_reserved", detail: "" }],
+      },
+      60_000,
+      eventFactory,
+    );
     env.runner.start();
     const done = env.finalOf(order.id);
     await env.db("sagas").update({ lease_until: env.db.raw("now() - interval '1 second'") });

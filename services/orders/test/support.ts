@@ -30,7 +30,16 @@ export function orderStore(db: Knex): OrderStore {
     enqueue: async (trx, aggregateId, events) => {
       await enqueueOutbox(
         trx,
-        events.map((event) => ({ aggregateId, exchange: "shop.orders.v1", routingKey: event.routingKey, type: ORDER_EVENT_TYPE, contentType: "application/json", body: event.body, headers: event.headers, messageId: event.messageId })),
+        events.map((event) => ({
+          aggregateId,
+          exchange: "shop.orders.v1",
+          routingKey: event.routingKey,
+          type: ORDER_EVENT_TYPE,
+          contentType: "application/json",
+          body: event.body,
+          headers: event.headers,
+          messageId: event.messageId,
+        })),
       );
     },
   });

@@ -4,13 +4,7 @@ import { createSilentLogger, type Logger } from "@meshwork/platform";
 import { createLogCapture } from "@meshwork/testing";
 import { createMemoryPaymentStore } from "./adapters/payment-store.memory.js";
 import { createAuthorizer, type AuthorizeCaller } from "./authorize.js";
-import {
-  AuthorizationInProgressError,
-  IdempotencyConflictError,
-  ProcessorUnavailableError,
-  requestFingerprint,
-  type AuthorizationRequest,
-} from "./payments.js";
+import { AuthorizationInProgressError, IdempotencyConflictError, ProcessorUnavailableError, requestFingerprint, type AuthorizationRequest } from "./payments.js";
 import type { PaymentProcessor, PaymentStore } from "./ports.js";
 import { countingProcessor, scriptedProcessor } from "../test/support.js";
 
@@ -145,7 +139,9 @@ describe("the authorize use case", () => {
     await assert.rejects(first, (error: unknown) => error === reason);
     assert.equal(call.signal.aborted, false, "the processor call goes on");
     let settled = false;
-    const settling = payments.settle().then(() => void (settled = true));
+    const settling = payments.settle().then(() => {
+      settled = true;
+    });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(settled, false, "settle() waits while the processor is asked");
     call.answer({ approved: true });

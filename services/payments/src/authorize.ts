@@ -73,10 +73,7 @@ export function createAuthorizer({ store, processor, processorTimeoutMs, pending
     const timer = setTimeout(() => timeout.abort(), processorTimeoutMs);
     let decision: ProcessorDecision;
     try {
-      decision = await processor.authorize(
-        { idempotencyKey: orderId, amountMinor: request.amountMinor, currency: request.currency, cardToken: request.cardToken },
-        timeout.signal,
-      );
+      decision = await processor.authorize({ idempotencyKey: orderId, amountMinor: request.amountMinor, currency: request.currency, cardToken: request.cardToken }, timeout.signal);
     } catch (error) {
       // Read before any await: the timer may fire while the claim is released.
       const timedOut = timeout.signal.aborted;

@@ -30,9 +30,7 @@ export function loadPaymentsConfig(env: Readonly<Record<string, string | undefin
   // A lease shorter than the processor timeout would let a second caller
   // take over a claim whose holder is still waiting for its answer.
   if (config.pendingLeaseMs <= config.processorTimeoutMs) {
-    throw new ConfigError([
-      `PAYMENTS_PENDING_LEASE_MS (pendingLeaseMs): must exceed PAYMENTS_PROCESSOR_TIMEOUT_MS (${config.processorTimeoutMs}); got ${config.pendingLeaseMs}`,
-    ]);
+    throw new ConfigError([`PAYMENTS_PENDING_LEASE_MS (pendingLeaseMs): must exceed PAYMENTS_PROCESSOR_TIMEOUT_MS (${config.processorTimeoutMs}); got ${config.pendingLeaseMs}`]);
   }
   return config;
 }

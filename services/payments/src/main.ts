@@ -1,11 +1,5 @@
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
-import {
-  createLiveConfigFor,
-  runMain,
-  startService,
-  type RunningService,
-  type StartOptions,
-} from "@meshwork/platform";
+import { createLiveConfigFor, runMain, startService, type RunningService, type StartOptions } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createSimulatedProcessor } from "./adapters/payment-processor.simulated.js";
 import { createKnexPaymentStore } from "./adapters/payment-store.knex.js";
@@ -46,10 +40,7 @@ export async function startPayments(env: Readonly<Record<string, string | undefi
       // an answer the processor already gave is recorded, not lost.
       shutdown.add("finish authorizations in flight", () => payments.settle());
       host.add(PaymentService, payments.handlers);
-      log.info(
-        { processorLatencyMs: settings.latencyMs.get(), transientFailureRate: settings.transientFailureRate.get() },
-        "simulated processor ready",
-      );
+      log.info({ processorLatencyMs: settings.latencyMs.get(), transientFailureRate: settings.transientFailureRate.get() }, "simulated processor ready");
     },
   });
 }

@@ -1,14 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { fieldRefusal } from "@meshwork/testing";
-import {
-  checkAuthorization,
-  checkOrderId,
-  existingPaymentOutcome,
-  IdempotencyConflictError,
-  requestFingerprint,
-  type PaymentRecord,
-} from "./payments.js";
+import { checkAuthorization, checkOrderId, existingPaymentOutcome, IdempotencyConflictError, requestFingerprint, type PaymentRecord } from "./payments.js";
 
 const valid = { orderId: "order-1", amount: { currencyCode: "EUR", amountMinor: 4500n }, cardToken: "tok_visa_4242" };
 
@@ -22,31 +15,37 @@ describe("authorization request rules", () => {
 
   test("order ids must be 1 to 64 letters, digits, '-' or '_'", () => {
     assert.equal(checkOrderId("A-z_09"), "A-z_09");
-    assert.deepEqual(refusal(() => checkOrderId("")), { field: "order_id", problem: "is required" });
+    assert.deepEqual(
+      refusal(() => checkOrderId("")),
+      { field: "order_id", problem: "is required" },
+    );
     assert.equal(refusal(() => checkOrderId("x".repeat(65))).field, "order_id");
     assert.equal(refusal(() => checkOrderId("o 1")).field, "order_id");
     assert.equal(refusal(() => checkOrderId("o-1;drop table payments")).field, "order_id");
   });
 
   test("the amount must be present, in a 3-letter upper-case currency, positive and at most 10^12 minor units", () => {
-    assert.deepEqual(refusal(() => checkAuthorization({ ...valid, amount: undefined })), { field: "amount", problem: "is required" });
+    assert.deepEqual(
+      refusal(() => checkAuthorization({ ...valid, amount: undefined })),
+      { field: "amount", problem: "is required" },
+    );
     for (const currencyCode of ["", "eur", "EURO", "E1R"]) {
       assert.equal(refusal(() => checkAuthorization({ ...valid, amount: { currencyCode, amountMinor: 1n } })).field, "amount.currency_code");
     }
-    assert.deepEqual(refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: 0n } })), {
-      field: "amount.amount_minor",
-      problem: "must be positive",
-    });
-    assert.equal(refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: -5n } })).field, "amount.amount_minor");
-    assert.equal(
-      refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: 10n ** 12n + 1n } })).field,
-      "amount.amount_minor",
+    assert.deepEqual(
+      refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: 0n } })),
+      {
+        field: "amount.amount_minor",
+        problem: "must be positive",
+      },
     );
+    assert.equal(refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: -5n } })).field, "amount.amount_minor");
+    assert.equal(refusal(() => checkAuthorization({ ...valid, amount: { currencyCode: "EUR", amountMinor: 10n ** 12n + 1n } })).field, "amount.amount_minor");
   });
 
   test("the card token must be 1 to 64 printable characters, and a refusal never repeats it", () => {
     assert.equal(refusal(() => checkAuthorization({ ...valid, cardToken: "" })).field, "card_token");
-    const secretish = "tok_" + "9".repeat(70);
+    const secretish = `tok_${"9".repeat(70)}`;
     const long = refusal(() => checkAuthorization({ ...valid, cardToken: secretish }));
     assert.equal(long.field, "card_token");
     assert.ok(!long.problem.includes("9999"));
@@ -79,10 +78,7 @@ describe("request fingerprint", () => {
   });
 
   test("fields cannot shift into one another (no ambiguous concatenation)", () => {
-    assert.notEqual(
-      requestFingerprint({ ...request, orderId: "a", currency: "EUR", cardToken: "b" }),
-      requestFingerprint({ ...request, orderId: "ab", currency: "EUR", cardToken: "" }),
-    );
+    assert.notEqual(requestFingerprint({ ...request, orderId: "a", currency: "EUR", cardToken: "b" }), requestFingerprint({ ...request, orderId: "ab", currency: "EUR", cardToken: "" }));
   });
 
   test("the fingerprint does not contain the card token", () => {

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import {
-  AuthorizePaymentRequestSchema,
-  PaymentStatus,
-  VoidPaymentRequestSchema,
-} from "@meshwork/contracts/shop/payments/v1/payments";
+import { AuthorizePaymentRequestSchema, PaymentStatus, VoidPaymentRequestSchema } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, createLogger, isRpcError, type CallContext } from "@meshwork/platform";
 import { createTestCallContext, rejectsWith } from "@meshwork/testing";
 import { createMemoryPaymentStore } from "./adapters/payment-store.memory.js";
@@ -258,7 +254,10 @@ describe("payment RPC handlers", () => {
     await rejection(payments.authorizePayment(authorizeRequest({ orderId: "o-c", cardToken: secret }), logged));
     await rejection(payments.authorizePayment(authorizeRequest({ orderId: "o-a", cardToken: `${secret}x` }), logged));
     assert.ok(lines.length >= 3, "the outcomes were logged");
-    assert.ok(lines.every((line) => !line.includes("SECRET") && !line.includes("tok_declined")), lines.join("\n"));
+    assert.ok(
+      lines.every((line) => !line.includes("SECRET") && !line.includes("tok_declined")),
+      lines.join("\n"),
+    );
   });
 
   test("an unexpected store failure is passed on unmapped, for the host to answer INTERNAL without details", async () => {

@@ -1,16 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PaymentService, PaymentStatus, type PaymentSchema } from "@meshwork/contracts/shop/payments/v1/payments";
+import { type PaymentService, PaymentStatus, type PaymentSchema } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, errorMapper, failedPrecondition, RpcError, unavailable, type ServiceHandlers } from "@meshwork/platform";
 import { createAuthorizer, type AuthorizeDeps } from "./authorize.js";
-import {
-  AuthorizationInProgressError,
-  checkAuthorization,
-  checkOrderId,
-  IdempotencyConflictError,
-  ProcessorUnavailableError,
-  type PaymentRecord,
-} from "./payments.js";
+import { AuthorizationInProgressError, checkAuthorization, checkOrderId, IdempotencyConflictError, ProcessorUnavailableError, type PaymentRecord } from "./payments.js";
 
 /** The store, the processor and their time limits: what the authorize use case needs (voids need only the store). */
 export type PaymentDeps = AuthorizeDeps;

@@ -1,4 +1,3 @@
-import { createSilentLogger, openDatabase } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
 import { createKnexPaymentStore } from "../src/adapters/payment-store.knex.js";
 import { createMemoryPaymentStore } from "../src/adapters/payment-store.memory.js";

@@ -18,7 +18,7 @@ import { LIVE_KEYS } from "../src/live-settings.js";
 import { startPayments } from "../src/main.js";
 
 const mainFile = path.resolve(import.meta.dirname, "../src/main.ts");
-const TEST_TIMEOUT = { timeout: 30_000 };
+const TEST_TIMEOUT = { timeout: 90_000 };
 
 type Env = Record<string, string>;
 
@@ -32,8 +32,7 @@ async function startInstance(t: TestScope, env: Env) {
   const { client, close } = createClient(PaymentService, { target: `127.0.0.1:${running.port}` });
   t.onTestFinished(close);
   /** How many times this instance asked the processor about the order. */
-  const processorCalls = (orderId: string): number =>
-    logs.entries.filter((entry) => entry.msg === "processor answered" && entry.orderId === orderId).length;
+  const processorCalls = (orderId: string): number => logs.entries.filter((entry) => entry.msg === "processor answered" && entry.orderId === orderId).length;
   return { running, payments: client, logs, processorCalls };
 }
 
@@ -150,9 +149,7 @@ describe("payments server on PostgreSQL", () => {
     const first = await startOnPostgres(t, latency);
     if (!first) return;
     const second = await startInstance(t, { PAYMENTS_DATABASE_URL: first.url, ...latency });
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, index) => (index % 2 === 0 ? first : second).payments.authorizePayment(authorize("o-two"))),
-    );
+    const results = await Promise.all(Array.from({ length: 10 }, (_, index) => (index % 2 === 0 ? first : second).payments.authorizePayment(authorize("o-two"))));
     assert.equal(new Set(results.map((result) => result.payment?.id)).size, 1);
     assert.ok(results.every((result) => result.payment?.status === PaymentStatus.AUTHORIZED));
     assert.equal(first.processorCalls("o-two") + second.processorCalls("o-two"), 1);

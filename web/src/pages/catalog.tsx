@@ -82,9 +82,7 @@ function ProductCard({ product }: { product: Product }) {
       <button
         type="button"
         disabled={soldOut}
-        onClick={() =>
-          cartStore.add({ productId: product.id, name: product.name, priceMinor: Number(product.price?.amountMinor ?? 0n), currencyCode: product.price?.currencyCode ?? "EUR" })
-        }
+        onClick={() => cartStore.add({ productId: product.id, name: product.name, priceMinor: Number(product.price?.amountMinor ?? 0n), currencyCode: product.price?.currencyCode ?? "EUR" })}
       >
         Add to cart{inCart > 0 ? ` (${inCart})` : ""}
       </button>

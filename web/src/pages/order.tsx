@@ -60,7 +60,10 @@ export function OrderPage({ orderId }: { orderId: string }) {
       {order && (
         <>
           <p>
-            Status: <strong className={`status s${order.status}`} data-status={OrderStatus[order.status]}>{STATUS[order.status]}</strong>
+            Status:{" "}
+            <strong className={`status s${order.status}`} data-status={OrderStatus[order.status]}>
+              {STATUS[order.status]}
+            </strong>
             {order.status === OrderStatus.PENDING && (
               <span className="muted"> — {state === "live" ? "following live" : state === "reconnecting" ? "connection lost, reconnecting…" : "connecting…"}</span>
             )}

@@ -47,8 +47,12 @@ function fixture(initial: readonly TestKey[], overrides: Partial<TokenVerifierOp
     verifier,
     state,
     sign,
-    publish: (keys: readonly PublicJwk[]) => void (published = keys),
-    advance: (ms: number) => void (clock += ms),
+    publish: (keys: readonly PublicJwk[]) => {
+      published = keys;
+    },
+    advance: (ms: number) => {
+      clock += ms;
+    },
   };
 }
 
@@ -84,11 +88,7 @@ describe("token verifier", () => {
     const token = await sign(key);
     await refusedWith(verifier.authenticate(createTestCallContext()), Code.UNAUTHENTICATED, /^missing authorization header/);
     for (const header of [`Basic ${token}`, "Bearer", "Bearer ", `Bearer ${token} extra`, token, `Bearer:${token}`]) {
-      await refusedWith(
-        verifier.authenticate(createTestCallContext({ headers: { authorization: header } })),
-        Code.UNAUTHENTICATED,
-        /^malformed authorization header/,
-      );
+      await refusedWith(verifier.authenticate(createTestCallContext({ headers: { authorization: header } })), Code.UNAUTHENTICATED, /^malformed authorization header/);
     }
     const twice = createTestCallContext({ headers: { authorization: `Bearer ${token}` } });
     twice.metadata.add("authorization", `Bearer ${token}`);
@@ -235,13 +235,7 @@ describe("token verifier", () => {
     const verifier = createTokenVerifier({
       fetchKeys: async () => {
         state.fetches++;
-        return [
-          { ...key.jwk, kid: "rsa", kty: "RSA" },
-          { ...key.jwk, kid: "enc", use: "enc" },
-          { ...key.jwk, kid: "p384", crv: "P-384" },
-          { ...key.jwk, kid: "bad-point", x: "AAAA" },
-          asProto,
-        ];
+        return [{ ...key.jwk, kid: "rsa", kty: "RSA" }, { ...key.jwk, kid: "enc", use: "enc" }, { ...key.jwk, kid: "p384", crv: "P-384" }, { ...key.jwk, kid: "bad-point", x: "AAAA" }, asProto];
       },
       issuer: ISSUER,
       audience: AUDIENCE,

@@ -37,10 +37,7 @@ export function consulErrorStatus(error: unknown): number | undefined {
 export function describeConsulError(error: unknown): { message: string; status?: number; code?: string } {
   const message = error instanceof Error ? error.message : String(error);
   const status = consulErrorStatus(error);
-  const code =
-    typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string"
-      ? (error as { code: string }).code
-      : undefined;
+  const code = typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string" ? (error as { code: string }).code : undefined;
   return {
     message,
     ...(status === undefined ? {} : { status }),
@@ -100,10 +97,7 @@ export function startBlockingWatch(options: BlockingWatchOptions): BlockingWatch
     });
     watch.on("end", () => {
       if (stopped || current !== watch) return;
-      log.error(
-        { ...logContext, retryInMs: options.retryMaxMs },
-        "consul watch ended on an unrecoverable answer; starting a new one",
-      );
+      log.error({ ...logContext, retryInMs: options.retryMaxMs }, "consul watch ended on an unrecoverable answer; starting a new one");
       restartTimer = setTimeout(() => {
         restartTimer = undefined;
         if (!stopped) start();

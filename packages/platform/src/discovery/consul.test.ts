@@ -15,10 +15,7 @@ import { createLogCapture } from "@meshwork/testing";
 const HEALTH_PATH = "/v1/health/service/catalog";
 const TEST_TIMEOUT = { timeout: 15_000 };
 
-function nextChange(
-  watch: InstanceWatch,
-  predicate: (instances: readonly Instance[]) => boolean = () => true,
-): Promise<readonly Instance[]> {
+function nextChange(watch: InstanceWatch, predicate: (instances: readonly Instance[]) => boolean = () => true): Promise<readonly Instance[]> {
   return new Promise((resolve) => {
     const off = watch.onChange((instances) => {
       if (!predicate(instances)) return;
@@ -136,9 +133,7 @@ describe("Consul adapter against Consul's documented HTTP API (simulated server,
     assert.deepEqual(ids(await failingDropped), ["catalog-b"]);
     assert.deepEqual(changes, [["catalog-b", "catalog-a"], ["catalog-b"]]);
 
-    const blocking = api
-      .requests(HEALTH_PATH)
-      .filter((request) => Number(request.query.index ?? "0") > 0);
+    const blocking = api.requests(HEALTH_PATH).filter((request) => Number(request.query.index ?? "0") > 0);
     assert.ok(blocking.length >= 2, "the changes came back on blocking queries");
     for (const request of blocking) {
       assert.equal(request.query.wait, "200ms");

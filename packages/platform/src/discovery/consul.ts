@@ -5,23 +5,8 @@
  */
 import { z } from "zod";
 import type { Logger } from "../logger.js";
-import {
-  consulErrorStatus,
-  createConsulClient,
-  describeConsulError,
-  startBlockingWatch,
-  type BlockingWatch,
-  type ConsulConnection,
-} from "./consul-client.js";
-import {
-  instanceAddress,
-  type Instance,
-  type InstanceWatch,
-  type Registration,
-  type RegistrationHandle,
-  type Registry,
-  type Resolver,
-} from "./ports.js";
+import { consulErrorStatus, createConsulClient, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "./consul-client.js";
+import { instanceAddress, type Instance, type InstanceWatch, type Registration, type RegistrationHandle, type Registry, type Resolver } from "./ports.js";
 
 export type { ConsulConnection } from "./consul-client.js";
 
@@ -212,10 +197,7 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
         }
       },
       onError: (error) => {
-        log.warn(
-          { service, error: describeConsulError(error), instances: shared.instances.length },
-          "consul health query failed; keeping the last known instances",
-        );
+        log.warn({ service, error: describeConsulError(error), instances: shared.instances.length }, "consul health query failed; keeping the last known instances");
       },
     });
     return shared;

@@ -60,7 +60,5 @@ export interface Resolver {
 
 /** Formats an instance as the "host:port" string gRPC dials. */
 export function instanceAddress(instance: Pick<Instance, "host" | "port">): string {
-  return instance.host.includes(":") && !instance.host.startsWith("[")
-    ? `[${instance.host}]:${instance.port}`
-    : `${instance.host}:${instance.port}`;
+  return instance.host.includes(":") && !instance.host.startsWith("[") ? `[${instance.host}]:${instance.port}` : `${instance.host}:${instance.port}`;
 }

@@ -5,11 +5,7 @@ import { createStaticDiscovery, parseAddress, parseAddressList } from "./static.
 
 describe("parseAddressList", () => {
   test("reads host names, IPv4 and bracketed IPv6 addresses, ignoring spaces around entries", () => {
-    assert.deepEqual(parseAddressList("CATALOG_ADDR", "catalog:50052, 10.0.0.7:50052 ,[::1]:50053"), [
-      "catalog:50052",
-      "10.0.0.7:50052",
-      "[::1]:50053",
-    ]);
+    assert.deepEqual(parseAddressList("CATALOG_ADDR", "catalog:50052, 10.0.0.7:50052 ,[::1]:50053"), ["catalog:50052", "10.0.0.7:50052", "[::1]:50053"]);
     assert.deepEqual(parseAddress("[::1]:50053"), { host: "::1", port: 50053 });
   });
 
@@ -29,8 +25,7 @@ describe("parseAddressList", () => {
     test(`refuses ${JSON.stringify(text)}, naming the setting and the bad entry`, () => {
       assert.throws(
         () => parseAddressList("CATALOG_ADDR", text),
-        (error: unknown) =>
-          error instanceof Error && error.message.includes("CATALOG_ADDR") && error.message.includes(bad),
+        (error: unknown) => error instanceof Error && error.message.includes("CATALOG_ADDR") && error.message.includes(bad),
       );
     });
   }

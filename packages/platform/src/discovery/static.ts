@@ -3,13 +3,7 @@
  * without Consul. Nothing registers anywhere: the addresses are whatever the
  * operator configured, and they never change while the process runs.
  */
-import type {
-  Instance,
-  InstanceWatch,
-  RegistrationHandle,
-  Registry,
-  Resolver,
-} from "./ports.js";
+import type { Instance, InstanceWatch, RegistrationHandle, Registry, Resolver } from "./ports.js";
 
 export interface StaticDiscovery {
   readonly registry: Registry;
@@ -50,10 +44,7 @@ export function parseAddressList(name: string, text: string): string[] {
   return text.split(",").map((raw, position) => {
     const entry = raw.trim();
     if (parseAddress(entry) === undefined) {
-      throw new Error(
-        `${name}: entry ${position + 1} "${entry}" is not a host:port address ` +
-          `(IPv6 as [addr]:port, port 1-65535)`,
-      );
+      throw new Error(`${name}: entry ${position + 1} "${entry}" is not a host:port address (IPv6 as [addr]:port, port 1-65535)`);
     }
     return entry;
   });

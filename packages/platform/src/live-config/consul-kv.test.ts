@@ -27,10 +27,7 @@ function nextChange<T>(live: LiveValue<T>): Promise<{ value: T; previous: T }> {
   });
 }
 
-async function setup(
-  t: TestScope,
-  options: { token?: string } = {},
-): Promise<{ api: ConsulHttpApi; config: LiveConfigSource; logs: ReturnType<typeof createLogCapture> }> {
+async function setup(t: TestScope, options: { token?: string } = {}): Promise<{ api: ConsulHttpApi; config: LiveConfigSource; logs: ReturnType<typeof createLogCapture> }> {
   const api = createConsulHttpApi(options.token === undefined ? {} : { token: options.token });
   await api.start();
   const logs = createLogCapture();

@@ -5,13 +5,7 @@
  */
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
-import {
-  createConsulClient,
-  describeConsulError,
-  startBlockingWatch,
-  type BlockingWatch,
-  type ConsulConnection,
-} from "../discovery/consul-client.js";
+import { createConsulClient, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "../discovery/consul-client.js";
 import { ABSENT, createLiveBinding, type LiveBinding, type RawValue } from "./live-binding.js";
 import type { LiveConfigSource, LiveValue } from "./ports.js";
 
@@ -81,10 +75,7 @@ export function createConsulLiveConfig(options: ConsulLiveConfigOptions): LiveCo
           settle();
         },
         onError: (error) => {
-          log.warn(
-            { key: consulKey, error: describeConsulError(error) },
-            "consul kv query failed; keeping the current value",
-          );
+          log.warn({ key: consulKey, error: describeConsulError(error) }, "consul kv query failed; keeping the current value");
           // Start-up goes on with the fallback rather than waiting for Consul.
           settle();
         },

@@ -32,9 +32,7 @@ export function liveConfigEnvName(key: string): string {
 
 type FileValues = ReadonlyMap<string, unknown>;
 
-type FileRead =
-  | { readonly ok: true; readonly values: FileValues }
-  | { readonly ok: false; readonly reason: string };
+type FileRead = { readonly ok: true; readonly values: FileValues } | { readonly ok: false; readonly reason: string };
 
 function parseFile(text: string): FileRead {
   let parsed: unknown;

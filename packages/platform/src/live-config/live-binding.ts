@@ -83,10 +83,7 @@ export function createLiveBinding<S extends z.ZodType>(options: {
       if (!parsed.success) {
         // The value itself stays out of the log: live config may hold things
         // nobody wants copied into log storage.
-        log.warn(
-          { key, source, error: z.prettifyError(parsed.error) },
-          "refused invalid live config value; keeping the previous one",
-        );
+        log.warn({ key, source, error: z.prettifyError(parsed.error) }, "refused invalid live config value; keeping the previous one");
         return;
       }
       accept(parsed.data as T);

@@ -6,20 +6,10 @@ import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, unique
 import { openDatabase } from "../database.js";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
-import type { OutgoingMessage } from "../messaging/ports.js";
-import { createOutboxRelay, enqueueOutbox, outboxMigration, type OutboxEvent } from "./outbox.js";
+import { createOutboxRelay, enqueueOutbox, outboxMigration } from "./outbox.js";
+import { event, sequences } from "./outbox.suite.js";
 
 const log = createSilentLogger();
-
-const event = (aggregateId: string, sequence: number, exchange = "shop.test.v1"): OutboxEvent => ({
-  aggregateId,
-  exchange,
-  routingKey: "thing.changed",
-  type: "shop.test.v1.ThingChanged",
-  contentType: "application/json",
-  body: Buffer.from(JSON.stringify({ aggregateId, sequence })),
-  headers: { "schema-version": 1 },
-});
 
 async function postgres(t: TestScope): Promise<Knex | undefined> {
   const url = await createTestDatabase(t, "outbox");
@@ -29,9 +19,6 @@ async function postgres(t: TestScope): Promise<Knex | undefined> {
   await database.migrate();
   return database.knex;
 }
-
-const sequences = (messages: readonly OutgoingMessage[] | readonly { body: Uint8Array }[]) =>
-  messages.map((message) => JSON.parse(Buffer.from(message.body).toString()) as { aggregateId: string; sequence: number });
 
 describe("transactional outbox on PostgreSQL and RabbitMQ", () => {
   test("on PostgreSQL and RabbitMQ, three relays at once publish every row exactly once, in order per aggregate", async (t) => {
@@ -53,8 +40,8 @@ describe("transactional outbox on PostgreSQL and RabbitMQ", () => {
     }
     const publishers = await Promise.all([0, 1, 2].map(() => createAmqpPublisher({ url: amqpUrl(), log, exchanges: [exchange] })));
     t.onTestFinished(async () => {
-    await Promise.all(publishers.map((publisher) => publisher.close()));
-  });
+      await Promise.all(publishers.map((publisher) => publisher.close()));
+    });
     const relays = publishers.map((publisher) => createOutboxRelay({ db, publisher, log, batchSize: 25 }));
     // Race the three relays until the outbox is empty.
     let rounds = 0;
@@ -67,7 +54,12 @@ describe("transactional outbox on PostgreSQL and RabbitMQ", () => {
     assert.equal(new Set(messages.map((message) => message.messageId)).size, total);
     const byAggregate = new Map<string, number[]>();
     for (const entry of sequences(messages)) byAggregate.set(entry.aggregateId, [...(byAggregate.get(entry.aggregateId) ?? []), entry.sequence]);
-    for (const [aggregate, seen] of byAggregate) assert.deepEqual(seen, Array.from({ length: perAggregate }, (_, index) => index + 1), aggregate);
+    for (const [aggregate, seen] of byAggregate)
+      assert.deepEqual(
+        seen,
+        Array.from({ length: perAggregate }, (_, index) => index + 1),
+        aggregate,
+      );
     const published = await Promise.all(relays.map(async (relay) => (await relay.stats()).published));
     assert.ok(published.filter((count) => count > 0).length >= 2, `work was shared: ${published.join(", ")}`);
     assert.equal(messages[0]?.headers["schema-version"], 1);

@@ -2,26 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import type { Knex } from "knex";
-import { openDatabase } from "../database.js";
 import { createSilentLogger } from "../logger.js";
-import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
-import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
-import { amqpUrl, collectFromExchange, connectRabbit, uniqueName } from "@meshwork/testing";
-import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf, type OutboxEvent } from "./outbox.js";
+import { openEmbeddedTestDatabase } from "@meshwork/testing";
+import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf } from "./outbox.js";
+import { event, sequences } from "./outbox.suite.js";
 
 const log = createSilentLogger();
-
-const event = (aggregateId: string, sequence: number, exchange = "shop.test.v1"): OutboxEvent => ({
-  aggregateId,
-  exchange,
-  routingKey: "thing.changed",
-  type: "shop.test.v1.ThingChanged",
-  contentType: "application/json",
-  body: Buffer.from(JSON.stringify({ aggregateId, sequence })),
-  headers: { "schema-version": 1 },
-});
 
 async function pglite(t: TestScope): Promise<Knex> {
   const database = await openEmbeddedTestDatabase({ migrations: [outboxMigration("0001_outbox")], migrationsTable: "t_migrations" });
@@ -29,9 +17,6 @@ async function pglite(t: TestScope): Promise<Knex> {
   await database.migrate();
   return database.knex;
 }
-
-const sequences = (messages: readonly OutgoingMessage[] | readonly { body: Uint8Array }[]) =>
-  messages.map((message) => JSON.parse(Buffer.from(message.body).toString()) as { aggregateId: string; sequence: number });
 
 describe("transactional outbox", () => {
   test("only committed events are published, each once, in order per aggregate", async (t) => {
@@ -51,7 +36,9 @@ describe("transactional outbox", () => {
     assert.equal((await relay.stats()).backlog, 4);
     assert.equal(await relay.drainOnce(), 4);
     assert.equal(await relay.drainOnce(), 0);
-    const ofA = sequences(received).filter((entry) => entry.aggregateId === "a").map((entry) => entry.sequence);
+    const ofA = sequences(received)
+      .filter((entry) => entry.aggregateId === "a")
+      .map((entry) => entry.sequence);
     assert.deepEqual(ofA, [1, 2, 3]);
     assert.equal(received.length, 4);
     assert.equal(new Set(received.map((message) => message.messageId)).size, 4);
@@ -77,7 +64,10 @@ describe("transactional outbox", () => {
     await assert.rejects(relay.drainOnce(), /connection lost/);
     assert.equal((await relay.stats()).backlog, 2);
     assert.equal(await relay.drainOnce(), 2);
-    assert.deepEqual(sequences(delivered).map((entry) => entry.sequence), [1, 2]);
+    assert.deepEqual(
+      sequences(delivered).map((entry) => entry.sequence),
+      [1, 2],
+    );
   });
 
   test("the running relay publishes soon after a nudge and stops cleanly", async (t) => {

@@ -149,7 +149,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 200;
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const retentionMs = options.retentionMs ?? 60 * 60 * 1000;
-  const lockNamespace = options.lockNamespace ?? (createHash("sha1").update(`outbox:${table}`).digest().readInt32BE(0));
+  const lockNamespace = options.lockNamespace ?? createHash("sha1").update(`outbox:${table}`).digest().readInt32BE(0);
   let published = 0;
   let running: Promise<void> | undefined;
   let stopping = false;
@@ -262,9 +262,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     drainOnce,
     async stats() {
-      const row = await db(table)
-        .whereNull("published_at")
-        .first(db.raw("count(*)::int as backlog"), db.raw("coalesce(extract(epoch from (now() - min(created_at))) * 1000, 0)::float8 as oldest"));
+      const row = await db(table).whereNull("published_at").first(db.raw("count(*)::int as backlog"), db.raw("coalesce(extract(epoch from (now() - min(created_at))) * 1000, 0)::float8 as oldest"));
       return { backlog: Number(row?.backlog ?? 0), oldestAgeMs: Math.round(Number(row?.oldest ?? 0)), published };
     },
     async stop() {

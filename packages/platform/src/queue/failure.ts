@@ -21,12 +21,9 @@ export function describeError(error: unknown): string {
 export const unparseableReason = (error: unknown): string => `unparseable: ${describeError(error)}`;
 
 /** The dead-letter reason of a message that failed on every attempt. */
-export const exhaustedReason = (attempts: number, error: unknown): string =>
-  `failed ${attempts} attempt${attempts === 1 ? "" : "s"}; last error: ${describeError(error)}`;
+export const exhaustedReason = (attempts: number, error: unknown): string => `failed ${attempts} attempt${attempts === 1 ? "" : "s"}; last error: ${describeError(error)}`;
 
-export type FailureStep =
-  | { readonly kind: "retry"; readonly index: number; readonly delayMs: number; readonly nextAttempt: number }
-  | { readonly kind: "dead-letter" };
+export type FailureStep = { readonly kind: "retry"; readonly index: number; readonly delayMs: number; readonly nextAttempt: number } | { readonly kind: "dead-letter" };
 
 /**
  * After attempt `attempt` (1-based) failed: the retry delay to wait, or the

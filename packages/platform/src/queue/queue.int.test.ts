@@ -6,7 +6,21 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
-import { amqpUrl, connectRabbit, createEventLog, deleteTestTopology, outgoing, publishOne, SUITE_DRAIN_TIMEOUT_MS, taskQueueBehaviour, topologyFor, uniqueName, type DeadLetterView, type EventLog, type QueueFixture } from "@meshwork/testing";
+import {
+  amqpUrl,
+  connectRabbit,
+  createEventLog,
+  deleteTestTopology,
+  outgoing,
+  publishOne,
+  SUITE_DRAIN_TIMEOUT_MS,
+  taskQueueBehaviour,
+  topologyFor,
+  uniqueName,
+  type DeadLetterView,
+  type EventLog,
+  type QueueFixture,
+} from "@meshwork/testing";
 import { createAmqpTaskQueue } from "./amqp.js";
 import { deadLetterQueueName, type QueueTopology } from "./ports.js";
 

@@ -55,8 +55,7 @@ export function createInstanceBalancer(settings: () => BalancerSettings, now: ()
     }
     return state;
   };
-  const percentile = (sorted: readonly number[], p: number): number =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+  const percentile = (sorted: readonly number[], p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
 
   return {
     pick(addresses) {

@@ -238,7 +238,10 @@ describe("the bulkhead", () => {
     await arrived;
     release();
     const answers = await Promise.all(admitted);
-    assert.deepEqual(answers.map((answer) => answer.product?.id), ["P0", "P1", "P2"]);
+    assert.deepEqual(
+      answers.map((answer) => answer.product?.id),
+      ["P0", "P1", "P2"],
+    );
     assert.equal(peak, 2, "never more than two calls at the server");
   });
 

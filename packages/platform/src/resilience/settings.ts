@@ -66,7 +66,10 @@ export const resilienceSchema = z
   .strict()
   .refine((value) => value.retry.initialBackoffMs <= value.retry.maxBackoffMs, { message: "retry.initialBackoffMs: must not exceed retry.maxBackoffMs", path: ["retry", "initialBackoffMs"] })
   .refine((value) => value.breaker.minimumCalls <= value.breaker.window, { message: "breaker.minimumCalls: must not exceed breaker.window", path: ["breaker", "minimumCalls"] })
-  .refine((value) => value.ejection.baseEjectionMs <= value.ejection.maxEjectionMs, { message: "ejection.baseEjectionMs: must not exceed ejection.maxEjectionMs", path: ["ejection", "baseEjectionMs"] });
+  .refine((value) => value.ejection.baseEjectionMs <= value.ejection.maxEjectionMs, {
+    message: "ejection.baseEjectionMs: must not exceed ejection.maxEjectionMs",
+    path: ["ejection", "baseEjectionMs"],
+  });
 
 export type ResilienceSettings = z.output<typeof resilienceSchema>;
 
@@ -106,12 +109,7 @@ export function resilienceKey(caller: string, downstream: string): string {
  * is a partial object merged over `defaults` and validated whole: an update
  * that makes the whole invalid (say, minimumCalls above window) is refused.
  */
-export function bindResilienceSettings(
-  source: LiveConfigSource,
-  caller: string,
-  downstream: string,
-  defaults: ResilienceSettings = DEFAULT_RESILIENCE,
-): LiveValue<ResilienceSettings> {
+export function bindResilienceSettings(source: LiveConfigSource, caller: string, downstream: string, defaults: ResilienceSettings = DEFAULT_RESILIENCE): LiveValue<ResilienceSettings> {
   const partial = z
     .object({
       retry: z.object({}).passthrough().optional(),

@@ -25,11 +25,7 @@ export interface ServerSpan {
  */
 export function startServerSpan(tracer: Tracer, service: string, method: string, headers: { get(key: string): unknown }, system: "grpc" | "connect_rpc" = "grpc"): ServerSpan {
   const parent = extractFromHeaders(headers);
-  const span = tracer.startSpan(
-    `${service}/${method}`,
-    { kind: SpanKind.SERVER, attributes: { "rpc.system": system, "rpc.service": service, "rpc.method": method } },
-    parent,
-  );
+  const span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": system, "rpc.service": service, "rpc.method": method } }, parent);
   return {
     context: trace.setSpan(parent, span),
     end(code, message) {
@@ -78,7 +74,7 @@ export function createClientInterceptor(tracer: Tracer | undefined, record: RpcR
       spanContext = trace.setSpan(parent, span);
     }
     return new InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
+      start(metadata, _listener, next) {
         if (spanContext) injectIntoMetadata(metadata, spanContext);
         next(metadata, {
           onReceiveStatus(status: StatusObject, nextStatus: (status: StatusObject) => void) {

@@ -108,9 +108,7 @@ export function telemetrySettings(prefix: string, metricsPort: number) {
       env: `${prefix}_METRICS_PORT`,
       doc: `Port of the Prometheus endpoint GET /metrics (0 picks a free one); unset: ${metricsPort}, or 0 when ${prefix}_PORT is 0.`,
       // Resolved against the gRPC port by resolveMetricsPort: the default depends on it.
-      schema: z
-        .union([z.literal(""), settings.port()])
-        .transform((value): MetricsPortSetting => ({ port: value === "" ? undefined : value, fallback: metricsPort })),
+      schema: z.union([z.literal(""), settings.port()]).transform((value): MetricsPortSetting => ({ port: value === "" ? undefined : value, fallback: metricsPort })),
       default: "",
     },
     tracesExporter: {

@@ -50,7 +50,9 @@ export async function startMetricsServer(options: { registry: Registry; host: st
     });
   }).catch((error: unknown) => {
     const code = (error as { code?: string }).code;
-    throw new Error(`metrics port ${options.host}:${options.port}: ${code === "EADDRINUSE" ? "already in use (set the service's _METRICS_PORT, 0 for any free one)" : String(error)}`, { cause: error });
+    throw new Error(`metrics port ${options.host}:${options.port}: ${code === "EADDRINUSE" ? "already in use (set the service's _METRICS_PORT, 0 for any free one)" : String(error)}`, {
+      cause: error,
+    });
   });
   const port = (server.address() as AddressInfo).port;
   return {

@@ -121,7 +121,10 @@ describe("telemetry of the platform host and client", () => {
     const text = await scrape(t, telemetry);
     assert.equal(sample(text, "grpc_server_handling_seconds_count", { grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "GetProduct", grpc_code: "OK", service: "catalog" }), 2);
     assert.equal(sample(text, "grpc_server_handling_seconds_count", { grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "ListProducts", grpc_code: "NOT_FOUND", service: "catalog" }), 1);
-    assert.equal(sample(text, "grpc_client_handling_seconds_count", { downstream: "catalog", grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "GetProduct", grpc_code: "OK", service: "catalog" }), 2);
+    assert.equal(
+      sample(text, "grpc_client_handling_seconds_count", { downstream: "catalog", grpc_service: "shop.catalog.v1.CatalogService", grpc_method: "GetProduct", grpc_code: "OK", service: "catalog" }),
+      2,
+    );
     assert.equal(sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: "open", service: "catalog" }), 1);
     assert.equal(sample(text, "meshwork_client_circuit_breaker_state", { downstream: "catalog", state: "closed", service: "catalog" }), 0);
     assert.ok(sample(text, "process_cpu_user_seconds_total", { service: "catalog" })! > 0, "process metrics");
@@ -170,7 +173,16 @@ describe("telemetry of the platform host and client", () => {
     });
     await consumer.ready();
     registerQueueMetrics(telemetry.metrics, queue, ["test.work"]);
-    const message = (id: string) => ({ messageId: id, exchange: "shop.test.v1", routingKey: "a", type: "t", contentType: "text/plain", body: Buffer.from(id), headers: {}, timestamp: new Date(Date.now() - 2000) });
+    const message = (id: string) => ({
+      messageId: id,
+      exchange: "shop.test.v1",
+      routingKey: "a",
+      type: "t",
+      contentType: "text/plain",
+      body: Buffer.from(id),
+      headers: {},
+      timestamp: new Date(Date.now() - 2000),
+    });
     await broker.publisher.publish([message("m1"), message("m2"), message("m3")]);
     // One is in the handler (prefetch 1, held there), two wait.
     await taken;

@@ -64,10 +64,7 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
     const query = trx<ReservationRow>("reservations").where("order_id", orderId);
     const row = await (lock ? query.forUpdate() : query).first();
     if (!row) return undefined;
-    const lines: LineRow[] = await trx("reservation_lines")
-      .where("order_id", orderId)
-      .orderBy("product_id")
-      .select("product_id", "quantity", "unit_price_minor", "currency");
+    const lines: LineRow[] = await trx("reservation_lines").where("order_id", orderId).orderBy("product_id").select("product_id", "quantity", "unit_price_minor", "currency");
     return {
       orderId: row.order_id,
       state: row.state,

@@ -1,13 +1,4 @@
-import {
-  compareIds,
-  InsufficientStockError,
-  ProductNotFoundError,
-  ReservationMismatchError,
-  ReservationReleasedError,
-  sameLines,
-  type ProductRecord,
-  type ReservationRecord,
-} from "../catalog.js";
+import { compareIds, InsufficientStockError, ProductNotFoundError, ReservationMismatchError, ReservationReleasedError, sameLines, type ProductRecord, type ReservationRecord } from "../catalog.js";
 import type { CatalogStore } from "../ports.js";
 
 /**
@@ -26,10 +17,7 @@ export function createMemoryCatalogStore(clock: () => Date = () => new Date()): 
       const needle = text?.toLowerCase();
       return sortedProducts()
         .filter((product) => afterId === undefined || compareIds(product.id, afterId) > 0)
-        .filter(
-          (product) =>
-            needle === undefined || product.name.toLowerCase().includes(needle) || product.description.toLowerCase().includes(needle),
-        )
+        .filter((product) => needle === undefined || product.name.toLowerCase().includes(needle) || product.description.toLowerCase().includes(needle))
         .filter((product) => category === undefined || product.categories.includes(category))
         .slice(0, limit);
     },

@@ -44,9 +44,7 @@ export function createMemoryIdentityStore(clock: () => Date = () => new Date()):
     },
 
     async listSigningKeys() {
-      return keys
-        .map((entry) => entry.key)
-        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
+      return keys.map((entry) => entry.key).sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
     },
   };
 }

@@ -49,13 +49,22 @@ export function createKnexNotificationStore(db: Knex): NotificationStore {
     },
 
     async list(userId, limit, beforeSeq) {
-      const query = db<NotificationRow>("notifications").where("user_id", userId).orderBy("seq", "desc").limit(limit).select(...COLUMNS);
+      const query = db<NotificationRow>("notifications")
+        .where("user_id", userId)
+        .orderBy("seq", "desc")
+        .limit(limit)
+        .select(...COLUMNS);
       if (beforeSeq !== undefined) query.where("seq", "<", beforeSeq);
       return (await query).map(toRecord);
     },
 
     async listAfter(userId, afterSeq, limit) {
-      const rows = await db<NotificationRow>("notifications").where("user_id", userId).andWhere("seq", ">", afterSeq).orderBy("seq", "asc").limit(limit).select(...COLUMNS);
+      const rows = await db<NotificationRow>("notifications")
+        .where("user_id", userId)
+        .andWhere("seq", ">", afterSeq)
+        .orderBy("seq", "asc")
+        .limit(limit)
+        .select(...COLUMNS);
       return rows.map(toRecord);
     },
 

@@ -59,12 +59,12 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
     const history: HistoryRow[] = known
       ? known.map((entry) => ({ order_id: rows[0]!.id, step: entry.step, detail: entry.detail, occurred_at: entry.occurredAt }))
       : await trx("order_history")
-      .whereIn(
-        "order_id",
-        rows.map((row) => row.id),
-      )
-      .orderBy("id")
-      .select("order_id", "step", "detail", "occurred_at");
+          .whereIn(
+            "order_id",
+            rows.map((row) => row.id),
+          )
+          .orderBy("id")
+          .select("order_id", "step", "detail", "occurred_at");
     const byOrder = new Map<string, HistoryEntry[]>();
     for (const entry of history) {
       const list = byOrder.get(entry.order_id) ?? [];
@@ -124,7 +124,11 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
         // instance claims it, continue the order's trace from it.
         await trx("sagas").insert({ order_id: order.id, step: "reserve_stock", trace_context: JSON.stringify(currentTraceHeaders()) });
         const history: HistoryRow[] = await trx("order_history").insert({ order_id: order.id, step: "order_placed", detail: "" }).returning(["order_id", "step", "detail", "occurred_at"]);
-        const [placed] = await withHistory(trx, inserted, history.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) })));
+        const [placed] = await withHistory(
+          trx,
+          inserted,
+          history.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) })),
+        );
         await enqueue(trx, order.id, [event(placed!, undefined)]);
         return { order: placed!, created: true };
       });
@@ -133,10 +137,12 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
     get: (id) => read(db, id),
 
     async list(userId, limit, after) {
-      const query = db<OrderRow>("orders").where("user_id", userId).orderBy([
-        { column: "created_at", order: "desc" },
-        { column: "id", order: "desc" },
-      ]);
+      const query = db<OrderRow>("orders")
+        .where("user_id", userId)
+        .orderBy([
+          { column: "created_at", order: "desc" },
+          { column: "id", order: "desc" },
+        ]);
       if (after) query.andWhereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
       return withHistory(db, await query.limit(limit));
     },

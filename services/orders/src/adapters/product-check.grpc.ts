@@ -1,4 +1,4 @@
-import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import type { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { Code, isRpcError, RpcError, type ServiceClient } from "@meshwork/platform";
 import type { ProductCheck } from "../ports.js";
 

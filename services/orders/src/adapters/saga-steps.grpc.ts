@@ -1,5 +1,5 @@
-import { StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
+import type { StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { type PaymentService, PaymentStatus } from "@meshwork/contracts/shop/payments/v1/payments";
 import { Code, isRpcError, REQUEST_ID_HEADER, type ServiceClient } from "@meshwork/platform";
 import type { OrderLine, OrderRecord } from "../orders.js";
 import type { SagaSteps } from "../ports.js";
@@ -27,10 +27,7 @@ export function createGrpcSagaSteps({ stock, payments }: SagaStepClients): SagaS
   return {
     async reserveStock(order, timeoutMs) {
       try {
-        const { reservation } = await stock.reserveStock(
-          { orderId: order.id, items: order.lines.map((line) => ({ productId: line.productId, quantity: line.quantity })) },
-          options(order, timeoutMs),
-        );
+        const { reservation } = await stock.reserveStock({ orderId: order.id, items: order.lines.map((line) => ({ productId: line.productId, quantity: line.quantity })) }, options(order, timeoutMs));
         const prices = reservation?.unitPrices ?? {};
         const lines: Required<OrderLine>[] = order.lines.map((line) => {
           const price = prices[line.productId];

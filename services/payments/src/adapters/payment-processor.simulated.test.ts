@@ -21,7 +21,12 @@ describe("simulated card processor", () => {
     const processor = createSimulatedProcessor({ latencyMs: () => 0, transientFailureRate: () => 0.3, random: () => draws.shift()! });
     const outcomes = [];
     for (let call = 0; call < 4; call++) {
-      outcomes.push(await processor.authorize(ask("tok_visa"), never).then(() => "approved", (error: unknown) => (error instanceof ProcessorUnavailableError ? "unavailable" : String(error))));
+      outcomes.push(
+        await processor.authorize(ask("tok_visa"), never).then(
+          () => "approved",
+          (error: unknown) => (error instanceof ProcessorUnavailableError ? "unavailable" : String(error)),
+        ),
+      );
     }
     assert.deepEqual(outcomes, ["unavailable", "approved", "unavailable", "approved"]);
   });

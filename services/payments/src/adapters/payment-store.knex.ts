@@ -21,10 +21,7 @@ const toRecord = (row: PaymentRow): PaymentRecord => ({
   id: row.id,
   orderId: row.order_id,
   status: row.status,
-  request:
-    row.request_fingerprint === null
-      ? undefined
-      : { amountMinor: row.amount_minor!, currency: row.currency!, fingerprint: row.request_fingerprint },
+  request: row.request_fingerprint === null ? undefined : { amountMinor: row.amount_minor!, currency: row.currency!, fingerprint: row.request_fingerprint },
   declineReason: row.decline_reason,
   claim: row.claim_id === null ? undefined : { id: row.claim_id, expiresAt: new Date(row.claim_expires_at!) },
   createdAt: new Date(row.created_at),
@@ -99,17 +96,11 @@ export function createKnexPaymentStore(db: Knex): PaymentStore {
     },
 
     async release(orderId, claimId) {
-      await write()
-        .where({ order_id: orderId, status: "pending", claim_id: claimId })
-        .update({ claim_expires_at: db.fn.now() });
+      await write().where({ order_id: orderId, status: "pending", claim_id: claimId }).update({ claim_expires_at: db.fn.now() });
     },
 
     async void(orderId) {
-      const [tombstone] = (await write()
-        .insert({ order_id: orderId, id: randomUUID(), status: "voided" })
-        .onConflict("order_id")
-        .ignore()
-        .returning("*")) as PaymentRow[];
+      const [tombstone] = (await write().insert({ order_id: orderId, id: randomUUID(), status: "voided" }).onConflict("order_id").ignore().returning("*")) as PaymentRow[];
       if (tombstone) return toRecord(tombstone);
       const [voided] = (await write()
         .where({ order_id: orderId })

@@ -11,8 +11,7 @@ import type { PaymentStore } from "../ports.js";
 export function createMemoryPaymentStore(clock: () => Date = () => new Date()): PaymentStore {
   const payments = new Map<string, PaymentRecord>();
 
-  const holds = (payment: PaymentRecord | undefined, claimId: string): payment is PaymentRecord =>
-    payment?.status === "pending" && payment.claim?.id === claimId;
+  const holds = (payment: PaymentRecord | undefined, claimId: string): payment is PaymentRecord => payment?.status === "pending" && payment.claim?.id === claimId;
 
   return {
     async claim({ orderId, amountMinor, currency, fingerprint, leaseMs }) {

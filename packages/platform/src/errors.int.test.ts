@@ -54,7 +54,10 @@ const heavyIn = (modules: readonly string[]): string[] => HEAVY.filter((name) =>
 describe("the errors entry point", () => {
   test("@meshwork/platform/errors loads none of knex, amqplib, grpc-js or OpenTelemetry, unlike the package's main entry", async () => {
     const [leaf, barrel] = await Promise.all([modulesLoadedBy("@meshwork/platform/errors"), modulesLoadedBy("@meshwork/platform")]);
-    assert.ok(leaf.some((module) => module.endsWith("/packages/platform/src/errors.ts")), `the leaf itself was seen loading:\n${leaf.join("\n")}`);
+    assert.ok(
+      leaf.some((module) => module.endsWith("/packages/platform/src/errors.ts")),
+      `the leaf itself was seen loading:\n${leaf.join("\n")}`,
+    );
     assert.deepEqual(heavyIn(leaf), [], `loaded by @meshwork/platform/errors:\n${leaf.join("\n")}`);
     // The same probe on the barrel sees all four: the check above can fail.
     assert.deepEqual(heavyIn(barrel), HEAVY);
