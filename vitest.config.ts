@@ -34,6 +34,7 @@ export default defineConfig({
       exclude: ["packages/contracts/**", "**/*.test.ts", "packages/testing/**"],
       reporter: ["text-summary", "json-summary"],
       reportsDirectory: "test-artifacts/coverage",
+      reportOnFailure: true,
       // A floor just under what the suite reaches today (see the README's testing section): a drop fails the run.
       thresholds: { statements: 0, branches: 0, functions: 0, lines: 0 },
     },

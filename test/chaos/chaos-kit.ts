@@ -44,7 +44,7 @@ export async function shopper(gatewayPort: number) {
 export interface LoadResult {
   readonly calls: number;
   readonly errors: number;
-  /** Errors by their time since the load started, ms. */
+  /** Each failed call by when it failed, ms since the load started. */
   readonly errorTimes: readonly number[];
   readonly errorCodes: Readonly<Record<string, number>>;
   readonly latencies: readonly number[];
@@ -67,7 +67,9 @@ export async function catalogReadLoad(catalog: Awaited<ReturnType<typeof shopper
           await catalog.getProduct({ productId }, { timeoutMs: 5000 });
           latencies.push(performance.now() - begin);
         } catch (error) {
-          errorTimes.push(begin - started);
+          // When the failure was seen, not when the call began: a call in flight
+          // when an instance dies began before the kill but fails because of it.
+          errorTimes.push(performance.now() - started);
           const code = error instanceof ConnectError ? String(error.code) : "client";
           errorCodes[code] = (errorCodes[code] ?? 0) + 1;
         }
