@@ -35,8 +35,10 @@ export default defineConfig({
       reporter: ["text-summary", "json-summary"],
       reportsDirectory: "test-artifacts/coverage",
       reportOnFailure: true,
-      // A floor just under what the suite reaches today (see the README's testing section): a drop fails the run.
-      thresholds: { statements: 0, branches: 0, functions: 0, lines: 0 },
+      // A floor just under what the whole suite reached on 2026-12-06 (statements 85.1 %, branches 78.4 %,
+      // functions 84.9 %, lines 88.1 %; code of this test process only: the child processes a test starts
+      // are not measured). A drop below fails the run; raise it as coverage grows.
+      thresholds: { statements: 84, branches: 77, functions: 83, lines: 87 },
     },
     projects: [
       {
