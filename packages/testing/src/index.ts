@@ -16,4 +16,4 @@ export * from "./queue-behaviour.js";
 /** Spans kept in memory, for tests that look at what a service traced (the SDK's own exporter). */
 export { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 export * from "./log-capture.js";
-export * from "./pglite.js";
+export * from "./databases.js";

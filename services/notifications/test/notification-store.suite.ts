@@ -1,29 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
-import type { TestScope } from "@meshwork/testing";
-import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
+import type { Knex } from "@meshwork/platform";
+import { openMigratedTestDatabase, type TestEngine, type TestScope } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexNotificationStore } from "../src/adapters/notification-store.knex.js";
 import { notificationStoreBehaviour } from "./notification-store.behaviour.js";
 
-export type Engine = "PGlite" | "PostgreSQL";
-
-async function notificationsDatabase(t: TestScope, engine: Engine): Promise<Knex | undefined> {
-  let url: string | undefined;
-  if (engine === "PostgreSQL") {
-    url = await createTestDatabase(t, "notifications");
-    if (!url) return undefined;
-  }
-  const options = { migrations, migrationsTable: "notifications_migrations", poolMax: 12 };
-  const database = url ? await openDatabase({ ...options, url, log: createSilentLogger() }) : await openEmbeddedTestDatabase(options);
-  t.onTestFinished(() => database.close());
-  await database.migrate();
-  return database.knex;
+async function notificationsDatabase(t: TestScope, engine: TestEngine): Promise<Knex | undefined> {
+  return (await openMigratedTestDatabase(t, engine, { label: "notifications", migrations, migrationsTable: "notifications_migrations", poolMax: 12 }))?.knex;
 }
 
 /** The knex store on `engine`: run on PGlite by notification-store.test.ts, on PostgreSQL by notification-store.int.test.ts. */
-export function knexNotificationStoreSuite(engine: Engine): void {
+export function knexNotificationStoreSuite(engine: TestEngine): void {
   notificationStoreBehaviour(`knex on ${engine}`, async (t) => {
     const db = await notificationsDatabase(t, engine);
     return db && createKnexNotificationStore(db);

@@ -1,27 +1,17 @@
 import { randomUUID } from "node:crypto";
-import type { TestScope } from "@meshwork/testing";
-import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
-import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
+import { enqueueOutbox, type Knex } from "@meshwork/platform";
+import { openMigratedTestDatabase, type TestEngine, type TestScope } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createKnexOrderStore } from "../src/adapters/order-store.knex.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "../src/messages.js";
 import { checkPlacement, placementFingerprint, type PlacementRequest } from "../src/orders.js";
 import type { NewOrder, OrderStore } from "../src/ports.js";
 
-export type Engine = "PGlite" | "PostgreSQL";
+export type Engine = TestEngine;
 
 /** An orders database on the engine (undefined when PostgreSQL is skipped), migrated. */
 export async function ordersDatabase(t: TestScope, engine: Engine): Promise<Knex | undefined> {
-  let url: string | undefined;
-  if (engine === "PostgreSQL") {
-    url = await createTestDatabase(t, "orders");
-    if (!url) return undefined;
-  }
-  const options = { migrations, migrationsTable: "orders_migrations", poolMax: 20 };
-  const database = url ? await openDatabase({ ...options, url, log: createSilentLogger() }) : await openEmbeddedTestDatabase(options);
-  t.onTestFinished(() => database.close());
-  await database.migrate();
-  return database.knex;
+  return (await openMigratedTestDatabase(t, engine, { label: "orders", migrations, migrationsTable: "orders_migrations", poolMax: 20 }))?.knex;
 }
 
 export function orderStore(db: Knex): OrderStore {

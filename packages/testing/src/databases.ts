@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createSilentLogger, openDatabase, type Database, type DatabaseOptions } from "@meshwork/platform";
+import { createTestDatabase } from "./postgres.js";
+import type { TestScope } from "./scope.js";
 
 let shared: { readonly dir: string; readonly keeper: Promise<Database> } | undefined;
 let schemas = 0;
@@ -36,4 +38,30 @@ export async function openEmbeddedTestDatabase(options: Omit<DatabaseOptions, "u
   await shared!.keeper;
   schemas += 1;
   return openDatabase({ log: createSilentLogger(), ...options, dataDir, schema: `test_${schemas}` });
+}
+
+export type TestEngine = "PGlite" | "PostgreSQL";
+
+/**
+ * A migrated database for one test, closed when it ends: a fresh schema of
+ * this process's PGlite, or a fresh PostgreSQL database named after `label`
+ * (undefined when the test was skipped for want of PostgreSQL).
+ */
+export async function openMigratedTestDatabase(
+  t: TestScope,
+  engine: TestEngine,
+  options: { readonly label: string; readonly migrations: DatabaseOptions["migrations"]; readonly migrationsTable: string; readonly poolMax?: number },
+): Promise<Database | undefined> {
+  const { label, ...rest } = options;
+  let database: Database;
+  if (engine === "PostgreSQL") {
+    const url = await createTestDatabase(t, label);
+    if (url === undefined) return undefined;
+    database = await openDatabase({ ...rest, url, log: createSilentLogger() });
+  } else {
+    database = await openEmbeddedTestDatabase(rest);
+  }
+  t.onTestFinished(() => database.close());
+  await database.migrate();
+  return database;
 }
