@@ -81,3 +81,31 @@ describe("the build context", () => {
     }
   });
 });
+
+describe("what an image's production install can pull in", () => {
+  const manifest = (file: string) => JSON.parse(readFileSync(path.join(root, file), "utf8")) as Record<string, Record<string, string> | undefined>;
+  const fields = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] as const;
+
+  test("no runtime workspace depends on the test kit, vitest or vite, in any field", () => {
+    for (const file of ["packages/platform/package.json", "packages/contracts/package.json", ...APP_SERVICES.map((service) => `services/${service}/package.json`)]) {
+      const named = fields.flatMap((field) => Object.keys(manifest(file)[field] ?? {}));
+      const offending = named.filter((name) => name === "@meshwork/testing" || name === "vitest" || name.startsWith("@vitest/") || name === "vite");
+      assert.deepEqual(offending, [], `${file} would bring the test tools into its image`);
+    }
+  });
+
+  test("vitest comes in through the test kit only, not as one of the root's devDependencies", () => {
+    // npm keeps a package that is dev on one path and optional on another
+    // (devOptional) even under --omit=dev: vitest's optional peers (vite,
+    // rolldown, coverage) listed at the root put 44 MB of test tools into every
+    // service image's `npm ci --omit=dev --include-workspace-root` (measured
+    // with npm run image:deps). Behind @meshwork/testing they stay out.
+    const rootDev = Object.keys(manifest("package.json").devDependencies ?? {});
+    assert.ok(rootDev.includes("@meshwork/testing"));
+    assert.deepEqual(
+      rootDev.filter((name) => name === "vitest" || name.startsWith("@vitest/")),
+      [],
+    );
+    assert.ok(manifest("packages/testing/package.json").dependencies?.vitest, "the test kit brings vitest");
+  });
+});
