@@ -1,12 +1,26 @@
 /**
- * Prints the closing line CI reads, "N passed, N failed, N skipped", after
- * vitest's own report. A file that fails to load, a failing beforeAll or
- * afterAll, and an unhandled error each count as a failure, so a broken file
- * can never look like a green run; a run that passed nothing fails.
+ * Prints the closing line CI reads, "N passed, N failed, N skipped", as the
+ * last line of the run, after vitest's own report (and, under --coverage, a
+ * coverage summary just above it). A file that fails to load, a failing
+ * beforeAll or afterAll, and an unhandled error each count as a failure, so
+ * a broken file can never look like a green run; a run that passed nothing
+ * fails.
  */
 import type { Reporter, SerializedError, TestModule } from "vitest/node";
 
+interface CoverageSummary {
+  getCoverageSummary(): Record<"statements" | "branches" | "functions" | "lines", { pct: number; covered: number; total: number }>;
+}
+
 export default class SummaryReporter implements Reporter {
+  private coverage: string | undefined;
+
+  onCoverage(coverage: unknown): void {
+    const summary = (coverage as CoverageSummary).getCoverageSummary();
+    const kinds = ["statements", "branches", "functions", "lines"] as const;
+    this.coverage = `coverage: ${kinds.map((kind) => `${kind} ${summary[kind].pct.toFixed(2)}% (${summary[kind].covered}/${summary[kind].total})`).join(", ")}`;
+  }
+
   onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): void {
     let passed = 0;
     let failed = unhandledErrors.length;
@@ -21,6 +35,7 @@ export default class SummaryReporter implements Reporter {
         else skipped++;
       }
     }
+    if (this.coverage) process.stdout.write(`\n${this.coverage}\n`);
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
     if (passed === 0) process.exitCode = 1;
   }
