@@ -31,13 +31,13 @@ export default defineConfig({
     coverage: {
       provider: "v8",
       include: ["packages/*/src/**/*.ts", "services/*/src/**/*.ts", "scripts/**/*.ts"],
-      exclude: ["packages/contracts/**", "**/*.test.ts", "packages/testing/**"],
+      exclude: ["packages/contracts/**", "**/*.test.ts", "**/*.suite.ts", "packages/testing/**"],
       // The summary is printed by test/support/summary-reporter.ts, just above the closing line; the JSON is for tools.
       reporter: ["json-summary"],
       reportsDirectory: "test-artifacts/coverage",
       reportOnFailure: true,
-      // A floor just under what the whole suite reached on 2026-12-06 (statements 85.1 %, branches 78.4 %,
-      // functions 84.9 %, lines 88.1 %; code of this test process only: the child processes a test starts
+      // A floor just under what the whole suite reached on 2026-12-06 in CI (statements 85.5 %, branches 78.7 %,
+      // functions 85.4 %, lines 88.5 %; code of the test processes only: the child processes a test starts
       // are not measured). A drop below fails the run; raise it as coverage grows.
       thresholds: { statements: 84, branches: 77, functions: 83, lines: 87 },
     },
