@@ -13,7 +13,8 @@
 # Expected size: the slim base (about 200 MB on disk) plus 71 MB of production
 # node_modules per service (`npm run image:deps` measures it; see README).
 
-FROM node:22.23.3-bookworm-slim AS base
+ARG NODE_IMAGE=node:22.23.3-bookworm-slim
+FROM ${NODE_IMAGE} AS base
 WORKDIR /app
 ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \

@@ -47,7 +47,8 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["**/*.test.ts"],
-          exclude: [...IGNORED, "**/*.int.test.ts", "**/*.serial.test.ts"],
+          // *.compose.test.ts: the shop in containers, run by `npm run compose:test` (vitest.compose.config.ts).
+          exclude: [...IGNORED, "**/*.int.test.ts", "**/*.serial.test.ts", "**/*.compose.test.ts"],
           // Files share their worker's module cache and embedded PGlite: loading the
           // platform and starting PGlite once per worker, not once per file, is most
           // of the time this project takes. Tests clean up after themselves, which

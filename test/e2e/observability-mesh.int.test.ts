@@ -14,7 +14,7 @@ import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import { connectClient, signedInShopper } from "./gateway-harness.js";
-import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
+import { startOtlpReceiver, type ReceivedSpan } from "../../deploy/standins/otlp-receiver/otlp-receiver.js";
 import { meshBasePort, startTestMesh } from "./test-mesh.js";
 
 const SERVER = 2;

@@ -28,7 +28,7 @@ import { createLogger, type Logger } from "@meshwork/platform";
 import { amqpUrl, connectRabbit, createTestDatabase, deleteTestTopology, uniqueName } from "@meshwork/testing";
 import { connectClient, signedInShopper } from "./gateway-harness.js";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { startOtlpReceiver, type ReceivedSpan } from "./otlp-receiver.js";
+import { startOtlpReceiver, type ReceivedSpan } from "../../deploy/standins/otlp-receiver/otlp-receiver.js";
 
 type LogLine = Record<string, unknown>;
 

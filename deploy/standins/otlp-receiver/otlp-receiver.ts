@@ -1,0 +1,192 @@
+/**
+ * A small OTLP/HTTP trace receiver: accepts what the real OTLP exporter of
+ * each service sends (POST /v1/traces, JSON), and keeps every span with the
+ * service.name of its resource. It stands where Jaeger or a collector would;
+ * the exporters, their batching and the wire format are the production ones.
+ * Hand-written because no npm package offers an embeddable receiver, and no
+ * Jaeger or collector can be installed where the offline compose run goes;
+ * its job (parse, keep, answer) is small.
+ *
+ * Two uses: tests start it in-process (startOtlpReceiver), and the offline
+ * compose run starts it as a container in Jaeger's place
+ * (`node otlp-receiver.ts`, Node's type stripping: this file uses only
+ * erasable TypeScript and node: modules), where a test asks it for spans:
+ *   GET /api/spans?trace_id=HEX&service=NAME   the spans kept, as JSON
+ *   GET /health                                200 once listening
+ * It keeps the newest OTLP_RECEIVER_MAX_SPANS spans (default 200,000).
+ */
+import { EventEmitter } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface ReceivedSpan {
+  readonly service: string;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  /** OTLP span kind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
+  readonly kind: number;
+  readonly attributes: Readonly<Record<string, unknown>>;
+}
+
+export interface OtlpReceiverOptions {
+  readonly host?: string;
+  /** 0 (the default) picks a free port. */
+  readonly port?: number;
+  /** The oldest spans are dropped beyond this many. */
+  readonly maxSpans?: number;
+}
+
+export interface OtlpReceiver {
+  readonly endpoint: string;
+  readonly spans: ReceivedSpan[];
+  /** Resolves once `done(spans)` holds, or rejects after `timeoutMs` naming what arrived. */
+  until(done: (spans: readonly ReceivedSpan[]) => boolean, timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface OtlpValue {
+  stringValue?: string;
+  intValue?: string | number;
+  boolValue?: boolean;
+  doubleValue?: number;
+}
+interface OtlpAttribute {
+  key: string;
+  value: OtlpValue;
+}
+interface OtlpRequest {
+  resourceSpans?: {
+    resource?: { attributes?: OtlpAttribute[] };
+    scopeSpans?: { spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttribute[] }[] }[];
+  }[];
+}
+
+/** OTLP/JSON ids are hex; accept base64 too (the protobuf-JSON mapping of bytes). */
+function hexId(value: string | undefined): string {
+  if (!value) return "";
+  if (/^[0-9a-f]+$/i.test(value) && (value.length === 32 || value.length === 16)) return value.toLowerCase();
+  return Buffer.from(value, "base64").toString("hex");
+}
+
+const plain = (value: OtlpValue): unknown => value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue;
+const attributesOf = (list: OtlpAttribute[] | undefined): Record<string, unknown> => Object.fromEntries((list ?? []).map((entry) => [entry.key, plain(entry.value)]));
+
+function parseRequest(text: string): ReceivedSpan[] {
+  const body = JSON.parse(text) as OtlpRequest;
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new Error("not an OTLP ExportTraceServiceRequest object");
+  const received: ReceivedSpan[] = [];
+  for (const resourceSpans of body.resourceSpans ?? []) {
+    const service = String(attributesOf(resourceSpans.resource?.attributes)["service.name"] ?? "");
+    for (const scope of resourceSpans.scopeSpans ?? []) {
+      for (const span of scope.spans ?? []) {
+        received.push({
+          service,
+          traceId: hexId(span.traceId),
+          spanId: hexId(span.spanId),
+          parentSpanId: hexId(span.parentSpanId),
+          name: span.name,
+          kind: span.kind,
+          attributes: attributesOf(span.attributes),
+        });
+      }
+    }
+  }
+  return received;
+}
+
+function reply(response: http.ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
+  const spans: ReceivedSpan[] = [];
+  const maxSpans = options.maxSpans ?? 200_000;
+  const arrived = new EventEmitter();
+  const server = http.createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://receiver");
+    if (request.method === "GET" && url.pathname === "/health") {
+      reply(response, 200, { status: "ok", spans: spans.length });
+      return;
+    }
+    if (request.method === "GET" && url.pathname === "/api/spans") {
+      const traceId = url.searchParams.get("trace_id");
+      const service = url.searchParams.get("service");
+      reply(
+        response,
+        200,
+        spans.filter((span) => (traceId === null || span.traceId === traceId.toLowerCase()) && (service === null || span.service === service)),
+      );
+      return;
+    }
+    if (request.method !== "POST" || url.pathname !== "/v1/traces") {
+      reply(response, 404, { error: `no such endpoint: ${request.method} ${url.pathname}` });
+      request.resume();
+      return;
+    }
+    if (!String(request.headers["content-type"]).startsWith("application/json")) {
+      response.writeHead(415, { "content-type": "text/plain" }).end("this receiver takes OTLP/JSON (application/json)");
+      request.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      let received: ReceivedSpan[];
+      try {
+        received = parseRequest(Buffer.concat(chunks).toString("utf8"));
+      } catch (error) {
+        reply(response, 400, { error: `malformed OTLP/JSON body: ${error instanceof Error ? error.message : String(error)}` });
+        return;
+      }
+      spans.push(...received);
+      if (spans.length > maxSpans) spans.splice(0, spans.length - maxSpans);
+      reply(response, 200, {});
+      arrived.emit("spans");
+    });
+  });
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    spans,
+    until(done, timeoutMs) {
+      return new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (!done(spans)) return;
+          clearTimeout(timer);
+          arrived.off("spans", check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          arrived.off("spans", check);
+          reject(new Error(`the expected spans did not arrive within ${timeoutMs} ms; got: ${spans.map((span) => `${span.service}:${span.name}`).join(", ")}`));
+        }, timeoutMs);
+        arrived.on("spans", check);
+        check();
+      });
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+// Run as a program (the compose stand-in for Jaeger): listen until SIGTERM.
+if (process.argv[1] !== undefined && import.meta.url === `file://${process.argv[1]}`) {
+  const receiver = await startOtlpReceiver({
+    host: process.env.OTLP_RECEIVER_HOST ?? "0.0.0.0",
+    port: Number(process.env.OTLP_RECEIVER_PORT ?? 4318),
+    maxSpans: Number(process.env.OTLP_RECEIVER_MAX_SPANS ?? 200_000),
+  });
+  process.stdout.write(`otlp-receiver: listening on ${receiver.endpoint} (POST /v1/traces, GET /api/spans)\n`);
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      void receiver.close().then(() => process.exit(0));
+    });
+  }
+}

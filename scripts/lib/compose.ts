@@ -1,0 +1,188 @@
+/**
+ * Running compose.yaml from scripts and tests: which compose command exists
+ * (`docker compose` v2, else Debian's docker-compose 1.29), whether images
+ * can be pulled (else the stand-ins and compose.offline.yaml), and the
+ * lifecycle `npm run compose:up|down|test` share: build, up, wait until every
+ * container is healthy, inspect, tear down. The project is always named
+ * "meshwork", so every command finds the same containers whatever the
+ * checkout's folder is called.
+ */
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const PROJECT = "meshwork";
+const run = promisify(execFile);
+
+export interface ComposeSetup {
+  /** The compose program and the arguments before a subcommand. */
+  readonly command: readonly string[];
+  /** True when the stand-ins and compose.offline.yaml are used. */
+  readonly offline: boolean;
+}
+
+/** docker compose v2 when the plugin is there, else docker-compose (1.29 on Debian). */
+function composeProgram(): string[] {
+  if (spawnSync("docker", ["compose", "version"], { stdio: "ignore" }).status === 0) return ["docker", "compose"];
+  if (spawnSync("docker-compose", ["version"], { stdio: "ignore" }).status === 0) return ["docker-compose"];
+  throw new Error("neither `docker compose` nor `docker-compose` is installed (Debian: apt-get install docker.io docker-compose)");
+}
+
+/** Whether Docker Hub answers; MESHWORK_COMPOSE_OFFLINE=1 or 0 decides instead. */
+export async function registryReachable(): Promise<boolean> {
+  const forced = process.env.MESHWORK_COMPOSE_OFFLINE;
+  if (forced === "1") return false;
+  if (forced === "0") return true;
+  try {
+    await fetch("https://registry-1.docker.io/v2/", { signal: AbortSignal.timeout(5000) });
+    return true; // any answer, 401 included: the registry is there
+  } catch {
+    return false;
+  }
+}
+
+export function dockerRunning(): boolean {
+  return spawnSync("docker", ["info"], { stdio: "ignore" }).status === 0;
+}
+
+export async function composeSetup(): Promise<ComposeSetup> {
+  if (!dockerRunning()) throw new Error("the Docker daemon does not answer (`docker info` failed): start it (`dockerd &` where there is no init system)");
+  const offline = !(await registryReachable());
+  const files = ["-f", path.join(ROOT, "compose.yaml"), ...(offline ? ["-f", path.join(ROOT, "compose.offline.yaml")] : [])];
+  return { command: [...composeProgram(), "-p", PROJECT, "--project-directory", ROOT, ...files], offline };
+}
+
+/** Runs a compose subcommand with its output on this process's. */
+export function composeInherit(setup: ComposeSetup, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const [program, ...rest] = setup.command;
+  return new Promise((resolve, reject) => {
+    const child = spawn(program!, [...rest, ...args], { cwd: ROOT, stdio: "inherit", env: { ...process.env, DOCKER_BUILDKIT: "0", COMPOSE_DOCKER_CLI_BUILD: "0", ...env } });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${setup.command.join(" ")} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+/** Runs a compose subcommand and returns its standard output. */
+export async function compose(setup: ComposeSetup, args: readonly string[]): Promise<string> {
+  const [program, ...rest] = setup.command;
+  const { stdout } = await run(program!, [...rest, ...args], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+export async function docker(args: readonly string[]): Promise<string> {
+  const { stdout } = await run("docker", args, { maxBuffer: 64 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+export interface ContainerState {
+  readonly id: string;
+  /** The compose service (gateway, notifications-1, postgres, ...). */
+  readonly service: string;
+  readonly status: string;
+  /** healthy, unhealthy, starting, or "none" without a health check. */
+  readonly health: string;
+  readonly exitCode: number;
+  readonly restartCount: number;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly image: string;
+  /** When the first successful health probe ended, if one has. */
+  readonly firstHealthyAt: string | undefined;
+  readonly networks: readonly string[];
+}
+
+interface InspectJson {
+  Id: string;
+  Image: string;
+  RestartCount: number;
+  Config: { Labels: Record<string, string> };
+  State: { Status: string; ExitCode: number; Pid: number; StartedAt: string; Health?: { Status: string; Log?: { End: string; ExitCode: number }[] } };
+  NetworkSettings: { Networks: Record<string, unknown> };
+}
+
+/** Every container of the project, running or not. */
+export async function containers(): Promise<ContainerState[]> {
+  const ids = (await docker(["ps", "-aq", "--filter", `label=com.docker.compose.project=${PROJECT}`])).split("\n").filter(Boolean);
+  if (ids.length === 0) return [];
+  const inspected = JSON.parse(await docker(["inspect", ...ids])) as InspectJson[];
+  return inspected.map((container) => ({
+    id: container.Id,
+    service: container.Config.Labels["com.docker.compose.service"] ?? "",
+    status: container.State.Status,
+    health: container.State.Health?.Status ?? "none",
+    exitCode: container.State.ExitCode,
+    restartCount: container.RestartCount,
+    pid: container.State.Pid,
+    startedAt: container.State.StartedAt,
+    image: container.Image,
+    firstHealthyAt: container.State.Health?.Log?.find((entry) => entry.ExitCode === 0 && entry.End >= container.State.StartedAt)?.End,
+    networks: Object.keys(container.NetworkSettings.Networks),
+  }));
+}
+
+/** A container that has done its job: running and healthy (or running with no check), or a one-shot that exited 0. */
+const settled = (container: ContainerState, oneShots: ReadonlySet<string>) =>
+  oneShots.has(container.service) ? container.status === "exited" && container.exitCode === 0 : container.status === "running" && (container.health === "healthy" || container.health === "none");
+
+/** One-shot services: run once, exit 0. */
+export const ONE_SHOTS: ReadonlySet<string> = new Set(["consul-seed"]);
+
+/** Waits until every container of the project is healthy; names the ones that are not when the time is up. */
+export async function waitHealthy(timeoutMs: number, only?: readonly string[]): Promise<ContainerState[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const all = (await containers()).filter((container) => !only || only.includes(container.service));
+    const waiting = all.filter((container) => !settled(container, ONE_SHOTS));
+    if (all.length > 0 && waiting.length === 0) return all;
+    const failed = all.filter((container) => ONE_SHOTS.has(container.service) && container.status === "exited" && container.exitCode !== 0);
+    if (failed.length > 0 || Date.now() > deadline) {
+      const why = (
+        all.length === 0 ? ["no containers"] : waiting.map((c) => `${c.service}: ${c.status}${c.health !== "none" ? `/${c.health}` : ""}${c.status === "exited" ? ` (exit ${c.exitCode})` : ""}`)
+      ).join(", ");
+      throw new Error(`${failed.length > 0 ? "a one-shot container failed" : `not healthy within ${timeoutMs / 1000} s`}: ${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Seconds from a container's start to its first successful health probe. */
+export function startToHealthy(container: ContainerState): number | undefined {
+  if (!container.firstHealthyAt) return undefined;
+  return (Date.parse(container.firstHealthyAt) - Date.parse(container.startedAt)) / 1000;
+}
+
+/** Image sizes by repository:tag of the project's own images (meshwork/*). */
+export async function imageSizes(): Promise<Map<string, number>> {
+  const lines = (await docker(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}\t{{.ID}}", "meshwork/*"])).split("\n").filter(Boolean);
+  const sizes = new Map<string, number>();
+  for (const line of lines) {
+    const [name] = line.split("\t");
+    sizes.set(name!, Number(await docker(["image", "inspect", "--format", "{{.Size}}", name!])));
+  }
+  return sizes;
+}
+
+/** Builds the stand-ins when offline (scripts/standins.ts), then every image compose names. */
+export async function buildAll(setup: ComposeSetup): Promise<void> {
+  if (setup.offline) {
+    const { ensureStandins } = await import("../standins.js");
+    ensureStandins();
+  }
+  await composeInherit(setup, ["build"]);
+}
+
+/** Stops and removes the project's containers and networks (and volumes unless kept). */
+export async function down(setup: ComposeSetup, options: { volumes: boolean }): Promise<void> {
+  await composeInherit(setup, ["down", "--remove-orphans", "-t", "20", ...(options.volumes ? ["-v"] : [])]);
+}
+
+export function hasDocker(): boolean {
+  return existsSync("/usr/bin/docker") || spawnSync("docker", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+export function dockerComposeVersion(setup: ComposeSetup): string {
+  const [program, ...rest] = setup.command;
+  return execFileSync(program!, [...rest.slice(0, program === "docker" ? 1 : 0), "version", "--short"], { encoding: "utf8" }).trim();
+}

@@ -1,0 +1,48 @@
+/**
+ * The compose test's global setup: the same path as `npm run compose:up`
+ * (stand-ins where no registry answers, every image, `up -d`, every container
+ * healthy), and afterwards always `down -v`, so nothing is left behind,
+ * whether the tests passed, failed or timed out. A compose left over from an
+ * earlier, interrupted run is removed first.
+ *
+ * MESHWORK_COMPOSE_REUSE=1 runs the tests against a compose already up and
+ * healthy (`npm run compose:up`) and leaves it running: for working on the
+ * tests, not for CI.
+ */
+import { buildAll, composeInherit, composeSetup, down, imageSizes, startToHealthy, waitHealthy } from "../../scripts/lib/compose.js";
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const setup = await composeSetup();
+  if (process.env.MESHWORK_COMPOSE_REUSE === "1") {
+    await waitHealthy(5000);
+    return async () => undefined;
+  }
+  const started = Date.now();
+  await down(setup, { volumes: true });
+  try {
+    await buildAll(setup);
+    const built = Date.now();
+    await composeInherit(setup, ["up", "-d", "--no-build"]);
+    const ready = await waitHealthy(240_000);
+    const sizes = await imageSizes();
+    process.stdout.write(
+      [
+        `compose: ${setup.offline ? "offline (stand-ins, compose.offline.yaml)" : "compose.yaml with pulled images"}; built in ${((built - started) / 1000).toFixed(0)} s, healthy ${((Date.now() - built) / 1000).toFixed(0)} s after`,
+        ...[...sizes].sort().map(([name, bytes]) => `  image ${name.padEnd(28)} ${(bytes / 1e6).toFixed(0)} MB`),
+        ...ready
+          .filter((container) => container.health !== "none")
+          .sort((a, b) => a.service.localeCompare(b.service))
+          .map((container) => `  start-to-healthy ${container.service.padEnd(16)} ${startToHealthy(container)?.toFixed(1) ?? "?"} s`),
+        "",
+      ].join("\n"),
+    );
+  } catch (error) {
+    await composeInherit(setup, ["ps"]).catch(() => undefined);
+    await composeInherit(setup, ["logs", "--tail", "40"]).catch(() => undefined);
+    await down(setup, { volumes: true });
+    throw error;
+  }
+  return async () => {
+    await down(setup, { volumes: true });
+  };
+}

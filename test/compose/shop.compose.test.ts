@@ -1,0 +1,316 @@
+/**
+ * The shop in containers, as users run it (`npm run compose:up`, or
+ * `docker compose up --build` where images can be pulled): every check goes
+ * through the published ports (the gateway on 127.0.0.1:8080, RabbitMQ's API
+ * on 15672, Prometheus on 9090, the OTLP receiver on 4318) or `docker exec`
+ * into the containers. The tests run in order, each leaving the compose
+ * running and healthy for the next; test/compose/setup.ts builds, starts and
+ * always tears down.
+ */
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
+import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { composeInherit, composeSetup, containers, docker, type ContainerState, waitHealthy } from "../../scripts/lib/compose.js";
+import { shopperFlowThroughGateway } from "../e2e/shop-flow.js";
+
+const GATEWAY = "http://127.0.0.1:8080";
+const APP_SERVICES = ["gateway", "identity", "catalog", "orders", "payments", "notifications-1", "notifications-2"];
+const FINAL = new Set([OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.FAILED]);
+const transport = createConnectTransport({ baseUrl: GATEWAY, httpVersion: "1.1" });
+const identity = createClient(IdentityService, transport);
+const catalog = createClient(CatalogService, transport);
+const orders: Client<typeof OrderService> = createClient(OrderService, transport);
+/** What could not be checked here, printed at the end. */
+const uncheckable: string[] = [];
+
+interface Shopper {
+  readonly email: string;
+  readonly headers: { authorization: string };
+}
+
+async function shopper(name: string): Promise<Shopper> {
+  const email = `${name}-${randomUUID()}@example.test`;
+  const password = "correct horse battery";
+  await identity.signUp({ email, password, displayName: name });
+  const { accessToken } = await identity.signIn({ email, password });
+  return { email, headers: { authorization: `Bearer ${accessToken}` } };
+}
+
+/** The product with the most units left, so the tests' orders are not refused for want of stock. */
+async function firstProductId(): Promise<string> {
+  const { products } = await catalog.listProducts({ pageSize: 100 });
+  assert.ok(products.length > 0, "the catalog lists no products");
+  return [...products].sort((a, b) => b.stockAvailable - a.stockAvailable)[0]!.id;
+}
+
+const byService = async (service: string): Promise<ContainerState> => {
+  const found = (await containers()).find((container) => container.service === service);
+  assert.ok(found, `no container for ${service}`);
+  return found;
+};
+
+/** Runs a command in a service's container; resolves with its output, or rejects with it. */
+async function exec(service: string, command: readonly string[]): Promise<string> {
+  return docker(["exec", (await byService(service)).id, ...command]);
+}
+
+/** Runs a command in a service's container and returns its exit code and output, whatever the code. */
+async function tryExec(service: string, command: readonly string[]): Promise<{ code: number; output: string }> {
+  try {
+    return { code: 0, output: await exec(service, command) };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof failed.code === "number" ? failed.code : -1, output: `${failed.stdout ?? ""}${failed.stderr ?? ""}`.trim() };
+  }
+}
+
+/** psql as the superuser inside the PostgreSQL container (the socket, trusted there). */
+async function sql(database: string, query: string): Promise<string[]> {
+  return (await exec("postgres", ["psql", "-U", "postgres", "-d", database, "-Atc", query])).split("\n").filter(Boolean);
+}
+
+/** GetOrder until the order is final, riding out the gateway's or orders' restarts. */
+async function finalStatus(shopper: Shopper, orderId: string, timeoutMs: number): Promise<OrderStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "never answered";
+  while (Date.now() < deadline) {
+    try {
+      const { order } = await orders.getOrder({ orderId }, { headers: shopper.headers, timeoutMs: 5000 });
+      if (order && FINAL.has(order.status)) return order.status;
+      last = OrderStatus[order?.status ?? 0] ?? "?";
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(250);
+  }
+  throw new Error(`order ${orderId} not final within ${timeoutMs} ms (last: ${last})`);
+}
+
+const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Internal, Code.Unknown, Code.ResourceExhausted, Code.Aborted]);
+
+/** PlaceOrder with one idempotency key, resent until acknowledged (the key makes resending safe). */
+async function placeUntilAcknowledged(who: Shopper, productId: string, key: string, deadline: number): Promise<string | undefined> {
+  let orderId: string | undefined;
+  while (Date.now() < deadline) {
+    try {
+      const { order } = await orders.placeOrder({ idempotencyKey: key, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } }, { headers: who.headers, timeoutMs: 5000 });
+      if (orderId !== undefined) assert.equal(order!.id, orderId, `key ${key} answered two order ids`);
+      return order!.id;
+    } catch (error) {
+      if (!(error instanceof ConnectError) || !RETRYABLE.has(error.code)) throw error;
+      await sleep(200);
+    }
+  }
+  return orderId;
+}
+
+async function prometheusQuery(query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const response = await fetch(`http://127.0.0.1:9090/api/v1/query?query=${encodeURIComponent(query)}`);
+  const body = (await response.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+  assert.equal(body.status, "success");
+  return body.data.result;
+}
+
+/** Polls until `check` returns a value that is not undefined, or fails naming what it saw last. */
+async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(500);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ""}`);
+}
+
+beforeAll(async () => {
+  if ((await composeSetup()).offline) {
+    uncheckable.push(
+      "Consul discovery and live settings through an agent (no Consul package exists here: the offline run uses compose DNS names and a live settings file, as Kubernetes does)",
+      "the Jaeger UI (no Jaeger package: the project's OTLP receiver takes the spans in its place)",
+      "the pinned third-party images themselves (postgres, rabbitmq, prom/prometheus, hashicorp/consul, jaegertracing/jaeger): no registry answers, Debian stand-ins ran instead",
+    );
+  }
+});
+
+afterAll(() => {
+  if (uncheckable.length > 0) process.stdout.write(`\nnot checked in containers here:\n${uncheckable.map((line) => `  - ${line}`).join("\n")}\n`);
+});
+
+describe("the shop in containers", () => {
+  test("the shopper's flow through the gateway on 127.0.0.1:8080: sign up, order, CONFIRMED, one notification (Connect and gRPC)", async () => {
+    await shopperFlowThroughGateway(8080);
+    const page = await fetch(`${GATEWAY}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
+  });
+
+  test("both notifications replicas consume the order events (competing consumers)", async () => {
+    const who = await shopper("replicas");
+    const productId = await firstProductId();
+    // Enough events that both consumers take some: each order publishes several.
+    for (let i = 0; i < 6; i++) {
+      const orderId = await placeUntilAcknowledged(who, productId, `replicas-${randomUUID()}`, Date.now() + 30_000);
+      expect(await finalStatus(who, orderId!, 30_000)).toBe(OrderStatus.CONFIRMED);
+    }
+    // Prometheus (scraping every 15 s) sees both instances' consumer metric move.
+    const perInstance = await eventually("both replicas' consumed counts in Prometheus", 60_000, async () => {
+      const result = await prometheusQuery('sum by (instance) (meshwork_queue_consume_lag_seconds_count{service="notifications"})');
+      const counts = new Map(result.map((series) => [series.metric.instance!, Number(series.value[1])]));
+      return counts.size === 2 && [...counts.values()].every((count) => count > 0) ? counts : undefined;
+    });
+    expect([...perInstance.keys()].sort()).toEqual(["notifications-1:9469", "notifications-2:9469"]);
+    // And RabbitMQ's management API, on the published port, sees two consumers on the notifications queue.
+    const auth = `Basic ${Buffer.from("meshwork:meshwork").toString("base64")}`;
+    const queues = (await (await fetch("http://127.0.0.1:15672/api/queues", { headers: { authorization: auth } })).json()) as { name: string; consumers: number }[];
+    const consumed = queues.filter((queue) => queue.name.startsWith("notifications"));
+    expect(consumed.length).toBeGreaterThan(0);
+    expect(consumed.some((queue) => queue.consumers === 2)).toBe(true);
+  });
+
+  test("one order is one trace across at least five containers, at the OTLP receiver in Jaeger's place", async () => {
+    const who = await shopper("traced");
+    const productId = await firstProductId();
+    const traceId = randomBytes(16).toString("hex");
+    const { order } = await orders.placeOrder(
+      { idempotencyKey: `traced-${randomUUID()}`, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken: "tok_visa" } },
+      { headers: { ...who.headers, traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01` } },
+    );
+    expect(await finalStatus(who, order!.id, 30_000)).toBe(OrderStatus.CONFIRMED);
+    const services = await eventually("spans of the order's trace from five services", 60_000, async () => {
+      const spans = (await (await fetch(`http://127.0.0.1:4318/api/spans?trace_id=${traceId}`)).json()) as { service: string }[];
+      const seen = new Set(spans.map((span) => span.service));
+      return seen.size >= 5 ? seen : undefined;
+    });
+    expect([...services]).toEqual(expect.arrayContaining(["gateway", "orders", "catalog", "payments", "notifications"]));
+  });
+
+  test("orders killed mid-flow comes back by its restart policy; every acknowledged order ends final, none twice", async () => {
+    const shoppers = await Promise.all(["kill-a", "kill-b", "kill-c", "kill-d"].map((name) => shopper(name)));
+    const productId = await firstProductId();
+    const before = await byService("orders");
+    const acknowledged: { who: Shopper; key: string; orderId: string; at: number }[] = [];
+    let killedAt = 0;
+    let backAt = 0;
+    let stop = false;
+    const deadline = Date.now() + 120_000;
+    // At most 20 orders each: enough on both sides of the kill, and well within the stock of one product.
+    const placing = shoppers.map(async (who) => {
+      for (let placed = 0; placed < 20 && !stop && Date.now() < deadline; placed++) {
+        const key = `kill-${randomUUID()}`;
+        const orderId = await placeUntilAcknowledged(who, productId, key, deadline);
+        if (orderId) acknowledged.push({ who, key, orderId, at: Date.now() });
+      }
+    });
+    try {
+      await eventually("orders acknowledged before the kill", 60_000, async () => (acknowledged.length >= 8 ? true : undefined));
+      // A crash, as an OOM kill or a fault would be: SIGKILL to the container's
+      // process from outside. (`docker kill` would not do: Docker counts it as a
+      // deliberate stop and no restart policy brings the container back.)
+      process.kill(before.pid, "SIGKILL");
+      killedAt = Date.now();
+      const back = await eventually("orders restarted and healthy", 90_000, async () => {
+        const now = await byService("orders");
+        return now.restartCount > before.restartCount && now.health === "healthy" ? now : undefined;
+      });
+      backAt = Date.now();
+      expect(back.restartCount).toBe(before.restartCount + 1);
+      const afterBack = acknowledged.length;
+      await eventually("orders acknowledged after the restart", 60_000, async () => (acknowledged.length >= afterBack + 8 ? true : undefined));
+    } finally {
+      stop = true;
+      await Promise.all(placing);
+    }
+    const during = acknowledged.filter((entry) => entry.at >= killedAt && entry.at <= backAt).length;
+    const statuses = await Promise.all(acknowledged.map((entry) => finalStatus(entry.who, entry.orderId, 90_000)));
+    expect(statuses.every((status) => FINAL.has(status))).toBe(true);
+    const ids = acknowledged.map((entry) => entry.orderId);
+    expect(new Set(ids).size).toBe(ids.length);
+    // None twice, in the databases themselves.
+    const keys = acknowledged.map((entry) => `'${entry.key}'`).join(",");
+    expect(await sql("meshwork_orders", `select idempotency_key from orders where idempotency_key in (${keys}) group by 1 having count(*) > 1`)).toEqual([]);
+    expect(Number((await sql("meshwork_orders", `select count(*) from orders where idempotency_key in (${keys})`))[0])).toBe(acknowledged.length);
+    const orderIds = ids.map((id) => `'${id}'`).join(",");
+    expect(await sql("meshwork_notifications", `select order_id, subject from notifications where order_id in (${orderIds}) group by 1, 2 having count(*) > 1`)).toEqual([]);
+    const confirmed = statuses.filter((status) => status === OrderStatus.CONFIRMED).length;
+    expect(Number((await sql("meshwork_payments", `select count(*) from payments where status = 'authorized' and order_id in (${orderIds})`))[0])).toBe(confirmed);
+    process.stdout.write(
+      `kill: ${acknowledged.length} orders acknowledged (${during} while orders was down or starting), ${confirmed} confirmed, the rest ${[...new Set(statuses.filter((s) => s !== OrderStatus.CONFIRMED).map((s) => OrderStatus[s]))].join("/") || "none"}; back healthy ${((backAt - killedAt) / 1000).toFixed(1)} s after the kill\n`,
+    );
+  });
+
+  test("the PostgreSQL container restarted: the services recover without restarting", async () => {
+    const before = new Map((await containers()).filter((c) => APP_SERVICES.includes(c.service)).map((c) => [c.service, c]));
+    const postgres = await byService("postgres");
+    await docker(["restart", "-t", "10", postgres.id]);
+    await waitHealthy(60_000, ["postgres"]);
+    const who = await eventually("a sign-up after the database restart", 60_000, async () => shopper("after-pg"));
+    const productId = await firstProductId();
+    const orderId = await placeUntilAcknowledged(who, productId, `after-pg-${randomUUID()}`, Date.now() + 60_000);
+    expect(await finalStatus(who, orderId!, 60_000)).toBe(OrderStatus.CONFIRMED);
+    for (const now of (await containers()).filter((c) => APP_SERVICES.includes(c.service))) {
+      const then = before.get(now.service)!;
+      expect({ service: now.service, restarts: now.restartCount, startedAt: now.startedAt }).toEqual({ service: now.service, restarts: then.restartCount, startedAt: then.startedAt });
+    }
+  });
+
+  test("isolation, live: only payments' callers reach payments; orders' credentials cannot open identity's database", async () => {
+    const probe = (target: string) =>
+      `const s=require("net").connect({host:${JSON.stringify(target)},port:50054,timeout:3000});` +
+      `s.on("connect",()=>{console.log("connected");process.exit(0)});s.on("timeout",()=>{console.log("timeout");process.exit(2)});s.on("error",(e)=>{console.log(e.code);process.exit(2)})`;
+    // orders is on payments' network: the control.
+    expect(await tryExec("orders", ["node", "-e", probe("payments")])).toEqual({ code: 0, output: "connected" });
+    // catalog is not: neither the name resolves nor the address answers.
+    const byName = await tryExec("catalog", ["node", "-e", probe("payments")]);
+    expect(byName.code).toBe(2);
+    expect(byName.output).toMatch(/^(ENOTFOUND|EAI_AGAIN)$/);
+    const payments = JSON.parse(await docker(["inspect", (await byService("payments")).id])) as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+    const address = Object.values(payments[0]!.NetworkSettings.Networks)[0]!.IPAddress;
+    const byAddress = await tryExec("catalog", ["node", "-e", probe(address)]);
+    expect(byAddress.code).toBe(2);
+    expect(byAddress.output).toMatch(/^(timeout|EHOSTUNREACH|ENETUNREACH)$/);
+
+    const connect = (url: string) =>
+      `const {Client}=require("pg");const c=new Client(${JSON.stringify(url)});` +
+      `c.connect().then(()=>{console.log("connected");return c.end()},(e)=>{console.log(e.code+" "+e.message);process.exit(3)})`;
+    expect(await tryExec("orders", ["node", "-e", connect("postgres://meshwork_orders:meshwork_orders@postgres:5432/meshwork_orders")])).toEqual({ code: 0, output: "connected" });
+    const foreign = await tryExec("orders", ["node", "-e", connect("postgres://meshwork_orders:meshwork_orders@postgres:5432/meshwork_identity")]);
+    expect(foreign.code).toBe(3);
+    expect(foreign.output).toMatch(/^42501 permission denied for database "meshwork_identity"/);
+  });
+
+  test("docker-compose stop drains every service within its grace period, exit 0; down and up keep the orders", async () => {
+    const setup = await composeSetup();
+    const who = await shopper("kept");
+    const productId = await firstProductId();
+    const orderId = await placeUntilAcknowledged(who, productId, `kept-${randomUUID()}`, Date.now() + 30_000);
+    expect(await finalStatus(who, orderId!, 30_000)).toBe(OrderStatus.CONFIRMED);
+
+    const stopping = Date.now();
+    await composeInherit(setup, ["stop"]);
+    const stopSeconds = (Date.now() - stopping) / 1000;
+    const stopped = (await containers()).filter((c) => APP_SERVICES.includes(c.service));
+    expect(stopped.map((c) => ({ service: c.service, status: c.status, exitCode: c.exitCode })).sort((a, b) => a.service.localeCompare(b.service))).toEqual(
+      [...APP_SERVICES].sort().map((service) => ({ service, status: "exited", exitCode: 0 })),
+    );
+    // compose.yaml gives every service 15 s; the whole stop (sequenced by depends_on) stays well inside the sum.
+    expect(stopSeconds).toBeLessThan(15 * 3);
+    process.stdout.write(`stop: every service exited 0; docker-compose stop took ${stopSeconds.toFixed(1)} s\n`);
+
+    await composeInherit(setup, ["down"]);
+    await composeInherit(setup, ["up", "-d", "--no-build"]);
+    await waitHealthy(240_000);
+    const { order } = await eventually("the order after down and up", 60_000, async () => orders.getOrder({ orderId: orderId! }, { headers: who.headers }));
+    expect(order?.status).toBe(OrderStatus.CONFIRMED);
+  });
+});
