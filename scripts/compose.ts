@@ -7,7 +7,7 @@
  * `npm run compose:down`: stops and removes the containers, networks and
  * volumes (the databases too).
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, startToHealthy, waitHealthy } from "./lib/compose.js";
+import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, waitHealthy } from "./lib/compose.js";
 
 const HEALTHY_WITHIN_MS = 240_000;
 
@@ -42,7 +42,13 @@ async function up(): Promise<void> {
 async function main(): Promise<void> {
   const command = process.argv[2];
   if (command === "up") return up();
-  if (command === "down") return down(await composeSetup(), { volumes: true });
+  if (command === "down") {
+    await down(await composeSetup(), { volumes: true });
+    const left = await leftovers();
+    if (left.length > 0) throw new Error(`still there after down -v: ${left.join(", ")}`);
+    process.stdout.write("Meshwork's containers, networks and volumes are removed (its images stay, for the next compose:up).\n");
+    return;
+  }
   throw new Error(`usage: compose.ts up|down (got ${command ?? "nothing"})`);
 }
 

@@ -7,8 +7,7 @@
  * "meshwork", so every command finds the same containers whatever the
  * checkout's folder is called.
  */
-import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 
@@ -178,11 +177,17 @@ export async function down(setup: ComposeSetup, options: { volumes: boolean }): 
   await composeInherit(setup, ["down", "--remove-orphans", "-t", "20", ...(options.volumes ? ["-v"] : [])]);
 }
 
-export function hasDocker(): boolean {
-  return existsSync("/usr/bin/docker") || spawnSync("docker", ["--version"], { stdio: "ignore" }).status === 0;
-}
-
-export function dockerComposeVersion(setup: ComposeSetup): string {
-  const [program, ...rest] = setup.command;
-  return execFileSync(program!, [...rest.slice(0, program === "docker" ? 1 : 0), "version", "--short"], { encoding: "utf8" }).trim();
+/** What the project still has in Docker: containers, networks, volumes (all empty after `down -v`). */
+export async function leftovers(): Promise<string[]> {
+  const label = `label=com.docker.compose.project=${PROJECT}`;
+  const list = async (kind: string, args: readonly string[]) =>
+    (await docker(args))
+      .split("\n")
+      .filter(Boolean)
+      .map((name) => `${kind} ${name}`);
+  return [
+    ...(await list("container", ["ps", "-a", "--filter", label, "--format", "{{.Names}}"])),
+    ...(await list("network", ["network", "ls", "--filter", label, "--format", "{{.Name}}"])),
+    ...(await list("volume", ["volume", "ls", "--filter", label, "--format", "{{.Name}}"])),
+  ];
 }

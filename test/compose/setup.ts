@@ -9,7 +9,7 @@
  * healthy (`npm run compose:up`) and leaves it running: for working on the
  * tests, not for CI.
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, startToHealthy, waitHealthy } from "../../scripts/lib/compose.js";
+import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, waitHealthy } from "../../scripts/lib/compose.js";
 
 export default async function setup(): Promise<() => Promise<void>> {
   const setup = await composeSetup();
@@ -44,5 +44,8 @@ export default async function setup(): Promise<() => Promise<void>> {
   }
   return async () => {
     await down(setup, { volumes: true });
+    const left = await leftovers();
+    if (left.length > 0) throw new Error(`down -v left: ${left.join(", ")}`);
+    process.stdout.write("compose: torn down; no container, network or volume of the project is left\n");
   };
 }
