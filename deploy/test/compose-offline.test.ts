@@ -43,7 +43,7 @@ describe("compose.offline.yaml", () => {
   });
 
   test("every built service builds on the Node stand-in, and the Dockerfile takes the base as a build argument", () => {
-    for (const [name, service] of Object.entries(base).filter(([, service]) => service.build)) {
+    for (const [name] of Object.entries(base).filter(([, service]) => service.build)) {
       assert.equal(offline[name]?.build?.args?.NODE_IMAGE, offlineTag("node"), name);
     }
     assert.match(read("Dockerfile"), /^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-bookworm-slim$/m);
