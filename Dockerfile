@@ -9,11 +9,16 @@
 # on Debian bookworm-slim. Node 22 rather than 24 because 22.23.3 is the newest
 # patch release this project could confirm from its registry; the engines range
 # (>=20.11 <25) admits both, so moving to the newest Node 24 patch is a one-line
-# change here. Nothing emits JavaScript: tsx runs the TypeScript sources.
+# change here. NODE_IMAGE is a build argument only so that a machine with no
+# registry can build on a local stand-in (--build-arg NODE_IMAGE=...); the
+# Dockerfile rules check its default. Nothing emits JavaScript: tsx runs the
+# TypeScript sources.
 # Expected size: the slim base (about 200 MB on disk) plus 71 MB of production
 # node_modules per service (`npm run image:deps` measures it; see README).
 
-FROM node:22.23.3-bookworm-slim AS base
+ARG NODE_IMAGE=node:22.23.3-bookworm-slim
+
+FROM ${NODE_IMAGE} AS base
 WORKDIR /app
 ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
