@@ -117,7 +117,15 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
 
     const healthcheck = last("HEALTHCHECK");
     if (!healthcheck || words(healthcheck)[0]?.toUpperCase() === "NONE") problems.push(`stage ${name} has no HEALTHCHECK`);
-    else if (!words(healthcheck).some((word) => word.endsWith("health-probe.ts"))) problems.push(`stage ${name}'s HEALTHCHECK does not use the gRPC health probe`);
+    else if (!words(healthcheck).some((word) => word.endsWith("health-probe.js"))) problems.push(`stage ${name}'s HEALTHCHECK does not use the compiled gRPC health probe (health-probe.js)`);
+
+    // The image runs JavaScript compiled at build time: no TypeScript loader at run time.
+    for (const keyword of ["HEALTHCHECK", "ENTRYPOINT", "CMD"]) {
+      const instruction = last(keyword);
+      if (instruction && /\btsx\b|\.ts\b/.test(instruction.getArgumentsContent() ?? "")) {
+        problems.push(`stage ${name}'s ${keyword} runs TypeScript (tsx or a .ts file): compile it in a build stage`);
+      }
+    }
 
     const entrypoint = last("ENTRYPOINT");
     if (!entrypoint || !words(entrypoint).some((word) => /(^|\/)tini$/.test(word))) problems.push(`stage ${name} has no init (tini) as PID 1 to forward SIGTERM`);

@@ -30,14 +30,25 @@ describe("Dockerfile rules", () => {
       (text) => text.replace(/^ARG NODE_IMAGE=\S+\n/m, "").replace("WORKDIR /app", "WORKDIR /app\nARG NODE_IMAGE=node:22.23.3-bookworm-slim"),
       /uses NODE_IMAGE, which no ARG before the first FROM declares/,
     ],
+    [
+      "a health check run through tsx",
+      (text) => text.replace('CMD ["node", "scripts/dist/health-probe.js"]', 'CMD ["node", "--import", "tsx", "scripts/dist/health-probe.js"]'),
+      /HEALTHCHECK runs TypeScript/,
+    ],
+    ["the TypeScript health probe", (text) => text.replace('CMD ["node", "scripts/dist/health-probe.js"]', 'CMD ["node", "scripts/health-probe.ts"]'), /does not use the compiled gRPC health probe/],
+    [
+      "a service run from its TypeScript",
+      (text) => text.replace('CMD ["sh", "-c", "exec node \\"$SERVICE_MAIN\\""]', 'CMD ["sh", "-c", "exec node --import tsx \\"$SERVICE_MAIN\\""]'),
+      /CMD runs TypeScript/,
+    ],
     ["no USER", (text) => text.replace(/^USER .*$/m, ""), /runs as root/],
     ["USER root", (text) => text.replace(/^USER .*$/m, "USER root"), /runs as root/],
     ["no HEALTHCHECK", (text) => text.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ""), /has no HEALTHCHECK/],
     ["dev dependencies installed", (text) => text.replace("npm ci --omit=dev", "npm ci"), /without --omit=dev|does not run npm ci --omit=dev/],
-    ["a tool installed globally in the runtime image", (text) => text.replace("RUN mkdir -p /app/.data", "RUN npm install -g nodemon && mkdir -p /app/.data"), /without --omit=dev/],
-    ["an unpinned npm upgrade", (text) => text.replace("npm install -g npm@11.19.1", "npm install -g npm@latest"), /without --omit=dev/],
+    ["a tool installed globally in the runtime image", (text) => text.replace("USER node", "RUN npm install -g nodemon\nUSER node"), /without --omit=dev/],
+    ["an unpinned npm upgrade in the runtime image", (text) => text.replace("USER node", "RUN npm install -g npm@latest\nUSER node"), /without --omit=dev/],
     ["no init process", (text) => text.replace(/^ENTRYPOINT .*$/m, ""), /no init \(tini\)/],
-    ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM service AS gateway$/m)[0]!.split(/^FROM base AS service$/m)[1]}`, /not a multi-stage build/],
+    ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM base AS service$/m)[1]!.split(/^FROM /m)[0]}`, /not a multi-stage build/],
   ];
   for (const [what, edit, expected] of broken) {
     test(`a Dockerfile with ${what} is refused`, () => {
