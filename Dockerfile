@@ -92,16 +92,17 @@ USER node
 # gRPC health (grpc.health.v1 Check) on the service's own port; exits 0 only on SERVING.
 # Timings (compose.yaml's x-healthcheck repeats them; a test compares): Docker
 # 20.10 has no --start-interval, so a container turns healthy at the first
-# passing probe, `interval` after start. Measured on a 2-core machine: a
-# service serves 1-4 s after start (catalog on PostgreSQL: 3.8 s under load);
-# one run of the compiled probe costs about 0.35 s of CPU (0.1 s of it is
-# node's own start), where the probe run through tsx cost 1.0 s. 5 s makes a
-# service that is up by then healthy at about 5.5 s, and one that is slower
-# gets a second chance before about 11 s; it costs about 7 % of a core per
-# container, less than the old 10 s interval with the tsx probe (10 %). A
-# shorter interval would buy a second or two once, at a price paid all day.
-# start-period: failures in the first 30 s (migrations on a cold database)
-# do not count; a pass ends it at once, so it delays nothing.
+# passing probe, `interval` after start. Measured (2026-12, Docker 20.10, two
+# cores): a service needs 1.6-2.1 s of CPU to serve (3.8 s when it ran
+# through tsx), so it serves 2-4 s after start on a quiet machine; one run of
+# the compiled probe costs 0.35-0.5 s of CPU (0.1 s of it is node's own
+# start; the tsx probe cost 0.85-1.1 s). Every 5 s: a service up by then is
+# healthy at about 5.5 s (catalog and orders on PostgreSQL: 5.6 and 5.8 s),
+# a slower one gets a second chance before about 11 s, and the probe costs
+# 7-10 % of a core per container, no more than the old 10 s interval with the
+# tsx probe did. A shorter interval would buy a second or two once, at a
+# price paid all day. start-period: failures in the first 30 s (migrations
+# on a cold database) do not count; a pass ends it at once.
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "scripts/dist/health-probe.js"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
