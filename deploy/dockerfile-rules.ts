@@ -3,7 +3,7 @@
  * tree (dockerfile-ast, the parser behind the VS Code Docker language server).
  * The rules themselves are this project's, so they are written here.
  */
-import { Copy, DockerfileParser, type Instruction } from "dockerfile-ast";
+import { Arg, Copy, DockerfileParser, type Instruction } from "dockerfile-ast";
 
 export interface Stage {
   readonly name: string | undefined;
@@ -13,12 +13,20 @@ export interface Stage {
 }
 
 export interface ParsedDockerfile {
+  /** The ARGs declared before the first FROM (the only ones a FROM can use), with their defaults. */
+  readonly globalArgs: ReadonlyMap<string, string | undefined>;
   readonly stages: readonly Stage[];
 }
 
 export function parseDockerfile(text: string): ParsedDockerfile {
   const stages: { name: string | undefined; from: string; instructions: Instruction[] }[] = [];
+  const globalArgs = new Map<string, string | undefined>();
   for (const instruction of DockerfileParser.parse(text).getInstructions()) {
+    if (stages.length === 0 && instruction instanceof Arg) {
+      const property = instruction.getProperty();
+      if (property) globalArgs.set(property.getName(), property.getValue() ?? undefined);
+      continue;
+    }
     if (instruction.getKeyword() === "FROM") {
       const args = instruction.getArguments().map((arg) => arg.getValue());
       const asIndex = args.findIndex((arg) => arg.toLowerCase() === "as");
@@ -29,7 +37,24 @@ export function parseDockerfile(text: string): ParsedDockerfile {
       stages.at(-1)!.instructions.push(instruction);
     }
   }
-  return { stages };
+  return { globalArgs, stages };
+}
+
+/**
+ * The image a FROM names once the global ARGs' defaults are filled in
+ * (`FROM ${NODE_IMAGE}` with `ARG NODE_IMAGE=node:22.23.3-bookworm-slim`
+ * is node:22.23.3-bookworm-slim): what a build without --build-arg uses.
+ * Throws when it uses an ARG that is not declared before the first FROM or has
+ * no default.
+ */
+export function resolveImage(file: ParsedDockerfile, from: string): string {
+  return from.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_match, braced: string | undefined, bare: string | undefined) => {
+    const name = (braced ?? bare)!;
+    if (!file.globalArgs.has(name)) throw new Error(`"${from}" uses ${name}, which no ARG before the first FROM declares`);
+    const value = file.globalArgs.get(name);
+    if (value === undefined || value === "") throw new Error(`"${from}" uses ARG ${name}, which has no default`);
+    return value;
+  });
 }
 
 /** The words of an instruction: JSON form or shell form alike. */
@@ -61,8 +86,16 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
 
   for (const stage of file.stages) {
     if (stageNames.has(stage.from)) continue;
-    if (!EXACT_NODE_TAG.test(stage.from)) {
-      problems.push(`stage ${stage.name ?? "(unnamed)"} starts from "${stage.from}": pin a Node image by exact version, e.g. node:22.23.3-bookworm-slim`);
+    let image: string;
+    try {
+      image = resolveImage(file, stage.from);
+    } catch (error) {
+      problems.push(`stage ${stage.name ?? "(unnamed)"}: ${(error as Error).message}: give it a default that pins a Node image by exact version`);
+      continue;
+    }
+    if (!EXACT_NODE_TAG.test(image)) {
+      const shown = image === stage.from ? `"${image}"` : `"${stage.from}" (by default "${image}")`;
+      problems.push(`stage ${stage.name ?? "(unnamed)"} starts from ${shown}: pin a Node image by exact version, e.g. node:22.23.3-bookworm-slim`);
     }
   }
 
@@ -84,7 +117,15 @@ export function dockerfileProblems(text: string, runtimeStages: readonly string[
 
     const healthcheck = last("HEALTHCHECK");
     if (!healthcheck || words(healthcheck)[0]?.toUpperCase() === "NONE") problems.push(`stage ${name} has no HEALTHCHECK`);
-    else if (!words(healthcheck).some((word) => word.endsWith("health-probe.ts"))) problems.push(`stage ${name}'s HEALTHCHECK does not use the gRPC health probe`);
+    else if (!words(healthcheck).some((word) => word.endsWith("health-probe.js"))) problems.push(`stage ${name}'s HEALTHCHECK does not use the compiled gRPC health probe (health-probe.js)`);
+
+    // The image runs JavaScript compiled at build time: no TypeScript loader at run time.
+    for (const keyword of ["HEALTHCHECK", "ENTRYPOINT", "CMD"]) {
+      const instruction = last(keyword);
+      if (instruction && /\btsx\b|\.ts\b/.test(instruction.getArgumentsContent() ?? "")) {
+        problems.push(`stage ${name}'s ${keyword} runs TypeScript (tsx or a .ts file): compile it in a build stage`);
+      }
+    }
 
     const entrypoint = last("ENTRYPOINT");
     if (!entrypoint || !words(entrypoint).some((word) => /(^|\/)tini$/.test(word))) problems.push(`stage ${name} has no init (tini) as PID 1 to forward SIGTERM`);

@@ -22,6 +22,14 @@ import { pathToFileURL } from "node:url";
 const TIMEOUT_MS = Number(process.env.MESHWORK_HEALTH_PROBE_TIMEOUT_MS ?? 3000);
 const root = path.resolve(import.meta.dirname, "..");
 
+/**
+ * Every service's default port, written into the compiled probe by
+ * scripts/build-service.ts (an image has no config modules to load); absent
+ * when the probe runs from its TypeScript source.
+ */
+declare const MESHWORK_DEFAULT_PORTS: Readonly<Record<string, number>> | undefined;
+const builtInPorts: Readonly<Record<string, number>> | undefined = typeof MESHWORK_DEFAULT_PORTS === "undefined" ? undefined : MESHWORK_DEFAULT_PORTS;
+
 interface PortSetting {
   readonly env: string;
   readonly default: number;
@@ -46,7 +54,7 @@ async function configuredPort(service: string, env: NodeJS.ProcessEnv): Promise<
   if (!/^[a-z]+$/.test(service)) throw new Error(`--service: "${service}" is not a service name such as catalog`);
   const variable = `${service.toUpperCase()}_PORT`;
   const text = env[variable];
-  if (text === undefined || text === "") return (await portSetting(service)).default;
+  if (text === undefined || text === "") return builtInPorts?.[service] ?? (await portSetting(service)).default;
   const port = Number(text);
   if (!/^\d+$/.test(text) || port <= 0 || port > 65535) throw new Error(`${variable}: "${text}" is not a port`);
   return port;

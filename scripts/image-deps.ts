@@ -18,13 +18,21 @@ import { parseDockerfile } from "../deploy/dockerfile-rules.js";
 const root = path.resolve(import.meta.dirname, "..");
 const only = process.argv.slice(2);
 
-/** The deps stage's `npm ci ...` command line, without the trailing `&& ...`. */
-function depsCommand(): string {
-  const deps = parseDockerfile(readFileSync(path.join(root, "Dockerfile"), "utf8")).stages.find((stage) => stage.name === "deps");
+/**
+ * The deps stage's `npm ci ...` command line with what follows it (the
+ * pruning of files nothing runs), but not `npm cache clean`: this machine's
+ * npm cache is not the image's.
+ */
+function depsCommand(dockerfile: string): string {
+  const deps = parseDockerfile(dockerfile).stages.find((stage) => stage.name === "deps");
   const run = deps?.instructions.find((instruction) => instruction.getKeyword() === "RUN" && /npm ci/.test(instruction.getArgumentsContent() ?? ""));
-  const command = run?.getArgumentsContent()?.replace(/\\\n/g, " ").split("&&")[0]?.trim();
-  if (!command) throw new Error("the Dockerfile has no deps stage running npm ci");
-  return command;
+  const steps = (run?.getArgumentsContent() ?? "")
+    .replace(/\\\n/g, " ")
+    .split("&&")
+    .map((step) => step.trim().replace(/\s+/g, " "))
+    .filter((step) => step !== "" && !step.startsWith("npm cache"));
+  if (!steps[0]?.startsWith("npm ci")) throw new Error("the Dockerfile has no deps stage running npm ci");
+  return steps.join(" && ");
 }
 
 async function sizeOf(dir: string): Promise<number> {
@@ -40,7 +48,7 @@ async function sizeOf(dir: string): Promise<number> {
 const manifests = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" })
   .split("\n")
   .filter((file) => file === "package-lock.json" || file === "package.json" || /^(packages|services|web)\/[^/]+\/package\.json$|^web\/package\.json$/.test(file));
-const command = depsCommand();
+const command = depsCommand(readFileSync(path.join(root, "Dockerfile"), "utf8"));
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 process.stdout.write(`deps stage: ${command}\n\n`);
 process.stdout.write(`${"service".padEnd(15)}${"node_modules".padStart(14)}   largest packages\n`);

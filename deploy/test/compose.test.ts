@@ -3,12 +3,14 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "vitest";
 import { parse } from "yaml";
+import { Healthcheck } from "dockerfile-ast";
 import { LIVE_DEFAULTS, LIVE_KEYS as GATEWAY_LIVE_KEYS } from "../../services/gateway/src/live-settings.js";
 import { LIVE_KEYS as PAYMENTS_LIVE_KEYS } from "../../services/payments/src/live-settings.js";
 import { settingsOf } from "./config-specs.js";
 import { APP_SERVICES, SERVICE_PORTS } from "../call-graph.js";
 import { createComposeValidator, parseCompose } from "../compose-schema.js";
 import { appServiceOf } from "../graph-checks.js";
+import { parseDockerfile } from "../dockerfile-rules.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const read = (file: string) => readFileSync(path.join(root, file), "utf8");
@@ -63,7 +65,20 @@ describe("compose.yaml", () => {
       ["notifications-1", "notifications-2"],
     );
     for (const [name, service] of appEntries) {
-      assert.ok(service.healthcheck?.test?.includes("scripts/health-probe.ts"), `${name} has a gRPC health check`);
+      assert.ok(service.healthcheck?.test?.includes("scripts/dist/health-probe.js"), `${name} has a gRPC health check`);
+    }
+  });
+
+  test("every service's health check is the image's own HEALTHCHECK: the same command and timings", () => {
+    const stage = parseDockerfile(read("Dockerfile")).stages.find((candidate) => candidate.name === "service")!;
+    const healthcheck = stage.instructions.filter((instruction): instruction is Healthcheck => instruction instanceof Healthcheck).at(-1)!;
+    const command = JSON.parse(healthcheck.getArgumentsContent()!.replace(/^[\s\S]*?CMD\s*/, "")) as string[];
+    const flags = Object.fromEntries(healthcheck.getFlags().map((flag) => [flag.getName().replace("-", "_"), flag.getValue()]));
+    assert.deepEqual(Object.keys(flags).sort(), ["interval", "retries", "start_period", "timeout"]);
+    for (const [name, service] of appEntries) {
+      const { test: composeTest, ...timings } = service.healthcheck;
+      assert.deepEqual(composeTest, ["CMD", ...command], `${name}'s health check command`);
+      assert.deepEqual(Object.fromEntries(Object.entries(timings).map(([key, value]) => [key, String(value)])), flags, `${name}'s health check timings`);
     }
   });
 

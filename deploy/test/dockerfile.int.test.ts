@@ -1,13 +1,14 @@
-/** The image's own command (tini, node --import tsx, the HEALTHCHECK probe) run on this machine, as a container would run it. */
+/** The image's own command (tini, node on the compiled service, the HEALTHCHECK's compiled probe) run on this machine, as a container would run it. */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { describe, test } from "vitest";
+import { beforeAll, describe, test } from "vitest";
 import { needs } from "@meshwork/testing";
 import { parseDockerfile, SERVICE_ARGUMENT, words } from "../dockerfile-rules.js";
+import { buildService } from "../../scripts/build-service.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const dockerfile = readFileSync(path.join(root, "Dockerfile"), "utf8");
@@ -41,6 +42,9 @@ function run(command: readonly string[], env: Record<string, string>): Promise<{
 }
 
 describe("the image's command, run on this machine", () => {
+  // What the image's build stage does: services/identity/dist/main.js and scripts/dist/health-probe.js.
+  beforeAll(() => buildService("identity"), 60_000);
+
   test("tini delivers SIGTERM to the service, which shuts down gracefully; the HEALTHCHECK passes only while it serves", async (t) => {
     const { env, command, probe } = containerCommand("identity");
     if (!needs(t, command[0]!, existsSync(command[0]!) ? undefined : "apt-get install tini")) return;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, test } from "vitest";
 import { Copy } from "dockerfile-ast";
 import { APP_SERVICES } from "../call-graph.js";
-import { dockerfileProblems, parseDockerfile, SERVICE_ARGUMENT, words } from "../dockerfile-rules.js";
+import { dockerfileProblems, parseDockerfile, resolveImage, SERVICE_ARGUMENT, words } from "../dockerfile-rules.js";
 
 // The package is CommonJS (module.exports = factory) but its types declare an
 // ES default export, which NodeNext reads as a property: cast to the factory.
@@ -21,16 +21,34 @@ describe("Dockerfile rules", () => {
   });
 
   const broken: [string, (text: string) => string, RegExp][] = [
-    ["a floating latest tag", (text) => text.replace(/^FROM node:\S+/m, "FROM node:latest"), /pin a Node image by exact version/],
-    ["a major-only tag", (text) => text.replace(/^FROM node:\S+/m, "FROM node:22-bookworm-slim"), /pin a Node image by exact version/],
+    ["a floating latest tag", (text) => text.replace(/^ARG NODE_IMAGE=\S+/m, "ARG NODE_IMAGE=node:latest"), /pin a Node image by exact version/],
+    ["a major-only tag", (text) => text.replace(/^ARG NODE_IMAGE=\S+/m, "ARG NODE_IMAGE=node:22-bookworm-slim"), /pin a Node image by exact version/],
+    ["a floating tag written in the FROM itself", (text) => text.replace(/^FROM \$\{NODE_IMAGE\}/m, "FROM node:22"), /pin a Node image by exact version/],
+    ["a base image argument with no default", (text) => text.replace(/^ARG NODE_IMAGE=\S+/m, "ARG NODE_IMAGE"), /ARG NODE_IMAGE, which has no default/],
+    [
+      "a base image argument declared too late for FROM",
+      (text) => text.replace(/^ARG NODE_IMAGE=\S+\n/m, "").replace("WORKDIR /app", "WORKDIR /app\nARG NODE_IMAGE=node:22.23.3-bookworm-slim"),
+      /uses NODE_IMAGE, which no ARG before the first FROM declares/,
+    ],
+    [
+      "a health check run through tsx",
+      (text) => text.replace('CMD ["node", "scripts/dist/health-probe.js"]', 'CMD ["node", "--import", "tsx", "scripts/dist/health-probe.js"]'),
+      /HEALTHCHECK runs TypeScript/,
+    ],
+    ["the TypeScript health probe", (text) => text.replace('CMD ["node", "scripts/dist/health-probe.js"]', 'CMD ["node", "scripts/health-probe.ts"]'), /does not use the compiled gRPC health probe/],
+    [
+      "a service run from its TypeScript",
+      (text) => text.replace('CMD ["sh", "-c", "exec node \\"$SERVICE_MAIN\\""]', 'CMD ["sh", "-c", "exec node --import tsx \\"$SERVICE_MAIN\\""]'),
+      /CMD runs TypeScript/,
+    ],
     ["no USER", (text) => text.replace(/^USER .*$/m, ""), /runs as root/],
     ["USER root", (text) => text.replace(/^USER .*$/m, "USER root"), /runs as root/],
     ["no HEALTHCHECK", (text) => text.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ""), /has no HEALTHCHECK/],
     ["dev dependencies installed", (text) => text.replace("npm ci --omit=dev", "npm ci"), /without --omit=dev|does not run npm ci --omit=dev/],
-    ["a tool installed globally in the runtime image", (text) => text.replace("RUN mkdir -p /app/.data", "RUN npm install -g nodemon && mkdir -p /app/.data"), /without --omit=dev/],
-    ["an unpinned npm upgrade", (text) => text.replace("npm install -g npm@11.19.1", "npm install -g npm@latest"), /without --omit=dev/],
+    ["a tool installed globally in the runtime image", (text) => text.replace("USER node", "RUN npm install -g nodemon\nUSER node"), /without --omit=dev/],
+    ["an unpinned npm upgrade in the runtime image", (text) => text.replace("USER node", "RUN npm install -g npm@latest\nUSER node"), /without --omit=dev/],
     ["no init process", (text) => text.replace(/^ENTRYPOINT .*$/m, ""), /no init \(tini\)/],
-    ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM service AS gateway$/m)[0]!.split(/^FROM base AS service$/m)[1]}`, /not a multi-stage build/],
+    ["a single stage", (text) => `FROM node:22.23.3-bookworm-slim AS service\n${text.split(/^FROM base AS service$/m)[1]!.split(/^FROM /m)[0]}`, /not a multi-stage build/],
   ];
   for (const [what, edit, expected] of broken) {
     test(`a Dockerfile with ${what} is refused`, () => {
@@ -43,6 +61,33 @@ describe("Dockerfile rules", () => {
       );
     });
   }
+});
+
+describe("the base image argument", () => {
+  const file = parseDockerfile(dockerfile);
+
+  test("every FROM that is not an earlier stage resolves, through NODE_IMAGE's default, to the pinned Node image", () => {
+    assert.equal(file.globalArgs.get("NODE_IMAGE"), "node:22.23.3-bookworm-slim");
+    const external = file.stages.filter((stage) => !file.stages.some((other) => other.name === stage.from));
+    assert.ok(external.length > 0);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's variable, not a template
+    assert.deepEqual([...new Set(external.map((stage) => stage.from))], ["${NODE_IMAGE}"]);
+    assert.deepEqual([...new Set(external.map((stage) => resolveImage(file, stage.from)))], ["node:22.23.3-bookworm-slim"]);
+  });
+
+  test("both spellings of a variable resolve, and a literal image is itself", () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Dockerfile variables, not templates
+    const parsed = parseDockerfile("ARG REGISTRY=docker.io\nARG TAG=22.23.3-bookworm-slim\nFROM ${REGISTRY}/library/node:$TAG AS base\nFROM node:20.11.0 AS other\n");
+    assert.equal(resolveImage(parsed, parsed.stages[0]!.from), "docker.io/library/node:22.23.3-bookworm-slim");
+    assert.equal(resolveImage(parsed, parsed.stages[1]!.from), "node:20.11.0");
+  });
+
+  test("an ARG declared inside a stage is not one a FROM can use", () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Dockerfile variables, not templates
+    const parsed = parseDockerfile("FROM node:22.23.3 AS base\nARG LATER=node:22.23.3\nFROM ${LATER} AS next\n");
+    assert.equal(parsed.globalArgs.size, 0);
+    assert.throws(() => resolveImage(parsed, parsed.stages[1]!.from), /uses LATER, which no ARG before the first FROM declares/);
+  });
 });
 
 describe("the build context", () => {

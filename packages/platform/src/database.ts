@@ -1,7 +1,6 @@
 import knexFactory, { type Knex } from "knex";
-import ClientPgLite from "knex-pglite";
 import pg from "pg";
-import { sharedPgliteConfig } from "./embedded-postgres.js";
+import { loadEmbeddedPostgres, sharedPgliteConfig } from "./embedded-postgres.js";
 import type { Logger } from "./logger.js";
 
 export type { Knex } from "knex";
@@ -17,6 +16,11 @@ export interface Migration {
 export interface DatabaseOptions {
   /** PostgreSQL URL; when absent, an embedded PGlite database is used instead. */
   readonly url?: string | undefined;
+  /**
+   * The setting `url` comes from (e.g. CATALOG_DATABASE_URL), named in the
+   * error when there is no URL and no embedded PostgreSQL installed either.
+   */
+  readonly urlSetting?: string;
   /**
    * PGlite data directory, or "memory://" for a throw-away database. Used only
    * without `url`. Services of one process that name the same directory share
@@ -97,15 +101,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       connection: { connectionString: options.url, types: pgTypes } as Knex.PgConnectionConfig,
       pool: { min: 0, max: options.poolMax ?? 10 },
     });
-  } else if (options.dataDir && !options.dataDir.includes("://")) {
-    kind = "pglite";
-    const shared = await sharedPgliteConfig(options.dataDir, options.schema ?? "public");
-    knex = knexFactory(shared.config);
-    releaseEmbedded = shared.release;
   } else {
-    // A throw-away database of its own (tests): nothing to share.
     kind = "pglite";
-    knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: options.dataDir ?? "memory://" } } as Knex.Config);
+    const modules = await loadEmbeddedPostgres(options.urlSetting ?? "a database URL");
+    if (options.dataDir && !options.dataDir.includes("://")) {
+      const shared = await sharedPgliteConfig(modules, options.dataDir, options.schema ?? "public");
+      knex = knexFactory(shared.config);
+      releaseEmbedded = shared.release;
+    } else {
+      // A throw-away database of its own (tests): nothing to share.
+      knex = knexFactory({ client: modules.ClientPgLite, dialect: "postgres", connection: { filename: options.dataDir ?? "memory://" } } as Knex.Config);
+    }
   }
   await knex.raw("select 1");
   const source: Knex.MigrationSource<Migration> = {

@@ -1,9 +1,38 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import type { Knex } from "knex";
-import ClientPgLite from "knex-pglite";
+import type ClientPgLite from "knex-pglite";
+
+/** The embedded PostgreSQL's two packages, loaded only when a service runs without a database URL. */
+export interface EmbeddedPostgresModules {
+  readonly PGlite: typeof PGlite;
+  readonly ClientPgLite: typeof ClientPgLite;
+}
+
+const importEmbeddedPostgres = async (): Promise<EmbeddedPostgresModules> => {
+  const [pglite, client] = await Promise.all([import("@electric-sql/pglite"), import("knex-pglite")]);
+  return { PGlite: pglite.PGlite, ClientPgLite: client.default };
+};
+
+/**
+ * PGlite and its knex client, imported on first use. They are optional
+ * dependencies of the platform: the service images install production
+ * dependencies without optional ones (`npm ci --omit=optional`), so the 25 MB
+ * of PGlite stay out of every image, and a service started there without its
+ * database URL stops with an error naming the setting (`urlSetting`, e.g.
+ * CATALOG_DATABASE_URL) rather than a module resolution trace. `load` is for
+ * tests.
+ */
+export async function loadEmbeddedPostgres(urlSetting: string, load: () => Promise<EmbeddedPostgresModules> = importEmbeddedPostgres): Promise<EmbeddedPostgresModules> {
+  try {
+    return await load();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND") throw error;
+    throw new Error(`${urlSetting} is required: this build carries no embedded PostgreSQL (@electric-sql/pglite, knex-pglite are not installed)`, { cause: error });
+  }
+}
 
 /**
  * One embedded PostgreSQL (PGlite) per data directory per process, shared by
@@ -38,7 +67,7 @@ function createLock(): () => Promise<() => void> {
   };
 }
 
-async function acquireServer(dataDir: string): Promise<EmbeddedServer> {
+async function acquireServer(PGlite: EmbeddedPostgresModules["PGlite"], dataDir: string): Promise<EmbeddedServer> {
   const key = path.resolve(dataDir);
   let server = servers.get(key);
   if (!server) {
@@ -76,11 +105,11 @@ const quoteIdentifier = (name: string): string => {
 };
 
 /** knex config for `schema` in the shared embedded server at `dataDir`, and how to let go of it. */
-export async function sharedPgliteConfig(dataDir: string, schema: string): Promise<{ config: Knex.Config; release: () => Promise<void> }> {
-  const server = await acquireServer(dataDir);
+export async function sharedPgliteConfig(modules: EmbeddedPostgresModules, dataDir: string, schema: string): Promise<{ config: Knex.Config; release: () => Promise<void> }> {
+  const server = await acquireServer(modules.PGlite, dataDir);
   const quoted = quoteIdentifier(schema);
   await withSession(server, (pglite) => pglite.query(`create schema if not exists ${quoted}`));
-  const Base = ClientPgLite as unknown as new (
+  const Base = modules.ClientPgLite as unknown as new (
     config: Knex.Config,
   ) => {
     acquireConnection(): Promise<PGlite>;

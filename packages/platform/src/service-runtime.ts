@@ -112,6 +112,8 @@ export function startService(definition: ServiceDefinition): Promise<RunningServ
     async open({ log, shutdown, telemetry }) {
       const database = await openDatabase({
         url: config.databaseUrl,
+        // serviceSettings(prefix) names it; every service's prefix is its name.
+        urlSetting: `${name.toUpperCase()}_DATABASE_URL`,
         dataDir: config.dataDir,
         schema: name,
         migrations: definition.migrations,
