@@ -7,7 +7,7 @@
  * `npm run compose:down`: stops and removes the containers, networks and
  * volumes (the databases too).
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, waitHealthy } from "./lib/compose.js";
+import { buildAll, composeSetup, down, imageSizes, leftovers, startToHealthy, upAndWaitHealthy } from "./lib/compose.js";
 
 const HEALTHY_WITHIN_MS = 240_000;
 
@@ -17,8 +17,7 @@ async function up(): Promise<void> {
   if (setup.offline) process.stdout.write("No image registry answers: using the stand-ins (scripts/standins.ts) and compose.offline.yaml.\n");
   await buildAll(setup);
   const built = Date.now();
-  await composeInherit(setup, ["up", "-d", "--no-build"]);
-  const ready = await waitHealthy(HEALTHY_WITHIN_MS);
+  const ready = await upAndWaitHealthy(setup, HEALTHY_WITHIN_MS);
   const sizes = await imageSizes();
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const lines = [

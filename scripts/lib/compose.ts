@@ -146,6 +146,46 @@ export async function waitHealthy(timeoutMs: number, only?: readonly string[]): 
   }
 }
 
+/**
+ * `up -d`, watching every container from the moment it is created until all
+ * are healthy, so each one's first passing probe is seen: Docker keeps only
+ * the last five probe results, and compose 1.29's `up` itself waits for the
+ * health of dependencies, so reading them afterwards would miss the first
+ * success of a container probed every second or two.
+ */
+export async function upAndWaitHealthy(setup: ComposeSetup, timeoutMs: number): Promise<ContainerState[]> {
+  const firstSuccess = new Map<string, string>();
+  let upDone = false;
+  let upError: unknown;
+  const upping = composeInherit(setup, ["up", "-d", "--no-build"]).then(
+    () => {
+      upDone = true;
+    },
+    (error: unknown) => {
+      upDone = true;
+      upError = error;
+    },
+  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const all = await containers();
+    for (const container of all) {
+      if (container.firstHealthyAt && !firstSuccess.has(container.id)) firstSuccess.set(container.id, container.firstHealthyAt);
+    }
+    if (upDone) {
+      await upping;
+      if (upError) throw upError;
+      const settledAll = all.length > 0 && all.every((container) => settled(container, ONE_SHOTS));
+      if (settledAll) return all.map((container) => ({ ...container, firstHealthyAt: firstSuccess.get(container.id) ?? container.firstHealthyAt }));
+    }
+    if (Date.now() > deadline) {
+      await upping;
+      return waitHealthy(0);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+}
+
 /** Seconds from a container's start to its first successful health probe. */
 export function startToHealthy(container: ContainerState): number | undefined {
   if (!container.firstHealthyAt) return undefined;
@@ -163,13 +203,19 @@ export async function imageSizes(): Promise<Map<string, number>> {
   return sizes;
 }
 
-/** Builds the stand-ins when offline (scripts/standins.ts), then every image compose names. */
-export async function buildAll(setup: ComposeSetup): Promise<void> {
+/**
+ * Builds the stand-ins when offline (scripts/standins.ts), then every image
+ * compose names, one after another: the images share their first stages, and
+ * built in turn the second and later find them in the layer cache (in
+ * parallel, each would install them again, on two cores). `quiet` prints only
+ * errors (the legacy builder logs every step).
+ */
+export async function buildAll(setup: ComposeSetup, options: { quiet?: boolean } = {}): Promise<void> {
   if (setup.offline) {
     const { ensureStandins } = await import("../standins.js");
     ensureStandins();
   }
-  await composeInherit(setup, ["build"]);
+  await composeInherit(setup, ["build", ...(options.quiet ? ["--quiet"] : [])]);
 }
 
 /** Stops and removes the project's containers and networks (and volumes unless kept). */

@@ -9,7 +9,7 @@
  * healthy (`npm run compose:up`) and leaves it running: for working on the
  * tests, not for CI.
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, waitHealthy } from "../../scripts/lib/compose.js";
+import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, upAndWaitHealthy, waitHealthy } from "../../scripts/lib/compose.js";
 
 export default async function setup(): Promise<() => Promise<void>> {
   const setup = await composeSetup();
@@ -20,10 +20,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   const started = Date.now();
   await down(setup, { volumes: true });
   try {
-    await buildAll(setup);
+    await buildAll(setup, { quiet: true });
     const built = Date.now();
-    await composeInherit(setup, ["up", "-d", "--no-build"]);
-    const ready = await waitHealthy(240_000);
+    const ready = await upAndWaitHealthy(setup, 240_000);
     const sizes = await imageSizes();
     process.stdout.write(
       [
@@ -44,8 +43,8 @@ export default async function setup(): Promise<() => Promise<void>> {
   }
   return async () => {
     await down(setup, { volumes: true });
+    // Checked, and silent when nothing is left: the run's last line stays its summary.
     const left = await leftovers();
     if (left.length > 0) throw new Error(`down -v left: ${left.join(", ")}`);
-    process.stdout.write("compose: torn down; no container, network or volume of the project is left\n");
   };
 }
