@@ -49,6 +49,10 @@ describe("health probe", () => {
     host.setServing(true);
     const ready = await probe([`127.0.0.1:${port}`]);
     assert.equal(ready.code, 0, ready.output);
+    // A status the server refuses comes back as the gRPC error it is (NOT_FOUND for a service it does not know).
+    const unknown = await probe([`127.0.0.1:${port}`, "shop.nothing.v1.NoSuchService"]);
+    assert.equal(unknown.code, 1, unknown.output);
+    assert.match(unknown.output, /health probe failed: 127\.0\.0\.1:\d+: grpc-status 5/);
   });
 
   test("refuses an address that is not HOST:PORT, naming it", async () => {
