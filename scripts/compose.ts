@@ -7,7 +7,7 @@
  * `npm run compose:down`: stops and removes the containers, networks and
  * volumes (the databases too).
  */
-import { buildAll, composeSetup, down, imageSizes, leftovers, startToHealthy, upAndWaitHealthy } from "./lib/compose.js";
+import { buildAll, composeSetup, down, imageSizes, leftovers, mountedVolumes, startToHealthy, upAndWaitHealthy } from "./lib/compose.js";
 
 const HEALTHY_WITHIN_MS = 240_000;
 
@@ -42,8 +42,9 @@ async function main(): Promise<void> {
   const command = process.argv[2];
   if (command === "up") return up();
   if (command === "down") {
+    const mounted = await mountedVolumes();
     await down(await composeSetup(), { volumes: true });
-    const left = await leftovers();
+    const left = await leftovers(mounted);
     if (left.length > 0) throw new Error(`still there after down -v: ${left.join(", ")}`);
     process.stdout.write("Meshwork's containers, networks and volumes are removed (its images stay, for the next compose:up).\n");
     return;

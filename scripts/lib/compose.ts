@@ -223,17 +223,32 @@ export async function down(setup: ComposeSetup, options: { volumes: boolean }): 
   await composeInherit(setup, ["down", "--remove-orphans", "-t", "20", ...(options.volumes ? ["-v"] : [])]);
 }
 
-/** What the project still has in Docker: containers, networks, volumes (all empty after `down -v`). */
-export async function leftovers(): Promise<string[]> {
+/** The volumes the project's containers mount, named or anonymous (anonymous ones carry no project label). */
+export async function mountedVolumes(): Promise<string[]> {
+  const ids = (await docker(["ps", "-aq", "--filter", `label=com.docker.compose.project=${PROJECT}`])).split("\n").filter(Boolean);
+  if (ids.length === 0) return [];
+  const inspected = JSON.parse(await docker(["inspect", ...ids])) as { Mounts: { Type: string; Name?: string }[] }[];
+  return [...new Set(inspected.flatMap((container) => container.Mounts.filter((mount) => mount.Type === "volume" && mount.Name).map((mount) => mount.Name!)))];
+}
+
+/**
+ * What the project still has in Docker: containers, networks and volumes
+ * (all gone after `down -v`), and those of `alsoVolumes` (mountedVolumes,
+ * read before the `down`) that remain.
+ */
+export async function leftovers(alsoVolumes: readonly string[] = []): Promise<string[]> {
   const label = `label=com.docker.compose.project=${PROJECT}`;
   const list = async (kind: string, args: readonly string[]) =>
     (await docker(args))
       .split("\n")
       .filter(Boolean)
       .map((name) => `${kind} ${name}`);
+  const volumes = new Set((await docker(["volume", "ls", "--format", "{{.Name}}"])).split("\n").filter(Boolean));
+  const labelled = await list("volume", ["volume", "ls", "--filter", label, "--format", "{{.Name}}"]);
   return [
     ...(await list("container", ["ps", "-a", "--filter", label, "--format", "{{.Names}}"])),
     ...(await list("network", ["network", "ls", "--filter", label, "--format", "{{.Name}}"])),
-    ...(await list("volume", ["volume", "ls", "--filter", label, "--format", "{{.Name}}"])),
+    ...labelled,
+    ...alsoVolumes.filter((name) => volumes.has(name) && !labelled.includes(`volume ${name}`)).map((name) => `volume ${name}`),
   ];
 }

@@ -9,7 +9,7 @@
  * healthy (`npm run compose:up`) and leaves it running: for working on the
  * tests, not for CI.
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, startToHealthy, upAndWaitHealthy, waitHealthy } from "../../scripts/lib/compose.js";
+import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, mountedVolumes, startToHealthy, upAndWaitHealthy, waitHealthy } from "../../scripts/lib/compose.js";
 
 export default async function setup(): Promise<() => Promise<void>> {
   const setup = await composeSetup();
@@ -42,9 +42,10 @@ export default async function setup(): Promise<() => Promise<void>> {
     throw error;
   }
   return async () => {
+    const mounted = await mountedVolumes();
     await down(setup, { volumes: true });
     // Checked, and silent when nothing is left: the run's last line stays its summary.
-    const left = await leftovers();
+    const left = await leftovers(mounted);
     if (left.length > 0) throw new Error(`down -v left: ${left.join(", ")}`);
   };
 }
