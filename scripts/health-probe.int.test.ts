@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import { describe, test } from "vitest";
 import { createGrpcHost, createSilentLogger } from "@meshwork/platform";
@@ -53,6 +54,35 @@ describe("health probe", () => {
     const unknown = await probe([`127.0.0.1:${port}`, "shop.nothing.v1.NoSuchService"]);
     assert.equal(unknown.code, 1, unknown.output);
     assert.match(unknown.output, /health probe failed: 127\.0\.0\.1:\d+: grpc-status 5/);
+  });
+
+  test("with MESHWORK_HEALTH_PROBE_WAIT_MS, waits for a server that is not listening, then not SERVING, and passes once it serves", async (t) => {
+    const host = createGrpcHost({ name: "probe-wait-test", log: createSilentLogger() });
+    t.onTestFinished(async () => {
+      await host.shutdown(0);
+    });
+    // A free port nothing listens on yet.
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, "127.0.0.1", resolve));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => free.close(() => resolve()));
+    const waiting = probe([`127.0.0.1:${port}`], { MESHWORK_HEALTH_PROBE_WAIT_MS: "20000" });
+    // The probe cannot pass before the server listens and serves, whenever it began asking.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await host.listen({ host: "127.0.0.1", port });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const servingSince = Date.now();
+    host.setServing(true);
+    const result = await waiting;
+    assert.equal(result.code, 0, result.output);
+    assert.match(result.output, /: SERVING/);
+    assert.ok(Date.now() >= servingSince);
+    // And without a server at all, it gives up once the wait is over, naming the last error.
+    const started = Date.now();
+    const gone = await probe(["127.0.0.1:1"], { MESHWORK_HEALTH_PROBE_WAIT_MS: "600" });
+    assert.equal(gone.code, 1, gone.output);
+    assert.match(gone.output, /health probe failed: 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    assert.ok(Date.now() - started >= 600);
   });
 
   test("refuses an address that is not HOST:PORT, naming it", async () => {

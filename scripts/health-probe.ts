@@ -18,6 +18,14 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 const TIMEOUT_MS = Number(process.env.MESHWORK_HEALTH_PROBE_TIMEOUT_MS ?? 3000);
+/**
+ * How long the probe keeps asking a server that is not SERVING yet (or not
+ * listening yet) before it fails; 0 asks once. The images set it: Docker 20.10
+ * probes a starting container only every `interval`, so a service that serves
+ * just after a probe would wait a whole interval to turn healthy; a probe that
+ * waits a little sees it serve.
+ */
+const WAIT_MS = Number(process.env.MESHWORK_HEALTH_PROBE_WAIT_MS ?? 0);
 const root = path.resolve(import.meta.dirname, "..");
 
 /**
@@ -198,9 +206,28 @@ export function checkHealth(address: string, service: string, timeoutMs: number)
   });
 }
 
+/**
+ * Asks until SERVING or until `waitMs` has passed (every 200 ms), then reports
+ * the last answer or error. Each attempt's deadline ends at most a second after
+ * the wait, so the whole probe stays within waitMs + 1 s (+ one timeout if shorter).
+ */
+async function checkHealthWaiting(address: string, service: string, timeoutMs: number, waitMs: number): Promise<number> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const attemptTimeout = Math.max(500, Math.min(timeoutMs, until + 1000 - Date.now()));
+    try {
+      const status = await checkHealth(address, service, attemptTimeout);
+      if (status === SERVING || Date.now() >= until) return status;
+    } catch (error) {
+      if (Date.now() >= until) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 async function main(): Promise<number> {
   const { address, service } = await probeTarget(process.argv.slice(2), process.env);
-  const status = await checkHealth(address, service, TIMEOUT_MS);
+  const status = await checkHealthWaiting(address, service, TIMEOUT_MS, WAIT_MS);
   const name = SERVING_STATUS[status] ?? String(status);
   process.stdout.write(`${address}${service ? ` ${service}` : ""}: ${name}\n`);
   return status === SERVING ? 0 : 1;
