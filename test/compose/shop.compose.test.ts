@@ -232,6 +232,7 @@ describe("the shop in containers", () => {
       await Promise.all(placing);
     }
     const during = acknowledged.filter((entry) => entry.at >= killedAt && entry.at <= backAt).length;
+    const justBefore = acknowledged.filter((entry) => entry.at < killedAt && entry.at >= killedAt - 2000).length;
     const statuses = await Promise.all(acknowledged.map((entry) => finalStatus(entry.who, entry.orderId, 90_000)));
     expect(statuses.every((status) => FINAL.has(status))).toBe(true);
     const ids = acknowledged.map((entry) => entry.orderId);
@@ -245,7 +246,7 @@ describe("the shop in containers", () => {
     const confirmed = statuses.filter((status) => status === OrderStatus.CONFIRMED).length;
     expect(Number((await sql("meshwork_payments", `select count(*) from payments where status = 'authorized' and order_id in (${orderIds})`))[0])).toBe(confirmed);
     process.stdout.write(
-      `kill: ${acknowledged.length} orders acknowledged (${during} while orders was down or starting), ${confirmed} confirmed, the rest ${[...new Set(statuses.filter((s) => s !== OrderStatus.CONFIRMED).map((s) => OrderStatus[s]))].join("/") || "none"}; back healthy ${((backAt - killedAt) / 1000).toFixed(1)} s after the kill\n`,
+      `kill: ${acknowledged.length} orders acknowledged (${justBefore} in the 2 s before the kill, their sagas in flight; ${during} between the kill and orders healthy again), ${confirmed} confirmed, the rest ${[...new Set(statuses.filter((s) => s !== OrderStatus.CONFIRMED).map((s) => OrderStatus[s]))].join("/") || "none"}; back healthy ${((backAt - killedAt) / 1000).toFixed(1)} s after the kill\n`,
     );
   });
 
