@@ -131,5 +131,30 @@ export function orderStoreSuite(engine: Engine): void {
         [...times].sort((a, b) => b - a),
       );
     });
+
+    test("pages through orders placed in the same millisecond without skipping one (created_at keeps microseconds)", async (t) => {
+      const db = await ordersDatabase(t, engine);
+      if (!db) return;
+      const store = orderStore(db);
+      const ids: string[] = [];
+      for (let index = 0; index < 6; index++) ids.push((await store.place(newOrder("same-ms"), eventFactory)).order.id);
+      // Six orders within one millisecond, microseconds apart, their ids in the opposite order of their times.
+      const byId = [...ids].sort();
+      for (const [index, id] of byId.entries()) {
+        await db("orders")
+          .where({ id })
+          .update({ created_at: db.raw("timestamptz '2026-12-06 12:00:00.123000+00' + make_interval(secs => ?)", [(byId.length - index) * 0.0001]) });
+      }
+      const seen: string[] = [];
+      let after: { createdAt: Date; id: string } | undefined;
+      for (let page = 0; page < 10; page++) {
+        const found = await store.list("same-ms", 1, after);
+        if (found.length === 0) break;
+        seen.push(found[0]!.id);
+        after = { createdAt: found[0]!.createdAt, id: found[0]!.id };
+      }
+      // Newest first: the smallest id carries the latest time.
+      assert.deepEqual(seen, byId);
+    });
   });
 }

@@ -143,7 +143,10 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
           { column: "created_at", order: "desc" },
           { column: "id", order: "desc" },
         ]);
-      if (after) query.andWhereRaw("(created_at, id) < (?, ?)", [after.createdAt, after.id]);
+      // The cursor's order itself gives the position: created_at has microseconds, a
+      // JavaScript Date (and so the token's timestamp) only milliseconds, and comparing
+      // with the truncated time skipped orders placed in the same millisecond.
+      if (after) query.andWhereRaw("(created_at, id) < (select o.created_at, o.id from orders o where o.id = ? and o.user_id = ?)", [after.id, userId]);
       return withHistory(db, await query.limit(limit));
     },
 
