@@ -7,7 +7,7 @@
  * `npm run compose:down`: stops and removes the containers, networks and
  * volumes (the databases too).
  */
-import { buildAll, composeSetup, down, imageSizes, leftovers, mountedVolumes, startToHealthy, upAndWaitHealthy } from "./lib/compose.js";
+import { buildAll, composeSetup, downCompletely, readyReport, upAndWaitHealthy } from "./lib/compose.js";
 
 const HEALTHY_WITHIN_MS = 240_000;
 
@@ -18,17 +18,10 @@ async function up(): Promise<void> {
   await buildAll(setup);
   const built = Date.now();
   const ready = await upAndWaitHealthy(setup, HEALTHY_WITHIN_MS);
-  const sizes = await imageSizes();
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const lines = [
     "",
-    "start-to-healthy:",
-    ...ready
-      .filter((container) => container.health !== "none")
-      .sort((a, b) => a.service.localeCompare(b.service))
-      .map((container) => `  ${container.service.padEnd(16)} ${startToHealthy(container)?.toFixed(1) ?? "?"} s`),
-    "images:",
-    ...[...sizes].sort().map(([name, bytes]) => `  ${name.padEnd(28)} ${(bytes / 1e6).toFixed(0)} MB`),
+    ...(await readyReport(ready)),
     "",
     "Meshwork is up in containers: the shop and its API at http://127.0.0.1:8080",
     `  built in ${seconds(built - started)}, healthy ${seconds(Date.now() - built)} later (${seconds(Date.now() - started)} in all)`,
@@ -42,10 +35,7 @@ async function main(): Promise<void> {
   const command = process.argv[2];
   if (command === "up") return up();
   if (command === "down") {
-    const mounted = await mountedVolumes();
-    await down(await composeSetup(), { volumes: true });
-    const left = await leftovers(mounted);
-    if (left.length > 0) throw new Error(`still there after down -v: ${left.join(", ")}`);
+    await downCompletely(await composeSetup());
     process.stdout.write("Meshwork's containers, networks and volumes are removed (its images stay, for the next compose:up).\n");
     return;
   }

@@ -187,13 +187,13 @@ export async function upAndWaitHealthy(setup: ComposeSetup, timeoutMs: number): 
 }
 
 /** Seconds from a container's start to its first successful health probe. */
-export function startToHealthy(container: ContainerState): number | undefined {
+function startToHealthy(container: ContainerState): number | undefined {
   if (!container.firstHealthyAt) return undefined;
   return (Date.parse(container.firstHealthyAt) - Date.parse(container.startedAt)) / 1000;
 }
 
 /** Image sizes by repository:tag of the project's own images (meshwork/*). */
-export async function imageSizes(): Promise<Map<string, number>> {
+async function imageSizes(): Promise<Map<string, number>> {
   const lines = (await docker(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}\t{{.ID}}", "meshwork/*"])).split("\n").filter(Boolean);
   const sizes = new Map<string, number>();
   for (const line of lines) {
@@ -224,7 +224,7 @@ export async function down(setup: ComposeSetup, options: { volumes: boolean }): 
 }
 
 /** The volumes the project's containers mount, named or anonymous (anonymous ones carry no project label). */
-export async function mountedVolumes(): Promise<string[]> {
+async function mountedVolumes(): Promise<string[]> {
   const ids = (await docker(["ps", "-aq", "--filter", `label=com.docker.compose.project=${PROJECT}`])).split("\n").filter(Boolean);
   if (ids.length === 0) return [];
   const inspected = JSON.parse(await docker(["inspect", ...ids])) as { Mounts: { Type: string; Name?: string }[] }[];
@@ -236,7 +236,7 @@ export async function mountedVolumes(): Promise<string[]> {
  * (all gone after `down -v`), and those of `alsoVolumes` (mountedVolumes,
  * read before the `down`) that remain.
  */
-export async function leftovers(alsoVolumes: readonly string[] = []): Promise<string[]> {
+async function leftovers(alsoVolumes: readonly string[] = []): Promise<string[]> {
   const label = `label=com.docker.compose.project=${PROJECT}`;
   const list = async (kind: string, args: readonly string[]) =>
     (await docker(args))
@@ -251,4 +251,24 @@ export async function leftovers(alsoVolumes: readonly string[] = []): Promise<st
     ...labelled,
     ...alsoVolumes.filter((name) => volumes.has(name) && !labelled.includes(`volume ${name}`)).map((name) => `volume ${name}`),
   ];
+}
+
+/** What compose:up and the compose test print once all is healthy: each image's size, each container's start-to-healthy time. */
+export async function readyReport(ready: readonly ContainerState[]): Promise<string[]> {
+  const sizes = await imageSizes();
+  return [
+    ...[...sizes].sort().map(([name, bytes]) => `  image ${name.padEnd(28)} ${(bytes / 1e6).toFixed(0)} MB`),
+    ...ready
+      .filter((container) => container.health !== "none")
+      .sort((a, b) => a.service.localeCompare(b.service))
+      .map((container) => `  start-to-healthy ${container.service.padEnd(16)} ${startToHealthy(container)?.toFixed(1) ?? "?"} s`),
+  ];
+}
+
+/** `down -v`, then fails naming whatever of the project is still in Docker (anonymous volumes included). */
+export async function downCompletely(setup: ComposeSetup): Promise<void> {
+  const mounted = await mountedVolumes();
+  await down(setup, { volumes: true });
+  const left = await leftovers(mounted);
+  if (left.length > 0) throw new Error(`still there after down -v: ${left.join(", ")}`);
 }

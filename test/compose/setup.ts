@@ -9,7 +9,7 @@
  * healthy (`npm run compose:up`) and leaves it running: for working on the
  * tests, not for CI.
  */
-import { buildAll, composeInherit, composeSetup, down, imageSizes, leftovers, mountedVolumes, startToHealthy, upAndWaitHealthy, waitHealthy } from "../../scripts/lib/compose.js";
+import { buildAll, composeInherit, composeSetup, down, downCompletely, readyReport, upAndWaitHealthy, waitHealthy } from "../../scripts/lib/compose.js";
 
 export default async function setup(): Promise<() => Promise<void>> {
   const setup = await composeSetup();
@@ -23,15 +23,10 @@ export default async function setup(): Promise<() => Promise<void>> {
     await buildAll(setup, { quiet: true });
     const built = Date.now();
     const ready = await upAndWaitHealthy(setup, 240_000);
-    const sizes = await imageSizes();
     process.stdout.write(
       [
         `compose: ${setup.offline ? "offline (stand-ins, compose.offline.yaml)" : "compose.yaml with pulled images"}; built in ${((built - started) / 1000).toFixed(0)} s, healthy ${((Date.now() - built) / 1000).toFixed(0)} s after`,
-        ...[...sizes].sort().map(([name, bytes]) => `  image ${name.padEnd(28)} ${(bytes / 1e6).toFixed(0)} MB`),
-        ...ready
-          .filter((container) => container.health !== "none")
-          .sort((a, b) => a.service.localeCompare(b.service))
-          .map((container) => `  start-to-healthy ${container.service.padEnd(16)} ${startToHealthy(container)?.toFixed(1) ?? "?"} s`),
+        ...(await readyReport(ready)),
         "",
       ].join("\n"),
     );
@@ -41,11 +36,6 @@ export default async function setup(): Promise<() => Promise<void>> {
     await down(setup, { volumes: true });
     throw error;
   }
-  return async () => {
-    const mounted = await mountedVolumes();
-    await down(setup, { volumes: true });
-    // Checked, and silent when nothing is left: the run's last line stays its summary.
-    const left = await leftovers(mounted);
-    if (left.length > 0) throw new Error(`down -v left: ${left.join(", ")}`);
-  };
+  // Checked, and silent when nothing is left: the run's last line stays its summary.
+  return () => downCompletely(setup);
 }

@@ -17,6 +17,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { composeInherit, composeSetup, containers, docker, type ContainerState, waitHealthy } from "../../scripts/lib/compose.js";
+import { signedInShopper } from "../e2e/gateway-harness.js";
 import { shopperFlowThroughGateway } from "../e2e/shop-flow.js";
 
 const GATEWAY = "http://127.0.0.1:8080";
@@ -30,16 +31,11 @@ const orders: Client<typeof OrderService> = createClient(OrderService, transport
 const uncheckable: string[] = [];
 
 interface Shopper {
-  readonly email: string;
   readonly headers: { authorization: string };
 }
 
 async function shopper(name: string): Promise<Shopper> {
-  const email = `${name}-${randomUUID()}@example.test`;
-  const password = "correct horse battery";
-  await identity.signUp({ email, password, displayName: name });
-  const { accessToken } = await identity.signIn({ email, password });
-  return { email, headers: { authorization: `Bearer ${accessToken}` } };
+  return { headers: { authorization: (await signedInShopper(identity, name)).authorization } };
 }
 
 /** The product with the most units left, so the tests' orders are not refused for want of stock. */
