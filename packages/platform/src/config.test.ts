@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "vitest";
 import { ConfigError, describeConfig, loadConfig, parseConsulAddress, serviceSettings } from "./config.js";
 import { settings } from "./config-schemas.js";
@@ -40,6 +43,20 @@ describe("typed configuration", () => {
       assert.match(error.message, /DEMO_BATCH_SIZE \(batchSize\): expected a number above 0; got "-3"/);
       assert.doesNotMatch(error.message, /hunter2/);
     }
+  });
+
+  test("a secret may come from <VAR>_FILE; a plain setting may not, and an unreadable or doubly-set secret is named", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-config-"));
+    const keyFile = join(dir, "api-key");
+    writeFileSync(keyFile, "s3cret\n");
+    const urlFile = join(dir, "db-url");
+    writeFileSync(urlFile, "postgres://demo:pw@db:5432/demo");
+    const config = loadConfig(spec, { DEMO_API_KEY_FILE: keyFile, DEMO_DATABASE_URL_FILE: urlFile, DEMO_PORT_FILE: keyFile });
+    assert.equal(config.apiKey, "s3cret");
+    assert.equal(config.databaseUrl, "postgres://demo:pw@db:5432/demo");
+    assert.equal(config.port, 50099, "PORT is not a secret: DEMO_PORT_FILE is ignored");
+    assert.throws(() => loadConfig(spec, { DEMO_API_KEY_FILE: join(dir, "missing") }), /DEMO_API_KEY_FILE \(apiKey\): cannot read .*missing: ENOENT/);
+    assert.throws(() => loadConfig(spec, { DEMO_API_KEY: "k", DEMO_API_KEY_FILE: keyFile }), /DEMO_API_KEY \(apiKey\): set both DEMO_API_KEY and DEMO_API_KEY_FILE/);
   });
 
   test("a documented table lists every variable", () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { settings } from "./config-schemas.js";
 import { telemetrySettings } from "./telemetry/index.js";
@@ -12,7 +13,11 @@ export interface Setting<S extends z.ZodType = z.ZodType> {
   readonly schema: S;
   /** Used when the environment does not set it; omitted means required. */
   readonly default?: z.input<S>;
-  /** Never print its value (passwords, URLs with credentials). */
+  /**
+   * Never print its value (passwords, URLs with credentials). A secret may
+   * also be given as `<env>_FILE`, the path of a file holding it (compose
+   * secrets, Kubernetes Secret volumes), so it never sits in the environment.
+   */
   readonly secret?: boolean;
 }
 
@@ -37,7 +42,21 @@ export function loadConfig<Spec extends ConfigSpec>(spec: Spec, env: Readonly<Re
   const problems: string[] = [];
   const values: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(spec)) {
-    const raw = env[setting.env];
+    let raw = env[setting.env];
+    const file = setting.secret ? env[`${setting.env}_FILE`] : undefined;
+    if (file !== undefined && file !== "") {
+      if (raw !== undefined && raw !== "") {
+        problems.push(`${setting.env} (${key}): set both ${setting.env} and ${setting.env}_FILE; set one`);
+        continue;
+      }
+      try {
+        // One trailing newline is what `echo` and most secret tools write.
+        raw = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+      } catch (error) {
+        problems.push(`${setting.env}_FILE (${key}): cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        continue;
+      }
+    }
     const fromEnv = raw !== undefined && raw !== "";
     if (!fromEnv && !("default" in setting)) {
       problems.push(`${setting.env} (${key}): required: ${setting.doc}`);
