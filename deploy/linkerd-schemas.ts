@@ -118,6 +118,26 @@ export const LINKERD_SCHEMAS = {
   }),
 } as const;
 
+/**
+ * What the manifests need in the cluster. Server policy.linkerd.io/v1beta3
+ * (with accessPolicy) and GRPCRoute gateway.networking.k8s.io/v1 as policy
+ * and outbound routes: Linkerd 2.18 or later. Linkerd 2.18 and 2.19 support
+ * Gateway API CRDs 1.1.1 to 1.2.1 (Linkerd's compatibility table; 2.15-2.17
+ * read GRPCRoute only as v1alpha2). The README states the same; the
+ * security tests check both against the rendered objects.
+ */
+export const MESH_REQUIREMENTS = { linkerd: "2.18", gatewayApi: { from: "1.1.1", to: "1.2.1" } } as const;
+
+/** The one apiVersion each rendered mesh kind must have under MESH_REQUIREMENTS. */
+export const MESH_API_VERSIONS: Readonly<Record<string, string>> = {
+  Server: "policy.linkerd.io/v1beta3",
+  AuthorizationPolicy: "policy.linkerd.io/v1alpha1",
+  MeshTLSAuthentication: "policy.linkerd.io/v1alpha1",
+  NetworkAuthentication: "policy.linkerd.io/v1alpha1",
+  GRPCRoute: "gateway.networking.k8s.io/v1",
+  HTTPRoute: "gateway.networking.k8s.io/v1",
+};
+
 export type LinkerdKind = keyof typeof LINKERD_SCHEMAS;
 export const isLinkerdKind = (kind: string): kind is LinkerdKind => kind in LINKERD_SCHEMAS;
 

@@ -6,7 +6,16 @@ import path from "node:path";
 import { describe, test } from "vitest";
 import { APP_SERVICES, CALL_GRAPH, edgeKeys, type AppService, type CallEdge } from "../call-graph.js";
 import { parseCompose } from "../compose-schema.js";
-import { edgesFromLinkerd, edgesFromSource, pairsFromComposeDependencies, pairsFromComposeNetworks, type FoundEdge, type SourceFile } from "../graph-checks.js";
+import {
+  declaredMethodGrants,
+  edgesFromLinkerd,
+  edgesFromSource,
+  methodGrantsFromLinkerd,
+  pairsFromComposeDependencies,
+  pairsFromComposeNetworks,
+  type FoundEdge,
+  type SourceFile,
+} from "../graph-checks.js";
 import { renderKustomize } from "../kustomize.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -28,6 +37,25 @@ const composeText = readFileSync(path.join(root, "compose.yaml"), "utf8");
 describe("one call graph: the code, compose and Linkerd agree with deploy/call-graph.ts", () => {
   test("the clients each service builds in its source are exactly its declared callees, with the declared scope", () => {
     assert.deepEqual(edgeKeys(edgesFromAllSources()), edgeKeys(CALL_GRAPH));
+  });
+
+  test("the methods each service's code calls (clients' method calls, services the gateway forwards whole) are exactly its edges' methods", () => {
+    assert.deepEqual(declaredMethodGrants(edgesFromAllSources()), declaredMethodGrants(CALL_GRAPH));
+  });
+
+  test("the rendered Linkerd routes and policies let each caller call exactly its declared methods, and Health", async () => {
+    const objects = await renderKustomize(path.join(root, "mesh/linkerd"));
+    assert.deepEqual(methodGrantsFromLinkerd(objects), declaredMethodGrants(CALL_GRAPH));
+  });
+
+  test("a call to one more method in code is found: orders listing products", () => {
+    const edited = edgesFromAllSources((service, files) =>
+      service !== "orders" ? files : [...files, { path: "services/orders/src/extra.ts", text: "await clients.catalog.client.listProducts({});" }],
+    );
+    assert.deepEqual(
+      declaredMethodGrants(edited).filter((key) => !declaredMethodGrants(CALL_GRAPH).includes(key)),
+      ["orders->catalog shop.catalog.v1.CatalogService/ListProducts"],
+    );
   });
 
   test("compose networks let each service reach exactly its declared callees", () => {

@@ -177,9 +177,15 @@ describe("kubectl kustomize mesh/linkerd", () => {
     assert.equal(annotations.annotations["config.linkerd.io/default-inbound-policy"], "all-authenticated");
   });
 
-  test("each backend's api route matches exactly its own services, and kubelet probes are authorized on the health route only", () => {
+  test("each backend's policy routes match only its own services, and kubelet probes are authorized on the health route only", () => {
     for (const service of BACKENDS) {
-      assert.deepEqual(routeServices(named("GRPCRoute", `${service}-api`)), [...SERVED_APIS[service]].sort());
+      const routes = byKind("GRPCRoute").filter((route) => route.spec.parentRefs.some((ref: any) => ref.kind === "Server" && ref.name === `${service}-grpc`));
+      const matched = new Set(routes.filter((route) => route.metadata.name !== `${service}-health`).flatMap(routeServices));
+      assert.deepEqual(
+        [...matched].filter((name) => !SERVED_APIS[service].includes(name)),
+        [],
+        `${service}'s routes match only what it serves`,
+      );
       assert.deepEqual(routeServices(named("GRPCRoute", `${service}-health`)), ["grpc.health.v1.Health"]);
       const probes = named("AuthorizationPolicy", `${service}-probes`);
       assert.equal(probes.spec.targetRef.name, `${service}-health`);
@@ -188,55 +194,40 @@ describe("kubectl kustomize mesh/linkerd", () => {
         ["NetworkAuthentication/kubelet-probes"],
       );
     }
-    // Unauthenticated access anywhere else would undo zero trust: only health routes and the edge.
+    // Unauthenticated access anywhere else would undo zero trust: only health routes, the edge and the metrics ports.
     for (const policy of byKind("AuthorizationPolicy")) {
-      if (!policy.spec.requiredAuthenticationRefs.some((ref: any) => ref.kind === "NetworkAuthentication")) continue;
+      const networks = policy.spec.requiredAuthenticationRefs.filter((ref: any) => ref.kind === "NetworkAuthentication").map((ref: any) => ref.name);
+      if (networks.length === 0) continue;
       const target = policy.spec.targetRef;
       const allowed =
-        (target.kind === "GRPCRoute" && routeServices(named("GRPCRoute", target.name)).every((name) => name === "grpc.health.v1.Health")) ||
-        (target.kind === "Server" && target.name === "gateway-http");
+        (target.kind === "GRPCRoute" &&
+          routeServices(named("GRPCRoute", target.name)).every((name) => name === "grpc.health.v1.Health") &&
+          networks.every((name: string) => name === "kubelet-probes")) ||
+        (target.kind === "Server" && target.name === "gateway-http") ||
+        (target.kind === "Server" && named("Server", target.name).spec.port === "metrics" && networks.every((name: string) => name === "metrics-scrapers"));
       assert.ok(allowed, `AuthorizationPolicy ${policy.metadata.name} admits unauthenticated networks to ${target.kind} ${target.name}`);
     }
   });
 
-  test("retries and timeouts are Linkerd annotations, one proxy retry at most, and services that stream get no request timeout", () => {
-    const retrying = objects.filter((object) => (object.metadata as any).annotations?.["retry.linkerd.io/grpc"] !== undefined);
-    assert.ok(retrying.length >= 5);
-    for (const object of retrying) {
-      // The platform's clients retry too; a higher proxy limit would multiply their attempts.
-      assert.equal((object.metadata as any).annotations["retry.linkerd.io/limit"], "1", `${object.kind} ${object.metadata.name}`);
+  test("catalog's outbound routes split by weight between Services selecting the stable and canary pods, and the README says how to promote and roll back", () => {
+    for (const name of ["catalog-reads", "catalog-default"]) {
+      const route = named("GRPCRoute", name);
+      assert.deepEqual(
+        route.spec.parentRefs.map((ref: any) => `${ref.kind}/${ref.name}:${ref.port}`),
+        ["Service/catalog:50052"],
+      );
+      // Every rule carries the split: a rule without it would send its methods to both tracks by pod count.
+      for (const rule of route.spec.rules) {
+        const backends = rule.backendRefs as { name: string; weight: number }[];
+        assert.deepEqual(backends.map((backend) => `${backend.name}=${backend.weight}`).sort(), ["catalog-canary=10", "catalog-stable=90"], `${name}'s split`);
+      }
     }
-    for (const service of ["identity", "payments"]) {
-      const annotations = named("Service", service).metadata as any;
-      assert.equal(annotations.annotations["retry.linkerd.io/grpc"], "unavailable");
-      assert.ok(annotations.annotations["timeout.linkerd.io/request"]);
-    }
-    for (const service of ["orders", "notifications"]) {
-      const annotations = (named("Service", service).metadata as any).annotations;
-      assert.equal(annotations["retry.linkerd.io/grpc"], "unavailable");
-      assert.equal(annotations["timeout.linkerd.io/request"], undefined, `${service} serves streams a request timeout would cut`);
-    }
-    assert.equal((named("GRPCRoute", "catalog-canary").metadata as any).annotations["retry.linkerd.io/grpc"], "unavailable");
-  });
-
-  test("catalog's canary route splits by weight between Services selecting the stable and canary pods, and the README says how to promote and roll back", () => {
-    const route = named("GRPCRoute", "catalog-canary");
-    assert.deepEqual(
-      route.spec.parentRefs.map((ref: any) => `${ref.kind}/${ref.name}:${ref.port}`),
-      ["Service/catalog:50052"],
-    );
-    const backends = route.spec.rules[0].backendRefs as { name: string; weight: number }[];
-    assert.deepEqual(backends.map((backend) => backend.name).sort(), ["catalog-canary", "catalog-stable"]);
-    assert.equal(
-      backends.reduce((sum, backend) => sum + backend.weight, 0),
-      100,
-    );
     assert.equal(named("Service", "catalog-stable").spec.selector.track, "stable");
     assert.equal(named("Service", "catalog-canary").spec.selector.track, "canary");
     assert.equal(named("Deployment", "catalog-canary").spec.template.metadata.labels.track, "canary");
     const readme = readFileSync(path.join(root, "mesh/linkerd/README.md"), "utf8");
     assert.match(readme, /## Canary: promote and roll back/);
-    assert.match(readme, /kubectl -n meshwork patch grpcroute catalog-canary/);
+    assert.match(readme, /for route in catalog-reads catalog-default; do kubectl -n meshwork patch grpcroute "\$route"/);
   });
 
   test("each Deployment addresses exactly its callees' Services, and sets only variables the service reads", () => {
