@@ -62,7 +62,8 @@ export const LINKERD_SCHEMAS = {
       externalWorkloadSelector: labelSelector,
       port: portSpec,
       proxyProtocol: { enum: ["unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"] },
-      accessPolicy: { type: "string" },
+      // What the Server admits when no AuthorizationPolicy does (default deny); the default-policy values.
+      accessPolicy: { enum: ["deny", "all-authenticated", "all-unauthenticated", "cluster-authenticated", "cluster-unauthenticated", "audit"] },
     },
   }),
   AuthorizationPolicy: resource("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", {

@@ -12,7 +12,7 @@ import { APP_SERVICES, CALL_GRAPH, READ_METHODS, SERVED_APIS, SERVICE_PORTS, typ
 import { declaredMethodGrants, methodGrantsFromLinkerd, type KubeObject } from "../graph-checks.js";
 import { expandMethods, HEALTH_SERVICE, REFLECTION_SERVICE } from "../grpc-methods.js";
 import { renderKustomize } from "../kustomize.js";
-import { MESH_API_VERSIONS, MESH_REQUIREMENTS } from "../linkerd-schemas.js";
+import { createLinkerdValidator, MESH_API_VERSIONS, MESH_REQUIREMENTS } from "../linkerd-schemas.js";
 import { cidrsOverlap, isIpv6Cidr, retryProblems } from "../mesh-checks.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -211,6 +211,8 @@ describe("point 9: the mesh as Linkerd really behaves", () => {
     const management = named("Server", "rabbitmq-management");
     assert.equal(management.spec.port, "management");
     assert.equal(management.spec.accessPolicy, "deny");
+    // A misspelt access policy would not be "deny": the CRD schema refuses it.
+    assert.ok(createLinkerdValidator()({ ...management, spec: { ...management.spec, accessPolicy: "denied" } }).some((problem) => problem.includes("accessPolicy")));
     assert.deepEqual(
       byKind("AuthorizationPolicy").filter((policy) => policy.spec.targetRef.name === "rabbitmq-management"),
       [],
