@@ -968,3 +968,25 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     agentToken: (kind) => agentTokens.get(kind),
   };
 }
+
+/**
+ * Test helper: creates a policy with `rules` and a token linked to it through
+ * the simulated API's own /v1/acl endpoints, with the management token.
+ * Answers the token's SecretID (the one given, or Consul's).
+ */
+export async function grantConsulToken(options: { api: ConsulHttpApi; managementToken: string; name: string; rules: string; secretId?: string }): Promise<string> {
+  const { api, managementToken, name, rules } = options;
+  const call = async (route: string, body: unknown): Promise<Record<string, unknown>> => {
+    const response = await fetch(`http://${api.host}:${api.port}${route}`, {
+      method: "PUT",
+      headers: { "X-Consul-Token": managementToken, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`PUT ${route}: ${response.status} ${text}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  await call("/v1/acl/policy", { Name: name, Rules: rules });
+  const token = await call("/v1/acl/token", { Description: name, Policies: [{ Name: name }], ...(options.secretId === undefined ? {} : { SecretID: options.secretId }) });
+  return String(token.SecretID);
+}

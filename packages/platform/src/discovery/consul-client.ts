@@ -54,7 +54,10 @@ export function describeConsulError(error: unknown): { message: string; status?:
  */
 export function describeAclRefusal(error: unknown, connection: Pick<ConsulConnection, "token">): string | undefined {
   if (consulErrorStatus(error) !== 403) return undefined;
-  const said = (error instanceof Error ? error.message : String(error)).trim() || "403";
+  // The consul package keeps only short bodies in its message ("forbidden" otherwise): Consul's own words are in the body.
+  const body = (error as { response?: { body?: unknown } }).response?.body;
+  const text = Buffer.isBuffer(body) ? body.toString("utf8") : typeof body === "string" ? body : error instanceof Error ? error.message : String(error);
+  const said = text.trim() || "403";
   if (connection.token === undefined || connection.token === "") {
     return `Consul refused an anonymous request (${said}): no ACL token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to this service's token`;
   }
