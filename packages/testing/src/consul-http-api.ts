@@ -871,7 +871,10 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     }
 
     try {
-      await route(req, res, method, path, url.searchParams, caller(req, url.searchParams));
+      // Consul resolves no token for these: bootstrap is how the first token is
+      // made, and the status endpoints answer anyone (a stale token in the header is ignored).
+      const tokenless = path === "/v1/acl/bootstrap" || path.startsWith("/v1/status/");
+      await route(req, res, method, path, url.searchParams, tokenless ? { accessor: "", authorizer: { allows: () => false } } : caller(req, url.searchParams));
     } catch (error) {
       if (error instanceof HttpError) {
         sendText(res, error.status, error.message);
