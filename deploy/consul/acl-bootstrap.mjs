@@ -135,10 +135,19 @@ async function ensureManagement(api, managementToken) {
   );
 }
 
+/**
+ * A read of a policy or token that does not exist: Consul has answered 404 in
+ * some versions and 403 "ACL not found" in others. The management token was
+ * checked first, so here "ACL not found" means the object, not the caller.
+ */
+function isMissing(answer) {
+  return answer.status === 404 || (answer.status === 403 && /ACL not found/i.test(answer.text));
+}
+
 async function upsertPolicy(api, policy) {
   const found = await api.call("GET", `/v1/acl/policy/name/${encodeURIComponent(policy.name)}`);
   const body = { Name: policy.name, Description: policy.description, Rules: policy.rules };
-  if (found.status === 404) {
+  if (isMissing(found)) {
     await api.ok("PUT", "/v1/acl/policy", { body });
     return "created";
   }
@@ -157,7 +166,7 @@ async function upsertToken(api, { accessorId, secretId, description, policyName 
     }
     // Consul cannot change a token's secret: the secret file was regenerated.
     await api.ok("DELETE", `/v1/acl/token/${accessorId}`);
-  } else if (found.status !== 404) {
+  } else if (!isMissing(found)) {
     throw new BootstrapError(`GET token ${accessorId} (${description}): Consul answered ${found.status}: ${found.text.trim()}`);
   }
   const body = { AccessorID: accessorId, Description: description, Policies: policies, ...(secretId === undefined ? {} : { SecretID: secretId }) };

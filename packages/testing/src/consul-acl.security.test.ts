@@ -127,6 +127,10 @@ describe("the simulated Consul HTTP API with ACLs on (default deny)", () => {
       /failed to parse rules: key "a": invalid policy "own"/,
     );
 
+    // A policy or token that does not exist reads as 403 "ACL not found", as Consul answers.
+    const missing = await call(api, "GET", "/v1/acl/policy/name/nobody", { headers: auth });
+    assert.deepEqual([missing.status, missing.text], [403, "ACL not found"]);
+
     const secret = "1b4e28ba-2fa1-41d2-883f-0016d3cca427";
     const token = await call(api, "PUT", "/v1/acl/token", { headers: auth, body: { SecretID: secret, Policies: [{ Name: "reader" }] } });
     assert.equal(token.status, 200);

@@ -318,7 +318,8 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
   /** Throws Consul's 403 when the caller lacks `resource:access` on `name`. */
   function requirePermission(who: Caller, resource: Resource, access: Access, name = ""): void {
     if (who.authorizer.allows(resource, name, access)) return;
-    const on = name === "" && (resource === "acl" || resource === "operator" || resource === "keyring" || resource === "mesh" || resource === "peering") ? "" : ` on ${JSON.stringify(name)}`;
+    // Consul quotes the name as is, without escaping.
+    const on = name === "" && (resource === "acl" || resource === "operator" || resource === "keyring" || resource === "mesh" || resource === "peering") ? "" : ` on "${name}"`;
     throw new HttpError(403, `Permission denied: token with AccessorID '${who.accessor}' lacks permission '${resource}:${access}'${on}`);
   }
 
@@ -338,6 +339,10 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     };
   }
 
+  // Reading a policy or token that does not exist answers 403 "ACL not found",
+  // not 404 (hashicorp/consul issues 8428 and 9933 show it; the handler's
+  // own comment asks whether it should be a 404). Clients must accept both.
+  const ACL_READ_MISSING = "ACL not found";
   const POLICY_NAME = /^[A-Za-z0-9\-_]{1,128}$/;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -423,7 +428,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       if (method !== "GET") throw new HttpError(405, "method not allowed");
       requirePermission(who, "acl", "read");
       const policy = [...policies.values()].find((candidate) => candidate.Name === policyName);
-      if (policy === undefined) throw new HttpError(404, "ACL policy not found");
+      if (policy === undefined) throw new HttpError(403, ACL_READ_MISSING);
       sendJson(res, 200, policyJson(policy));
       return true;
     }
@@ -433,7 +438,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       const existing = policies.get(policyId);
       if (method === "GET") {
         requirePermission(who, "acl", "read");
-        if (existing === undefined) throw new HttpError(404, "ACL policy not found");
+        if (existing === undefined) throw new HttpError(403, ACL_READ_MISSING);
         sendJson(res, 200, policyJson(existing));
         return true;
       }
@@ -484,7 +489,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       if (method === "GET") {
         const asker = who;
         requirePermission(asker, "acl", "read");
-        if (existing === undefined) throw new HttpError(404, "ACL token not found");
+        if (existing === undefined) throw new HttpError(403, ACL_READ_MISSING);
         sendJson(res, 200, tokenJson(existing, asker.authorizer.allows("acl", "", "write")));
         return true;
       }
