@@ -14,8 +14,19 @@
  * - X-Consul-Index on every read (404s included), and blocking queries: a GET
  *   with ?index=N waits while the endpoint's index is <= N, until it changes
  *   or `wait` (Go duration, default 5m, capped at 10m) elapses;
- * - the ACL token, when configured, from X-Consul-Token, "Authorization:
- *   Bearer" or ?token=, with 403 when it is absent or wrong.
+ * - the ACL token from X-Consul-Token, "Authorization: Bearer" or ?token=.
+ *   Two modes: `token` (one shared secret, 403 when absent or wrong: the
+ *   old, coarse check), or `acl`, Consul's ACL system as documented
+ *   (consul-acl.ts): tokens linked to policies, default policy deny, the
+ *   anonymous token for requests without one, 403 "ACL not found" for an
+ *   unknown secret and "Permission denied: token with AccessorID '...'
+ *   lacks permission 'key:read' on \"...\"" for a missing permission;
+ *   /v1/health/service filters out what the token may not read (service
+ *   read on the service, node read on the node) and says so with
+ *   X-Consul-Results-Filtered-By-ACLs, as Consul does rather than 403;
+ *   PUT /v1/acl/bootstrap, /v1/acl/policy (create, read by name, update),
+ *   /v1/acl/token (create with a caller-chosen AccessorID/SecretID, read,
+ *   update, delete) and PUT /v1/agent/token/:kind.
  *
  * What it does not do: run health checks (tests move them with
  * setCheckStatus), reap critical services after DeregisterCriticalServiceAfter,
@@ -24,12 +35,26 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import { AclRuleError, createAuthorizer, MANAGEMENT_AUTHORIZER, parseAclRules, type Access, type Authorizer, type ParsedRules, type Resource } from "./consul-acl.js";
 
 export type CheckStatus = "passing" | "warning" | "critical";
 
+export interface ConsulAclOptions {
+  /** acl.default_policy: what a request no rule covers gets. Default "deny". */
+  readonly defaultPolicy?: "allow" | "deny";
+  /**
+   * acl.tokens.initial_management: a management token that exists from the
+   * start; Consul then counts ACLs as bootstrapped, so /v1/acl/bootstrap refuses.
+   */
+  readonly initialManagementToken?: string;
+}
+
 export interface ConsulHttpApiOptions {
-  /** When set, every request must carry this ACL token. */
+  /** When set, every request must carry this one token (no rules). Exclusive with `acl`. */
   readonly token?: string;
+  /** When set, Consul's ACL system is enforced (see consul-acl.ts). */
+  readonly acl?: ConsulAclOptions;
   /** Name and address of the simulated node every service is registered on. */
   readonly nodeName?: string;
   readonly nodeAddress?: string;
@@ -85,6 +110,34 @@ export interface ConsulHttpApi {
   nextRequest(path: string, predicate?: (request: RecordedRequest) => boolean): Promise<RecordedRequest>;
   /** The current Raft index: every write moves it. */
   index(): number;
+  /** The token set with PUT /v1/agent/token/:kind (e.g. "agent"), if any. */
+  agentToken(kind: string): string | undefined;
+}
+
+interface AclPolicy {
+  readonly ID: string;
+  readonly Name: string;
+  readonly Description: string;
+  readonly Rules: string;
+  readonly parsed: ParsedRules;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}
+
+interface AclToken {
+  readonly AccessorID: string;
+  readonly SecretID: string;
+  readonly Description: string;
+  readonly policyIds: string[];
+  readonly Local: boolean;
+  readonly CreateIndex: number;
+  readonly ModifyIndex: number;
+}
+
+/** The token a request carries, resolved. */
+interface Caller {
+  readonly accessor: string;
+  readonly authorizer: Authorizer;
 }
 
 interface Check {
@@ -195,6 +248,273 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
 
   let port = 0;
   let listening = false;
+
+  // --- ACL system (only when options.acl is set) ---------------------------
+  if (options.acl !== undefined && options.token !== undefined) throw new Error("createConsulHttpApi: give `token` or `acl`, not both");
+  const aclEnabled = options.acl !== undefined;
+  const defaultPolicy = options.acl?.defaultPolicy ?? "deny";
+  // Consul's built-in IDs.
+  const GLOBAL_MANAGEMENT_ID = "00000000-0000-0000-0000-000000000001";
+  const ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002";
+  const policies = new Map<string, AclPolicy>();
+  const tokens = new Map<string, AclToken>();
+  const agentTokens = new Map<string, string>();
+  let bootstrapped = false;
+  policies.set(GLOBAL_MANAGEMENT_ID, {
+    ID: GLOBAL_MANAGEMENT_ID,
+    Name: "global-management",
+    Description: "Builtin Policy that grants unlimited access",
+    Rules: "",
+    parsed: { segments: [], global: {} },
+    CreateIndex: 1,
+    ModifyIndex: 1,
+  });
+  // The anonymous token has no policies: with default deny it may do nothing.
+  tokens.set(ANONYMOUS_ACCESSOR, { AccessorID: ANONYMOUS_ACCESSOR, SecretID: "anonymous", Description: "Anonymous Token", policyIds: [], Local: false, CreateIndex: 1, ModifyIndex: 1 });
+  if (options.acl?.initialManagementToken !== undefined) {
+    addToken({ SecretID: options.acl.initialManagementToken, Description: "Initial Management Token", policyIds: [GLOBAL_MANAGEMENT_ID] });
+    bootstrapped = true;
+  }
+
+  function addToken(fields: { AccessorID?: string; SecretID?: string; Description: string; policyIds: string[]; Local?: boolean }): AclToken {
+    const index = bump();
+    const token: AclToken = {
+      AccessorID: fields.AccessorID ?? randomUUID(),
+      SecretID: fields.SecretID ?? randomUUID(),
+      Description: fields.Description,
+      policyIds: fields.policyIds,
+      Local: fields.Local ?? false,
+      CreateIndex: index,
+      ModifyIndex: index,
+    };
+    tokens.set(token.AccessorID, token);
+    return token;
+  }
+
+  function tokenBySecret(secret: string): AclToken | undefined {
+    for (const token of tokens.values()) if (token.SecretID === secret) return token;
+    return undefined;
+  }
+
+  function authorizerOf(token: AclToken): Authorizer {
+    if (token.policyIds.includes(GLOBAL_MANAGEMENT_ID)) return MANAGEMENT_AUTHORIZER;
+    // A link to a deleted policy is ignored, as Consul does.
+    const parsed = token.policyIds.flatMap((id) => {
+      const policy = policies.get(id);
+      return policy === undefined ? [] : [policy.parsed];
+    });
+    return createAuthorizer(parsed, defaultPolicy);
+  }
+
+  /** Who is asking: the anonymous token without a secret; 403 "ACL not found" for an unknown one. */
+  function caller(req: IncomingMessage, query: URLSearchParams): Caller {
+    if (!aclEnabled) return { accessor: "", authorizer: MANAGEMENT_AUTHORIZER };
+    const secret = tokenOf(req, query);
+    const token = secret === undefined ? tokens.get(ANONYMOUS_ACCESSOR) : tokenBySecret(secret);
+    if (token === undefined) throw new HttpError(403, "ACL not found");
+    return { accessor: token.AccessorID, authorizer: authorizerOf(token) };
+  }
+
+  /** Throws Consul's 403 when the caller lacks `resource:access` on `name`. */
+  function requirePermission(who: Caller, resource: Resource, access: Access, name = ""): void {
+    if (who.authorizer.allows(resource, name, access)) return;
+    // Consul quotes the name as is, without escaping.
+    const on = name === "" && (resource === "acl" || resource === "operator" || resource === "keyring" || resource === "mesh" || resource === "peering") ? "" : ` on "${name}"`;
+    throw new HttpError(403, `Permission denied: token with AccessorID '${who.accessor}' lacks permission '${resource}:${access}'${on}`);
+  }
+
+  function policyJson(policy: AclPolicy): unknown {
+    return { ID: policy.ID, Name: policy.Name, Description: policy.Description, Rules: policy.Rules, Datacenters: null, CreateIndex: policy.CreateIndex, ModifyIndex: policy.ModifyIndex };
+  }
+
+  function tokenJson(token: AclToken, showSecret: boolean): unknown {
+    return {
+      AccessorID: token.AccessorID,
+      SecretID: showSecret ? token.SecretID : "<hidden>",
+      Description: token.Description,
+      Policies: token.policyIds.map((id) => ({ ID: id, Name: policies.get(id)?.Name ?? "" })),
+      Local: token.Local,
+      CreateIndex: token.CreateIndex,
+      ModifyIndex: token.ModifyIndex,
+    };
+  }
+
+  // Reading a policy or token that does not exist answers 403 "ACL not found",
+  // not 404 (hashicorp/consul issues 8428 and 9933 show it; the handler's
+  // own comment asks whether it should be a 404). Clients must accept both.
+  const ACL_READ_MISSING = "ACL not found";
+  const POLICY_NAME = /^[A-Za-z0-9\-_]{1,128}$/;
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  function parsePolicyBody(body: unknown, existing: AclPolicy | undefined): AclPolicy {
+    if (!isRecord(body)) throw new HttpError(400, "Request decode failed: not an object");
+    const name = stringField(body, "Name") ?? "";
+    if (!POLICY_NAME.test(name)) throw new HttpError(400, `Invalid Policy: invalid Name "${name}"`);
+    const rules = stringField(body, "Rules") ?? "";
+    let parsed: ParsedRules;
+    try {
+      parsed = parseAclRules(rules);
+    } catch (error) {
+      if (error instanceof AclRuleError) throw new HttpError(400, `Invalid Policy: failed to parse rules: ${error.message}`);
+      throw error;
+    }
+    for (const policy of policies.values()) {
+      if (policy.Name === name && policy.ID !== existing?.ID) throw new HttpError(400, `Invalid Policy: A Policy with Name "${name}" already exists`);
+    }
+    const index = bump();
+    return {
+      ID: existing?.ID ?? randomUUID(),
+      Name: name,
+      Description: stringField(body, "Description") ?? "",
+      Rules: rules,
+      parsed,
+      CreateIndex: existing?.CreateIndex ?? index,
+      ModifyIndex: index,
+    };
+  }
+
+  /** Policy links as the token API takes them: { ID } or { Name }. */
+  function policyLinks(body: Record<string, unknown>): string[] {
+    const links = body.Policies ?? [];
+    if (!Array.isArray(links)) throw new HttpError(400, "Invalid Token: Policies must be a list");
+    return links.map((link) => {
+      if (!isRecord(link)) throw new HttpError(400, "Invalid Token: a policy link must be an object");
+      const id = stringField(link, "ID");
+      const name = stringField(link, "Name");
+      const policy = id !== undefined && id !== "" ? policies.get(id) : [...policies.values()].find((candidate) => candidate.Name === name);
+      if (policy === undefined) throw new HttpError(400, `Invalid Token: No such ACL policy with ${id ? `ID "${id}"` : `name "${name ?? ""}"`}`);
+      return policy.ID;
+    });
+  }
+
+  async function readJson(req: IncomingMessage): Promise<unknown> {
+    const raw = await readBody(req);
+    if (raw.length === 0) return {};
+    try {
+      return JSON.parse(raw.toString("utf8"));
+    } catch {
+      throw new HttpError(400, "Request decode failed: invalid JSON");
+    }
+  }
+
+  /** The /v1/acl/... routes; true when `path` was one of them. */
+  async function aclRoute(req: IncomingMessage, res: ServerResponse, method: string, path: string, who: Caller): Promise<boolean> {
+    if (!path.startsWith("/v1/acl/")) return false;
+    if (!aclEnabled) throw new HttpError(401, "ACL support disabled");
+
+    if (path === "/v1/acl/bootstrap") {
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      if (bootstrapped) throw new HttpError(403, `Permission denied: ACL bootstrap no longer allowed (reset index: ${raftIndex})`);
+      const body = await readJson(req);
+      const secret = isRecord(body) ? stringField(body, "BootstrapSecret") : undefined;
+      if (secret !== undefined && !UUID.test(secret)) throw new HttpError(400, "BootstrapSecret: invalid UUID");
+      bootstrapped = true;
+      const token = addToken({ ...(secret === undefined ? {} : { SecretID: secret }), Description: "Bootstrap Token (Global Management)", policyIds: [GLOBAL_MANAGEMENT_ID] });
+      sendJson(res, 200, tokenJson(token, true));
+      return true;
+    }
+
+    if (path === "/v1/acl/policy") {
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      requirePermission(who, "acl", "write");
+      const policy = parsePolicyBody(await readJson(req), undefined);
+      policies.set(policy.ID, policy);
+      sendJson(res, 200, policyJson(policy));
+      return true;
+    }
+
+    const policyName = /^\/v1\/acl\/policy\/name\/(.+)$/.exec(path)?.[1];
+    if (policyName !== undefined) {
+      if (method !== "GET") throw new HttpError(405, "method not allowed");
+      requirePermission(who, "acl", "read");
+      const policy = [...policies.values()].find((candidate) => candidate.Name === policyName);
+      if (policy === undefined) throw new HttpError(403, ACL_READ_MISSING);
+      sendJson(res, 200, policyJson(policy));
+      return true;
+    }
+
+    const policyId = /^\/v1\/acl\/policy\/([^/]+)$/.exec(path)?.[1];
+    if (policyId !== undefined) {
+      const existing = policies.get(policyId);
+      if (method === "GET") {
+        requirePermission(who, "acl", "read");
+        if (existing === undefined) throw new HttpError(403, ACL_READ_MISSING);
+        sendJson(res, 200, policyJson(existing));
+        return true;
+      }
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      requirePermission(who, "acl", "write");
+      if (existing === undefined) throw new HttpError(400, `Invalid Policy: Cannot find policy ${policyId}`);
+      if (policyId === GLOBAL_MANAGEMENT_ID) throw new HttpError(400, "Invalid Policy: Changing the Rules for the builtin global-management policy is not permitted");
+      const updated = parsePolicyBody(await readJson(req), existing);
+      policies.set(policyId, updated);
+      sendJson(res, 200, policyJson(updated));
+      return true;
+    }
+
+    if (path === "/v1/acl/token") {
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      requirePermission(who, "acl", "write");
+      const body = await readJson(req);
+      if (!isRecord(body)) throw new HttpError(400, "Request decode failed: not an object");
+      const accessor = stringField(body, "AccessorID") || undefined;
+      const secret = stringField(body, "SecretID") || undefined;
+      if (accessor !== undefined && !UUID.test(accessor)) throw new HttpError(400, "Invalid Token: AccessorID is not a valid UUID");
+      if (secret !== undefined && !UUID.test(secret)) throw new HttpError(400, "Invalid Token: SecretID is not a valid UUID");
+      if (accessor !== undefined && tokens.has(accessor)) throw new HttpError(400, "Invalid Token: AccessorID is already in use");
+      if (secret !== undefined && tokenBySecret(secret) !== undefined) throw new HttpError(400, "Invalid Token: SecretID is already in use");
+      const token = addToken({
+        ...(accessor === undefined ? {} : { AccessorID: accessor }),
+        ...(secret === undefined ? {} : { SecretID: secret }),
+        Description: stringField(body, "Description") ?? "",
+        policyIds: policyLinks(body),
+        Local: body.Local === true,
+      });
+      sendJson(res, 200, tokenJson(token, true));
+      return true;
+    }
+
+    if (path === "/v1/acl/token/self") {
+      // Any valid token may read itself; the secret comes back as sent.
+      if (method !== "GET") throw new HttpError(405, "method not allowed");
+      const self = tokens.get(who.accessor);
+      if (self === undefined || who.accessor === ANONYMOUS_ACCESSOR) throw new HttpError(403, "ACL not found");
+      sendJson(res, 200, tokenJson(self, true));
+      return true;
+    }
+
+    const accessor = /^\/v1\/acl\/token\/([^/]+)$/.exec(path)?.[1];
+    if (accessor !== undefined) {
+      const existing = tokens.get(accessor);
+      if (method === "GET") {
+        const asker = who;
+        requirePermission(asker, "acl", "read");
+        if (existing === undefined) throw new HttpError(403, ACL_READ_MISSING);
+        sendJson(res, 200, tokenJson(existing, asker.authorizer.allows("acl", "", "write")));
+        return true;
+      }
+      if (method === "DELETE") {
+        requirePermission(who, "acl", "write");
+        if (accessor === ANONYMOUS_ACCESSOR) throw new HttpError(400, "Delete operation not permitted on the anonymous token");
+        if (tokens.delete(accessor)) bump();
+        sendJson(res, 200, true);
+        return true;
+      }
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      requirePermission(who, "acl", "write");
+      if (existing === undefined) throw new HttpError(400, `Invalid Token: Cannot find token ${accessor}`);
+      const body = await readJson(req);
+      if (!isRecord(body)) throw new HttpError(400, "Request decode failed: not an object");
+      const secret = stringField(body, "SecretID");
+      if (secret !== undefined && secret !== "" && secret !== existing.SecretID) throw new HttpError(400, "Invalid Token: Changing a token's SecretID is not permitted");
+      const updated: AclToken = { ...existing, Description: stringField(body, "Description") ?? existing.Description, policyIds: policyLinks(body), ModifyIndex: bump() };
+      tokens.set(accessor, updated);
+      sendJson(res, 200, tokenJson(updated, true));
+      return true;
+    }
+
+    throw new HttpError(404, `not simulated: ${method} ${path}`);
+  }
 
   function bump(): number {
     raftIndex += 1;
@@ -320,7 +640,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     };
   }
 
-  function register(body: unknown): void {
+  function register(body: unknown, who: Caller): void {
     if (!isRecord(body)) throw new HttpError(400, "Request decode failed: not an object");
     const name = stringField(body, "Name");
     if (name === undefined || name === "") throw new HttpError(400, "Missing service name");
@@ -342,6 +662,11 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       Meta: meta,
       body,
     };
+    // service:write on the name, and on the service an existing ID belongs
+    // to, so a token cannot take over another service's instance by its ID.
+    requirePermission(who, "service", "write", name);
+    const overwritten = services.get(base.ID);
+    if (overwritten !== undefined && overwritten.Service !== name) requirePermission(who, "service", "write", overwritten.Service);
     const definitions: unknown[] = Array.isArray(body.Checks) ? body.Checks : body.Check !== undefined ? [body.Check] : [];
     const checks = definitions.map((definition, position) => parseCheck(base, definition, position, definitions.length));
     const previous = services.get(base.ID);
@@ -406,14 +731,37 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     };
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse, method: string, path: string, query: URLSearchParams): Promise<void> {
+  async function route(req: IncomingMessage, res: ServerResponse, method: string, path: string, query: URLSearchParams, who: Caller): Promise<void> {
+    if (await aclRoute(req, res, method, path, who)) return;
+
+    if (path === "/v1/status/leader") {
+      // Needs no token in Consul: deploy scripts wait on it.
+      if (method !== "GET") throw new HttpError(405, "method not allowed");
+      sendJson(res, 200, `${nodeAddress}:8300`);
+      return;
+    }
+
     const serviceName = /^\/v1\/health\/service\/(.+)$/.exec(path)?.[1];
     if (serviceName !== undefined) {
       if (method !== "GET") throw new HttpError(405, "method not allowed");
       const current = (): number => serviceIndex.get(serviceName) ?? 1;
       await block(res, query, current);
       const passing = query.has("passing") && !["false", "0"].includes(query.get("passing") ?? "");
-      sendJson(res, 200, healthEntries(serviceName, passing), current());
+      // Consul filters what the token may not read instead of refusing:
+      // the service needs service:read, each entry's node node:read.
+      const all = healthEntries(serviceName, passing);
+      const visible = who.authorizer.allows("service", serviceName, "read") && who.authorizer.allows("node", nodeName, "read") ? all : [];
+      if (visible.length < all.length) {
+        send(res, 200, JSON.stringify(visible), {
+          "Content-Type": "application/json",
+          "X-Consul-Index": String(current()),
+          "X-Consul-KnownLeader": "true",
+          "X-Consul-LastContact": "0",
+          "X-Consul-Results-Filtered-By-ACLs": "true",
+        });
+      } else {
+        sendJson(res, 200, all, current());
+      }
       return;
     }
 
@@ -426,7 +774,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       } catch {
         throw new HttpError(400, "Request decode failed: invalid JSON");
       }
-      register(body);
+      register(body, who);
       send(res, 200, "");
       return;
     }
@@ -436,8 +784,22 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       if (method !== "PUT") throw new HttpError(405, "method not allowed");
       const service = services.get(deregisterId);
       if (service === undefined) throw new HttpError(404, `Unknown service ID "${deregisterId}"`);
+      requirePermission(who, "service", "write", service.Service);
       services.delete(deregisterId);
       touchService(service.Service);
+      send(res, 200, "");
+      return;
+    }
+
+    const agentTokenKind = /^\/v1\/agent\/token\/([a-z_-]+)$/.exec(path)?.[1];
+    if (agentTokenKind !== undefined) {
+      if (method !== "PUT") throw new HttpError(405, "method not allowed");
+      if (!aclEnabled) throw new HttpError(401, "ACL support disabled");
+      requirePermission(who, "agent", "write", nodeName);
+      const body = await readJson(req);
+      const token = isRecord(body) ? stringField(body, "Token") : undefined;
+      if (token === undefined) throw new HttpError(400, "Request decode failed: Token missing");
+      agentTokens.set(agentTokenKind, token);
       send(res, 200, "");
       return;
     }
@@ -446,6 +808,7 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     if (key !== undefined) {
       const unsimulated = UNSIMULATED_KV_PARAMS.find((param) => query.has(param));
       if (unsimulated !== undefined) throw new HttpError(400, `?${unsimulated} is not simulated`);
+      requirePermission(who, "key", method === "GET" ? "read" : "write", key);
       if (method === "GET") {
         const current = (): number => kvIndex.get(key) ?? 1;
         await block(res, query, current);
@@ -513,7 +876,10 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
     }
 
     try {
-      await route(req, res, method, path, url.searchParams);
+      // Consul resolves no token for these: bootstrap is how the first token is
+      // made, and the status endpoints answer anyone (a stale token in the header is ignored).
+      const tokenless = path === "/v1/acl/bootstrap" || path.startsWith("/v1/status/");
+      await route(req, res, method, path, url.searchParams, tokenless ? { accessor: "", authorizer: { allows: () => false } } : caller(req, url.searchParams));
     } catch (error) {
       if (error instanceof HttpError) {
         sendText(res, error.status, error.message);
@@ -607,5 +973,28 @@ export function createConsulHttpApi(options: ConsulHttpApiOptions = {}): ConsulH
       });
     },
     index: () => raftIndex,
+    agentToken: (kind) => agentTokens.get(kind),
   };
+}
+
+/**
+ * Test helper: creates a policy with `rules` and a token linked to it through
+ * the simulated API's own /v1/acl endpoints, with the management token.
+ * Answers the token's SecretID (the one given, or Consul's).
+ */
+export async function grantConsulToken(options: { api: ConsulHttpApi; managementToken: string; name: string; rules: string; secretId?: string }): Promise<string> {
+  const { api, managementToken, name, rules } = options;
+  const call = async (route: string, body: unknown): Promise<Record<string, unknown>> => {
+    const response = await fetch(`http://${api.host}:${api.port}${route}`, {
+      method: "PUT",
+      headers: { "X-Consul-Token": managementToken, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`PUT ${route}: ${response.status} ${text}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  await call("/v1/acl/policy", { Name: name, Rules: rules });
+  const token = await call("/v1/acl/token", { Description: name, Policies: [{ Name: name }], ...(options.secretId === undefined ? {} : { SecretID: options.secretId }) });
+  return String(token.SecretID);
 }

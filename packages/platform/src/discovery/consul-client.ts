@@ -45,6 +45,37 @@ export function describeConsulError(error: unknown): { message: string; status?:
   };
 }
 
+/**
+ * Consul's ACL refusal (403) as a sentence that names the fix, or undefined
+ * for any other failure. Consul says "ACL not found" for a token it does not
+ * know, and "Permission denied: token with AccessorID '...' lacks permission
+ * 'key:read' on ..." for a known token without the right; the secret itself
+ * is never part of either.
+ */
+export function describeAclRefusal(error: unknown, connection: Pick<ConsulConnection, "token">): string | undefined {
+  if (consulErrorStatus(error) !== 403) return undefined;
+  // The consul package keeps only short bodies in its message ("forbidden" otherwise): Consul's own words are in the body.
+  const body = (error as { response?: { body?: unknown } }).response?.body;
+  const text = Buffer.isBuffer(body) ? body.toString("utf8") : typeof body === "string" ? body : error instanceof Error ? error.message : String(error);
+  const said = text.trim() || "403";
+  if (connection.token === undefined || connection.token === "") {
+    return `Consul refused an anonymous request (${said}): no ACL token is configured; set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to this service's token`;
+  }
+  if (/ACL not found/i.test(said)) {
+    return `Consul does not know this service's ACL token (${said}): CONSUL_HTTP_TOKEN / CONSUL_HTTP_TOKEN_FILE holds a token that was never created or was deleted`;
+  }
+  return `this service's Consul ACL token lacks a permission (${said}): its policy must grant it (deploy/consul/acl-policies.ts)`;
+}
+
+/** A Consul call refused by ACLs; the message says which permission and how to fix it. */
+export class ConsulAclError extends Error {
+  readonly status = 403;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConsulAclError";
+  }
+}
+
 export interface BlockingWatchOptions {
   readonly client: ConsulClient;
   /** A method of `client` that takes options, e.g. `client.kv.get`. */
@@ -55,8 +86,8 @@ export interface BlockingWatchOptions {
   readonly wait: string;
   /** Upper bound of the retry backoff after errors. */
   readonly retryMaxMs: number;
-  /** Called with the body of every answer whose X-Consul-Index moved. */
-  readonly onData: (data: unknown) => void;
+  /** Called with the body and headers of every answer whose X-Consul-Index moved. */
+  readonly onData: (data: unknown, headers: Readonly<Record<string, string | string[] | undefined>>) => void;
   /** Called after every failed query; the watch retries by itself. */
   readonly onError: (error: unknown) => void;
   readonly log: Logger;
@@ -88,8 +119,8 @@ export function startBlockingWatch(options: BlockingWatchOptions): BlockingWatch
       backoffMax: options.retryMaxMs,
     });
     current = watch;
-    watch.on("change", (data: unknown) => {
-      if (!stopped) options.onData(data);
+    watch.on("change", (data: unknown, res: { headers?: Record<string, string | string[] | undefined> } | undefined) => {
+      if (!stopped) options.onData(data, res?.headers ?? {});
     });
     // Without this listener an error event would throw out of the emitter.
     watch.on("error", (error: unknown) => {

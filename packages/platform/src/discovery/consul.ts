@@ -1,11 +1,18 @@
 /**
  * Discovery through Consul: each instance registers with its local agent
  * under a gRPC health check, and clients follow the passing instances of a
- * service with blocking queries on /v1/health/service/:name?passing=true.
+ * service with blocking queries on /v1/health/service/:name?passing=true:
+ * an instance whose check is critical or warning (a new one starts critical)
+ * is never handed to a client.
+ *
+ * With Consul's ACLs on, every call carries the service's token. A refused
+ * registration fails start-up with an error naming the missing permission;
+ * a refused or ACL-filtered health query is logged as an error saying so
+ * (once, until it heals), never as a silent empty list.
  */
 import { z } from "zod";
 import type { Logger } from "../logger.js";
-import { consulErrorStatus, createConsulClient, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "./consul-client.js";
+import { ConsulAclError, consulErrorStatus, createConsulClient, describeAclRefusal, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "./consul-client.js";
 import { instanceAddress, type Instance, type InstanceWatch, type Registration, type RegistrationHandle, type Registry, type Resolver } from "./ports.js";
 
 export type { ConsulConnection } from "./consul-client.js";
@@ -79,20 +86,30 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
   const registry: Registry = {
     async register(registration: Registration): Promise<RegistrationHandle> {
       const address = instanceAddress(registration);
-      await registryClient.agent.service.register({
-        name: registration.name,
-        id: registration.id,
-        address: registration.host,
-        port: registration.port,
-        tags: [...(registration.tags ?? [])],
-        check: {
-          name: `gRPC health of ${registration.id}`,
-          grpc: address,
-          interval: checkInterval,
-          timeout: checkTimeout,
-          deregistercriticalserviceafter: deregisterAfter,
-        },
-      });
+      const refused = (error: unknown, action: string): unknown => {
+        const why = describeAclRefusal(error, options.consul);
+        return why === undefined
+          ? error
+          : new ConsulAclError(`cannot ${action} "${registration.name}" instance ${registration.id} in Consul: ${why}; it needs service "${registration.name}" { policy = "write" }`, { cause: error });
+      };
+      await registryClient.agent.service
+        .register({
+          name: registration.name,
+          id: registration.id,
+          address: registration.host,
+          port: registration.port,
+          tags: [...(registration.tags ?? [])],
+          check: {
+            name: `gRPC health of ${registration.id}`,
+            grpc: address,
+            interval: checkInterval,
+            timeout: checkTimeout,
+            deregistercriticalserviceafter: deregisterAfter,
+          },
+        })
+        .catch((error: unknown) => {
+          throw refused(error, "register");
+        });
       log.info({ service: registration.name, instanceId: registration.id, address }, "registered in consul");
 
       let deregistering: Promise<void> | undefined;
@@ -101,7 +118,7 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
           await registryClient.agent.service.deregister(registration.id);
         } catch (error) {
           // The agent already forgot it (reaped, restarted): the goal is met.
-          if (consulErrorStatus(error) !== 404) throw error;
+          if (consulErrorStatus(error) !== 404) throw refused(error, "deregister");
         }
         log.info({ service: registration.name, instanceId: registration.id }, "deregistered from consul");
       };
@@ -154,6 +171,14 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
     // Nobody may be waiting on ready() when the watch closes early.
     ready.catch(() => {});
     let known = false;
+    // The ACL problem last logged, so a refusal is an error once, not once per retry.
+    let aclProblem: string | undefined;
+    const reportAcl = (problem: string | undefined): void => {
+      if (problem === aclProblem) return;
+      if (problem !== undefined) log.error({ service, instances: shared.instances.length }, problem);
+      else log.info({ service }, "consul answers this service's token again");
+      aclProblem = problem;
+    };
 
     const shared: SharedWatch = {
       instances: Object.freeze([]),
@@ -176,7 +201,13 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
       retryMaxMs,
       log,
       logContext: { service },
-      onData: (data) => {
+      onData: (data, headers) => {
+        // Consul hides what the token may not read rather than refusing: say so.
+        reportAcl(
+          headers["x-consul-results-filtered-by-acls"] === "true"
+            ? `consul hid instances of "${service}" from this service's ACL token (X-Consul-Results-Filtered-By-ACLs): it needs service "${service}" { policy = "read" } and node_prefix "" { policy = "read" }`
+            : undefined,
+        );
         const next = toInstances(service, data);
         if (next === undefined) return;
         const first = !known;
@@ -197,6 +228,11 @@ export function createConsulDiscovery(options: ConsulDiscoveryOptions): ConsulDi
         }
       },
       onError: (error) => {
+        const refusal = describeAclRefusal(error, options.consul);
+        if (refusal !== undefined) {
+          reportAcl(`cannot follow the instances of "${service}": ${refusal}; keeping the last known instances`);
+          return;
+        }
         log.warn({ service, error: describeConsulError(error), instances: shared.instances.length }, "consul health query failed; keeping the last known instances");
       },
     });

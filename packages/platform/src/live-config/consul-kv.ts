@@ -2,10 +2,13 @@
  * Live config from Consul KV: each bound key follows `prefix + key` with
  * blocking queries, so an operator's `consul kv put` reaches every instance
  * within one round trip, and an invalid put is refused by every instance.
+ * With Consul's ACLs on, a key the service's token may not read is a 403:
+ * logged as an error naming the key and the missing permission (once, until
+ * it heals), while the value stays at its fallback.
  */
 import type { z } from "zod";
 import type { Logger } from "../logger.js";
-import { createConsulClient, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "../discovery/consul-client.js";
+import { createConsulClient, describeAclRefusal, describeConsulError, startBlockingWatch, type BlockingWatch, type ConsulConnection } from "../discovery/consul-client.js";
 import { ABSENT, createLiveBinding, type LiveBinding, type RawValue } from "./live-binding.js";
 import type { LiveConfigSource, LiveValue } from "./ports.js";
 
@@ -55,6 +58,8 @@ export function createConsulLiveConfig(options: ConsulLiveConfigOptions): LiveCo
     const firstRead = new Promise<void>((resolve) => {
       settle = resolve;
     });
+    // Logged once per refusal, not once per retry of the watch.
+    let refusal: string | undefined;
     const keyWatch: KeyWatch = {
       bindings: [],
       last: undefined,
@@ -69,13 +74,22 @@ export function createConsulLiveConfig(options: ConsulLiveConfigOptions): LiveCo
         log,
         logContext: { key: consulKey },
         onData: (data) => {
+          if (refusal !== undefined) log.info({ key: consulKey }, "consul answers this service's token for the key again");
+          refusal = undefined;
           const raw = toRaw(data);
           keyWatch.last = raw;
           for (const binding of keyWatch.bindings) binding.offer(raw);
           settle();
         },
         onError: (error) => {
-          log.warn({ key: consulKey, error: describeConsulError(error) }, "consul kv query failed; keeping the current value");
+          const why = describeAclRefusal(error, options.consul);
+          if (why !== undefined) {
+            if (why !== refusal)
+              log.error({ key: consulKey }, `cannot read live setting ${consulKey}: ${why}; its policy needs read on a key_prefix covering it (its own prefix); keeping the current value`);
+            refusal = why;
+          } else {
+            log.warn({ key: consulKey, error: describeConsulError(error) }, "consul kv query failed; keeping the current value");
+          }
           // Start-up goes on with the fallback rather than waiting for Consul.
           settle();
         },
