@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { ACCESS_TOKEN_TYPE } from "@meshwork/platform";
 import { SignJWT } from "jose";
 import type { UserRecord } from "./identity.js";
 import { SIGNING_ALGORITHM, type SigningKey } from "./signing-keys.js";
@@ -21,7 +22,9 @@ export interface TokenIssuerOptions {
 }
 
 /**
- * Short-lived ES256 access tokens: header kid + alg; claims sub (user id),
+ * Short-lived ES256 access tokens: header kid, alg and typ "at+jwt" (RFC 9068,
+ * which verifiers require, so no other JWT signed by this key passes for an
+ * access token); claims sub (user id),
  * email, iss, aud, iat, exp and a unique jti (so a future deny-list can name
  * one token). Verifiers need only the public key published by GetJwks.
  */
@@ -31,7 +34,7 @@ export function createTokenIssuer({ key, issuer, audience, ttlSeconds, clock = (
       const issuedAt = Math.floor(clock().getTime() / 1000);
       const expiresAt = issuedAt + ttlSeconds;
       const token = await new SignJWT({ email: user.email })
-        .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: key.kid, typ: "JWT" })
+        .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: key.kid, typ: ACCESS_TOKEN_TYPE })
         .setSubject(user.id)
         .setIssuer(issuer)
         .setAudience(audience)
