@@ -1,5 +1,6 @@
 import { createPrivateKey, type JsonWebKey as NodeJwk, type KeyObject } from "node:crypto";
 import { ConfigError, loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/platform";
+import { KEK_BYTES, parseKek } from "./key-encryption.js";
 import type { PrivateSigningJwk } from "./signing-keys.js";
 
 const isPowerOfTwo = (value: number): boolean => value > 1 && (value & (value - 1)) === 0;
@@ -68,6 +69,40 @@ export const identityConfigSpec = {
     schema: signingKeySchema(),
     default: "",
     secret: true,
+  },
+  keyEncryptionKey: {
+    env: "IDENTITY_KEY_ENCRYPTION_KEY",
+    doc: `Key-encryption key (${KEK_BYTES} random bytes, base64url: \`openssl rand 32 | basenc --base64url\`) under which private signing keys are stored (AES-256-GCM); compose and Kubernetes give it as IDENTITY_KEY_ENCRYPTION_KEY_FILE. When unset, one is generated once into IDENTITY_GENERATED_KEK_PATH, never into the database.`,
+    schema: settings
+      .text()
+      .refine((text) => text.trim() === "" || parseKek(text) !== undefined, `expected ${KEK_BYTES} bytes in base64url`)
+      .transform((text) => (text.trim() === "" ? undefined : parseKek(text))),
+    default: "",
+    secret: true,
+  },
+  generatedKekPath: {
+    env: "IDENTITY_GENERATED_KEK_PATH",
+    doc: "File the key-encryption key is generated into (once, mode 0600) and read from when IDENTITY_KEY_ENCRYPTION_KEY is unset; unset: beside the embedded data directory (<IDENTITY_DATA_DIR>-identity.kek), or .data/identity.kek with a database URL (memory:// keeps it in memory).",
+    schema: settings.text(),
+    default: "",
+  },
+  signingKeysReloadMs: {
+    env: "IDENTITY_SIGNING_KEYS_RELOAD_MS",
+    doc: "How often a running instance re-reads the signing keys from its database, so a key made by `npm run identity:rotate-key` is published and then signs without a restart.",
+    schema: settings.positiveInt().max(3_600_000, "expected at most 3600000 (one hour)"),
+    default: 30_000,
+  },
+  keyPublishLeadSeconds: {
+    env: "IDENTITY_KEY_PUBLISH_LEAD_SECONDS",
+    doc: "How long a rotated-in key is published before it signs, so every instance has re-read it and every verifier has fetched it (keep above IDENTITY_SIGNING_KEYS_RELOAD_MS and the verifiers' *_JWKS_REFRESH_MS).",
+    schema: settings.nonNegativeInt().max(86_400, "expected at most 86400 (one day)"),
+    default: 120,
+  },
+  keyRetireMarginSeconds: {
+    env: "IDENTITY_KEY_RETIRE_MARGIN_SECONDS",
+    doc: "Extra time a replaced key stays published after its last token can have expired (clock skew between hosts, verifiers' tolerance).",
+    schema: settings.nonNegativeInt().max(86_400, "expected at most 86400 (one day)"),
+    default: 60,
   },
 };
 

@@ -13,8 +13,8 @@ export interface IdentityDeps {
   readonly store: IdentityStore;
   readonly passwords: PasswordHasher;
   readonly tokens: TokenIssuer;
-  /** The public keys GetJwks publishes, signing key first. */
-  readonly jwks: readonly PublicSigningJwk[];
+  /** The public keys GetJwks publishes, signing key first; a function when they change (the key ring). */
+  readonly jwks: readonly PublicSigningJwk[] | (() => readonly PublicSigningJwk[]);
   readonly newUserId?: () => string;
 }
 
@@ -82,6 +82,6 @@ export function createIdentityHandlers({ store, passwords, tokens, jwks, newUser
         return { accessToken: issued.token, expireTime: timestampFromDate(issued.expiresAt), user: userMessage(found) };
       }),
 
-    getJwks: async () => ({ keys: jwks.map((key) => ({ ...key })) }),
+    getJwks: async () => ({ keys: (typeof jwks === "function" ? jwks() : jwks).map((key) => ({ ...key })) }),
   };
 }

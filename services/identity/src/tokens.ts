@@ -14,7 +14,8 @@ export interface TokenIssuer {
 }
 
 export interface TokenIssuerOptions {
-  readonly key: SigningKey;
+  /** The key to sign with, or where to ask for the current one at each issue (the key ring, which rotates). */
+  readonly key: SigningKey | (() => SigningKey);
   readonly issuer: string;
   readonly audience: string;
   readonly ttlSeconds: number;
@@ -31,17 +32,18 @@ export interface TokenIssuerOptions {
 export function createTokenIssuer({ key, issuer, audience, ttlSeconds, clock = () => new Date() }: TokenIssuerOptions): TokenIssuer {
   return {
     async issue(user) {
+      const signing = typeof key === "function" ? key() : key;
       const issuedAt = Math.floor(clock().getTime() / 1000);
       const expiresAt = issuedAt + ttlSeconds;
       const token = await new SignJWT({ email: user.email })
-        .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: key.kid, typ: ACCESS_TOKEN_TYPE })
+        .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: signing.kid, typ: ACCESS_TOKEN_TYPE })
         .setSubject(user.id)
         .setIssuer(issuer)
         .setAudience(audience)
         .setIssuedAt(issuedAt)
         .setExpirationTime(expiresAt)
         .setJti(randomUUID())
-        .sign(key.privateKey);
+        .sign(signing.privateKey);
       return { token, expiresAt: new Date(expiresAt * 1000) };
     },
   };

@@ -186,9 +186,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let lastFetchFailed = false;
   let inFlight: Promise<void> | undefined;
 
-  const refresh = async (): Promise<void> => {
+  /** Fetches the keys unless a fetch is under way or one started less than `minIntervalMs` ago. */
+  const refresh = async (minIntervalMs = refreshMinIntervalMs): Promise<void> => {
     if (inFlight) return inFlight;
-    if (lastFetchAt !== undefined && now() - lastFetchAt < refreshMinIntervalMs) return;
+    if (lastFetchAt !== undefined && now() - lastFetchAt < minIntervalMs) return;
     lastFetchAt = now();
     inFlight = (async () => {
       try {
@@ -207,7 +208,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   /** Refetches a key set older than the refresh interval; drops one too old to trust. */
   const ensureFresh = async (): Promise<void> => {
-    if (keysFetchedAt !== undefined && now() - keysFetchedAt >= refreshIntervalMs) await refresh();
+    // A periodic refetch shorter than the unknown-kid rate limit still happens on time (the bound holds), and while identity fails it retries at most once per interval.
+    if (keysFetchedAt !== undefined && now() - keysFetchedAt >= refreshIntervalMs) await refresh(Math.min(refreshMinIntervalMs, refreshIntervalMs));
     if (keysFetchedAt !== undefined && now() - keysFetchedAt >= maxKeySetAgeMs) {
       keys = new Map();
       keysFetchedAt = undefined;
