@@ -70,6 +70,43 @@ export const identityConfigSpec = {
     default: "",
     secret: true,
   },
+  signInAccountFreeFailures: {
+    env: "IDENTITY_SIGNIN_ACCOUNT_FREE_FAILURES",
+    doc: "Failed sign-ins allowed per email (known or not) before back-off starts; then each further failure doubles the wait. State is per instance, in memory.",
+    schema: settings.positiveInt(),
+    default: 5,
+  },
+  signInAddressFreeFailures: {
+    env: "IDENTITY_SIGNIN_ADDRESS_FREE_FAILURES",
+    doc: "Failed sign-ins allowed per client address (the gateway's x-meshwork-client-address, else the peer; IPv6 per /64) before back-off starts; higher than per email, as many people may share one address.",
+    schema: settings.positiveInt(),
+    default: 20,
+  },
+  signInBackoffBaseMs: {
+    env: "IDENTITY_SIGNIN_BACKOFF_BASE_MS",
+    doc: "Wait after the first failure over the allowance; doubles with each further failure. A waiting attempt is RESOURCE_EXHAUSTED with a retry-after trailer (seconds) and runs no scrypt.",
+    schema: settings.positiveInt(),
+    default: 1000,
+  },
+  signInBackoffMaxMs: { env: "IDENTITY_SIGNIN_BACKOFF_MAX_MS", doc: "Longest sign-in back-off.", schema: settings.positiveInt(), default: 900_000 },
+  signInFailureWindowMs: {
+    env: "IDENTITY_SIGNIN_FAILURE_WINDOW_MS",
+    doc: "An email or address with no failed sign-in for this long starts from zero again; a successful sign-in resets the email at once.",
+    schema: settings.positiveInt(),
+    default: 900_000,
+  },
+  hashConcurrency: {
+    env: "IDENTITY_HASH_CONCURRENCY",
+    doc: "Password hashes (scrypt) run at once; keep it below libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default) so file, DNS and other crypto work is never queued behind a flood of sign-ins.",
+    schema: settings.positiveInt().max(64, "expected at most 64"),
+    default: 2,
+  },
+  hashQueueLimit: {
+    env: "IDENTITY_HASH_QUEUE_LIMIT",
+    doc: "Sign-ins and sign-ups that may wait for a hashing slot; beyond it they are refused at once with RESOURCE_EXHAUSTED, without hashing.",
+    schema: settings.nonNegativeInt().max(10_000, "expected at most 10000"),
+    default: 64,
+  },
   keyEncryptionKey: {
     env: "IDENTITY_KEY_ENCRYPTION_KEY",
     doc: `Key-encryption key (${KEK_BYTES} random bytes, base64url: \`openssl rand 32 | basenc --base64url\`) under which private signing keys are stored (AES-256-GCM); compose and Kubernetes give it as IDENTITY_KEY_ENCRYPTION_KEY_FILE. When unset, one is generated once into IDENTITY_GENERATED_KEK_PATH, never into the database.`,

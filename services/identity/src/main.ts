@@ -3,9 +3,11 @@ import { runMain, startService, type RunningService, type StartOptions } from "@
 import { migrations } from "../migrations/index.js";
 import { createKnexIdentityStore } from "./adapters/identity-store.knex.js";
 import { loadIdentityConfig } from "./config.js";
+import { createHashLimiter, limitPasswordHasher } from "./hash-limiter.js";
 import { createPasswordHasher } from "./password-hash.js";
 import { createIdentityHandlers } from "./service.js";
 import { keyEncryptionFromConfig } from "./key-encryption.js";
+import { createSignInThrottle } from "./sign-in-throttle.js";
 import { openKeyRing } from "./signing-keys.js";
 import { createTokenIssuer } from "./tokens.js";
 
@@ -41,9 +43,14 @@ export async function startIdentity(env: Readonly<Record<string, string | undefi
       shutdown.add("stop re-reading signing keys", async () => clearInterval(reload));
       const scrypt = { N: config.scryptN, r: config.scryptR, p: config.scryptP, keyLength: config.scryptKeyLength };
       if (scrypt.N < RECOMMENDED_MIN_SCRYPT_N) log.warn({ scryptN: scrypt.N }, `IDENTITY_SCRYPT_N is below ${RECOMMENDED_MIN_SCRYPT_N}: fine for tests, weak in production`);
-      const passwords = await createPasswordHasher(scrypt);
+      const passwords = limitPasswordHasher(await createPasswordHasher(scrypt), createHashLimiter({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit }));
+      const backoff = { baseDelayMs: config.signInBackoffBaseMs, maxDelayMs: config.signInBackoffMaxMs, windowMs: config.signInFailureWindowMs };
+      const throttle = createSignInThrottle({
+        account: { ...backoff, freeFailures: config.signInAccountFreeFailures },
+        address: { ...backoff, freeFailures: config.signInAddressFreeFailures },
+      });
       const tokens = createTokenIssuer({ key: keys.signingKey, issuer: config.tokenIssuer, audience: config.tokenAudience, ttlSeconds: config.tokenTtlSeconds });
-      host.add(IdentityService, createIdentityHandlers({ store, passwords, tokens, jwks: keys.published }));
+      host.add(IdentityService, createIdentityHandlers({ store, passwords, tokens, jwks: keys.published, throttle }));
     },
   });
 }
