@@ -65,7 +65,7 @@ export const identityConfigSpec = {
   tokenAudience: { env: "IDENTITY_TOKEN_AUDIENCE", doc: "The `aud` claim of access tokens; verifiers expect the same.", schema: settings.nonEmpty(), default: "meshwork" },
   signingKey: {
     env: "IDENTITY_SIGNING_KEY",
-    doc: "ES256 private key (PKCS8 PEM or JWK JSON) to sign tokens with; when unset, one is generated at first start and kept in the database.",
+    doc: "ES256 private key (PKCS8 PEM or JWK JSON) to sign tokens with; when unset, one is generated at first start and kept in the database, encrypted under the key-encryption key.",
     schema: signingKeySchema(),
     default: "",
     secret: true,
