@@ -94,21 +94,32 @@ export function createKeyEncryption(kek: Buffer, source = KEK_SETTING): KeyEncry
  */
 export async function loadOrCreateKekFile(file: string): Promise<Buffer> {
   const read = async (): Promise<Buffer | undefined> => {
+    let text: string;
     try {
-      const text = await readFile(file, "utf8");
-      const kek = parseKek(text);
-      if (!kek) throw new Error(`${file} (the generated ${KEK_SETTING}) does not hold ${KEK_BYTES} bytes in base64url`);
-      return kek;
+      text = await readFile(file, "utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return undefined;
+      throw new Error(
+        `${KEK_SETTING} is unset and the generated one at ${file} cannot be read (${code ?? String(error)}): give the key as ${KEK_SETTING}_FILE (a secret file), or set IDENTITY_GENERATED_KEK_PATH to a usable place`,
+      );
     }
+    const kek = parseKek(text);
+    if (!kek) throw new Error(`${file} (the generated ${KEK_SETTING}) does not hold ${KEK_BYTES} bytes in base64url`);
+    return kek;
   };
   const existing = await read();
   if (existing) return existing;
-  await mkdir(path.dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(temporary, `${generateKekText()}\n`, { mode: 0o600 });
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(temporary, `${generateKekText()}\n`, { mode: 0o600 });
+  } catch (error) {
+    // A container's read-only or root-owned file system: say what to configure instead.
+    throw new Error(
+      `${KEK_SETTING} is unset and the generated one cannot be written to ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}): give the key as ${KEK_SETTING}_FILE (a secret file), or set IDENTITY_GENERATED_KEK_PATH to a writable place`,
+    );
+  }
   try {
     await link(temporary, file);
   } catch (error) {

@@ -68,6 +68,16 @@ describe("token verifier (security)", () => {
     assert.equal((await verifier.verify(await sign(current))).userId, "user-1", "the key still published keeps verifying");
   });
 
+  test("a refresh interval shorter than the unknown-kid rate limit still holds its bound", async () => {
+    const retired = await newKey("k-retired");
+    const { verifier, state, sign } = fixture([retired.jwk], { refreshIntervalMs: 2_000, refreshMinIntervalMs: 10_000 });
+    const token = await sign(retired);
+    await verifier.verify(token);
+    state.published = [];
+    state.clock += 2_000;
+    await refused(verifier.verify(token), Code.UNAUTHENTICATED, /unknown key/);
+  });
+
   test("while identity cannot be reached the known keys keep working, but only up to the maximum key-set age", async () => {
     const key = await newKey("k1");
     const { verifier, state, sign } = fixture([key.jwk], { refreshIntervalMs: 60_000, maxKeySetAgeMs: 600_000 });
