@@ -6,7 +6,7 @@ import { InvalidFieldError } from "@meshwork/platform/errors";
 
 export interface UserRecord {
   readonly id: string;
-  /** Normalised: trimmed, lower case. Unique. */
+  /** Normalised: trimmed, NFC, lower case. Unique. */
   readonly email: string;
   readonly displayName: string;
   readonly createdAt: Date;
@@ -63,10 +63,33 @@ const plainlyTooLong = (text: string, maxCharacters: number): boolean => text.le
 
 const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
 const CONTROL = /\p{Cc}/u;
+/**
+ * Invisible format characters (Unicode category Cf): zero-width spaces and
+ * joiners (U+200B-U+200D), direction marks and embeddings (U+200E-U+200F,
+ * U+202A-U+202E, U+2066-U+2069), the byte-order mark U+FEFF, soft hyphens.
+ * They make two addresses or names look identical while differing, or
+ * reorder how a name is shown, so they are refused rather than stripped: a
+ * stripped character would be a silent change to what the person typed.
+ * Line and paragraph separators (Zl, Zp) break a name's line the same way.
+ */
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}]/u;
 
-/** Trims and lower-cases the email, and checks it has the shape local@domain. */
+/** "U+200B": names the first offending character without echoing the text (emails are personal data). */
+const codePointOf = (text: string, pattern: RegExp): string => {
+  const found = pattern.exec(text)?.[0] ?? "";
+  return `U+${(found.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+};
+
+/**
+ * Trims, NFC-normalises and lower-cases the email, and checks it has the
+ * shape local@domain. NFC makes a composed "é" (U+00E9) and "e" + U+0301 one
+ * address, hence one account. Format characters are looked for before
+ * trimming, because String.prototype.trim() silently removes U+FEFF.
+ */
 export function checkEmail(value: string): string {
-  const email = value.trim().toLowerCase();
+  if (plainlyTooLong(value, LIMITS.maxEmailLength)) throw new InvalidFieldError("email", `must be at most ${LIMITS.maxEmailLength} characters`);
+  if (INVISIBLE.test(value)) throw new InvalidFieldError("email", `must not contain invisible formatting characters (found ${codePointOf(value, INVISIBLE)})`);
+  const email = value.trim().normalize("NFC").toLowerCase();
   if (email === "") throw new InvalidFieldError("email", "is required");
   if (email.length > LIMITS.maxEmailLength) throw new InvalidFieldError("email", `must be at most ${LIMITS.maxEmailLength} characters`);
   if (WHITESPACE_OR_CONTROL.test(email)) throw new InvalidFieldError("email", "must not contain spaces or control characters");
@@ -108,9 +131,11 @@ export function checkOfferedPassword(value: string): string {
   return password;
 }
 
+/** A display name: trimmed and NFC-normalised; control and invisible formatting characters refused (see INVISIBLE). */
 export function checkDisplayName(value: string): string {
-  const name = value.trim();
-  if (plainlyTooLong(name, LIMITS.maxDisplayNameLength)) throw new InvalidFieldError("display_name", `must be 1 to ${LIMITS.maxDisplayNameLength} characters (after trimming spaces)`);
+  if (plainlyTooLong(value.trim(), LIMITS.maxDisplayNameLength)) throw new InvalidFieldError("display_name", `must be 1 to ${LIMITS.maxDisplayNameLength} characters (after trimming spaces)`);
+  if (INVISIBLE.test(value)) throw new InvalidFieldError("display_name", `must not contain invisible formatting characters (found ${codePointOf(value, INVISIBLE)})`);
+  const name = value.trim().normalize("NFC");
   const length = characters(name);
   if (length < 1 || length > LIMITS.maxDisplayNameLength) {
     throw new InvalidFieldError("display_name", `must be 1 to ${LIMITS.maxDisplayNameLength} characters (after trimming spaces)`);

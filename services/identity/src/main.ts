@@ -3,9 +3,12 @@ import { runMain, startService, type RunningService, type StartOptions } from "@
 import { migrations } from "../migrations/index.js";
 import { createKnexIdentityStore } from "./adapters/identity-store.knex.js";
 import { loadIdentityConfig } from "./config.js";
+import { createHashLimiter, limitPasswordHasher } from "./hash-limiter.js";
 import { createPasswordHasher } from "./password-hash.js";
 import { createIdentityHandlers } from "./service.js";
-import { loadSigningKeys } from "./signing-keys.js";
+import { keyEncryptionFromConfig } from "./key-encryption.js";
+import { createSignInThrottle } from "./sign-in-throttle.js";
+import { openKeyRing } from "./signing-keys.js";
 import { createTokenIssuer } from "./tokens.js";
 
 /** Below this N a leaked hash is cheap to attack; allowed (tests use it) but said out loud. */
@@ -25,15 +28,29 @@ export async function startIdentity(env: Readonly<Record<string, string | undefi
     migrations,
     log: options.log,
     telemetry: options.telemetry,
-    async setup({ database, host, log }) {
+    async setup({ database, host, log, shutdown }) {
       const store = createKnexIdentityStore(database.knex);
-      const keys = await loadSigningKeys({ store, configured: config.signingKey });
-      log.info({ kid: keys.signing.kid, source: keys.source, published: keys.jwks.length }, "signing key ready");
+      const kek = await keyEncryptionFromConfig(config);
+      const keys = await openKeyRing({ store, configured: config.signingKey, encryption: kek.encryption });
+      log.info({ kid: keys.signingKey().kid, source: keys.source, published: keys.published().length, kekId: kek.encryption.kekId, kekSource: kek.source }, "signing key ready");
+      // Every instance re-reads the keys on this timer: a rotation (another
+      // process writing a new key) is published within one interval and signs
+      // from its activation time, with no restart.
+      const reload = setInterval(() => {
+        keys.reload().catch((error: unknown) => log.warn({ err: error }, "re-reading the signing keys failed; the keys already loaded stay in use"));
+      }, config.signingKeysReloadMs);
+      reload.unref();
+      shutdown.add("stop re-reading signing keys", async () => clearInterval(reload));
       const scrypt = { N: config.scryptN, r: config.scryptR, p: config.scryptP, keyLength: config.scryptKeyLength };
       if (scrypt.N < RECOMMENDED_MIN_SCRYPT_N) log.warn({ scryptN: scrypt.N }, `IDENTITY_SCRYPT_N is below ${RECOMMENDED_MIN_SCRYPT_N}: fine for tests, weak in production`);
-      const passwords = await createPasswordHasher(scrypt);
-      const tokens = createTokenIssuer({ key: keys.signing, issuer: config.tokenIssuer, audience: config.tokenAudience, ttlSeconds: config.tokenTtlSeconds });
-      host.add(IdentityService, createIdentityHandlers({ store, passwords, tokens, jwks: keys.jwks }));
+      const passwords = limitPasswordHasher(await createPasswordHasher(scrypt), createHashLimiter({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit }));
+      const backoff = { baseDelayMs: config.signInBackoffBaseMs, maxDelayMs: config.signInBackoffMaxMs, windowMs: config.signInFailureWindowMs };
+      const throttle = createSignInThrottle({
+        account: { ...backoff, freeFailures: config.signInAccountFreeFailures },
+        address: { ...backoff, freeFailures: config.signInAddressFreeFailures },
+      });
+      const tokens = createTokenIssuer({ key: keys.signingKey, issuer: config.tokenIssuer, audience: config.tokenAudience, ttlSeconds: config.tokenTtlSeconds });
+      host.add(IdentityService, createIdentityHandlers({ store, passwords, tokens, jwks: keys.published, throttle }));
     },
   });
 }

@@ -1,5 +1,6 @@
 import type { NewUser, UserCredentials, UserRecord } from "./identity.js";
-import type { PrivateSigningJwk, StoredSigningKey } from "./signing-keys.js";
+import type { SealedPrivateKey } from "./key-encryption.js";
+import type { StoredSigningKey } from "./signing-keys.js";
 
 /**
  * Where identity keeps accounts and signing keys. Adapters: knex (PostgreSQL
@@ -20,7 +21,15 @@ export interface IdentityStore {
    * Makes `candidate` the active signing key unless there already is one, and
    * returns the active key. Under any concurrency exactly one key ends active.
    */
-  claimActiveSigningKey(candidate: { kid: string; privateJwk: PrivateSigningJwk }): Promise<StoredSigningKey>;
+  claimActiveSigningKey(candidate: { kid: string; sealed: SealedPrivateKey }): Promise<StoredSigningKey>;
   /** Every stored signing key, newest first. */
   listSigningKeys(): Promise<StoredSigningKey[]>;
+  /** Replaces a key's clear private JWK with its sealed form (no-op when already sealed). */
+  sealSigningKey(kid: string, sealed: SealedPrivateKey): Promise<void>;
+  /**
+   * In one transaction: the active key stops being the active one and gets
+   * `retirePreviousAt`, and `candidate` becomes active, signing from its
+   * `activateAt`. Returns the kid of the key it replaced, if any.
+   */
+  rotateSigningKey(candidate: { kid: string; sealed: SealedPrivateKey; activateAt: Date }, retirePreviousAt: Date): Promise<string | undefined>;
 }

@@ -76,7 +76,7 @@ describe("identity RPC handlers", () => {
     const { user } = await identity.signUp(ada);
     const signedIn = await identity.signIn({ email: "ADA@example.com", password: ada.password });
     assert.equal(signedIn.user?.id, user!.id);
-    assert.deepEqual(decodeProtectedHeader(signedIn.accessToken!), { alg: "ES256", kid, typ: "JWT" });
+    assert.deepEqual(decodeProtectedHeader(signedIn.accessToken!), { alg: "ES256", kid, typ: "at+jwt" });
     const claims = decodeJwt(signedIn.accessToken!);
     assert.equal(claims.sub, user!.id);
     assert.equal(claims.email, "ada@example.com");

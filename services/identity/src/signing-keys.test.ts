@@ -3,7 +3,15 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, test } from "vitest";
 import { calculateJwkThumbprint, jwtVerify, importJWK } from "jose";
 import { createMemoryIdentityStore } from "./adapters/identity-store.memory.js";
-import { generateSigningKey, importSigningKey, loadSigningKeys, type PrivateSigningJwk } from "./signing-keys.js";
+import { createKeyEncryption } from "./key-encryption.js";
+import { generateSigningKey, importSigningKey, openKeyRing, type PrivateSigningJwk } from "./signing-keys.js";
+import type { IdentityStore } from "./ports.js";
+
+const encryption = createKeyEncryption(Buffer.alloc(32, 7));
+const loadSigningKeys = async ({ store, configured }: { store: IdentityStore; configured: PrivateSigningJwk | undefined }) => {
+  const ring = await openKeyRing({ store, configured, encryption });
+  return { source: ring.source, signing: ring.signingKey(), jwks: ring.published() };
+};
 import { createTokenIssuer } from "./tokens.js";
 
 const p256Jwk = (): PrivateSigningJwk => {

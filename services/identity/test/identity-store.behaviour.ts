@@ -8,7 +8,15 @@ import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { EmailTakenError, type NewUser } from "../src/identity.js";
 import type { IdentityStore } from "../src/ports.js";
+import { createKeyEncryption } from "../src/key-encryption.js";
 import { generateSigningKey } from "../src/signing-keys.js";
+
+const encryption = createKeyEncryption(Buffer.alloc(32, 3));
+/** A fresh key as the key ring hands it to the store: sealed. */
+const sealedKey = async () => {
+  const { kid, privateJwk } = await generateSigningKey();
+  return { kid, sealed: encryption.seal(kid, privateJwk), privateJwk };
+};
 
 export type StoreFactory = (t: TestScope) => Promise<IdentityStore | undefined>;
 
@@ -68,10 +76,13 @@ export function identityStoreBehaviour(adapter: string, open: StoreFactory): voi
       const store = await open(t);
       if (!store) return;
       assert.deepEqual(await store.listSigningKeys(), []);
-      const first = await generateSigningKey();
+      const first = await sealedKey();
       const claimed = await store.claimActiveSigningKey(first);
-      assert.deepEqual({ kid: claimed.kid, privateJwk: claimed.privateJwk }, first, "the private JWK reads back exactly");
-      const later = await store.claimActiveSigningKey(await generateSigningKey());
+      assert.deepEqual({ kid: claimed.kid, material: claimed.material }, { kid: first.kid, material: { sealed: first.sealed } }, "the sealed key reads back exactly");
+      assert.deepEqual(encryption.open(claimed.kid, "sealed" in claimed.material ? claimed.material.sealed : assert.fail("not sealed")), first.privateJwk);
+      assert.equal(claimed.retireAt, null);
+      assert.ok(Math.abs(claimed.activateAt.getTime() - Date.now()) < 60_000, "a first key signs from now");
+      const later = await store.claimActiveSigningKey(await sealedKey());
       assert.equal(later.kid, first.kid);
       assert.deepEqual(
         (await store.listSigningKeys()).map((key) => key.kid),
@@ -82,11 +93,37 @@ export function identityStoreBehaviour(adapter: string, open: StoreFactory): voi
     test("concurrent first claims end with one active key that every claimant gets", async (t) => {
       const store = await open(t);
       if (!store) return;
-      const candidates = await Promise.all(Array.from({ length: 6 }, () => generateSigningKey()));
+      const candidates = await Promise.all(Array.from({ length: 6 }, () => sealedKey()));
       const claimed = await Promise.all(candidates.map((candidate) => store.claimActiveSigningKey(candidate)));
       assert.equal(new Set(claimed.map((key) => key.kid)).size, 1);
       assert.ok(candidates.some((candidate) => candidate.kid === claimed[0]?.kid));
       assert.equal((await store.listSigningKeys()).length, 1);
+    });
+
+    test("a rotation schedules the replaced key's retirement and the new key's activation, in one step", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const first = await store.claimActiveSigningKey(await sealedKey());
+      const next = await sealedKey();
+      const activateAt = new Date(Date.now() + 120_000);
+      const retireAt = new Date(Date.now() + 1_200_000);
+      assert.equal(await store.rotateSigningKey({ kid: next.kid, sealed: next.sealed, activateAt }, retireAt), first.kid);
+      const keys = await store.listSigningKeys();
+      const stored = new Map(keys.map((key) => [key.kid, key]));
+      assert.equal(stored.get(first.kid)?.retireAt?.getTime(), retireAt.getTime());
+      assert.equal(stored.get(next.kid)?.activateAt.getTime(), activateAt.getTime());
+      assert.equal(stored.get(next.kid)?.retireAt, null);
+      assert.deepEqual(stored.get(next.kid)?.material, { sealed: next.sealed });
+      assert.equal((await store.claimActiveSigningKey(await sealedKey())).kid, next.kid, "the new key is now the active one");
+    });
+
+    test("sealing replaces a key's material and leaves a sealed key as it is", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const key = await sealedKey();
+      await store.claimActiveSigningKey(key);
+      await store.sealSigningKey(key.kid, encryption.seal(key.kid, key.privateJwk));
+      assert.deepEqual((await store.listSigningKeys())[0]?.material, { sealed: key.sealed }, "an already sealed key is not re-sealed");
     });
   });
 }

@@ -243,6 +243,6 @@ describe("identity process", () => {
     assert.ok(service.lines.some((entry) => entry.level === "warn" && String(entry.msg).startsWith("IDENTITY_SCRYPT_N is below 16384")));
     const steps = service.shutdownSteps();
     // The metrics endpoint and the span exporter go last: the shutdown itself is still observed.
-    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop discovery", "close database", "stop metrics endpoint", "flush traces"]);
+    assert.deepEqual(steps, ["health NOT_SERVING", "deregister", "drain gRPC calls", "stop re-reading signing keys", "stop discovery", "close database", "stop metrics endpoint", "flush traces"]);
   });
 });

@@ -1,4 +1,4 @@
-import { loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/platform";
+import { loadConfig, serviceSettings, settings, tokenVerifierSettings, type ConfigOf } from "@meshwork/platform";
 
 /** "1000,5000,30000" as [1000, 5000, 30000]; undefined when any entry is not a whole number of ms above 0. */
 export function parseDelayList(text: string): number[] | undefined {
@@ -14,6 +14,7 @@ export const notificationsConfigSpec = {
   identityAddr: { env: "NOTIFICATIONS_IDENTITY_ADDR", doc: "Identity instances (for its public keys) when Consul is not used.", schema: settings.nonEmpty(), default: "127.0.0.1:50051" },
   tokenIssuer: { env: "NOTIFICATIONS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "NOTIFICATIONS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
+  ...tokenVerifierSettings("NOTIFICATIONS"),
   amqpUrl: {
     env: "NOTIFICATIONS_AMQP_URL",
     doc: "RabbitMQ URL of the order-event queue; when unset, the in-process queue of the all-in-one mode.",

@@ -8,6 +8,7 @@ import {
   createMemoryBroker,
   createMemoryTaskQueue,
   createTokenVerifier,
+  tokenVerifierOptions,
   createWatchHub,
   instrumentHandler,
   parseAddressList,
@@ -73,6 +74,7 @@ export async function startNotifications(env: Readonly<Record<string, string | u
         fetchKeys: async () => (await identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
         issuer: config.tokenIssuer,
         audience: config.tokenAudience,
+        ...tokenVerifierOptions(config),
       });
 
       const store = createKnexNotificationStore(database.knex);

@@ -1,4 +1,4 @@
-import { loadConfig, serviceSettings, settings, type ConfigOf } from "@meshwork/platform";
+import { loadConfig, serviceSettings, settings, tokenVerifierSettings, type ConfigOf } from "@meshwork/platform";
 
 /** Every setting of the orders service, with its environment variable and default. */
 export const ordersConfigSpec = {
@@ -10,6 +10,7 @@ export const ordersConfigSpec = {
   eventsExchange: { env: "ORDERS_EVENTS_EXCHANGE", doc: "Topic exchange order events are published to.", schema: settings.nonEmpty(), default: "shop.orders.v1" },
   tokenIssuer: { env: "ORDERS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "ORDERS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
+  ...tokenVerifierSettings("ORDERS"),
   sagaStepTimeoutMs: { env: "ORDERS_SAGA_STEP_TIMEOUT_MS", doc: "Deadline of each saga call to catalog or payments.", schema: settings.positiveInt(), default: 2000 },
   sagaMaxAttempts: {
     env: "ORDERS_SAGA_MAX_ATTEMPTS",

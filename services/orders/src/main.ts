@@ -12,6 +12,7 @@ import {
   createMemoryBroker,
   createOutboxRelay,
   createTokenVerifier,
+  tokenVerifierOptions,
   createWatchHub,
   enqueueOutbox,
   parseAddressList,
@@ -107,6 +108,7 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: 2000, parent: null })).keys,
         issuer: config.tokenIssuer,
         audience: config.tokenAudience,
+        ...tokenVerifierOptions(config),
       });
 
       const publisher = config.amqpUrl ? await createAmqpPublisher({ url: config.amqpUrl, log, exchanges: [config.eventsExchange] }) : (options.broker ?? createMemoryBroker()).publisher;

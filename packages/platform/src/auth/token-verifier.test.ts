@@ -38,10 +38,11 @@ function fixture(initial: readonly TestKey[], overrides: Partial<TokenVerifierOp
     ...overrides,
   });
   /** Signs a token like identity's; `claims` override or (as undefined) remove the standard ones. */
-  const sign = (key: TestKey, claims: JWTPayload = {}, header: { kid?: string; alg?: string } = {}): Promise<string> => {
+  const sign = (key: TestKey, claims: JWTPayload = {}, header: { kid?: string; alg?: string; typ?: string | undefined } = {}): Promise<string> => {
     const seconds = Math.floor(clock / 1000);
     const payload = { sub: "user-1", email: "ada@example.com", iss: ISSUER, aud: AUDIENCE, iat: seconds, exp: seconds + 900, jti: "jti-1", ...claims };
-    return new SignJWT(payload).setProtectedHeader({ alg: header.alg ?? "ES256", kid: header.kid ?? key.kid }).sign(key.privateKey);
+    const typ = "typ" in header ? header.typ : "at+jwt";
+    return new SignJWT(payload).setProtectedHeader({ alg: header.alg ?? "ES256", kid: header.kid ?? key.kid, ...(typ === undefined ? {} : { typ }) }).sign(key.privateKey);
   };
   return {
     verifier,

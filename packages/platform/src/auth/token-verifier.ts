@@ -37,6 +37,27 @@ export interface TokenVerifierOptions {
    * could make every call hit identity.
    */
   readonly refreshMinIntervalMs?: number;
+  /**
+   * How old the cached key set may get before the next call fetches it again
+   * (default 60 s). This is what retires a key: once identity stops
+   * publishing it, every verifier refuses its tokens at most this long (plus
+   * one fetch) later, instead of trusting it for as long as it stays cached.
+   */
+  readonly refreshIntervalMs?: number;
+  /**
+   * Longest a key set may go without a successful fetch before it is dropped
+   * and calls answer UNAVAILABLE (default 15 min). While identity cannot be
+   * reached the last known keys keep working (a blip must not sign everybody
+   * out), but not forever: a key retired during an outage stops verifying
+   * at most this long after the last good fetch.
+   */
+  readonly maxKeySetAgeMs?: number;
+  /**
+   * Longest lifetime (exp - iat) a token may claim, in seconds (default 3600).
+   * Identity issues 15-minute tokens; one living for days was not minted by
+   * its configuration, and would outlive any rotation, so it is refused.
+   */
+  readonly maxTokenLifetimeSec?: number;
   /** Clock skew allowed on exp/iat/nbf, in seconds (default 5). */
   readonly clockToleranceSec?: number;
   /** Current time in epoch ms (tests move it; default Date.now). */
@@ -53,7 +74,18 @@ export interface TokenVerifier {
 export const AUTHORIZATION_HEADER = "authorization";
 
 const DEFAULT_REFRESH_MIN_INTERVAL_MS = 10_000;
+export const DEFAULT_JWKS_REFRESH_INTERVAL_MS = 60_000;
+const DEFAULT_MAX_KEY_SET_AGE_MS = 15 * 60_000;
+export const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 3600;
 const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
+/**
+ * The JOSE `typ` of an access token (RFC 9068). Checking it means a JWT of
+ * another kind signed by the same key (an ID token, a future refresh or
+ * invitation token) cannot be replayed as an access token. Tokens identity
+ * issued before it set this header carry "JWT" and are refused: they live at
+ * most 15 minutes, so the cost of the switch is one sign-in again, once.
+ */
+export const ACCESS_TOKEN_TYPE = "at+jwt";
 /** Our tokens are a few hundred bytes; anything this long is not one of them and is not parsed. */
 const MAX_TOKEN_LENGTH = 8 * 1024;
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -106,11 +138,14 @@ function refusal(error: unknown): unknown {
     case "ERR_JWT_EXPIRED":
       return unauthenticated("token expired: sign in again");
     case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
-      const claim = (error as { claim?: unknown }).claim;
+      const { claim, reason } = error as { claim?: unknown; reason?: unknown };
+      // jose says "missing" for an absent required claim; without this an absent iat read as "issued in the future".
+      if (reason === "missing") return unauthenticated(`invalid token: claim ${typeof claim === "string" ? claim : "?"} is missing or invalid`);
       if (claim === "iss") return unauthenticated("invalid token: wrong issuer");
       if (claim === "aud") return unauthenticated("invalid token: wrong audience");
       if (claim === "nbf") return unauthenticated("invalid token: not valid yet");
       if (claim === "iat") return unauthenticated("invalid token: issued in the future");
+      if (claim === "typ") return unauthenticated(`invalid token: wrong type (typ header), expected ${ACCESS_TOKEN_TYPE}`);
       return unauthenticated(`invalid token: claim ${typeof claim === "string" ? claim : "?"} is missing or invalid`);
     }
     case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
@@ -131,25 +166,36 @@ function refusal(error: unknown): unknown {
  * no service shares a secret with identity. Keys are fetched on first use and
  * cached; a token whose kid is not in the cache (identity rotated its key)
  * triggers one refresh, at most once per `refreshMinIntervalMs`, shared by
- * every call waiting at that moment. A failed fetch keeps the keys already
- * known. Identity should therefore publish a new key before signing with it.
+ * every call waiting at that moment. Besides, a key set older than
+ * `refreshIntervalMs` is fetched again before the next verification, so a key
+ * identity stopped publishing (retired) stops verifying within that bound. A
+ * failed fetch keeps the keys already known, for at most `maxKeySetAgeMs`.
+ * Identity publishes a new key before signing with it (see its rotation).
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const now = options.now ?? Date.now;
   const refreshMinIntervalMs = options.refreshMinIntervalMs ?? DEFAULT_REFRESH_MIN_INTERVAL_MS;
+  const refreshIntervalMs = options.refreshIntervalMs ?? DEFAULT_JWKS_REFRESH_INTERVAL_MS;
+  const maxKeySetAgeMs = options.maxKeySetAgeMs ?? DEFAULT_MAX_KEY_SET_AGE_MS;
+  const maxTokenLifetimeSec = options.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC;
   const clockTolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SEC;
   let keys = new Map<string, CryptoKey>();
+  /** When the key set in `keys` was fetched; undefined before the first success. */
+  let keysFetchedAt: number | undefined;
   let lastFetchAt: number | undefined;
   let lastFetchFailed = false;
   let inFlight: Promise<void> | undefined;
 
-  const refresh = async (): Promise<void> => {
+  /** Fetches the keys unless a fetch is under way or one started less than `minIntervalMs` ago. */
+  const refresh = async (minIntervalMs = refreshMinIntervalMs): Promise<void> => {
     if (inFlight) return inFlight;
-    if (lastFetchAt !== undefined && now() - lastFetchAt < refreshMinIntervalMs) return;
+    if (lastFetchAt !== undefined && now() - lastFetchAt < minIntervalMs) return;
     lastFetchAt = now();
     inFlight = (async () => {
       try {
+        const fetchedAt = now();
         keys = await importKeys(await options.fetchKeys());
+        keysFetchedAt = fetchedAt;
         lastFetchFailed = false;
       } catch {
         lastFetchFailed = true;
@@ -160,8 +206,20 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return inFlight;
   };
 
+  /** Refetches a key set older than the refresh interval; drops one too old to trust. */
+  const ensureFresh = async (): Promise<void> => {
+    // A periodic refetch shorter than the unknown-kid rate limit still happens on time (the bound holds), and while identity fails it retries at most once per interval.
+    if (keysFetchedAt !== undefined && now() - keysFetchedAt >= refreshIntervalMs) await refresh(Math.min(refreshMinIntervalMs, refreshIntervalMs));
+    if (keysFetchedAt !== undefined && now() - keysFetchedAt >= maxKeySetAgeMs) {
+      keys = new Map();
+      keysFetchedAt = undefined;
+      lastFetchFailed = true;
+    }
+  };
+
   const keyFor = async (kid: string | undefined): Promise<CryptoKey> => {
     if (kid === undefined || kid === "") throw unauthenticated("invalid token: no key id (kid) in its header");
+    await ensureFresh();
     const cached = keys.get(kid);
     if (cached) return cached;
     await refresh();
@@ -185,10 +243,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         clockTolerance,
         currentDate: new Date(now()),
         requiredClaims: ["sub", "exp", "iat"],
+        typ: ACCESS_TOKEN_TYPE,
       }));
     } catch (error) {
       throw refusal(error);
     }
+    // jose has checked that iat and exp are present numbers; the lifetime they span is ours to bound.
+    const lifetime = (payload.exp as number) - (payload.iat as number);
+    if (lifetime > maxTokenLifetimeSec) throw unauthenticated(`invalid token: lifetime ${lifetime} s exceeds the maximum of ${maxTokenLifetimeSec} s`);
     const { sub, email } = payload as { sub?: unknown; email?: unknown };
     if (typeof sub !== "string" || sub === "") throw unauthenticated("invalid token: no subject");
     if (typeof email !== "string" || email === "") throw unauthenticated("invalid token: no email claim");

@@ -13,9 +13,14 @@ interface UserRow {
 
 interface SigningKeyRow {
   kid: string;
-  private_jwk: string;
+  /** Clear private JWK of a row written before encryption at rest; null once sealed. */
+  private_jwk: string | null;
+  sealed_private_key: string | null;
+  kek_id: string | null;
   active: boolean;
   created_at: Date;
+  activate_at: Date;
+  retire_at: Date | null;
 }
 
 const toUser = (row: UserRow): UserRecord => ({
@@ -27,8 +32,13 @@ const toUser = (row: UserRow): UserRecord => ({
 
 const toKey = (row: SigningKeyRow): StoredSigningKey => ({
   kid: row.kid,
-  privateJwk: JSON.parse(row.private_jwk) as PrivateSigningJwk,
+  material:
+    row.sealed_private_key !== null && row.kek_id !== null
+      ? { sealed: { kekId: row.kek_id, ciphertext: row.sealed_private_key } }
+      : { clear: JSON.parse(row.private_jwk ?? "null") as PrivateSigningJwk },
   createdAt: new Date(row.created_at),
+  activateAt: new Date(row.activate_at),
+  retireAt: row.retire_at === null ? null : new Date(row.retire_at),
 });
 
 /**
@@ -62,14 +72,25 @@ export function createKnexIdentityStore(db: Knex): IdentityStore {
     },
 
     async claimActiveSigningKey(candidate) {
-      await db("signing_keys")
-        .insert({ kid: candidate.kid, private_jwk: JSON.stringify(candidate.privateJwk), active: true })
-        .onConflict()
-        .ignore();
+      await db("signing_keys").insert({ kid: candidate.kid, sealed_private_key: candidate.sealed.ciphertext, kek_id: candidate.sealed.kekId, active: true }).onConflict().ignore();
       const active = await db<SigningKeyRow>("signing_keys").where({ active: true }).first();
       // Only possible when the candidate's kid is already stored as an inactive key, which a fresh key never is.
       if (!active) throw new Error(`signing key ${candidate.kid} exists but is not active, and no other key is`);
       return toKey(active);
+    },
+
+    async sealSigningKey(kid, sealed) {
+      // The where clause keeps a concurrent sealing by another instance from being overwritten.
+      await db("signing_keys").where({ kid }).whereNotNull("private_jwk").update({ private_jwk: null, sealed_private_key: sealed.ciphertext, kek_id: sealed.kekId });
+    },
+
+    async rotateSigningKey(candidate, retirePreviousAt) {
+      return db.transaction(async (trx) => {
+        // Row lock on the active key: two rotations at once run one after the other, and both keys end scheduled.
+        const [previous] = await trx<SigningKeyRow>("signing_keys").where({ active: true }).update({ active: false, retire_at: retirePreviousAt }).returning(["kid"]);
+        await trx("signing_keys").insert({ kid: candidate.kid, sealed_private_key: candidate.sealed.ciphertext, kek_id: candidate.sealed.kekId, active: true, activate_at: candidate.activateAt });
+        return previous?.kid;
+      });
     },
 
     async listSigningKeys() {
