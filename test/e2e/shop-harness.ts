@@ -37,7 +37,7 @@ export interface Shop {
   readonly addresses: { readonly identity: string; readonly catalog: string; readonly payments: string; readonly orders: string };
   readonly orders: ServiceClient<typeof OrderService>;
   /** Direct access to each service's database, for assertions. */
-  readonly db: { readonly catalog: Knex; readonly payments: Knex; readonly orders: Knex };
+  readonly db: { readonly identity: Knex; readonly catalog: Knex; readonly payments: Knex; readonly orders: Knex };
   readonly events: Collector;
   readonly exchange: string;
   /** Orders as a process: kill it and start it again. */
@@ -172,7 +172,12 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
     },
     identity: identityClient.client,
     orders: ordersClient.client,
-    db: { catalog: await knexFor(cleanup, urls.catalog!), payments: await knexFor(cleanup, urls.payments!), orders: await knexFor(cleanup, urls.orders!) },
+    db: {
+      identity: await knexFor(cleanup, urls.identity!),
+      catalog: await knexFor(cleanup, urls.catalog!),
+      payments: await knexFor(cleanup, urls.payments!),
+      orders: await knexFor(cleanup, urls.orders!),
+    },
     events,
     exchange,
     ...(ordersProcess ? { ordersProcess } : {}),

@@ -6,6 +6,7 @@ import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from 
 import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
+import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
 import { createReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
 import { startServerSpan, type ServerSpan } from "./telemetry/grpc.js";
@@ -32,7 +33,8 @@ export interface ListenOptions {
  * A grpc-js server that mounts protoc-gen-es service descriptors, with
  * grpc.health.v1 and server reflection. Handlers are plain async functions of
  * (request, context); thrown RpcErrors keep their status, anything else becomes
- * INTERNAL with a generic message (the cause is logged, never sent).
+ * INTERNAL with a generic message (the cause is logged, never sent). A
+ * request whose bytes do not decode is answered INVALID_ARGUMENT (decode-guard.ts).
  */
 export interface GrpcHost {
   add<S extends AnyService>(service: S, handlers: ServiceHandlers<S>): void;
@@ -56,7 +58,9 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
     "grpc.keepalive_permit_without_calls": 1,
   });
   const health = new HealthImplementation({ "": "NOT_SERVING" });
-  health.addToServer(server);
+  // Health is served by grpc-health-check: its Check and Watch get the same
+  // INVALID_ARGUMENT for undecodable requests as the services (decode-guard.ts).
+  health.addToServer(decodingGuardedServer(server) as Server);
   const services: AnyService[] = [];
   let inFlight = 0;
   let reflectionAdded = false;
@@ -80,7 +84,7 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
         definition[method.name] = methodDefinition(method);
         implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track, options.telemetry);
       }
-      server.addService(definition, implementation);
+      server.addService(...guardDecoding(definition, implementation));
       services.push(service);
       health.setStatus(service.typeName, "NOT_SERVING");
     },

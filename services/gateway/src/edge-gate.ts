@@ -47,7 +47,7 @@ export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) 
     if (token === undefined) throw new ConnectError("malformed authorization header: expected `Bearer <token>`", Code.Unauthenticated);
     const user = await options.verifier.verify(token).catch((error: unknown) => {
       // UNAUTHENTICATED saying why, or UNAVAILABLE when identity's keys cannot be fetched.
-      throw toConnectError(error, options.log);
+      throw toConnectError(error, options.log, requestId);
     });
     ctx.values.set(userKey, user);
 

@@ -49,7 +49,7 @@ function forwardUnary(call: UnaryCall, route: ForwardedService, options: Forward
     try {
       return await call(request, upstreamCallOptions(ctx, "unary", { maxTimeoutMs: options.upstreamTimeoutMs, forwardAuthorization: route.forwardAuthorization }));
     } catch (error) {
-      throw toConnectError(error, options.log);
+      throw toConnectError(error, options.log, ctx.values.get(requestIdKey));
     }
   };
 }
@@ -67,7 +67,7 @@ function forwardStream(call: StreamCall, route: ForwardedService, options: Forwa
       for await (const message of call(request, callOptions)) yield message;
     } catch (error) {
       if (options.streamsClosing.aborted) throw new ConnectError("the gateway is shutting down: call again", Code.Unavailable);
-      throw toConnectError(error, options.log);
+      throw toConnectError(error, options.log, ctx.values.get(requestIdKey));
     }
   };
 }
@@ -96,7 +96,7 @@ function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknow
         ctx.responseHeader.set(STALE_HEADER, "true");
         return stale;
       }
-      throw toConnectError(error, options.log);
+      throw toConnectError(error, options.log, ctx.values.get(requestIdKey));
     }
   };
 }

@@ -33,6 +33,7 @@ import { createHealthHandlers } from "./health.js";
 import { bindRateLimitSettings } from "./live-settings.js";
 import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
 import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, ROUTED_SERVICES, type Backend } from "./routes.js";
+import { createPublicErrors } from "./public-errors.js";
 import { createReflectionHandlers } from "./reflection.js";
 import { createStaticWeb, resolveWebDir } from "./static-web.js";
 import { createKeyedRateLimiter } from "./token-bucket.js";
@@ -126,6 +127,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
 
       const edgeTelemetry = createEdgeTelemetry(telemetry);
+      const publicErrors = createPublicErrors(log);
       const connect = connectNodeAdapter({
         routes(router) {
           for (const route of FORWARDED_SERVICES) {
@@ -142,9 +144,11 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
           router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
           router.service(Health, createHealthHandlers({ services: ROUTED_SERVICES.map((service) => service.typeName), serving: () => serving, changed: stopping.signal }));
           router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
+          // Last: the adapter serves router.handlers as they are when this returns.
+          publicErrors.wrapHandlers(router.handlers);
         },
         readMaxBytes: config.maxRequestBytes,
-        interceptors: [edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
+        interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
         requestGate: edgeTelemetry.gate(
           createEdgeGate({
             publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),

@@ -8,9 +8,15 @@
  * both. What is needed is small: GET and HEAD of a known handful of file
  * types, an index.html fallback for the app's client-side routes, long-lived
  * caching of content-hashed assets, and no way out of the directory.
+ *
+ * No way out includes symbolic links: a file is served only when its real
+ * path (every link resolved) is inside the real path of the root. A link
+ * inside the root to another file inside it is served (a deployment may
+ * share assets that way, and it reveals nothing new); a link, or a linked
+ * directory, leading anywhere else is answered 404 as if it did not exist.
  */
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import type { EdgeRequest, EdgeResponse } from "./edge-server.js";
 
@@ -85,6 +91,16 @@ export function createStaticWeb(options: StaticWebOptions): StaticWeb {
     return file === root || file.startsWith(root + path.sep) ? file : undefined;
   };
 
+  // Resolved once, on first use: the directory may be built after the gateway starts.
+  let realRoot: Promise<string> | undefined;
+  /** The real path of `file` when it lies inside the real root, else undefined. */
+  const realInsideRoot = async (file: string): Promise<string | undefined> => {
+    realRoot ??= realpath(root).catch(() => root);
+    const [real, base] = await Promise.all([realpath(file).catch(() => undefined), realRoot]);
+    if (real === undefined) return undefined;
+    return real === base || real.startsWith(base + path.sep) ? real : undefined;
+  };
+
   const send = async (request: EdgeRequest, response: EdgeResponse, urlPath: string): Promise<void> => {
     const file = fileFor(urlPath);
     if (file === undefined) return plain(response, 400, "Bad request path.\n");
@@ -103,6 +119,9 @@ export function createStaticWeb(options: StaticWebOptions): StaticWeb {
         return plain(response, 404, `The web app is not built in ${root}: run \`npm run build -w @meshwork/web\` (npm start does it for you).\n`);
       }
     }
+    // What is read is the resolved file itself, so the check and the read name the same file.
+    const real = await realInsideRoot(target);
+    if (real === undefined) return plain(response, 404, "Not found.\n");
     const etag = `W/"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
     const headers: Record<string, string> = {
       "content-type": CONTENT_TYPES[path.extname(target).toLowerCase()] ?? "application/octet-stream",
@@ -126,7 +145,7 @@ export function createStaticWeb(options: StaticWebOptions): StaticWeb {
       response.end();
       return;
     }
-    const stream = createReadStream(target);
+    const stream = createReadStream(real);
     // A client that hangs up mid-file must not leave the file open.
     response.once("close", () => stream.destroy());
     stream.once("error", (error) => {

@@ -2,11 +2,13 @@
  * From a Connect call at the edge to a grpc-js call to a backend, and back:
  * what travels down (request id, the caller's token where the backend checks
  * it again, the remaining deadline, cancellation) and how a backend's status
- * comes back up (same code, same message, the field trailer kept).
+ * comes back up (same code, the field trailer kept, the message where it is
+ * meant for the caller).
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { requestIdKey } from "./edge-context.js";
+import { genericMessage, isMeaningful } from "./public-errors.js";
 
 export const AUTHORIZATION_HEADER = "authorization";
 
@@ -41,19 +43,29 @@ export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream
 
 /**
  * A backend's RpcError as the ConnectError the caller gets: the gRPC code
- * numbers are the same in both libraries. Anything that is not a status (a
- * bug) becomes INTERNAL with a generic message; the cause is logged, never sent.
+ * numbers are the same in both libraries. A status whose message is the
+ * service's answer (NOT_FOUND "order X not found", INVALID_ARGUMENT naming a
+ * field) keeps it; the others (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...)
+ * carry what only operators should read ("No connection established. Last
+ * error: connect ECONNREFUSED 10.0.0.5:50052"): the caller gets a generic
+ * message with the request id, the detail is logged with it. Anything that is
+ * not a status (a bug) becomes INTERNAL the same way.
  */
-export function toConnectError(error: unknown, log: Logger): ConnectError {
+export function toConnectError(error: unknown, log: Logger, requestId: string): ConnectError {
   if (error instanceof ConnectError) return error;
   if (isRpcError(error)) {
+    const code = error.code as number as Code;
+    if (!isMeaningful(code)) {
+      log.warn({ request_id: requestId, code: Code[code], detail: error.message }, "upstream error detail withheld from the caller");
+      return new ConnectError(genericMessage(code, requestId), code);
+    }
     const metadata = new Headers();
     for (const key of FORWARDED_ERROR_METADATA) {
       const value = error.metadata.get(key)[0];
       if (typeof value === "string") metadata.set(key, value);
     }
-    return new ConnectError(error.message, error.code as number as Code, metadata);
+    return new ConnectError(error.message, code, metadata);
   }
-  log.error({ err: error }, "gateway handler failed");
-  return new ConnectError("internal error", Code.Internal);
+  log.error({ err: error, request_id: requestId }, "gateway handler failed");
+  return new ConnectError(genericMessage(Code.Internal, requestId), Code.Internal);
 }

@@ -58,4 +58,20 @@ export const migrations: readonly Migration[] = [
     up: (db) => statements(db, [`alter table sagas add column trace_context jsonb not null default '{}'`]),
     down: (db) => statements(db, ["alter table sagas drop column trace_context"]),
   },
+  {
+    // The card token is no longer kept in clear (security issue 13): new rows
+    // hold it sealed (AES-256-GCM, adapters/card-token-cipher.ts) in
+    // card_token_sealed, and card_token is ''. A migration has no key, so
+    // here only the tokens no saga needs any more are erased (orders past the
+    // payment step: compensating, done, or final); the few still needed are
+    // sealed by the service when it starts (sealClearCardTokens), before any
+    // saga runs. Nothing a saga needs is lost.
+    name: "0004_card_token_sealed",
+    up: (db) =>
+      statements(db, [
+        `alter table orders add column card_token_sealed text not null default ''`,
+        `update orders set card_token = '' where status <> 'pending' or id in (select order_id from sagas where step in ('compensate', 'done'))`,
+      ]),
+    down: (db) => statements(db, ["alter table orders drop column card_token_sealed"]),
+  },
 ];

@@ -1,4 +1,14 @@
 import { loadConfig, serviceSettings, settings, tokenVerifierSettings, type ConfigOf } from "@meshwork/platform";
+import { parseCardTokenKey } from "./adapters/card-token-cipher.js";
+
+const isCardTokenKey = (value: string): boolean => {
+  try {
+    parseCardTokenKey(value);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** Every setting of the orders service, with its environment variable and default. */
 export const ordersConfigSpec = {
@@ -29,6 +39,13 @@ export const ordersConfigSpec = {
     doc: "JSON file of live settings (resilience towards catalog, stock, payments, identity), re-read when it changes (without Consul); MESHWORK_LIVE_* variables otherwise.",
     schema: settings.text(),
     default: "",
+  },
+  cardTokenKey: {
+    env: "ORDERS_CARD_TOKEN_KEY",
+    doc: "Key sealing card tokens at rest (AES-256-GCM): 32 random bytes, base64url (`openssl rand -base64 32`); every instance needs the same one. When unset, a key file is generated beside the data directory (.data/orders-card-token.key), which suits one machine only.",
+    schema: settings.text().refine((value) => value === "" || isCardTokenKey(value), "expected 32 random bytes in base64url (43 characters, e.g. from `openssl rand -base64 32`)"),
+    default: "",
+    secret: true,
   },
   instanceId: { env: "ORDERS_INSTANCE_ID", doc: "Name of this instance as saga lease owner; generated when unset.", schema: settings.text(), default: "" },
 };

@@ -24,6 +24,7 @@ import {
   type StartOptions,
 } from "@meshwork/platform";
 import { migrations } from "../migrations/index.js";
+import { createCardTokenCipher, resolveCardTokenKey } from "./adapters/card-token-cipher.js";
 import { createKnexOrderStore } from "./adapters/order-store.knex.js";
 import { createGrpcProductCheck } from "./adapters/product-check.grpc.js";
 import { createGrpcSagaSteps } from "./adapters/saga-steps.grpc.js";
@@ -119,8 +120,11 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       shutdown.add("stop outbox relay", () => relay.stop());
 
       const event = createOrderEventFactory();
+      const cardTokenKey = await resolveCardTokenKey({ configured: config.cardTokenKey, databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+      log.info({ from: cardTokenKey.from }, "card tokens sealed at rest");
       const store = createKnexOrderStore({
         db: database.knex,
+        cardTokens: createCardTokenCipher(cardTokenKey.key),
         enqueue: async (trx, aggregateId, events) => {
           await enqueueOutbox(
             trx,
@@ -156,6 +160,9 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
           relay.nudge();
         },
       });
+      // Before any saga runs: rows from before sealing that a saga still needs.
+      const sealed = await store.sealClearCardTokens();
+      if (sealed > 0) log.info({ sealed }, "sealed card tokens stored in clear by an earlier version");
       const pending = await store.pendingSagas();
       if (pending > 0) log.info({ pending }, "resuming unfinished sagas");
       runner.start();

@@ -131,7 +131,15 @@ export function orderStoreSuite(engine: Engine): void {
         [...times].sort((a, b) => b - a),
       );
     });
+  });
+}
 
+/**
+ * ListOrders' page token keeps full precision (security issue 13, point 8):
+ * run by the security suite on both engines (order-store-page-token.security*.test.ts).
+ */
+export function orderStorePageTokenSuite(engine: Engine): void {
+  describe(`order store page tokens on ${engine}`, () => {
     test("pages through orders placed in the same millisecond without skipping one (created_at keeps microseconds)", async (t) => {
       const db = await ordersDatabase(t, engine);
       if (!db) return;

@@ -1,11 +1,12 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { enqueueOutbox, type Knex } from "@meshwork/platform";
 import { openMigratedTestDatabase, type TestEngine, type TestScope } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
-import { createKnexOrderStore } from "../src/adapters/order-store.knex.js";
+import { createCardTokenCipher } from "../src/adapters/card-token-cipher.js";
+import { createKnexOrderStore, type KnexOrderStore } from "../src/adapters/order-store.knex.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "../src/messages.js";
 import { checkPlacement, placementFingerprint, type PlacementRequest } from "../src/orders.js";
-import type { NewOrder, OrderStore } from "../src/ports.js";
+import type { NewOrder } from "../src/ports.js";
 
 export type Engine = TestEngine;
 
@@ -14,9 +15,13 @@ export async function ordersDatabase(t: TestScope, engine: Engine): Promise<Knex
   return (await openMigratedTestDatabase(t, engine, { label: "orders", migrations, migrationsTable: "orders_migrations", poolMax: 20 }))?.knex;
 }
 
-export function orderStore(db: Knex): OrderStore {
+/** One key for the whole test process: stores opened on the same database (a restart) open each other's tokens. */
+export const TEST_CARD_TOKEN_KEY = randomBytes(32);
+
+export function orderStore(db: Knex, key: Buffer = TEST_CARD_TOKEN_KEY): KnexOrderStore {
   return createKnexOrderStore({
     db,
+    cardTokens: createCardTokenCipher(key),
     enqueue: async (trx, aggregateId, events) => {
       await enqueueOutbox(
         trx,

@@ -2,12 +2,22 @@ import { currentTraceHeaders, type Knex } from "@meshwork/platform";
 import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
 import type { SagaStep } from "../saga.js";
+import type { CardTokenCipher } from "./card-token-cipher.js";
 
 export interface KnexOrderStoreDeps {
   readonly db: Knex;
   /** Called inside each transaction that writes events, to put them in the outbox (in that same transaction). */
   readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+  /** Seals the card token at rest (card-token-cipher.ts). */
+  readonly cardTokens: CardTokenCipher;
 }
+
+/**
+ * Saga steps after which the card token is no longer needed: compensation
+ * voids by order id, and "done" is the end. Until then (reserving stock,
+ * authorising, retrying either) the token is kept, sealed.
+ */
+const TOKEN_NO_LONGER_NEEDED: ReadonlySet<SagaStep> = new Set(["compensate", "done"]);
 
 interface OrderRow {
   id: string;
@@ -20,7 +30,10 @@ interface OrderRow {
   lines: OrderLine[] | string;
   total_minor: number | null;
   currency: string | null;
+  /** Only rows written before tokens were sealed, until sealClearCardTokens() seals them: '' otherwise. */
   card_token: string;
+  /** The token sealed for this order, '' once the payment step no longer needs it. */
+  card_token_sealed: string;
   created_at: Date;
   updated_at: Date;
 }
@@ -53,7 +66,19 @@ const toSaga = (row: SagaRow): ClaimedSaga => ({
   traceContext: typeof row.trace_context === "string" ? (JSON.parse(row.trace_context) as Record<string, string>) : (row.trace_context ?? {}),
 });
 
-export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): OrderStore {
+export interface KnexOrderStore extends OrderStore {
+  /**
+   * Seals the tokens that rows written before sealing still hold in clear
+   * (migration 0004 already erased those of sagas past the payment step), so
+   * their sagas can still authorise. Returns how many it sealed.
+   */
+  sealClearCardTokens(): Promise<number>;
+}
+
+export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
+  // Opened only for orders whose saga may still authorise (pending); others carry none.
+  const cardTokenOf = (row: OrderRow): string => (row.card_token_sealed !== "" && row.status === "pending" ? cardTokens.open(row.id, row.card_token_sealed) : row.card_token);
+
   const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[], known?: HistoryEntry[]): Promise<OrderRecord[]> => {
     if (rows.length === 0) return [];
     const history: HistoryRow[] = known
@@ -82,7 +107,7 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
       lines: typeof row.lines === "string" ? (JSON.parse(row.lines) as OrderLine[]) : row.lines,
       totalMinor: row.total_minor ?? undefined,
       currency: row.currency?.trim() ?? undefined,
-      cardToken: row.card_token,
+      cardToken: cardTokenOf(row),
       history: byOrder.get(row.id) ?? [],
       createdAt: new Date(row.created_at),
       updatedAt: new Date(row.updated_at),
@@ -109,7 +134,8 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
             request_id: order.requestId,
             status: "pending",
             lines: JSON.stringify(request.items),
-            card_token: request.cardToken,
+            card_token: "",
+            card_token_sealed: cardTokens.seal(order.id, request.cardToken),
           })
           .onConflict(["user_id", "idempotency_key"])
           .ignore()
@@ -198,6 +224,10 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
           changes.total_minor = decision.lines.reduce((sum, line) => sum + line.unitPriceMinor * line.quantity, 0);
           changes.currency = decision.lines[0]?.currency ?? null;
         }
+        if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
+          changes.card_token = "";
+          changes.card_token_sealed = "";
+        }
         const statusChanged = decision.status !== undefined && decision.status !== current.status;
         if (statusChanged) {
           if (FINAL_STATUSES.has(current.status)) throw new Error(`order ${saga.orderId} is already ${current.status}`);
@@ -222,6 +252,18 @@ export function createKnexOrderStore({ db, enqueue }: KnexOrderStoreDeps): Order
         if (statusChanged) await enqueue(trx, saga.orderId, [event(order, current.status)]);
         return { order, saga: { ...toSaga(sagaRow), leaseOwner: saga.leaseOwner } };
       });
+    },
+
+    async sealClearCardTokens() {
+      const rows: Pick<OrderRow, "id" | "card_token">[] = await db("orders").whereNot("card_token", "").select("id", "card_token");
+      let sealed = 0;
+      for (const row of rows) {
+        // Guarded by the clear value: another instance sealing the same row at once changes nothing twice.
+        sealed += await db("orders")
+          .where({ id: row.id, card_token: row.card_token })
+          .update({ card_token: "", card_token_sealed: cardTokens.seal(row.id, row.card_token) });
+      }
+      return sealed;
     },
 
     async pendingSagas() {

@@ -1,0 +1,3 @@
+import { orderStorePageTokenSuite } from "./order-store.suite.js";
+
+orderStorePageTokenSuite("PGlite");
