@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, rm } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -20,7 +20,9 @@ export async function renderKustomize(dir: string): Promise<KubeObject[]> {
   const copy = await mkdtemp(path.join(tmpdir(), "meshwork-kustomize-"));
   try {
     await cp(dir, copy, { recursive: true });
-    if (existsSync(path.join(copy, "base", "kustomization.yaml"))) writeKubernetesSecrets(path.join(copy, "base", "secrets"));
+    // mesh/linkerd (base/ inside it) or mesh/linkerd/base itself.
+    const base = existsSync(path.join(copy, "base", "kustomization.yaml")) ? path.join(copy, "base") : copy;
+    if (readFileSync(path.join(base, "kustomization.yaml"), "utf8").includes("secrets/")) writeKubernetesSecrets(path.join(base, "secrets"));
     const { stdout } = await promisify(execFile)("kubectl", ["kustomize", copy], { maxBuffer: 16 * 1024 * 1024 });
     return parseAllDocuments(stdout)
       .map((document) => {
