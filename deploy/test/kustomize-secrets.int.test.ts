@@ -59,6 +59,7 @@ describe("Kubernetes Secrets, generated", () => {
       for (const ref of refs) {
         if (ref.name === secretName("meshwork-database")) assert.equal(ref.key, app, `${name} reads only its own database URL`);
         else if (ref.name === secretName("meshwork-rabbitmq")) assert.equal(ref.key, `${app}-url`, `${name} reads only its own broker URL`);
+        else if (ref.name === secretName("meshwork-identity")) assert.equal(app, "identity", `${name} reads identity's key-encryption key`);
         else assert.fail(`${name} reads ${ref.name}/${ref.key}`);
       }
       assert.ok(
