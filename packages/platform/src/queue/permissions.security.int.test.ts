@@ -6,20 +6,15 @@
  * relay's publisher, notifications' task queue with its retries); the refused
  * ones are plain AMQP operations a compromised service could try.
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify } from "node:util";
 import amqp, { type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { rabbitmqctl, rabbitmqctlMissing } from "@meshwork/testing";
 import { createSilentLogger } from "../logger.js";
 import { createAmqpPublisher } from "../messaging/amqp-publisher.js";
 import { createAmqpTaskQueue } from "./amqp.js";
 import { AMQP_USERS, amqpPermissions, NOTHING, type AmqpPermission, type AmqpService } from "./permissions.js";
 
-const run = promisify(execFile);
-const rabbitmqctl = async (...args: string[]): Promise<void> => {
-  await run("rabbitmqctl", ["-q", ...args], { timeout: 60_000 });
-};
 const HOST = new URL(process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672");
 const ADMIN = decodeURIComponent(HOST.username || "guest");
 
@@ -60,6 +55,9 @@ const closedWith = (channel: { once(event: "error", listener: (error: { code?: n
 const urls: Partial<Record<AmqpService, string>> = {};
 
 beforeAll(async () => {
+  // Users and vhosts are made with rabbitmqctl on the broker's machine: without it this proof cannot run, and says so.
+  const missing = await rabbitmqctlMissing();
+  if (missing) throw new Error(`RabbitMQ users for this test are made with rabbitmqctl, which does not answer here: ${missing}`);
   await rabbitmqctl("add_vhost", vhost);
   // The admin stands for the broker's definitions: it declares the orders
   // exchange before any service runs, as compose and Kubernetes do.
