@@ -14,7 +14,7 @@ const scratch = `.build-test-${process.pid}`;
 // One level below the package, as services/S/dist is: what the sources find relative to themselves must not move.
 const outDir = (service: string) => path.join(root, "services", service, scratch);
 const probeOutDir = path.join(root, "scripts", scratch);
-const built: Record<string, { main: BuiltEntry; probe: BuiltEntry }> = {};
+const built: Record<string, { main: BuiltEntry; probe: BuiltEntry; secrets: BuiltEntry }> = {};
 
 beforeAll(async () => {
   for (const service of ["catalog", "gateway"]) built[service] = await buildService(service, { serviceOutDir: outDir(service), probeOutDir });
@@ -126,5 +126,27 @@ describe("the compiled probe", () => {
 
   test("refuses a name that is not a service", async () => {
     await assert.rejects(buildService("../web"), /"\.\.\/web" is not a service/);
+  });
+});
+
+describe("the compiled secrets step (compose's one-shot `secrets` service)", () => {
+  test("imports nothing but Node's own modules, and on plain node fills every consumer's folder, keeping the values on a second run", async (t) => {
+    assert.deepEqual(
+      importsOf(built.catalog!.secrets).filter((entry) => !entry.path.startsWith("node:")),
+      [],
+    );
+    const volumes = path.join(tmpdir(), `meshwork-secrets-${process.pid}`);
+    t.onTestFinished(() => rmSync(volumes, { recursive: true, force: true }));
+    for (const consumer of ["postgres", "rabbitmq", "consul", "gateway", "identity", "catalog", "orders", "payments", "notifications"]) mkdirSync(path.join(volumes, consumer), { recursive: true });
+    const first = await plainNode([built.catalog!.secrets.file, volumes], {}).done;
+    assert.equal(first.code, 0, first.output);
+    assert.match(first.output, /^secrets: 18 generated/);
+    const url = readFileSync(path.join(volumes, "orders", "database-url"), "utf8");
+    assert.match(url, /^postgres:\/\/meshwork_orders:[A-Za-z0-9_-]{43}@postgres:5432\/meshwork_orders$/);
+    const second = await plainNode([built.catalog!.secrets.file, volumes], {}).done;
+    assert.match(second.output, /^secrets: 0 generated, 18 kept/);
+    assert.equal(readFileSync(path.join(volumes, "orders", "database-url"), "utf8"), url);
+    // Never a value on its output.
+    assert.ok(!first.output.includes(url.split(":")[2]!.split("@")[0]!));
   });
 });

@@ -2,7 +2,8 @@
  * Compiles one service for its image, so that no TypeScript runs there (no
  * tsx, no esbuild at run time):
  *
- *   tsx scripts/build-service.ts SERVICE   services/SERVICE/dist/main.js and scripts/dist/health-probe.js
+ *   tsx scripts/build-service.ts SERVICE   services/SERVICE/dist/main.js, scripts/dist/health-probe.js
+ *                                          and scripts/dist/secrets-init.js (compose's secrets step)
  *
  * Each entry is bundled by esbuild into one ES module. The workspace packages
  * (@meshwork/platform, @meshwork/contracts) and the service's own modules,
@@ -78,17 +79,19 @@ export interface BuildOptions {
 }
 
 /** Compiles SERVICE's main.ts and the health probe; returns what each bundle holds and imports. */
-export async function buildService(service: string, options: BuildOptions = {}): Promise<{ main: BuiltEntry; probe: BuiltEntry }> {
+export async function buildService(service: string, options: BuildOptions = {}): Promise<{ main: BuiltEntry; probe: BuiltEntry; secrets: BuiltEntry }> {
   const services = servicesInTree();
   if (!services.includes(service)) throw new Error(`"${service}" is not a service: one of ${services.join(", ")}`);
   const ports = Object.fromEntries(await Promise.all(services.map(async (name) => [name, (await portSetting(name)).default] as const)));
   const serviceOutDir = options.serviceOutDir ?? path.join(root, "services", service, "dist");
   const probeOutDir = options.probeOutDir ?? path.join(root, "scripts", "dist");
-  const [main, probe] = await Promise.all([
+  const [main, probe, secrets] = await Promise.all([
     bundle(path.join(root, "services", service, "src", "main.ts"), path.join(serviceOutDir, "main.js")),
     bundle(path.join(root, "scripts", "health-probe.ts"), path.join(probeOutDir, "health-probe.js"), { MESHWORK_DEFAULT_PORTS: JSON.stringify(ports) }),
+    // compose's `secrets` one-shot runs it from a service image: no image of its own to build or pull.
+    bundle(path.join(root, "scripts", "secrets-init.ts"), path.join(probeOutDir, "secrets-init.js")),
   ]);
-  return { main, probe };
+  return { main, probe, secrets };
 }
 
 if (import.meta.filename === process.argv[1]) {
@@ -98,8 +101,8 @@ if (import.meta.filename === process.argv[1]) {
     process.exit(2);
   }
   buildService(service).then(
-    ({ main, probe }) => {
-      for (const built of [main, probe]) process.stdout.write(`${path.relative(root, built.file)}\n`);
+    ({ main, probe, secrets }) => {
+      for (const built of [main, probe, secrets]) process.stdout.write(`${path.relative(root, built.file)}\n`);
     },
     (error: unknown) => {
       process.stderr.write(`build failed: ${error instanceof Error ? error.message : String(error)}\n`);

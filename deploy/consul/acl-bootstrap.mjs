@@ -18,14 +18,13 @@
  * 6. every key of deploy/consul/kv.json, as `consul kv import` would.
  *
  * The secret-file contract (compose mounts these; nothing is in the environment):
- *   $CONSUL_MANAGEMENT_TOKEN_FILE  default /run/secrets/consul-management-token:
- *                                  the agent's acl.tokens.initial_management.
- *   $CONSUL_SERVICE_TOKENS_DIR     default /run/secrets/consul-tokens: one file per
- *                                  service, named after it (gateway, identity, catalog,
- *                                  orders, payments, notifications), holding that
- *                                  service's token, a UUID (Consul refuses other
- *                                  SecretIDs); the same value the service reads from
- *                                  CONSUL_HTTP_TOKEN_FILE.
+ *   $CONSUL_SECRETS_DIR  default /run/secrets/meshwork (compose's `secrets-consul`
+ *                        volume, written by scripts/secrets-init.ts), holding
+ *     management-token   the agent's acl.tokens.initial_management;
+ *     <service>-token    one per service (gateway, identity, catalog, orders,
+ *                        payments, notifications): that service's token, a UUID
+ *                        (Consul refuses other SecretIDs); the same value the
+ *                        service reads from CONSUL_HTTP_TOKEN_FILE.
  * Other settings: CONSUL_HTTP_ADDR (default http://consul:8500),
  * CONSUL_ACL_PLAN (default acl.json beside this script), CONSUL_KV_SEED
  * (default kv.json beside this script), CONSUL_WAIT_SECONDS (default 60).
@@ -45,8 +44,7 @@ function settings() {
   const address = env.CONSUL_HTTP_ADDR || "http://consul:8500";
   return {
     base: (address.includes("://") ? address : `http://${address}`).replace(/\/+$/, ""),
-    managementTokenFile: env.CONSUL_MANAGEMENT_TOKEN_FILE || "/run/secrets/consul-management-token",
-    serviceTokensDir: env.CONSUL_SERVICE_TOKENS_DIR || "/run/secrets/consul-tokens",
+    secretsDir: env.CONSUL_SECRETS_DIR || "/run/secrets/meshwork",
     planFile: env.CONSUL_ACL_PLAN || path.join(here, "acl.json"),
     seedFile: env.CONSUL_KV_SEED || path.join(here, "kv.json"),
     waitSeconds: Number(env.CONSUL_WAIT_SECONDS || "60"),
@@ -189,11 +187,12 @@ async function main() {
   const config = settings();
   const plan = readJson(config.planFile, "the ACL plan");
   const seed = readJson(config.seedFile, "the KV seed");
-  const managementToken = readSecret(config.managementTokenFile, "the Consul management token");
+  const managementToken = readSecret(path.join(config.secretsDir, "management-token"), "the Consul management token");
   // Read every service's secret before changing anything: a missing file stops the run early.
   const serviceSecrets = plan.services.map((entry) => {
-    const secret = readSecret(path.join(config.serviceTokensDir, entry.service), `${entry.service}'s Consul token`);
-    if (!UUID.test(secret)) throw new BootstrapError(`${entry.service}'s Consul token in ${path.join(config.serviceTokensDir, entry.service)} is not a UUID (Consul accepts only UUIDs as SecretID)`);
+    const file = path.join(config.secretsDir, `${entry.service}-token`);
+    const secret = readSecret(file, `${entry.service}'s Consul token`);
+    if (!UUID.test(secret)) throw new BootstrapError(`${entry.service}'s Consul token in ${file} is not a UUID (Consul accepts only UUIDs as SecretID)`);
     return secret;
   });
   if (new Set(serviceSecrets).size !== serviceSecrets.length) throw new BootstrapError("two services have the same Consul token: each needs its own");

@@ -82,12 +82,13 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("every long-running container has a health check; only the one-shot KV seed has none", () => {
+  test("every long-running container has a health check; only the one-shots (KV seed, secrets) have none", () => {
     const without = Object.entries(services)
-      .filter(([, service]) => !service.healthcheck)
+      .filter(([, service]) => !service.healthcheck || service.healthcheck.disable === true)
       .map(([name]) => name);
-    assert.deepEqual(without, ["consul-seed"]);
+    assert.deepEqual(without.sort(), ["consul-seed", "secrets"]);
     assert.equal(services["consul-seed"].restart, "no");
+    assert.equal(services.secrets.restart, "no");
   });
 
   test("only the gateway and the RabbitMQ, Consul, Jaeger and Prometheus UIs are published, the UIs on loopback only", () => {
@@ -96,6 +97,11 @@ describe("compose.yaml", () => {
 
   test("every third-party image is pinned to an exact version, and the services use their own built images", () => {
     for (const [name, service] of Object.entries(services)) {
+      if (name === "secrets") {
+        // Runs a service image's compiled scripts/secrets-init.js: built like identity, nothing to pull.
+        assert.deepEqual({ image: service.image, build: service.build }, { image: services.identity.image, build: services.identity.build });
+        continue;
+      }
       if (appServiceOf(name)) {
         assert.match(service.image, /^meshwork\/[a-z]+:dev$/, `${name} is built here`);
         assert.ok(service.build, `${name} has a build`);
@@ -146,22 +152,82 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("each service's database URL names the role and database the PostgreSQL init script creates", () => {
-    const init = read("mesh/linkerd/base/data/postgres-init.sql");
+  test("each service reads its database URL, AMQP URL and Consul token from files in its own secrets volume, mounted read-only", () => {
+    const init = read("mesh/linkerd/base/data/postgres-init.sh");
     for (const [name, service] of appEntries) {
       const app = appServiceOf(name)!;
-      const url = service.environment[`${app.toUpperCase()}_DATABASE_URL`];
+      const prefix = app.toUpperCase();
+      const env = service.environment as Record<string, string>;
+      assert.deepEqual(service.volumes, [`secrets-${app}:/run/secrets/meshwork:ro`], `${name} mounts its own secrets and nothing else`);
+      assert.equal(env.CONSUL_HTTP_TOKEN_FILE, "/run/secrets/meshwork/consul-token");
+      assert.equal(env[`${prefix}_DATABASE_URL`], undefined, `${name} has no database URL in its environment`);
+      assert.equal(env[`${prefix}_AMQP_URL`], undefined, `${name} has no AMQP URL in its environment`);
       if (app === "gateway") {
-        assert.equal(url, undefined, "the gateway is stateless");
+        assert.equal(env[`${prefix}_DATABASE_URL_FILE`], undefined, "the gateway is stateless");
         continue;
       }
-      const parsed = new URL(url);
-      assert.equal(parsed.hostname, "postgres");
-      const role = decodeURIComponent(parsed.username);
-      assert.equal(parsed.pathname, `/meshwork_${app}`);
-      assert.match(init, new RegExp(`CREATE ROLE ${role} LOGIN PASSWORD '${decodeURIComponent(parsed.password)}';`));
-      assert.match(init, new RegExp(`CREATE DATABASE meshwork_${app} OWNER ${role};`));
+      assert.equal(env[`${prefix}_DATABASE_URL_FILE`], "/run/secrets/meshwork/database-url");
+      assert.equal(env[`${prefix}_AMQP_URL_FILE`], app === "orders" || app === "notifications" ? "/run/secrets/meshwork/amqp-url" : undefined, `${name}'s AMQP URL`);
+      assert.match(init, new RegExp(`^for service in .*\\b${app}\\b.*; do$`, "m"), `postgres-init.sh creates meshwork_${app}`);
+      assert.equal(services[name].depends_on.secrets?.condition, "service_completed_successfully");
     }
+    assert.match(init, /CREATE ROLE :"role" LOGIN PASSWORD :'password';/);
+    assert.match(init, /^ {2}echo "host all \$\{POSTGRES_USER:-postgres\} all reject"$/m);
+  });
+
+  test("the secrets step mounts every consumer's volume and nothing else, has no network, and each volume has exactly one consumer", () => {
+    const secrets = services.secrets;
+    assert.equal(secrets.network_mode, "none");
+    const mounts = (secrets.volumes as string[]).map((volume) => volume.split(":"));
+    assert.ok(mounts.every(([volume, target]) => volume === `secrets-${target!.replace("/secrets/", "")}`));
+    const consumers = new Map<string, string[]>();
+    for (const [name, service] of Object.entries(services)) {
+      if (name === "secrets") continue;
+      for (const volume of (service.volumes ?? []) as string[]) {
+        const [source, target, mode] = volume.split(":");
+        if (!source!.startsWith("secrets-")) continue;
+        assert.equal(`${target}:${mode}`, "/run/secrets/meshwork:ro", `${name} mounts ${source} read-only at /run/secrets/meshwork`);
+        consumers.set(source!, [...(consumers.get(source!) ?? []), name.replace(/-\d+$/, "")]);
+      }
+    }
+    assert.deepEqual([...consumers.keys()].sort(), mounts.map(([volume]) => volume).sort());
+    for (const [volume, names] of consumers) {
+      const distinct = [...new Set(names)];
+      // consul-seed bootstraps Consul's ACLs with the tokens consul holds.
+      assert.deepEqual(
+        distinct.filter((name) => name !== "consul-seed"),
+        [volume.replace("secrets-", "")],
+        `${volume} is mounted by ${names.join(", ")}`,
+      );
+    }
+  });
+
+  test("no password, token or credential URL is written in compose.yaml, compose.offline.yaml, the stand-ins or the Kubernetes base", () => {
+    const files = [
+      "compose.yaml",
+      "compose.offline.yaml",
+      "mesh/linkerd/base/kustomization.yaml",
+      "mesh/linkerd/base/data/postgres-init.sh",
+      "mesh/linkerd/base/data/postgres.yaml",
+      "mesh/linkerd/base/data/rabbitmq.yaml",
+      ...["identity", "catalog", "orders", "payments", "notifications", "gateway"].map((app) => `mesh/linkerd/base/services/${app}.yaml`),
+      "deploy/standins/postgres/docker-entrypoint.sh",
+      "deploy/standins/rabbitmq/docker-entrypoint.sh",
+    ];
+    for (const file of files) {
+      const text = read(file);
+      assert.doesNotMatch(text, /[a-z]+:\/\/[^\s/:@]+:[^\s@$]+@/i, `${file} holds a URL with a password`);
+      assert.doesNotMatch(
+        text,
+        /^\s*(POSTGRES_PASSWORD|RABBITMQ_DEFAULT_PASS|RABBITMQ_DEFAULT_USER|CONSUL_HTTP_TOKEN|[A-Z_]*(PASSWORD|_PASS|_TOKEN|_KEY)):\s*\S/m,
+        `${file} sets a secret variable directly`,
+      );
+      assert.doesNotMatch(text, /PASSWORD\s+'[^':]+'/, `${file} holds a SQL password literal`);
+      assert.doesNotMatch(text, /^\s*literals:/m, `${file} generates a Secret from literals`);
+    }
+    // And the check itself finds what it is meant to.
+    assert.match("X_URL: postgres://a:b@c/d", /[a-z]+:\/\/[^\s/:@]+:[^\s@$]+@/i);
+    assert.doesNotMatch("url: postgres://meshwork_orders:$PASSWORD@postgres", /[a-z]+:\/\/[^\s/:@]+:[^\s@$]+@/i);
   });
 
   test("Prometheus scrapes every service instance's metrics port (promtool checks the file: compose.int.test.ts)", () => {

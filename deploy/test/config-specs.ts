@@ -7,7 +7,7 @@ import { ordersConfigSpec } from "../../services/orders/src/config.js";
 import { paymentsConfigSpec } from "../../services/payments/src/config.js";
 import type { AppService } from "../call-graph.js";
 
-export const CONFIG_SPECS: Record<AppService, Record<string, { env: string }>> = {
+export const CONFIG_SPECS: Record<AppService, Record<string, { env: string; secret?: boolean }>> = {
   gateway: gatewayConfigSpec,
   identity: identityConfigSpec,
   catalog: catalogConfigSpec,
@@ -16,5 +16,5 @@ export const CONFIG_SPECS: Record<AppService, Record<string, { env: string }>> =
   notifications: notificationsConfigSpec,
 };
 
-/** Every environment variable `app` reads. */
-export const settingsOf = (app: AppService): Set<string> => new Set(Object.values(CONFIG_SPECS[app]).map((setting) => setting.env));
+/** Every environment variable `app` reads: a secret setting also as `<env>_FILE` (packages/platform/src/config.ts). */
+export const settingsOf = (app: AppService): Set<string> => new Set(Object.values(CONFIG_SPECS[app]).flatMap((setting) => (setting.secret ? [setting.env, `${setting.env}_FILE`] : [setting.env])));

@@ -74,11 +74,11 @@ describe("the compose Consul agent and its bootstrap", () => {
     assert.ok(consul);
     const script = consul.command.join(" ");
     assert.ok(!script.includes("-dev"), "not dev mode");
-    assert.match(script, /cat \/run\/secrets\/consul-management-token/);
+    assert.match(script, /cat \/run\/secrets\/meshwork\/management-token/);
     assert.match(script, /initial_management/);
     assert.match(script, /agent -config-file=\/etc\/meshwork\/consul\/agent\.hcl/);
     assert.ok(consul.volumes.includes("./deploy/consul/agent.hcl:/etc/meshwork/consul/agent.hcl:ro"));
-    assert.match(consul.healthcheck.test.join(" "), /CONSUL_HTTP_TOKEN_FILE=\/run\/secrets\/consul-management-token/);
+    assert.match(consul.healthcheck.test.join(" "), /CONSUL_HTTP_TOKEN_FILE=\/run\/secrets\/meshwork\/management-token/);
   });
 
   test("consul-seed runs the bootstrap with Node, with the plan, the KV seed and the script mounted", () => {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "vitest";
@@ -28,12 +28,11 @@ interface Secrets {
 function writeSecrets(t: TestScope, management = randomUUID()): Secrets {
   const dir = mkdtempSync(path.join(tmpdir(), "consul-secrets-"));
   t.onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(path.join(dir, "consul-management-token"), `${management}\n`);
-  mkdirSync(path.join(dir, "consul-tokens"));
+  writeFileSync(path.join(dir, "management-token"), `${management}\n`);
   const tokens = {} as Record<AppService, string>;
   for (const service of APP_SERVICES) {
     tokens[service] = randomUUID();
-    writeFileSync(path.join(dir, "consul-tokens", service), `${tokens[service]}\n`);
+    writeFileSync(path.join(dir, `${service}-token`), `${tokens[service]}\n`);
   }
   return { dir, management, tokens };
 }
@@ -51,8 +50,7 @@ function runBootstrap(api: ConsulHttpApi, secrets: Secrets): Promise<{ code: num
       env: {
         PATH: process.env.PATH ?? "",
         CONSUL_HTTP_ADDR: `http://${api.host}:${api.port}`,
-        CONSUL_MANAGEMENT_TOKEN_FILE: path.join(secrets.dir, "consul-management-token"),
-        CONSUL_SERVICE_TOKENS_DIR: path.join(secrets.dir, "consul-tokens"),
+        CONSUL_SECRETS_DIR: secrets.dir,
         CONSUL_WAIT_SECONDS: "5",
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -127,7 +125,7 @@ describe("deploy/consul/acl-bootstrap.mjs against the simulated Consul HTTP API 
 
     const oldSecret = secrets.tokens.gateway;
     const rotated: Secrets = { ...secrets, tokens: { ...secrets.tokens, gateway: randomUUID() } };
-    writeFileSync(path.join(secrets.dir, "consul-tokens", "gateway"), rotated.tokens.gateway);
+    writeFileSync(path.join(secrets.dir, "gateway-token"), rotated.tokens.gateway);
     const third = await runBootstrap(api, rotated);
     assert.equal(third.code, 0, third.stderr);
     assert.match(third.stdout, /token of gateway \([0-9a-f-]+\): replaced \(new secret\)/);
@@ -148,13 +146,13 @@ describe("deploy/consul/acl-bootstrap.mjs against the simulated Consul HTTP API 
   test("a missing or malformed secret file stops it before anything changes, naming the file", TEST_TIMEOUT, async (t) => {
     const secrets = writeSecrets(t);
     const api = await startConsul(t, secrets.management);
-    rmSync(path.join(secrets.dir, "consul-tokens", "payments"));
+    rmSync(path.join(secrets.dir, "payments-token"));
     const missing = await runBootstrap(api, secrets);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /cannot read payments's Consul token from .*consul-tokens\/payments: ENOENT/);
+    assert.match(missing.stderr, /cannot read payments's Consul token from .*payments-token: ENOENT/);
     assert.equal(api.requests().length, 0, "nothing was sent to Consul");
 
-    writeFileSync(path.join(secrets.dir, "consul-tokens", "payments"), "hunter2");
+    writeFileSync(path.join(secrets.dir, "payments-token"), "hunter2");
     const malformed = await runBootstrap(api, secrets);
     assert.equal(malformed.code, 1);
     assert.match(malformed.stderr, /payments's Consul token in .* is not a UUID/);

@@ -209,7 +209,7 @@ describe("point 9: the mesh as Linkerd really behaves", () => {
 
   test("RabbitMQ's management port admits no one through the mesh; AMQP admits only orders and notifications", () => {
     const management = named("Server", "rabbitmq-management");
-    assert.equal(management.spec.port, "management");
+    assert.equal(management.spec.port, 15672);
     assert.equal(management.spec.accessPolicy, "deny");
     // A misspelt access policy would not be "deny": the CRD schema refuses it.
     assert.ok(createLinkerdValidator()({ ...management, spec: { ...management.spec, accessPolicy: "denied" } }).some((problem) => problem.includes("accessPolicy")));
@@ -217,8 +217,13 @@ describe("point 9: the mesh as Linkerd really behaves", () => {
       byKind("AuthorizationPolicy").filter((policy) => policy.spec.targetRef.name === "rabbitmq-management"),
       [],
     );
-    const rabbitmq = named("StatefulSet", "rabbitmq").spec.template.spec.containers[0];
-    assert.ok(rabbitmq.ports.some((port: any) => port.name === "management" && port.containerPort === 15672));
+    const statefulSet = named("StatefulSet", "rabbitmq");
+    const rabbitmq = statefulSet.spec.template.spec.containers[0];
+    assert.ok(!rabbitmq.ports.some((port: any) => port.containerPort === 15672), "the management port is not declared: it listens on loopback");
+    assert.ok(!named("Service", "rabbitmq").spec.ports.some((port: any) => port.port === 15672 || port.targetPort === 15672), "nor on the Service");
+    const annotations = statefulSet.spec.template.metadata.annotations;
+    assert.equal(annotations["config.linkerd.io/skip-inbound-ports"], "15672", "the proxy does not forward 15672 to the loopback listener");
+    assert.equal(annotations["config.linkerd.io/opaque-ports"], "5672");
     for (const port of rabbitmq.ports) {
       assert.ok(
         byKind("Server").some((server) => server.spec.podSelector.matchLabels?.app === "rabbitmq" && server.spec.port === port.name),

@@ -125,8 +125,8 @@ export async function containers(): Promise<ContainerState[]> {
 const settled = (container: ContainerState, oneShots: ReadonlySet<string>) =>
   oneShots.has(container.service) ? container.status === "exited" && container.exitCode === 0 : container.status === "running" && (container.health === "healthy" || container.health === "none");
 
-/** One-shot services: run once, exit 0. */
-export const ONE_SHOTS: ReadonlySet<string> = new Set(["consul-seed"]);
+/** One-shot services: run once, exit 0 (secrets: compose.yaml's secret generator). */
+export const ONE_SHOTS: ReadonlySet<string> = new Set(["consul-seed", "secrets"]);
 
 /** Waits until every container of the project is healthy; names the ones that are not when the time is up. */
 export async function waitHealthy(timeoutMs: number, only?: readonly string[]): Promise<ContainerState[]> {

@@ -20,8 +20,18 @@ const identifier = (name: string): string => {
   return `"${name}"`;
 };
 
+export interface EnsureOptions {
+  /**
+   * The role's password, for a server that does not trust local connections
+   * (`npm run db:setup -- --passwords`): set on a new role, and set anew on an
+   * existing one. Without it the role has no password, as the local trust
+   * server of the mesh and the tests wants.
+   */
+  readonly password?: string;
+}
+
 /** Creates (or keeps) the role and database of `service`; `suffix` keeps test copies apart. */
-export async function ensureServiceDatabase(adminUrl: string, service: string, suffix = ""): Promise<ServiceDatabase> {
+export async function ensureServiceDatabase(adminUrl: string, service: string, suffix = "", options: EnsureOptions = {}): Promise<ServiceDatabase> {
   const role = `meshwork_${service}${suffix}`;
   const database = role;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -29,6 +39,8 @@ export async function ensureServiceDatabase(adminUrl: string, service: string, s
   try {
     const roleExists = await admin.query("select 1 from pg_roles where rolname = $1", [role]);
     if (roleExists.rowCount === 0) await admin.query(`create role ${identifier(role)} login`);
+    // DDL takes no bind parameters: the driver's own literal quoting, never string building.
+    if (options.password !== undefined) await admin.query(`alter role ${identifier(role)} password ${admin.escapeLiteral(options.password)}`);
     const dbExists = await admin.query("select 1 from pg_database where datname = $1", [database]);
     if (dbExists.rowCount === 0) await admin.query(`create database ${identifier(database)} owner ${identifier(role)}`);
     // PUBLIC may connect to any database by default: take that away, give it to the owner only.
@@ -39,7 +51,7 @@ export async function ensureServiceDatabase(adminUrl: string, service: string, s
   }
   const url = new URL(adminUrl);
   url.username = role;
-  url.password = "";
+  url.password = options.password === undefined ? "" : encodeURIComponent(options.password);
   url.pathname = `/${database}`;
   return { service, role, database, url: url.toString() };
 }

@@ -66,6 +66,14 @@ async function tryExec(service: string, command: readonly string[]): Promise<{ c
   }
 }
 
+/** A generated secret, read inside the one container that mounts it (compose.yaml's secrets step wrote it). */
+async function secretOf(service: string, file: string): Promise<string> {
+  return exec(service, ["cat", `/run/secrets/meshwork/${file}`]);
+}
+
+/** A Node script run in a service's container, where its own npm packages (pg, amqplib) resolve. */
+const nodeIn = (service: string, script: string) => tryExec(service, ["node", "-e", script]);
+
 /** psql as the superuser inside the PostgreSQL container (the socket, trusted there). */
 async function sql(database: string, query: string): Promise<string[]> {
   return (await exec("postgres", ["psql", "-U", "postgres", "-d", database, "-Atc", query])).split("\n").filter(Boolean);
@@ -167,7 +175,8 @@ describe("the shop in containers", () => {
     });
     expect([...perInstance.keys()].sort()).toEqual(["notifications-1:9469", "notifications-2:9469"]);
     // And RabbitMQ's management API, on the published port, sees two consumers on the notifications queue.
-    const auth = `Basic ${Buffer.from("meshwork:meshwork").toString("base64")}`;
+    // The management API's own admin, generated (the services' users have no management access).
+    const auth = `Basic ${Buffer.from(`meshwork-admin:${await secretOf("rabbitmq", "admin-password")}`).toString("base64")}`;
     const queues = (await (await fetch("http://127.0.0.1:15672/api/queues", { headers: { authorization: auth } })).json()) as { name: string; consumers: number }[];
     const consumed = queues.filter((queue) => queue.name.startsWith("notifications"));
     expect(consumed.length).toBeGreaterThan(0);
@@ -280,10 +289,85 @@ describe("the shop in containers", () => {
     const connect = (url: string) =>
       `const {Client}=require("pg");const c=new Client(${JSON.stringify(url)});` +
       `c.connect().then(()=>{console.log("connected");return c.end()},(e)=>{console.log(e.code+" "+e.message);process.exit(3)})`;
-    expect(await tryExec("orders", ["node", "-e", connect("postgres://meshwork_orders:meshwork_orders@postgres:5432/meshwork_orders")])).toEqual({ code: 0, output: "connected" });
-    const foreign = await tryExec("orders", ["node", "-e", connect("postgres://meshwork_orders:meshwork_orders@postgres:5432/meshwork_identity")]);
+    // orders' own URL, from its own secret file: its database opens, identity's does not.
+    const ordersUrl = await secretOf("orders", "database-url");
+    expect(await tryExec("orders", ["node", "-e", connect(ordersUrl)])).toEqual({ code: 0, output: "connected" });
+    const foreign = await tryExec("orders", ["node", "-e", connect(ordersUrl.replace(/\/meshwork_orders$/, "/meshwork_identity"))]);
     expect(foreign.code).toBe(3);
     expect(foreign.output).toMatch(/^42501 permission denied for database "meshwork_identity"/);
+  });
+
+  test("secrets: no container's environment holds a generated secret or any credential; each volume is its consumer's alone", async () => {
+    const secrets = new Map<string, string>();
+    for (const role of ["superuser", "identity", "catalog", "orders", "payments", "notifications"]) secrets.set(`postgres ${role}`, await secretOf("postgres", `${role}-password`));
+    for (const user of ["admin", "orders", "notifications"]) secrets.set(`rabbitmq ${user}`, await secretOf("rabbitmq", `${user}-password`));
+    secrets.set("identity key-encryption-key", await secretOf("identity", "key-encryption-key"));
+    for (const app of ["gateway", "identity", "catalog", "orders", "payments", "notifications-1"]) secrets.set(`${app} consul-token`, await secretOf(app, "consul-token"));
+    // Each service's database password is its own: six different values.
+    const databasePasswords = [...secrets].filter(([name]) => name.startsWith("postgres ")).map(([, value]) => value);
+    expect(new Set(databasePasswords).size).toBe(6);
+    for (const value of secrets.values()) expect(value).toMatch(/^[A-Za-z0-9_-]{36,}$/);
+
+    const all = JSON.parse(await docker(["inspect", ...(await containers()).map((c) => c.id)])) as { Name: string; Config: { Env: string[] | null } }[];
+    for (const container of all) {
+      for (const entry of container.Config.Env ?? []) {
+        const [key, value = ""] = entry.split(/=(.*)/s);
+        for (const [name, secret] of secrets) expect(value.includes(secret), `${container.Name} ${key} holds the ${name} secret`).toBe(false);
+        expect(value, `${container.Name} ${key} is a URL with credentials`).not.toMatch(/[a-z]+:\/\/[^\s/:@]+:[^\s@]+@/i);
+        if (/(PASSWORD|PASS|TOKEN|SECRET|_KEY)$/.test(key!)) expect.fail(`${container.Name} sets ${key} in its environment`);
+      }
+    }
+    // A service's volume holds its own secrets only: orders sees no other role's password, nor the superuser's.
+    const ordersFiles = await exec("orders", ["sh", "-c", "cat /run/secrets/meshwork/*"]);
+    for (const [name, secret] of secrets) {
+      if (name === "postgres orders" || name === "rabbitmq orders" || name === "orders consul-token") continue;
+      expect(ordersFiles.includes(secret), `orders can read the ${name} secret`).toBe(false);
+    }
+  });
+
+  test("secrets: the superuser cannot log in over TCP from a service network, even with its password; a role cannot use another's password", async () => {
+    const login = (url: string) =>
+      `const {Client}=require("pg");const c=new Client(${JSON.stringify(url)});` +
+      `c.connect().then(()=>{console.log("connected");return c.end()},(e)=>{console.log(e.code+" "+e.message);process.exit(3)})`;
+    const superuser = await secretOf("postgres", "superuser-password");
+    const asSuperuser = await nodeIn("orders", login(`postgres://postgres:${superuser}@postgres:5432/postgres`));
+    expect(asSuperuser.code).toBe(3);
+    expect(asSuperuser.output).toMatch(/^28000 pg_hba\.conf rejects connection for host "[^"]+", user "postgres", database "postgres"/);
+    // The socket inside the PostgreSQL container is the superuser's only way in.
+    expect(await sql("postgres", "select current_user")).toEqual(["postgres"]);
+    // orders' role with catalog's password: refused by the password check itself.
+    const catalogPassword = await secretOf("postgres", "catalog-password");
+    const borrowed = await nodeIn("orders", login(`postgres://meshwork_orders:${catalogPassword}@postgres:5432/meshwork_orders`));
+    expect(borrowed.code).toBe(3);
+    expect(borrowed.output).toMatch(/^28P01 password authentication failed for user "meshwork_orders"/);
+  });
+
+  test("secrets: RabbitMQ refuses notifications' user publishing to the orders exchange, orders' user consuming notifications' queue, and guest", async () => {
+    // Each on its own channel, inside the service's container, with the URL of its own secret file.
+    const attempt = (operation: string) =>
+      `const amqp=require("amqplib");const url=require("fs").readFileSync("/run/secrets/meshwork/amqp-url","utf8").trim();` +
+      `amqp.connect(url).then(async(c)=>{const ch=await c.createConfirmChannel();` +
+      // A refusal closes the channel: its "error" event reports it and ends the process (code 4), whichever call saw it first.
+      `ch.on("error",(e)=>{console.log(e.code+" "+e.message);process.exit(4)});` +
+      `try{${operation};await ch.waitForConfirms()}catch{await new Promise(()=>{})}` +
+      `console.log("allowed");await c.close()},(e)=>{console.log("connect "+e.message);process.exit(5)})`;
+    const forged = await nodeIn("notifications-1", attempt(`ch.publish("shop.orders.v1","order.confirmed",Buffer.from("{}"))`));
+    expect(forged.code).toBe(4);
+    expect(forged.output).toMatch(/^403 Channel closed by server: 403 \(ACCESS-REFUSED\) .*access to exchange 'shop\.orders\.v1' in vhost '\/' refused for user 'meshwork-notifications'/);
+    const stolen = await nodeIn("orders", attempt(`await ch.consume("notifications.order-events",()=>{})`));
+    expect(stolen.code).toBe(4);
+    expect(stolen.output).toMatch(/^403 .*access to queue 'notifications\.order-events' in vhost '\/' refused for user 'meshwork-orders'/);
+    // The control: orders may publish to its exchange.
+    expect(await nodeIn("orders", attempt(`ch.publish("shop.orders.v1","order.compose-test",Buffer.from("{}"))`))).toEqual({ code: 0, output: "allowed" });
+    // No default guest user, and the services' users have no management access.
+    const guest = await nodeIn(
+      "orders",
+      `require("amqplib").connect("amqp://guest:guest@rabbitmq:5672").then(()=>{console.log("connected");process.exit(0)},(e)=>{console.log(e.message);process.exit(5)})`,
+    );
+    expect(guest.code).toBe(5);
+    expect(guest.output).toMatch(/ACCESS_REFUSED|PLAIN login refused/);
+    const ordersAuth = `Basic ${Buffer.from(`meshwork-orders:${await secretOf("rabbitmq", "orders-password")}`).toString("base64")}`;
+    expect((await fetch("http://127.0.0.1:15672/api/queues", { headers: { authorization: ordersAuth } })).status).toBe(401);
   });
 
   test("docker-compose stop drains every service within its grace period, exit 0; down and up keep the orders", async () => {
@@ -293,6 +377,7 @@ describe("the shop in containers", () => {
     const orderId = await placeUntilAcknowledged(who, productId, `kept-${randomUUID()}`, Date.now() + 30_000);
     expect(await finalStatus(who, orderId!, 30_000)).toBe(OrderStatus.CONFIRMED);
 
+    const secretsBefore = await Promise.all(["orders", "identity"].map((service) => secretOf(service, "database-url")));
     const stopping = Date.now();
     await composeInherit(setup, ["stop"]);
     const stopSeconds = (Date.now() - stopping) / 1000;
@@ -309,5 +394,7 @@ describe("the shop in containers", () => {
     await waitHealthy(240_000);
     const { order } = await eventually("the order after down and up", 60_000, async () => orders.getOrder({ orderId: orderId! }, { headers: who.headers }));
     expect(order?.status).toBe(OrderStatus.CONFIRMED);
+    // The secrets step ran again and kept every secret (the roles were created with them).
+    expect(await Promise.all(["orders", "identity"].map((service) => secretOf(service, "database-url")))).toEqual(secretsBefore);
   });
 });

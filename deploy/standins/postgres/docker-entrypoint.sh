@@ -1,6 +1,7 @@
 #!/bin/sh
 # The official postgres image's start-up contract, for Debian's PostgreSQL 15:
-# on an empty data directory, initdb with POSTGRES_USER / POSTGRES_PASSWORD,
+# on an empty data directory, initdb with POSTGRES_USER / POSTGRES_PASSWORD
+# (or POSTGRES_PASSWORD_FILE),
 # password authentication over TCP, then the files in
 # /docker-entrypoint-initdb.d against a server listening on the socket only;
 # then the real server on every interface, as PID 1's only process.
@@ -11,9 +12,19 @@ if [ "${1:-postgres}" != "postgres" ]; then exec "$@"; fi
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 
+# POSTGRES_PASSWORD_FILE, as the official image: the password never sits in
+# the environment (compose's secrets step writes the file).
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+    echo "postgres: set POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE, not both" >&2
+    exit 1
+  fi
+  POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE") || { echo "postgres: cannot read POSTGRES_PASSWORD_FILE $POSTGRES_PASSWORD_FILE" >&2; exit 1; }
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   if [ -z "${POSTGRES_PASSWORD:-}" ]; then
-    echo "postgres: POSTGRES_PASSWORD is required to initialise an empty data directory" >&2
+    echo "postgres: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is required to initialise an empty data directory" >&2
     exit 1
   fi
   pwfile=$(mktemp)

@@ -52,8 +52,11 @@ export function amqpTopologyOf(topology: QueueTopology): AmqpTopology {
  * broker close the channel with PRECONDITION_FAILED (406): delete the old
  * delay queue, it holds only messages waiting for a retry.
  */
-export async function declareAmqpTopology(channel: Channel, topology: AmqpTopology): Promise<void> {
-  await channel.assertExchange(topology.exchange, "topic", { durable: true });
+export async function declareAmqpTopology(channel: Channel, topology: AmqpTopology, options: { readonly declareExchange?: boolean } = {}): Promise<void> {
+  // The main exchange is its publisher's: a least-privilege consumer may bind
+  // to it but not declare it (queue/permissions.ts), so the caller skips it
+  // when it exists already.
+  if (options.declareExchange ?? true) await channel.assertExchange(topology.exchange, "topic", { durable: true });
 
   await channel.assertExchange(topology.deadLetterExchange, "fanout", { durable: true });
   await channel.assertQueue(topology.deadLetterQueue, { durable: true });

@@ -122,6 +122,25 @@ export function createAmqpTaskQueue(options: AmqpTaskQueueOptions): TaskQueue {
   };
 }
 
+/**
+ * Whether `exchange` exists, asked passively on a channel of its own (a
+ * missing exchange closes the channel it is asked on). Declaring an exchange
+ * that exists still needs the configure permission, which a consumer with
+ * least privilege lacks on its publisher's exchange.
+ */
+async function exchangeExists(model: ChannelModel, exchange: string): Promise<boolean> {
+  const channel = await model.createChannel();
+  channel.on("error", () => undefined);
+  try {
+    await channel.checkExchange(exchange);
+    await channel.close().catch(() => undefined);
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 404) return false;
+    throw error;
+  }
+}
+
 interface ConsumerDeps {
   readonly log: Logger;
   readonly drainTimeoutMs: number;
@@ -184,7 +203,7 @@ function createConsumer<T>(options: ConsumerOptions<T>, deps: ConsumerDeps): { c
       current.on("error", (error: Error) => log.warn({ err: error.message }, "consumer channel closed by the broker"));
       current.on("handler-error", (error: Error, event: string) => log.error({ err: error.message, event }, "consumer channel listener threw"));
       current.on("close", () => onChannelClosed(current));
-      await declareAmqpTopology(current, topology);
+      await declareAmqpTopology(current, topology, { declareExchange: !(await exchangeExists(model, topology.exchange)) });
       await current.prefetch(options.prefetch);
       const reply = await current.consume(options.queue, (message) => onMessage(current, message), { noAck: false });
       if (stopping || attachedTo !== model) {
