@@ -23,6 +23,8 @@ import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, nextEvent, startNotific
 
 interface Issuer {
   readonly address: string;
+  /** x-meshwork-client-address of each SignIn that reached the stand-in. */
+  readonly signInsFrom: (string | undefined)[];
   /** A token for `userId` that expires `ttlMs` from now (exp is whole seconds, so rounded up). */
   mint(userId: string, ttlMs: number): { token: string; expiresAt: number };
 }
@@ -36,9 +38,13 @@ async function startIssuer(t: TestScope): Promise<Issuer> {
   const unimplemented = async (): Promise<never> => {
     throw new RpcError(GrpcCode.UNIMPLEMENTED, "not in this stand-in");
   };
+  const signInsFrom: (string | undefined)[] = [];
   host.add(IdentityService, {
     signUp: unimplemented,
-    signIn: unimplemented,
+    async signIn(_request, context) {
+      signInsFrom.push(context.metadata.get("x-meshwork-client-address").join(",") || undefined);
+      throw new RpcError(GrpcCode.UNAUTHENTICATED, "email or password is wrong");
+    },
     async getJwks() {
       return { keys: [{ kid, kty: "EC", crv: "P-256", x: jwk.x ?? "", y: jwk.y ?? "", alg: "ES256", use: "sig" }] };
     },
@@ -50,6 +56,7 @@ async function startIssuer(t: TestScope): Promise<Issuer> {
   });
   return {
     address: `127.0.0.1:${port}`,
+    signInsFrom,
     mint(userId, ttlMs) {
       const now = Date.now();
       const exp = Math.ceil((now + ttlMs) / 1000);
@@ -193,6 +200,15 @@ describe("the gateway's edge bounds", { timeout: 60_000 }, () => {
     assert.equal(refused?.code, Code.ResourceExhausted, "the limit keys on the resolved address, not on what the client wrote");
     // Another client behind the same proxy has a limit of its own.
     await call("203.0.113.6");
+    // Identity, whose sign-in throttle keys on it, is told the same address (and never one the client sent).
+    const signIn = await connectClient(IdentityService, transportsFor(proxied)["gRPC over h2c"])
+      .signIn({ email: "ada@example.test", password: "wrong password" }, { headers: { "x-forwarded-for": "6.6.6.6, 203.0.113.9", "x-meshwork-client-address": "6.6.6.6" } })
+      .then(
+        () => undefined,
+        (error: unknown) => ConnectError.from(error),
+      );
+    assert.equal(signIn?.code, Code.Unauthenticated);
+    assert.equal(issuer.signInsFrom.at(-1), "203.0.113.9");
   });
 
   test("without trusted proxies every X-Forwarded-For is the peer's: a client cannot dodge the per-address limit", async (t) => {
