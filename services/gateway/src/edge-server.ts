@@ -25,7 +25,7 @@ export interface EdgeServerOptions {
   readonly log: Logger;
   /** A connection that has not sent its first bytes (or HTTP/1.1 request headers) by then is closed. Default 10 s. */
   readonly headersTimeoutMs?: number;
-  /** An HTTP/1.1 request body must have arrived by then (responses may stream on). Default 60 s. */
+  /** A request body (HTTP/1.1) or a stream's request side (HTTP/2) must have arrived by then; responses may stream on. Default 60 s. */
   readonly requestTimeoutMs?: number;
   /** Streams an HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default 100. */
   readonly maxStreamsPerConnection?: number;
@@ -57,6 +57,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   const maxHeaderBytes = options.maxHeaderBytes ?? 16 * 1024;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   let draining = false;
   /** Requests whose answer is not fully written yet. */
   const requests = new Set<EdgeRequest>();
@@ -92,6 +93,16 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       // with trailers (possibly empty), sent from its own, earlier,
       // "wantTrailers" listener, so the answer is queued when this one runs.
       const stream = (request as Http2ServerRequest).stream;
+      // HTTP/1.1's request timeout, for HTTP/2: a stream whose client has not
+      // finished sending by then is cancelled. Without it a client could open
+      // streams and send nothing more, and an open stream keeps its
+      // connection from ever being idle. Answers may stream on for as long as
+      // they like: only the request side is timed.
+      const requestTimer = setTimeout(() => {
+        if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, requestTimeoutMs);
+      requestTimer.unref();
+      stream.once("close", () => clearTimeout(requestTimer));
       stream.once("wantTrailers", () => {
         answered();
         if (request.complete) return;
@@ -115,7 +126,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const http1 = http.createServer(
     {
       headersTimeout: headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs ?? 60_000,
+      requestTimeout: requestTimeoutMs,
       keepAliveTimeout: idleTimeoutMs,
       maxHeaderSize: maxHeaderBytes,
       // Node checks those timeouts on this interval (30 s by default, too coarse for a 10 s limit).

@@ -15,7 +15,7 @@ import { createEdgeServer, type EdgeHandler, type EdgeServerOptions } from "../s
 
 const TIMEOUT = { timeout: 20_000 };
 
-/** "/hold" answers its headers and one chunk, then waits for release(); anything else is answered at once. */
+/** "/hold" answers its headers and one chunk, then waits for release(); "/upload" answers once the body has arrived; anything else at once. */
 function createHoldingHandler() {
   const held: (() => void)[] = [];
   const handler: EdgeHandler = (request, response) => {
@@ -24,7 +24,8 @@ function createHoldingHandler() {
       response.writeHead(200);
       (response as http.ServerResponse).write("holding ");
       held.push(() => response.end("released"));
-    } else response.end(`served ${request.url}`);
+    } else if (request.url === "/upload") request.once("end", () => response.end("uploaded"));
+    else response.end(`served ${request.url}`);
   };
   return {
     handler,
@@ -53,15 +54,19 @@ function connect(t: TestScope, port: number): http2.ClientHttp2Session {
 
 type Outcome = { status: number; body: string } | { refused: number };
 
-/** The stream's answer in full, or the RST_STREAM code it was refused with. */
+/** The stream's answer in full, or the RST_STREAM code it was refused with (known once it has closed). */
 function outcome(stream: http2.ClientHttp2Stream): Promise<Outcome> {
   return new Promise((resolve) => {
     let status = 0;
     const chunks: Buffer[] = [];
     stream.on("response", (headers) => (status = Number(headers[":status"])));
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-    stream.on("error", () => resolve({ refused: stream.rstCode ?? -1 }));
+    // A refused stream may also end or fail first; its close carries the code either way.
+    stream.on("error", () => {});
+    stream.on("close", () => {
+      const code = stream.rstCode ?? http2.constants.NGHTTP2_NO_ERROR;
+      resolve(code === http2.constants.NGHTTP2_NO_ERROR ? { status, body: Buffer.concat(chunks).toString() } : { refused: code });
+    });
   });
 }
 
@@ -147,6 +152,24 @@ describe("edge bounds over real sockets", () => {
     assert.deepEqual(await heldAnswer, { status: 200, body: "holding released" });
     // Idle now, it goes the same way.
     await once(busy, "close");
+  });
+
+  test("an HTTP/2 stream whose client never finishes sending is cancelled, so it cannot hold its connection open; answers may stream on", TIMEOUT, async (t) => {
+    const holding = createHoldingHandler();
+    const port = await start(t, holding.handler, { headersTimeoutMs: 300, requestTimeoutMs: 300, idleTimeoutMs: 300 });
+    const session = connect(t, port);
+    // Headers, then silence: no body, no END_STREAM.
+    const silent = session.request({ ":path": "/upload", ":method": "POST" }, { endStream: false });
+    const cut = outcome(silent);
+    // A stream whose request is complete and whose answer keeps streaming is left alone.
+    const streaming = request(session, "/hold");
+    const streamed = outcome(streaming);
+    await once(streaming, "response");
+    assert.deepEqual(await cut, { refused: http2.constants.NGHTTP2_CANCEL });
+    assert.equal(session.closed || session.destroyed, false, "the answer still streaming keeps the connection");
+    holding.release();
+    assert.deepEqual(await streamed, { status: 200, body: "holding released" });
+    await once(session, "close");
   });
 
   test("a kept-alive HTTP/1.1 connection is closed after the idle timeout between requests", TIMEOUT, async (t) => {
