@@ -13,6 +13,7 @@ import { startNotifications } from "@meshwork/notifications";
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
 import { createLogger, createMemoryBroker, createMemoryTaskQueue, type Shutdown } from "@meshwork/platform";
+import { DEV_EDGE_EXPOSURE } from "./dev-edge.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -62,6 +63,7 @@ export async function startAllInOne(given: Env): Promise<RunningShop> {
     const orders = await startOrders({ ...env, ORDERS_CATALOG_ADDR: at("catalog"), ORDERS_PAYMENTS_ADDR: at("payments"), ORDERS_IDENTITY_ADDR: at("identity") }, { broker });
     started.push({ name: "orders", ...orders });
     const gateway = await startGateway({
+      ...DEV_EDGE_EXPOSURE,
       ...env,
       GATEWAY_IDENTITY_ADDR: at("identity"),
       GATEWAY_CATALOG_ADDR: at("catalog"),

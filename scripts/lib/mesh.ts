@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { DEV_EDGE_EXPOSURE } from "./dev-edge.js";
 import { dropServiceDatabase, ensureServiceDatabase, type ServiceDatabase } from "./service-databases.js";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
@@ -141,7 +142,7 @@ export async function startMesh(options: MeshOptions): Promise<RunningMesh> {
     const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "services", instance.service, "src", "main.ts")], {
       cwd: root,
       // Each process names its own spans (one OTEL_SERVICE_NAME would merge the seven).
-      env: { ...withoutServiceName(process.env), ...options.env, ...instance.env },
+      env: { ...(instance.service === "gateway" ? DEV_EDGE_EXPOSURE : {}), ...withoutServiceName(process.env), ...options.env, ...instance.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.set(instance.name, child);

@@ -67,6 +67,9 @@ describe("the gateway at the edge, in front of embedded backends", { timeout: 12
       GATEWAY_CORS_ORIGINS: "http://shop.example",
       GATEWAY_UPSTREAM_TIMEOUT_MS: "4000",
       GATEWAY_CATALOG_CACHE_MS: "0",
+      // Off by default (the security suite proves it); this suite tests what they serve.
+      GATEWAY_MESH_STATUS: "public",
+      GATEWAY_REFLECTION: "public",
     });
     transports = transportsFor(gateway.baseUrl);
     json = transports["Connect JSON over HTTP/1.1"];

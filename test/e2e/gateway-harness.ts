@@ -53,6 +53,8 @@ export interface SeenCall {
   /** Milliseconds from arrival to the call's deadline, or undefined without one. */
   readonly timeoutMs: number | undefined;
   readonly authorization: string | undefined;
+  /** x-meshwork-client-address: who the gateway says the caller is. */
+  readonly clientAddress: string | undefined;
 }
 
 /**
@@ -81,7 +83,15 @@ export async function startNotificationsStandIn(t: TestScope): Promise<Notificat
   const host = createGrpcHost({ name: "notifications-stand-in", log: createSilentLogger() });
   const record = (method: string, context: { requestId: string; timeoutMs(): number | undefined; metadata: { get(key: string): unknown[] } }): void => {
     const authorization = context.metadata.get("authorization")[0];
-    const call = { method, requestId: context.requestId, timeoutMs: context.timeoutMs(), authorization: typeof authorization === "string" ? authorization : undefined };
+    const clientAddress = context.metadata.get("x-meshwork-client-address");
+    const call = {
+      method,
+      requestId: context.requestId,
+      timeoutMs: context.timeoutMs(),
+      authorization: typeof authorization === "string" ? authorization : undefined,
+      // Joined, so a second value (one a client slipped through) would show.
+      clientAddress: clientAddress.length === 0 ? undefined : clientAddress.join(","),
+    };
     calls.push(call);
     events.emit("call", call);
   };

@@ -30,6 +30,8 @@ test("the gateway traces and counts every public call: served, refused at the ga
       GATEWAY_NOTIFICATIONS_ADDR: CLOSED_ADDRESS,
       GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
       ...GENEROUS_LIMITS,
+      // The stream below is health Watch, which needs a token by default.
+      GATEWAY_HEALTH_WATCH: "public",
     },
     { log: createSilentLogger(), telemetry },
   );

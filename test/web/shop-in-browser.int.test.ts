@@ -96,6 +96,8 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
         GATEWAY_ORDERS_ADDR: at("orders"),
         GATEWAY_PAYMENTS_ADDR: at("payments"),
         GATEWAY_NOTIFICATIONS_ADDR: at("notifications"),
+        // The web app's mesh page, as npm start serves it.
+        GATEWAY_MESH_STATUS: "public",
         ...env,
       },
       { interceptors },

@@ -1,37 +1,87 @@
-import { isIPv6 } from "node:net";
+import { BlockList, isIP, isIPv6 } from "node:net";
 
 /**
- * Who is calling, for the per-address rate limit.
- *
- * With no trusted proxy in front (the default), only the TCP peer counts: an
- * X-Forwarded-For header is the caller's own say-so and would let anyone pick
- * a fresh address per request. With `trustedHops` proxies in front, each one
- * appended the address it saw, so the entry `trustedHops` from the right is
- * the one our nearest trusted proxy vouches for.
+ * The proxies allowed to say who the client is: a node:net BlockList used as
+ * an allow list of networks (CIDRs, IPv4 and IPv6), built from
+ * GATEWAY_TRUSTED_PROXIES.
  */
-export function clientAddress(peer: string | undefined, forwardedFor: string | readonly string[] | undefined, trustedHops: number): string {
-  let address = peer ?? "unknown";
-  if (trustedHops > 0 && forwardedFor !== undefined) {
-    const entries = (typeof forwardedFor === "string" ? [forwardedFor] : forwardedFor)
-      .flatMap((value) => value.split(","))
-      .map((entry) => entry.trim())
-      .filter((entry) => entry !== "");
-    const vouched = entries[Math.max(0, entries.length - trustedHops)];
-    if (vouched !== undefined) address = vouched;
-  }
-  return rateLimitKeyOf(address);
+export interface TrustedProxies {
+  /** Whether `address` (a bare IP) is one of the trusted networks. */
+  has(address: string): boolean;
 }
 
 /**
- * IPv4-mapped IPv6 ("::ffff:10.0.0.1") as IPv4; IPv6 by its /64 prefix,
+ * "10.0.0.0/8, fd00::/8, 192.0.2.7" as trusted networks; a bare address is a
+ * network of one. Empty trusts nobody: the TCP peer is the client. A bad entry
+ * stops start-up with the setting and the entry named, since a typo here
+ * would silently key the rate limit on a proxy.
+ */
+export function parseTrustedProxies(text: string, setting = "GATEWAY_TRUSTED_PROXIES"): TrustedProxies {
+  const list = new BlockList();
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const entry of entries) {
+    const [network = "", prefixText, ...rest] = entry.split("/");
+    const family = isIP(network);
+    const bits = family === 4 ? 32 : 128;
+    const prefix = prefixText === undefined ? bits : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
+    if (family === 0 || rest.length > 0 || !(prefix >= 0 && prefix <= bits)) {
+      throw new Error(`${setting}: "${entry}" is not a network such as 10.0.0.0/8, fd00::/8 or 192.0.2.7`);
+    }
+    list.addSubnet(network, prefix, family === 4 ? "ipv4" : "ipv6");
+  }
+  return {
+    has(address) {
+      const family = isIP(address);
+      return family !== 0 && list.check(address, family === 4 ? "ipv4" : "ipv6");
+    },
+  };
+}
+
+/**
+ * Who is calling: the address the per-address rate limit keys on and that
+ * backends are told (x-meshwork-client-address).
+ *
+ * X-Forwarded-For is walked from the right, because each proxy appends the
+ * address it received the request from: an entry is believed only when the
+ * hop to its right (the TCP peer first) is a trusted proxy. The first address
+ * that is not itself a trusted proxy is the client. So with nobody trusted
+ * (the default) the TCP peer is the client, and whatever a client writes into
+ * the header itself is never reached: it sits left of the entry the first
+ * trusted proxy appended. An entry a trusted proxy wrote that is not an
+ * address ("unknown", a port, garbage) ends the walk at that proxy.
+ */
+export function clientAddress(peer: string | undefined, forwardedFor: string | readonly string[] | undefined, trusted: TrustedProxies): string {
+  let address = peer === undefined ? "unknown" : bareAddress(peer);
+  if (!trusted.has(address) || forwardedFor === undefined) return address;
+  const entries = (typeof forwardedFor === "string" ? [forwardedFor] : forwardedFor).flatMap((value) => value.split(",")).map((entry) => entry.trim());
+  for (let index = entries.length - 1; index >= 0; index--) {
+    const entry = bareAddress(entries[index]!);
+    if (isIP(entry) === 0) return address;
+    address = entry;
+    if (!trusted.has(address)) return address;
+  }
+  // Every hop was a trusted proxy: the farthest one is all there is to go on.
+  return address;
+}
+
+/** "::ffff:10.0.0.1" as 10.0.0.1, "[2001:db8::1]" and "fe80::1%eth0" as bare IPv6. */
+function bareAddress(address: string): string {
+  const unbracketed = address.replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(unbracketed);
+  return mapped?.[1] ?? unbracketed;
+}
+
+/**
+ * The rate-limit key of an address: IPv4 as is, IPv6 by its /64 prefix,
  * because one host usually holds a whole /64 and could otherwise rotate
  * through addresses to dodge the limit.
  */
 export function rateLimitKeyOf(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1]) return mapped[1];
-  const bare = address.replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
-  if (!isIPv6(bare)) return address;
+  const bare = bareAddress(address);
+  if (!isIPv6(bare)) return bare;
   return `${expandIPv6(bare).slice(0, 4).join(":")}::/64`;
 }
 

@@ -13,7 +13,12 @@ describe("gateway configuration", () => {
     assert.equal(config.notificationsAddr, "127.0.0.1:50055");
     assert.equal(config.maxRequestBytes, 1024 * 1024);
     assert.equal(config.catalogCacheMs, 2000);
-    assert.equal(config.meshStatusPublic, true);
+  });
+
+  test("a retired setting stops start-up naming its replacement, so a deployment does not silently lose it", () => {
+    assert.throws(() => loadGatewayConfig({ GATEWAY_TRUSTED_PROXY_HOPS: "1" }), /GATEWAY_TRUSTED_PROXY_HOPS: no longer read; use GATEWAY_TRUSTED_PROXIES/);
+    assert.throws(() => loadGatewayConfig({ GATEWAY_MESH_STATUS_PUBLIC: "true" }), /use GATEWAY_MESH_STATUS/);
+    assert.throws(() => loadGatewayConfig({ GATEWAY_REFLECTION: "yes" }), /GATEWAY_REFLECTION.*expected off, authenticated or public/s);
   });
 
   test("a bad value stops start-up with a message naming its variable", () => {

@@ -1,4 +1,14 @@
-import { loadConfig, settings, telemetrySettings, type ConfigOf } from "@meshwork/platform";
+import { ConfigError, loadConfig, settings, telemetrySettings, type ConfigOf } from "@meshwork/platform";
+
+/** Who may call an optional part of the edge. */
+export type Exposure = "off" | "authenticated" | "public";
+
+const EXPOSURES: readonly string[] = ["off", "authenticated", "public"] satisfies Exposure[];
+const exposure = () =>
+  settings
+    .text()
+    .refine((value) => EXPOSURES.includes(value), "expected off, authenticated or public")
+    .transform((value) => value as Exposure);
 
 const address = (service: string, port: number, note = "") =>
   ({
@@ -64,17 +74,53 @@ export const gatewayConfigSpec = {
   corsOrigins: { env: "GATEWAY_CORS_ORIGINS", doc: "Web origins allowed to call from a browser (comma-separated, e.g. http://localhost:5173; * allows any).", schema: settings.text(), default: "" },
   tokenIssuer: { env: "GATEWAY_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "GATEWAY_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
-  meshStatusPublic: {
-    env: "GATEWAY_MESH_STATUS_PUBLIC",
-    doc: "Serve MeshService without a token (the demo dashboard); false requires a signed-in user, since it names internal addresses.",
-    schema: settings.bool(),
-    default: "true",
+  meshStatus: {
+    env: "GATEWAY_MESH_STATUS",
+    doc: "MeshService (the dashboard's view of every instance, naming internal addresses): off, authenticated (a signed-in user) or public. npm start and npm run mesh turn it public.",
+    schema: exposure(),
+    default: "off",
   },
-  trustedProxyHops: {
-    env: "GATEWAY_TRUSTED_PROXY_HOPS",
-    doc: "Proxies in front of the gateway whose X-Forwarded-For entries are trusted for the per-address rate limit (0: the TCP peer).",
-    schema: settings.nonNegativeInt(),
-    default: 0,
+  reflection: {
+    env: "GATEWAY_REFLECTION",
+    doc: "gRPC server reflection (grpcurl, buf curl without .proto files): off, authenticated or public. npm start and npm run mesh turn it public.",
+    schema: exposure(),
+    default: "off",
+  },
+  healthWatch: {
+    env: "GATEWAY_HEALTH_WATCH",
+    doc: "grpc.health.v1 Watch (a stream held open per caller): off, authenticated or public. Check and List are always public, for probes.",
+    schema: exposure(),
+    default: "authenticated",
+  },
+  trustedProxies: {
+    env: "GATEWAY_TRUSTED_PROXIES",
+    doc: "Networks of the proxies in front of the gateway (CIDRs or addresses, comma-separated, e.g. 10.0.0.0/8,fd00::/8): X-Forwarded-For is walked from the right past them to find the client address for the per-address rate limit; empty: the TCP peer is the client.",
+    schema: settings.text(),
+    default: "",
+  },
+  maxStreamsPerConnection: {
+    env: "GATEWAY_MAX_STREAMS_PER_CONNECTION",
+    doc: "Concurrent streams an HTTP/2 connection may open (its SETTINGS_MAX_CONCURRENT_STREAMS); a client opening more has them refused.",
+    schema: settings.positiveInt(),
+    default: 100,
+  },
+  maxStreamsPerUser: {
+    env: "GATEWAY_MAX_STREAMS_PER_USER",
+    doc: "Live streaming calls (WatchOrder, WatchNotifications, ...) one signed-in user may hold on this gateway instance; one more gets RESOURCE_EXHAUSTED.",
+    schema: settings.positiveInt(),
+    default: 16,
+  },
+  idleTimeoutMs: {
+    env: "GATEWAY_IDLE_TIMEOUT_MS",
+    doc: "An HTTP/2 connection with no open stream, or a kept-alive HTTP/1.1 connection between requests, is closed after this long; keep it above the idle timeout of a load balancer in front.",
+    schema: settings.positiveInt(),
+    default: 60_000,
+  },
+  maxHeaderBytes: {
+    env: "GATEWAY_MAX_HEADER_BYTES",
+    doc: "Largest request header block, in bytes (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/1.1 max header size); larger requests get 431 (HTTP/1.1) or a refused stream (HTTP/2).",
+    schema: settings.positiveInt(),
+    default: 16 * 1024,
   },
   rateLimitMaxKeys: {
     env: "GATEWAY_RATE_LIMIT_MAX_KEYS",
@@ -99,7 +145,17 @@ export const gatewayConfigSpec = {
 
 export type GatewayConfig = ConfigOf<typeof gatewayConfigSpec>;
 
-export const loadGatewayConfig = (env: Readonly<Record<string, string | undefined>>): GatewayConfig => loadConfig(gatewayConfigSpec, env);
+/** Settings that were replaced by safer ones: still setting one is refused, so no deployment silently loses what it meant. */
+const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
+  GATEWAY_TRUSTED_PROXY_HOPS: "GATEWAY_TRUSTED_PROXIES (the proxies' networks: a hop count let a client-written X-Forwarded-For entry through)",
+  GATEWAY_MESH_STATUS_PUBLIC: "GATEWAY_MESH_STATUS (off, authenticated or public)",
+};
+
+export function loadGatewayConfig(env: Readonly<Record<string, string | undefined>>): GatewayConfig {
+  const retired = Object.keys(RETIRED_SETTINGS).filter((name) => env[name] !== undefined);
+  if (retired.length > 0) throw new ConfigError(retired.map((name) => `${name}: no longer read; use ${RETIRED_SETTINGS[name]}`));
+  return loadConfig(gatewayConfigSpec, env);
+}
 
 /**
  * "http://a.example, https://b.example:8443" as a list of origins. Each must be

@@ -9,8 +9,11 @@ import type { AuthenticatedUser } from "@meshwork/platform";
 /** The request id the call carries downstream and returns to the caller. */
 export const requestIdKey = createContextKey<string>("", { description: "x-request-id of the call" });
 
-/** The rate-limit key of the caller's address (see client-address.ts). */
+/** The caller's address, as trusted proxies report it (see client-address.ts). */
 export const clientAddressKey = createContextKey<string>("unknown", { description: "caller's address" });
+
+/** When the verified token expires (epoch ms), so a stream can end with it; undefined on public RPCs. */
+export const tokenExpiresAtKey = createContextKey<number | undefined>(undefined, { description: "caller's token expiry" });
 
 /** The verified user, for RPCs that need a token; undefined on public ones. */
 export const userKey = createContextKey<AuthenticatedUser | undefined>(undefined, { description: "verified caller" });

@@ -7,7 +7,8 @@
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger, TokenVerifier } from "@meshwork/platform";
-import { clientAddressKey, requestIdKey, userKey } from "./edge-context.js";
+import { rateLimitKeyOf } from "./client-address.js";
+import { clientAddressKey, requestIdKey, tokenExpiresAtKey, userKey } from "./edge-context.js";
 import { requestIdFrom, REQUEST_ID_HEADER } from "./request-id.js";
 import { methodKey } from "./routes.js";
 import type { KeyedRateLimiter } from "./token-bucket.js";
@@ -37,7 +38,7 @@ export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) 
     // Set before any refusal, so even a refused call can be traced.
     ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
 
-    refuseWhenLimited(options.perAddress, `address:${ctx.values.get(clientAddressKey)}`, "address");
+    refuseWhenLimited(options.perAddress, `address:${rateLimitKeyOf(ctx.values.get(clientAddressKey))}`, "address");
 
     if (options.publicMethods.has(methodKey(ctx.method))) return;
 
@@ -50,6 +51,7 @@ export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) 
       throw toConnectError(error, options.log, requestId);
     });
     ctx.values.set(userKey, user);
+    ctx.values.set(tokenExpiresAtKey, expiresAtOf(token));
 
     refuseWhenLimited(options.perUser, `user:${user.userId}`, "user");
   };
@@ -63,4 +65,19 @@ function refuseWhenLimited(limiter: KeyedRateLimiter, key: string, scope: "addre
     [RETRY_AFTER_HEADER]: String(Math.ceil(retryAfterMs / 1000)),
     [RETRY_AFTER_MS_HEADER]: String(retryAfterMs),
   });
+}
+
+/**
+ * The `exp` of a token the verifier has just accepted, in epoch ms. Read
+ * here rather than returned by the platform verifier so the edge needs
+ * nothing more from it; the verifier requires `exp`, so it is there.
+ */
+function expiresAtOf(token: string): number | undefined {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+    const exp = (payload as { exp?: unknown }).exp;
+    return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }

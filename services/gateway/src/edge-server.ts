@@ -25,8 +25,17 @@ export interface EdgeServerOptions {
   readonly log: Logger;
   /** A connection that has not sent its first bytes (or HTTP/1.1 request headers) by then is closed. Default 10 s. */
   readonly headersTimeoutMs?: number;
-  /** An HTTP/1.1 request body must have arrived by then (responses may stream on). Default 60 s. */
+  /** A request body (HTTP/1.1) or a stream's request side (HTTP/2) must have arrived by then; responses may stream on. Default 60 s. */
   readonly requestTimeoutMs?: number;
+  /** Streams an HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default 100. */
+  readonly maxStreamsPerConnection?: number;
+  /**
+   * An HTTP/2 connection with no open stream, or a kept-alive HTTP/1.1
+   * connection between requests, is closed after this long. Default 60 s.
+   */
+  readonly idleTimeoutMs?: number;
+  /** Largest request header block in bytes: HTTP/1.1 answers 431, HTTP/2 refuses the stream. Default 16 KiB. */
+  readonly maxHeaderBytes?: number;
 }
 
 export interface EdgeServer {
@@ -46,6 +55,9 @@ export interface EdgeServer {
 export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const { log } = options;
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const maxHeaderBytes = options.maxHeaderBytes ?? 16 * 1024;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   let draining = false;
   /** Requests whose answer is not fully written yet. */
   const requests = new Set<EdgeRequest>();
@@ -81,6 +93,16 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       // with trailers (possibly empty), sent from its own, earlier,
       // "wantTrailers" listener, so the answer is queued when this one runs.
       const stream = (request as Http2ServerRequest).stream;
+      // HTTP/1.1's request timeout, for HTTP/2: a stream whose client has not
+      // finished sending by then is cancelled. Without it a client could open
+      // streams and send nothing more, and an open stream keeps its
+      // connection from ever being idle. Answers may stream on for as long as
+      // they like: only the request side is timed.
+      const requestTimer = setTimeout(() => {
+        if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, requestTimeoutMs);
+      requestTimer.unref();
+      stream.once("close", () => clearTimeout(requestTimer));
       stream.once("wantTrailers", () => {
         answered();
         if (request.complete) return;
@@ -89,13 +111,24 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       });
     }
     if (draining && isHttp1) response.setHeader("connection", "close");
+    // nghttp2 applies SETTINGS_MAX_HEADER_LIST_SIZE only once the client has
+    // acknowledged it, so a request sent before that (or by a client that
+    // never acknowledges) arrives with headers of any size: refused here,
+    // the way HTTP/1.1's parser refuses them.
+    if (!isHttp1 && headerListSize(request.rawHeaders) > maxHeaderBytes) {
+      response.writeHead(431, { "content-type": "text/plain; charset=utf-8" });
+      response.end("request header fields too large\n");
+      return;
+    }
     options.handler(request, response);
   };
 
   const http1 = http.createServer(
     {
       headersTimeout: headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs ?? 60_000,
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: idleTimeoutMs,
+      maxHeaderSize: maxHeaderBytes,
       // Node checks those timeouts on this interval (30 s by default, too coarse for a 10 s limit).
       connectionsCheckingInterval: Math.max(250, Math.min(1000, headersTimeoutMs / 4)),
     },
@@ -106,12 +139,17 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   // on "listening": without this, a slowloris client would be kept forever.
   http1.emit("listening");
 
-  const h2 = http2.createServer({}, tracked);
+  // nghttp2 enforces both settings: a stream beyond the cap is refused
+  // (RST_STREAM, or GOAWAY once the client has acknowledged the cap), and so
+  // is a stream whose header list is larger (RST_STREAM ENHANCE_YOUR_CALM).
+  // Either way only that client's stream or connection is refused.
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: options.maxStreamsPerConnection ?? 100, maxHeaderListSize: maxHeaderBytes } }, tracked);
   const sessions = new Set<ServerHttp2Session>();
   h2.on("session", (session: ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (draining) session.close();
+    closeWhenIdle(session, idleTimeoutMs);
   });
   h2.on("sessionError", (error) => log.debug({ err: error }, "HTTP/2 session error"));
 
@@ -198,6 +236,42 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
     },
     inFlight: () => requests.size,
   };
+}
+
+/** A header list's size as RFC 9113 6.5.2 counts it: each field's name and value, plus 32. */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += Buffer.byteLength(field, "latin1");
+  return size + (rawHeaders.length / 2) * 32;
+}
+
+/**
+ * Closes (GOAWAY) an HTTP/2 session once it has had no open stream for
+ * `idleMs`. Node's own session timeout counts any frame as activity, so a
+ * client sending PINGs, or nothing after its SETTINGS, would hold the
+ * connection for ever; here only streams count. A stream in progress is
+ * never cut: the timer starts when the last one closes.
+ */
+function closeWhenIdle(session: ServerHttp2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (open === 0 && !session.closed) session.close();
+    }, idleMs);
+    timer.unref();
+  };
+  session.on("stream", (stream: ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      open--;
+      if (open === 0) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
 }
 
 /**

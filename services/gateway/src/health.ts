@@ -7,7 +7,13 @@ import { HealthCheckResponse_ServingStatus, type Health } from "@meshwork/contra
 import { sleep } from "./abortable.js";
 
 /** The gateway's own health: SERVING until shutdown starts. Answers for "" and for every service it routes. */
-export function createHealthHandlers(options: { readonly services: readonly string[]; readonly serving: () => boolean; readonly changed: AbortSignal }): ServiceImpl<typeof Health> {
+export function createHealthHandlers(options: {
+  readonly services: readonly string[];
+  readonly serving: () => boolean;
+  readonly changed: AbortSignal;
+  /** Serve Watch (GATEWAY_HEALTH_WATCH not off): each watcher holds a stream open for as long as it likes. */
+  readonly watch: boolean;
+}): ServiceImpl<typeof Health> {
   const known = new Set(["", ...options.services]);
   const current = (): HealthCheckResponse_ServingStatus => (options.serving() ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING);
   return {
@@ -16,6 +22,7 @@ export function createHealthHandlers(options: { readonly services: readonly stri
       return { status: current() };
     },
     async *watch(request, ctx) {
+      if (!options.watch) throw new ConnectError("grpc.health.v1.Health/Watch is turned off at this gateway: use Check", Code.Unimplemented);
       // The gRPC health protocol: an unknown service is watched as SERVICE_UNKNOWN, not refused.
       if (!known.has(request.service)) {
         yield { status: HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN };

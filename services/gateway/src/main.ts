@@ -20,7 +20,7 @@ import {
   type StartOptions,
 } from "@meshwork/platform";
 import { createAccessLog } from "./access-log.js";
-import { clientAddress } from "./client-address.js";
+import { clientAddress, parseTrustedProxies } from "./client-address.js";
 import { loadGatewayConfig, parseCorsOrigins } from "./config.js";
 import { createCorsPolicy } from "./cors.js";
 import { clientAddressKey } from "./edge-context.js";
@@ -32,10 +32,11 @@ import { createForwardingImplementation } from "./forward.js";
 import { createHealthHandlers } from "./health.js";
 import { bindRateLimitSettings } from "./live-settings.js";
 import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
-import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, ROUTED_SERVICES, type Backend } from "./routes.js";
+import { FORWARDED_SERVICES, MESH_SERVICE_NAMES, publicMethods, servedServices, type Backend } from "./routes.js";
 import { createPublicErrors } from "./public-errors.js";
 import { createReflectionHandlers } from "./reflection.js";
 import { createStaticWeb, resolveWebDir } from "./static-web.js";
+import { createStreamGuard } from "./stream-guard.js";
 import { createKeyedRateLimiter } from "./token-bucket.js";
 import { createTtlCache } from "./ttl-cache.js";
 
@@ -56,6 +57,7 @@ const JWKS_FETCH_TIMEOUT_MS = 2000;
 export async function startGateway(env: Readonly<Record<string, string | undefined>>, options: GatewayOptions = {}): Promise<RunningService> {
   const config = loadGatewayConfig(env);
   const corsOrigins = parseCorsOrigins(config.corsOrigins);
+  const trustedProxies = parseTrustedProxies(config.trustedProxies);
   const staticAddresses = {
     identity: parseAddressList("GATEWAY_IDENTITY_ADDR", config.identityAddr),
     catalog: parseAddressList("GATEWAY_CATALOG_ADDR", config.catalogAddr),
@@ -128,6 +130,8 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
 
       const edgeTelemetry = createEdgeTelemetry(telemetry);
       const publicErrors = createPublicErrors(log);
+      const served = servedServices(config);
+      const streamGuard = createStreamGuard({ maxPerUser: config.maxStreamsPerUser });
       const connect = connectNodeAdapter({
         routes(router) {
           for (const route of FORWARDED_SERVICES) {
@@ -141,24 +145,25 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
             // Built from the descriptor, so its type is the descriptor's only at run time.
             router.service(route.service, implementation as never);
           }
-          router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
-          router.service(Health, createHealthHandlers({ services: ROUTED_SERVICES.map((service) => service.typeName), serving: () => serving, changed: stopping.signal }));
-          router.service(ServerReflection, createReflectionHandlers(ROUTED_SERVICES));
+          // Off means not routed at all: UNIMPLEMENTED, and not listed by reflection or health.
+          if (config.meshStatus !== "off") router.service(MeshService, createMeshHandlers(meshStatus, stopping.signal));
+          router.service(Health, createHealthHandlers({ services: served.map((service) => service.typeName), serving: () => serving, changed: stopping.signal, watch: config.healthWatch !== "off" }));
+          if (config.reflection !== "off") router.service(ServerReflection, createReflectionHandlers(served));
           // Last: the adapter serves router.handlers as they are when this returns.
           publicErrors.wrapHandlers(router.handlers);
         },
         readMaxBytes: config.maxRequestBytes,
-        interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), ...(options.interceptors ?? [])],
+        interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), streamGuard.interceptor, ...(options.interceptors ?? [])],
         requestGate: edgeTelemetry.gate(
           createEdgeGate({
-            publicMethods: publicMethods({ meshStatusPublic: config.meshStatusPublic }),
+            publicMethods: publicMethods(config),
             verifier,
             perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
             perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
             log,
           }),
         ),
-        contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxyHops)),
+        contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies)),
       });
 
       const server = createEdgeServer({
@@ -170,6 +175,9 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
           ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
         }),
         log,
+        maxStreamsPerConnection: config.maxStreamsPerConnection,
+        idleTimeoutMs: config.idleTimeoutMs,
+        maxHeaderBytes: config.maxHeaderBytes,
       });
       const endpoint: Endpoint = {
         inFlight: "requests",
@@ -183,7 +191,10 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
           if (!drained) log.warn({ graceMs, requests: cutOff.slice(0, 20), count: cutOff.length }, "requests still in flight were cut off after the grace period");
         },
       };
-      return { endpoint, logFields: { corsOrigins, catalogCacheMs: config.catalogCacheMs } };
+      return {
+        endpoint,
+        logFields: { corsOrigins, catalogCacheMs: config.catalogCacheMs, meshStatus: config.meshStatus, reflection: config.reflection, trustedProxies: config.trustedProxies },
+      };
     },
   });
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { file_shop_catalog_v1_catalog } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { file_shop_payments_v1_payments } from "@meshwork/contracts/shop/payments/v1/payments";
-import { FORWARDED_SERVICES, publicMethods, ROUTED_SERVICES } from "./routes.js";
+import { loadGatewayConfig } from "./config.js";
+import { FORWARDED_SERVICES, publicMethods, ROUTED_SERVICES, servedServices } from "./routes.js";
 
 describe("routing table", () => {
   test("no internal service is routed: StockService and PaymentService have no handler at the edge", () => {
@@ -30,19 +31,34 @@ describe("routing table", () => {
     );
   });
 
-  test("public RPCs: sign-up, sign-in, keys, catalog reads, health, reflection, and the mesh status unless turned off", () => {
+  test("public RPCs: sign-up, sign-in, keys, catalog reads and health Check and List; mesh status, reflection and health Watch only when made public", () => {
     const always = [
       "grpc.health.v1.Health/Check",
       "grpc.health.v1.Health/List",
-      "grpc.health.v1.Health/Watch",
-      "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
       "shop.catalog.v1.CatalogService/GetProduct",
       "shop.catalog.v1.CatalogService/ListProducts",
       "shop.identity.v1.IdentityService/GetJwks",
       "shop.identity.v1.IdentityService/SignIn",
       "shop.identity.v1.IdentityService/SignUp",
     ];
-    assert.deepEqual([...publicMethods({ meshStatusPublic: false })].sort(), always);
-    assert.deepEqual([...publicMethods({ meshStatusPublic: true })].sort(), [...always, "shop.gateway.v1.MeshService/GetMeshStatus", "shop.gateway.v1.MeshService/WatchMeshStatus"].sort());
+    const defaults = loadGatewayConfig({});
+    assert.deepEqual([...publicMethods(defaults)].sort(), always);
+    assert.deepEqual([...publicMethods({ meshStatus: "authenticated", reflection: "off", healthWatch: "authenticated" })].sort(), always);
+    assert.deepEqual(
+      [...publicMethods({ meshStatus: "public", reflection: "public", healthWatch: "public" })].sort(),
+      [
+        ...always,
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "shop.gateway.v1.MeshService/GetMeshStatus",
+        "shop.gateway.v1.MeshService/WatchMeshStatus",
+      ].sort(),
+    );
+  });
+
+  test("the mesh status is not served at all when off (the default)", () => {
+    const names = (services: readonly { typeName: string }[]) => services.map((service) => service.typeName);
+    assert.ok(!names(servedServices(loadGatewayConfig({}))).includes("shop.gateway.v1.MeshService"));
+    assert.ok(names(servedServices({ meshStatus: "authenticated" })).includes("shop.gateway.v1.MeshService"));
   });
 });

@@ -13,6 +13,7 @@ import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import type { Exposure } from "./config.js";
 
 /** Backends the gateway forwards to (payments is only ever health-checked). */
 export type Backend = "identity" | "catalog" | "orders" | "notifications";
@@ -49,24 +50,39 @@ export const MESH_SERVICE_NAMES = ["catalog", "identity", "notifications", "orde
 /** "shop.catalog.v1.CatalogService/GetProduct". */
 export const methodKey = (method: DescMethod): string => `${method.parent.typeName}/${method.name}`;
 
+/** Who may call each optional part of the edge (see config.ts). */
+export interface EdgeExposure {
+  readonly meshStatus: Exposure;
+  readonly reflection: Exposure;
+  readonly healthWatch: Exposure;
+}
+
+/** The routed services this gateway serves with `exposure`: the mesh status only when it is not off. */
+export function servedServices(exposure: Pick<EdgeExposure, "meshStatus">): readonly DescService[] {
+  return ROUTED_SERVICES.filter((service) => service !== MeshService || exposure.meshStatus !== "off");
+}
+
 /**
  * RPCs served without a token: signing up and in (there is no token yet),
  * the public keys (anyone may verify a token), browsing the catalog, and the
- * gateway's own health and server reflection. The mesh status is public by default because the
- * demo dashboard shows it to visitors; it names internal addresses, so a real
- * deployment turns GATEWAY_MESH_STATUS_PUBLIC off. Everything else (orders,
- * notifications) needs `authorization: Bearer <token>`.
+ * gateway's own health Check and List, for probes. The mesh status (it names
+ * internal addresses), server reflection (a map of the API) and health Watch
+ * (a stream held open) are public only when configured so: the defaults
+ * keep them off or behind a token, and only the development modes open them.
+ * Everything else (orders, notifications) needs `authorization: Bearer <token>`.
  */
-export function publicMethods(options: { readonly meshStatusPublic: boolean }): ReadonlySet<string> {
+export function publicMethods(exposure: EdgeExposure): ReadonlySet<string> {
   const keys = [
     methodKey(IdentityService.method.signUp),
     methodKey(IdentityService.method.signIn),
     methodKey(IdentityService.method.getJwks),
     methodKey(CatalogService.method.listProducts),
     methodKey(CatalogService.method.getProduct),
-    ...Health.methods.map(methodKey),
-    ...ServerReflection.methods.map(methodKey),
-    ...(options.meshStatusPublic ? MeshService.methods.map(methodKey) : []),
+    methodKey(Health.method.check),
+    methodKey(Health.method.list),
+    ...(exposure.healthWatch === "public" ? [methodKey(Health.method.watch)] : []),
+    ...(exposure.reflection === "public" ? ServerReflection.methods.map(methodKey) : []),
+    ...(exposure.meshStatus === "public" ? MeshService.methods.map(methodKey) : []),
   ];
   return new Set(keys);
 }

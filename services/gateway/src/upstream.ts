@@ -7,10 +7,18 @@
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
-import { requestIdKey } from "./edge-context.js";
+import { clientAddressKey, requestIdKey } from "./edge-context.js";
 import { genericMessage, isMeaningful } from "./public-errors.js";
 
 export const AUTHORIZATION_HEADER = "authorization";
+
+/**
+ * The caller's address as the gateway resolved it (trusted proxies only), for
+ * backends that throttle per address (identity's sign-in). Only ever set
+ * here: a client's own header of that name is never passed on, since only
+ * the headers built below travel downstream.
+ */
+export const CLIENT_ADDRESS_HEADER = "x-meshwork-client-address";
 
 /** Backend metadata a client may see. Anything else a backend sets stays inside the mesh. */
 const FORWARDED_ERROR_METADATA = [INVALID_FIELD_TRAILER] as const;
@@ -26,7 +34,7 @@ export interface UpstreamOptions {
 
 /** Options for the platform client's call that serves `ctx`. */
 export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream", options: UpstreamOptions): CallOptions {
-  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) };
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey), [CLIENT_ADDRESS_HEADER]: ctx.values.get(clientAddressKey) };
   const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
   if (options.forwardAuthorization && authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
   const remaining = ctx.timeoutMs();

@@ -45,7 +45,18 @@ export const notificationsConfigSpec = {
     default: "",
   },
   prefetch: { env: "NOTIFICATIONS_PREFETCH", doc: "Events one instance handles at once (AMQP prefetch).", schema: settings.positiveInt(), default: 16 },
-  watchPollMs: { env: "NOTIFICATIONS_WATCH_POLL_MS", doc: "How often a WatchNotifications stream looks for notifications recorded by other instances.", schema: settings.positiveInt(), default: 1000 },
+  watchPollMs: {
+    env: "NOTIFICATIONS_WATCH_POLL_MS",
+    doc: "How often this instance looks for notifications recorded by other instances: one query for all its WatchNotifications streams, waking only the streams of users who got one.",
+    schema: settings.positiveInt(),
+    default: 1000,
+  },
+  watchRereadMs: {
+    env: "NOTIFICATIONS_WATCH_REREAD_MS",
+    doc: "How often each WatchNotifications stream re-reads its user's notifications even without a wake-up (a safety net; wake-ups deliver them).",
+    schema: settings.positiveInt(),
+    default: 60_000,
+  },
 };
 
 export type NotificationsConfig = ConfigOf<typeof notificationsConfigSpec>;

@@ -25,7 +25,8 @@ import { createKnexNotificationStore } from "./adapters/notification-store.knex.
 import { loadNotificationsConfig } from "./config.js";
 import { createOrderEventHandler } from "./event-handler.js";
 import type { OrderEvent } from "./notifications.js";
-import { createNotificationHandlers } from "./service.js";
+import { createChangeFeed } from "./change-feed.js";
+import { createNotificationHandlers, SETTLE_MS } from "./service.js";
 import { createStatsBoard, type StatsBoard } from "./stats.js";
 
 /** Routing keys of the order events this service turns into notifications (order.placed, order.confirmed, ...). */
@@ -79,6 +80,12 @@ export async function startNotifications(env: Readonly<Record<string, string | u
 
       const store = createKnexNotificationStore(database.knex);
       const hub = createWatchHub((count) => stats.setWatchers(count));
+      // Notifications recorded by other instances wake this one's streams through
+      // one poll for all of them; the first poll, before serving, sets "from now".
+      const feed = createChangeFeed({ store, hub, intervalMs: config.watchPollMs, settleMs: SETTLE_MS, log });
+      await feed.poll();
+      feed.start();
+      shutdown.add("stop change feed", () => feed.close());
 
       let queue: TaskQueue;
       if (config.amqpUrl) {
@@ -122,7 +129,7 @@ export async function startNotifications(env: Readonly<Record<string, string | u
           store,
           authenticate: (context) => verifier.authenticate(context),
           hub,
-          watchPollMs: config.watchPollMs,
+          watchPollMs: config.watchRereadMs,
           closing: closing.signal,
         }),
       );

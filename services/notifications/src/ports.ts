@@ -1,5 +1,11 @@
 import type { NotificationDraft, NotificationRecord } from "./notifications.js";
 
+/** A notification recorded, as the change feed sees it. */
+export interface NotificationChange {
+  readonly seq: number;
+  readonly userId: string;
+}
+
 /** What recording an event's notifications came to. */
 export interface RecordOutcome {
   /** True when the message id was already in the inbox: nothing was written. */
@@ -28,4 +34,11 @@ export interface NotificationStore {
   listAfter(userId: string, afterSeq: number, limit: number): Promise<NotificationRecord[]>;
   /** The largest seq of the user's notifications, 0 when there are none. */
   latestSeq(userId: string): Promise<number>;
+  /**
+   * Every user's notifications after `afterSeq`, oldest first, as (seq, user)
+   * only: the change feed's one query for all of an instance's streams.
+   */
+  changesAfter(afterSeq: number, limit: number): Promise<NotificationChange[]>;
+  /** The largest seq of all notifications, 0 when there are none. */
+  latestChangeSeq(): Promise<number>;
 }

@@ -9,7 +9,12 @@ export interface NotificationServiceDeps {
   readonly store: NotificationStore;
   readonly authenticate: (context: CallContext) => Promise<AuthenticatedUser>;
   readonly hub: WatchHub;
-  /** How often a stream looks for notifications recorded by other instances. */
+  /**
+   * How often a stream re-reads its user's notifications without being woken.
+   * Wake-ups deliver them: this instance's own records and, for other
+   * instances', the change feed (change-feed.ts); this is only a safety net,
+   * so it can be long (NOTIFICATIONS_WATCH_REREAD_MS).
+   */
   readonly watchPollMs: number;
   /** Aborted when the server shuts down: open streams end with UNAVAILABLE so clients watch again elsewhere. */
   readonly closing: AbortSignal;

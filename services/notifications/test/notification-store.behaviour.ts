@@ -118,5 +118,26 @@ export function notificationStoreBehaviour(adapter: string, open: StoreFactory):
       );
       assert.deepEqual(await store.listAfter("ada", two.at(-1)!.seq, 10), []);
     });
+
+    test("changesAfter reads every user's notifications after a position, oldest first, and latestChangeSeq is the newest of all", async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      assert.equal(await store.latestChangeSeq(), 0);
+      assert.deepEqual(await store.changesAfter(0, 10), []);
+      const {
+        notifications: [ada],
+      } = await store.record("m-1", [draft("ada", "o-1")]);
+      const {
+        notifications: [bob, ada2],
+      } = await store.record("m-2", [draft("bob", "b-1"), draft("ada", "o-2")]);
+      assert.equal(await store.latestChangeSeq(), ada2!.seq);
+      assert.deepEqual(await store.changesAfter(0, 10), [
+        { seq: ada!.seq, userId: "ada" },
+        { seq: bob!.seq, userId: "bob" },
+        { seq: ada2!.seq, userId: "ada" },
+      ]);
+      assert.deepEqual(await store.changesAfter(ada!.seq, 1), [{ seq: bob!.seq, userId: "bob" }]);
+      assert.deepEqual(await store.changesAfter(ada2!.seq, 10), []);
+    });
   });
 }

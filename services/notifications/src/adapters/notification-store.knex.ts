@@ -72,5 +72,16 @@ export function createKnexNotificationStore(db: Knex): NotificationStore {
       const row = (await db("notifications").where("user_id", userId).max({ latest: "seq" }).first()) as { latest: number | null } | undefined;
       return row?.latest ?? 0;
     },
+
+    async changesAfter(afterSeq, limit) {
+      // The primary key's index: a range scan from afterSeq, however many users there are.
+      const rows: Pick<NotificationRow, "seq" | "user_id">[] = await db<NotificationRow>("notifications").where("seq", ">", afterSeq).orderBy("seq", "asc").limit(limit).select("seq", "user_id");
+      return rows.map((row) => ({ seq: Number(row.seq), userId: row.user_id }));
+    },
+
+    async latestChangeSeq() {
+      const row = (await db("notifications").max({ latest: "seq" }).first()) as { latest: number | string | null } | undefined;
+      return Number(row?.latest ?? 0);
+    },
   };
 }

@@ -37,5 +37,15 @@ export function createMemoryNotificationStore(clock: () => Date = () => new Date
     async latestSeq(userId) {
       return ofUser(userId).reduce((latest, notification) => Math.max(latest, notification.seq), 0);
     },
+    async changesAfter(afterSeq, limit) {
+      return notifications
+        .filter((notification) => notification.seq > afterSeq)
+        .sort((a, b) => a.seq - b.seq)
+        .slice(0, limit)
+        .map(({ seq, userId }) => ({ seq, userId }));
+    },
+    async latestChangeSeq() {
+      return seq;
+    },
   };
 }
