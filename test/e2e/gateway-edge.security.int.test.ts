@@ -62,7 +62,7 @@ async function startIssuer(t: TestScope): Promise<Issuer> {
       const exp = Math.ceil((now + ttlMs) / 1000);
       const token = signJwt(
         privateKey,
-        { alg: "ES256", typ: "JWT", kid },
+        { alg: "ES256", typ: "at+jwt", kid },
         { iss: "meshwork-identity", aud: "meshwork", sub: userId, email: `${userId}@example.test`, iat: Math.floor(now / 1000), exp },
       );
       return { token, expiresAt: exp * 1000 };

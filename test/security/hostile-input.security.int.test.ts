@@ -100,6 +100,11 @@ describe("hostile input at every public RPC, on every protocol", { timeout: 180_
         GATEWAY_NOTIFICATIONS_ADDR: notifications.address,
         GATEWAY_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES),
         GATEWAY_CATALOG_CACHE_MS: "0",
+        // Every handler the gateway can serve is probed, so the ones off by
+        // default (as in compose and Kubernetes) are on, as in npm start.
+        GATEWAY_MESH_STATUS: "public",
+        GATEWAY_REFLECTION: "public",
+        GATEWAY_HEALTH_WATCH: "public",
         ...GENEROUS_LIMITS,
       },
       shop.defer,

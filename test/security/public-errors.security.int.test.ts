@@ -60,6 +60,8 @@ describe("errors at the edge say what the caller did wrong and nothing of the in
       GATEWAY_ORDERS_ADDR: CLOSED_ADDRESS,
       GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
       GATEWAY_CATALOG_CACHE_MS: "0",
+      // Health Watch is this file's streaming example: served without a token here.
+      GATEWAY_HEALTH_WATCH: "public",
       GATEWAY_LOG_LEVEL: "info",
       ...GENEROUS_LIMITS,
     });
