@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, settings, telemetrySettings, type ConfigOf } from "@meshwork/platform";
+import { ConfigError, loadConfig, settings, telemetrySettings, tokenVerifierSettings, type ConfigOf } from "@meshwork/platform";
 
 /** Who may call an optional part of the edge. */
 export type Exposure = "off" | "authenticated" | "public";
@@ -141,6 +141,7 @@ export const gatewayConfigSpec = {
     default: "",
   },
   ...telemetrySettings("GATEWAY", 9464),
+  ...tokenVerifierSettings("GATEWAY"),
 };
 
 export type GatewayConfig = ConfigOf<typeof gatewayConfigSpec>;

@@ -15,6 +15,7 @@ import {
   parseAddressList,
   runMain,
   startEdgeService,
+  tokenVerifierOptions,
   type Endpoint,
   type RunningService,
   type StartOptions,
@@ -108,6 +109,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         fetchKeys: async () => (await clients.identity.client.getJwks({}, { timeoutMs: JWKS_FETCH_TIMEOUT_MS, parent: null })).keys,
         issuer: config.tokenIssuer,
         audience: config.tokenAudience,
+        ...tokenVerifierOptions(config),
       });
 
       const healthChecker = createHealthChecker({ timeoutMs: config.healthCheckTimeoutMs });
