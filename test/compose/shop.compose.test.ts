@@ -209,31 +209,52 @@ describe("the shop in containers", () => {
     let backAt = 0;
     let stop = false;
     const deadline = Date.now() + 120_000;
-    // At most 20 orders each: enough on both sides of the kill, and well within the stock of one product.
+    let markBack!: () => void;
+    const isBack = new Promise<void>((resolve) => {
+      markBack = resolve;
+    });
+    // At most 20 orders each until orders is healthy again (the restarted
+    // container serves before Docker's next health check says so, and
+    // shoppers may use up their share in between), then at most 3 more each:
+    // enough on both sides of the kill, and well within one product's stock.
     const placing = shoppers.map(async (who) => {
-      for (let placed = 0; placed < 20 && !stop && Date.now() < deadline; placed++) {
+      let placed = 0;
+      let placedAfterBack = 0;
+      while (!stop && Date.now() < deadline && placedAfterBack < 3) {
+        if (backAt === 0 && placed >= 20) await isBack;
+        if (stop) break;
         const key = `kill-${randomUUID()}`;
         const orderId = await placeUntilAcknowledged(who, productId, key, deadline);
-        if (orderId) acknowledged.push({ who, key, orderId, at: Date.now() });
+        if (!orderId) continue;
+        acknowledged.push({ who, key, orderId, at: Date.now() });
+        placed++;
+        if (backAt !== 0) placedAfterBack++;
       }
     });
+    // A shopper's error that is not a retryable one fails the test at once, with itself.
+    const placingFailed = Promise.all(placing).then(() => new Promise<never>(() => {}));
+    const orFailed = <T>(waiting: Promise<T>): Promise<T> => Promise.race([waiting, placingFailed]);
     try {
-      await eventually("orders acknowledged before the kill", 60_000, async () => (acknowledged.length >= 8 ? true : undefined));
+      await orFailed(eventually("orders acknowledged before the kill", 60_000, async () => (acknowledged.length >= 8 ? true : undefined)));
       // A crash, as an OOM kill or a fault would be: SIGKILL to the container's
       // process from outside. (`docker kill` would not do: Docker counts it as a
       // deliberate stop and no restart policy brings the container back.)
       process.kill(before.pid, "SIGKILL");
       killedAt = Date.now();
-      const back = await eventually("orders restarted and healthy", 90_000, async () => {
-        const now = await byService("orders");
-        return now.restartCount > before.restartCount && now.health === "healthy" ? now : undefined;
-      });
+      const back = await orFailed(
+        eventually("orders restarted and healthy", 90_000, async () => {
+          const now = await byService("orders");
+          return now.restartCount > before.restartCount && now.health === "healthy" ? now : undefined;
+        }),
+      );
       backAt = Date.now();
+      markBack();
       expect(back.restartCount).toBe(before.restartCount + 1);
       const afterBack = acknowledged.length;
-      await eventually("orders acknowledged after the restart", 60_000, async () => (acknowledged.length >= afterBack + 8 ? true : undefined));
+      await orFailed(eventually(`orders acknowledged after the restart (${afterBack} before)`, 60_000, async () => (acknowledged.length >= afterBack + 8 ? true : undefined)));
     } finally {
       stop = true;
+      markBack();
       await Promise.all(placing);
     }
     const during = acknowledged.filter((entry) => entry.at >= killedAt && entry.at <= backAt).length;
