@@ -241,7 +241,8 @@ interface PythonJourney {
 
 async function runPython(target: string, args: string[]): Promise<unknown> {
   // -I: isolated mode, so no PYTHONPATH, user site-packages or current directory leaks in.
-  const run = await runProcess(PYTHON, ["-I", pythonClient, pythonStubs, target, ...args], { cwd: frozenDir, timeoutMs: 60_000 });
+  // -B: no __pycache__ written into the committed fixture.
+  const run = await runProcess(PYTHON, ["-I", "-B", pythonClient, pythonStubs, target, ...args], { cwd: frozenDir, timeoutMs: 60_000 });
   assert.equal(run.code, 0, `the frozen Python client failed:\nexit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
