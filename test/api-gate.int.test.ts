@@ -255,6 +255,35 @@ test("--remove-sunset cannot hide another breaking change, nor a package removed
   );
 });
 
+test("--sunset records a package's deprecation and sunset dates, and refuses a sunset that is not later or a package the release lacks", TIMEOUT, async (t) => {
+  const dir = await scratchRepo(t);
+  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v1": "2027-01-01" }, today: "2027-01-01" }), /a sunset must be after the release date, 2027-01-01/);
+  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v9": "2027-07-01" }, today: "2027-01-01" }), /the release has no package shop\.catalog\.v9/);
+  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v1": "2027-02-30" }, today: "2027-01-01" }), /"2027-02-30" is not a date YYYY-MM-DD/);
+
+  await announceCatalogV1Sunset(dir);
+  // A later release keeps the dates it was given.
+  await releaseApi({ root: dir, version: "1.2.0", today: "2027-02-01" });
+  const log = await readReleaseLog(dir);
+  assert.deepEqual(log.releases.at(-1)?.packages["shop.catalog.v1"], { deprecated: "2027-01-01", sunset: "2027-07-01" });
+  assert.deepEqual(log.releases.at(-1)?.packages["shop.orders.v1"], {});
+});
+
+test("the api:release command refuses a malformed version or --sunset before touching anything, saying what is wrong", TIMEOUT, async () => {
+  const before = await apiState(root);
+  const cli = (args: string[]): Promise<RunResult> => runProcess(process.execPath, ["--import", "tsx", "scripts/api-release.ts", ...args], { cwd: root, timeoutMs: 30_000 });
+  const badVersion = await cli(["1.0"]);
+  assert.equal(badVersion.code, 1, output(badVersion));
+  assert.match(badVersion.stderr, /api:release refused: version "1\.0" is not MAJOR\.MINOR\.PATCH/);
+  const noVersion = await cli([]);
+  assert.equal(noVersion.code, 1, output(noVersion));
+  assert.match(noVersion.stderr, /expected exactly one version, got none\nusage: npm run api:release -- <version>/);
+  const badSunset = await cli(["9.0.0", "--sunset", "shop.catalog.v1"]);
+  assert.equal(badSunset.code, 1, output(badSunset));
+  assert.match(badSunset.stderr, /--sunset shop\.catalog\.v1: expected <package>=<YYYY-MM-DD>/);
+  assert.equal(await apiState(root), before, "a refused release changed the repository's api/");
+});
+
 test("npm run breaking's script passes on the repository, comparing with the released image", TIMEOUT, async () => {
   const result = await runProcess(process.execPath, ["--import", "tsx", "scripts/api-breaking.ts"], { cwd: root, timeoutMs: 30_000 });
   assert.equal(result.code, 0, output(result));

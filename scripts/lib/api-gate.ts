@@ -21,7 +21,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -228,6 +228,9 @@ export async function imageFiles(options: GateOptions, input: string): Promise<I
 
 /** The highest `api-v<version>` tag, or undefined when there is none (or `root` is not a git repository). */
 export async function lastReleaseTag(root: string): Promise<{ tag: string; version: string } | undefined> {
+  // Only the repository whose root `root` is: a scratch copy inside some other repository must not see that one's tags.
+  const top = await gitBinary(root, ["rev-parse", "--show-toplevel"]);
+  if (top.code !== 0 || (await realpath(top.stdout.toString("utf8").trim())) !== (await realpath(root))) return undefined;
   const listed = await gitBinary(root, ["tag", "--list", `${TAG_PREFIX}*`]);
   if (listed.code !== 0) return undefined;
   const versions = listed.stdout
