@@ -6,12 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { test } from "vitest";
-import { RELEASED_IMAGE, readReleaseLog, TAG_PREFIX } from "../scripts/lib/api-gate.js";
-import { FROZEN_DIR, FROZEN_MANIFEST, generateFrozenClients, sha256Of, type FrozenManifest } from "../scripts/lib/frozen-clients.js";
+import { RELEASE_LOG, RELEASED_IMAGE, readReleaseLog, TAG_PREFIX } from "../scripts/lib/api-gate.js";
+import { FROZEN_DIR, FROZEN_MANIFEST, freezeClients, generateFrozenClients, sha256Of, type FrozenManifest } from "../scripts/lib/frozen-clients.js";
 import { tempDir } from "./support/run-process.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -63,4 +63,17 @@ test("the frozen v1 clients are what protoc-gen-es and protoc generate from the 
     }
   }
   assert.deepEqual(problems, [], `the frozen clients are not what release ${manifest.release}'s image generates (see ${FROZEN_DIR}/README.md)`);
+});
+
+test("api:freeze-clients refuses an image that no release recorded, so the fixtures cannot come from the working tree", { timeout: 60_000 }, async (t) => {
+  const dir = await tempDir(t, "freeze");
+  await mkdir(path.join(dir, "api"));
+  await cp(path.join(root, RELEASED_IMAGE), path.join(dir, RELEASED_IMAGE));
+  await assert.rejects(freezeClients(dir), /no release is recorded in api\/releases\.json/);
+
+  // An image rebuilt from proto/ after the release is not the recorded one.
+  await cp(path.join(root, RELEASE_LOG), path.join(dir, RELEASE_LOG));
+  await writeFile(path.join(dir, RELEASED_IMAGE), Buffer.concat([await readFile(path.join(root, RELEASED_IMAGE)), Buffer.from([0])]));
+  await assert.rejects(freezeClients(dir), /api\/released\.binpb is not the image release 1\.0\.0 recorded/);
+  assert.deepEqual(await readdir(dir), ["api"], "a refused freeze wrote fixtures");
 });
