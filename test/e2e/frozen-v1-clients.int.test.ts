@@ -160,6 +160,8 @@ async function publicJourney(transport: Transport, cluster: NotificationsCluster
 
   const arrived = await first;
   abort.abort();
+  // Until the service lets go of this stream, the next journey could not tell its own watcher from this one.
+  await cluster.until((total) => total.watchers <= watching, 10_000);
   assert.equal(arrived.done, false, "WatchNotifications ended without a notification");
   assert.equal(arrived.value.notification?.orderId, order.id);
   const { notifications: listed } = await notifications.listNotifications({ pageSize: 10 }, { headers });
