@@ -64,7 +64,9 @@ export function toConnectError(error: unknown, log: Logger, requestId: string): 
   if (isRpcError(error)) {
     const code = error.code as number as Code;
     if (!isMeaningful(code)) {
-      log.warn({ request_id: requestId, code: Code[code], detail: error.message }, "upstream error detail withheld from the caller");
+      // A cancel is most often the caller's own (a closed stream): not worth a warning.
+      const level = code === Code.Canceled ? "debug" : "warn";
+      log[level]({ request_id: requestId, code: Code[code], detail: error.message }, "upstream error detail withheld from the caller");
       return new ConnectError(genericMessage(code, requestId), code);
     }
     const metadata = new Headers();
