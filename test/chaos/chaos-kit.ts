@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { createClient as createConnectClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { bulkhead } from "cockatiel";
 import pg from "pg";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
@@ -24,6 +25,10 @@ export async function shopper(gatewayPort: number) {
   await identity.signUp({ email, password, displayName: "Chaos shopper" });
   const token = (await identity.signIn({ email, password })).accessToken;
   const headers = { authorization: `Bearer ${token}` };
+  // The gateway refuses a user's 17th open stream (GATEWAY_MAX_STREAMS_PER_USER,
+  // 16): a client following many orders holds at most 8 watches at once and
+  // queues the rest, as a real client of this edge must.
+  const watches = bulkhead(8, Number.POSITIVE_INFINITY);
   return {
     catalog,
     orders,
@@ -31,11 +36,13 @@ export async function shopper(gatewayPort: number) {
       const { order } = await orders.placeOrder({ idempotencyKey, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken } }, { headers });
       return order!.id;
     },
-    async followToFinal(orderId: string, timeoutMs = 60_000): Promise<{ status: OrderStatus; reason: string }> {
-      for await (const { order } of orders.watchOrder({ orderId }, { headers, signal: AbortSignal.timeout(timeoutMs) })) {
-        if (order && order.status !== OrderStatus.PENDING) return { status: order.status, reason: order.reason };
-      }
-      throw new Error(`the stream of ${orderId} ended before a final state`);
+    followToFinal(orderId: string, timeoutMs = 60_000): Promise<{ status: OrderStatus; reason: string }> {
+      return watches.execute(async () => {
+        for await (const { order } of orders.watchOrder({ orderId }, { headers, signal: AbortSignal.timeout(timeoutMs) })) {
+          if (order && order.status !== OrderStatus.PENDING) return { status: order.status, reason: order.reason };
+        }
+        throw new Error(`the stream of ${orderId} ended before a final state`);
+      });
     },
     headers,
   };

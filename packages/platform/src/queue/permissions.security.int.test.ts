@@ -30,7 +30,8 @@ const connections: ChannelModel[] = [];
 /** A broker user of this run with `permission` in its vhost; returns its AMQP URL. */
 async function user(label: string, permission: AmqpPermission): Promise<string> {
   const name = `${label}-${runId}`;
-  const password = randomBytes(18).toString("base64url");
+  // Hex: rabbitmqctl reads an argument that starts with "-" (base64url can) as an option.
+  const password = randomBytes(18).toString("hex");
   await rabbitmqctl("add_user", name, password);
   users.push(name);
   await rabbitmqctl("set_permissions", "-p", vhost, name, permission.configure, permission.write, permission.read);
