@@ -6,9 +6,12 @@
  * when it ends (RFC 9745 Deprecation, RFC 8594 Sunset, with the dates
  * api/releases.json recorded), at the gateway and on the service itself, and
  * is counted per method; v2 answers carry neither. Reflection lists both.
+ * A Python client with stubs generated from proto/ (Debian's protoc and
+ * grpcio, sharing no code with the shop) uses both versions too.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { access, constants } from "node:fs/promises";
 import path from "node:path";
 import { test } from "vitest";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
@@ -18,7 +21,9 @@ import { OrderService as OrderServiceV1, OrderStatus as OrderStatusV1 } from "@m
 import { DeliveryOption, OrderService as OrderServiceV2, OrderStatus, type Order } from "@meshwork/contracts/shop/orders/v2/orders";
 import { startGateway } from "@meshwork/gateway";
 import { createSilentLogger } from "@meshwork/platform";
+import { needs } from "@meshwork/testing";
 import { readReleaseLog } from "../../scripts/lib/api-gate.js";
+import { runProcess, tempDir } from "../support/run-process.js";
 import { CLOSED_ADDRESS, GENEROUS_LIMITS } from "./gateway-harness.js";
 import { newShopper, startShop } from "./shop-harness.js";
 
@@ -75,12 +80,10 @@ function deprecatedCalls(metrics: string, service: string, method: string): numb
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
-test("v1 and v2 orders side by side through the gateway on Connect JSON, Connect binary, gRPC-web and gRPC: v2 keeps its address, v1 behaves as before and says it is deprecated, counted per method", {
-  timeout: 240_000,
-}, async (t) => {
-  const expected = await expectedDeprecation();
+/** The shop behind a real gateway (reflection off, as by default). */
+async function startShopAndGateway(t: Parameters<typeof startShop>[0]) {
   const shop = await startShop(t);
-  if (!shop) return;
+  if (!shop) return undefined;
   const gateway = await startGateway(
     {
       GATEWAY_PORT: "0",
@@ -95,6 +98,16 @@ test("v1 and v2 orders side by side through the gateway on Connect JSON, Connect
     { log: createSilentLogger() },
   );
   shop.defer(() => gateway.shutdown.run("test done"));
+  return { shop, gateway };
+}
+
+test("v1 and v2 orders side by side through the gateway on Connect JSON, Connect binary, gRPC-web and gRPC: v2 keeps its address, v1 behaves as before and says it is deprecated, counted per method", {
+  timeout: 240_000,
+}, async (t) => {
+  const expected = await expectedDeprecation();
+  const started = await startShopAndGateway(t);
+  if (!started) return;
+  const { shop, gateway } = started;
   const baseUrl = `http://127.0.0.1:${gateway.port}`;
   const transports: Record<string, Transport> = {
     "Connect JSON": createConnectTransport({ baseUrl, httpVersion: "1.1" }),
@@ -258,4 +271,81 @@ test("reflection at the gateway lists shop.orders.v2 beside v1, and describes v2
   const text = file.value.fileDescriptorProto.map((bytes) => Buffer.from(bytes).toString("latin1")).join("\n");
   assert.match(text, /shop\/orders\/v2\/orders\.proto/);
   assert.match(text, /shipping_address/);
+});
+
+// ---------------------------------------------------------------------------
+// Python: stubs generated from proto/ by Debian's protoc and grpc_python_plugin
+
+const PYTHON = "/usr/bin/python3";
+const PROTOC = "/usr/bin/protoc";
+const GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin";
+/** Where Debian's libprotobuf-dev puts google/protobuf/timestamp.proto. */
+const WKT_INCLUDE = "/usr/include";
+
+interface PythonOrders {
+  order_id: string;
+  status: string;
+  placed_address: { recipient_name: string; city: string; postal_code: string; country_code: string };
+  got_delivery: string;
+  got_city: string;
+  v2_metadata: Record<string, string>;
+  refused: { code: string; details: string };
+  v1_order_id: string;
+  v1_metadata: Record<string, string>;
+}
+
+test("a Python client generated from proto/ places a v2 order with its address through the gateway's gRPC port, and reads it through v1 with Deprecation and Sunset metadata", {
+  timeout: 120_000,
+}, async (t) => {
+  const missing = await Promise.all(
+    [PYTHON, PROTOC, GRPC_PYTHON_PLUGIN].map((file) =>
+      access(file, constants.X_OK).then(
+        () => undefined,
+        () => file,
+      ),
+    ),
+  );
+  const absent = missing.filter((file) => file !== undefined);
+  const modules = absent.length === 0 ? await runProcess(PYTHON, ["-I", "-c", "import grpc, google.protobuf"], { cwd: root, timeoutMs: 30_000 }) : undefined;
+  const why = absent.length > 0 ? `${absent.join(", ")} not found` : modules?.code === 0 ? undefined : modules?.stderr.trim();
+  if (!needs(t, "Python gRPC toolchain (Debian's python3-grpcio, python3-protobuf, protobuf-compiler-grpc)", why)) return;
+
+  const expected = await expectedDeprecation();
+  const stubs = await tempDir(t, "python-orders-stubs");
+  const generated = await runProcess(
+    PROTOC,
+    [
+      `--proto_path=${path.join(root, "proto")}`,
+      `--proto_path=${WKT_INCLUDE}`,
+      `--python_out=${stubs}`,
+      `--grpc_python_out=${stubs}`,
+      `--plugin=protoc-gen-grpc_python=${GRPC_PYTHON_PLUGIN}`,
+      "shop/common/v1/money.proto",
+      "shop/orders/v1/orders.proto",
+      "shop/orders/v2/orders.proto",
+    ],
+    { cwd: root, timeoutMs: 30_000 },
+  );
+  assert.equal(generated.code, 0, `protoc failed: ${generated.stderr}`);
+
+  const started = await startShopAndGateway(t);
+  if (!started) return;
+  const { shop, gateway } = started;
+  const { headers } = await newShopper(shop, "python");
+  const token = headers.authorization.slice("Bearer ".length);
+  const client = path.join(root, "test", "fixtures", "python_orders_client.py");
+  // -I: isolated (no PYTHONPATH, user site or current directory); -B: no __pycache__ written.
+  const run = await runProcess(PYTHON, ["-I", "-B", client, stubs, `127.0.0.1:${gateway.port}`, token], { cwd: stubs, timeoutMs: 60_000 });
+  assert.equal(run.code, 0, `the Python client failed:\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+  const python = JSON.parse(run.stdout) as PythonOrders;
+
+  assert.equal(python.status, "ORDER_STATUS_PENDING");
+  assert.deepEqual(python.placed_address, { recipient_name: "Guido", city: "Amsterdam", postal_code: "1098 XG", country_code: "NL" });
+  assert.equal(python.got_delivery, "DELIVERY_OPTION_STANDARD");
+  assert.equal(python.got_city, "Amsterdam");
+  assert.deepEqual(python.v2_metadata, {}, "a v2 answer carried deprecation metadata");
+  assert.equal(python.refused.code, "INVALID_ARGUMENT");
+  assert.match(python.refused.details, /^shipping_address: is required/);
+  assert.equal(python.v1_order_id, python.order_id);
+  assert.deepEqual(python.v1_metadata, expected);
 });
