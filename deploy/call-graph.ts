@@ -46,7 +46,13 @@ export const CALL_GRAPH: readonly CallEdge[] = [
   // other: never catalog's internal StockService.
   { caller: "gateway", callee: "identity", scope: "api", methods: [IDENTITY], why: "routes shop.identity.v1 and fetches the token signing keys" },
   { caller: "gateway", callee: "catalog", scope: "api", methods: [CATALOG], why: "routes shop.catalog.v1.CatalogService (never StockService)" },
-  { caller: "gateway", callee: "orders", scope: "api", methods: ["shop.orders.v1.OrderService"], why: "routes shop.orders.v1" },
+  {
+    caller: "gateway",
+    callee: "orders",
+    scope: "api",
+    methods: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService"],
+    why: "routes shop.orders.v2 and, until its sunset, the deprecated shop.orders.v1",
+  },
   { caller: "gateway", callee: "notifications", scope: "api", methods: ["shop.notifications.v1.NotificationService"], why: "routes shop.notifications.v1" },
   // A real gRPC connection (the mesh status page checks every service's
   // health), so it is authorized, but for grpc.health.v1 only: payments is
@@ -73,7 +79,7 @@ export const CALL_GRAPH: readonly CallEdge[] = [
 export const READ_METHODS: Readonly<Record<Exclude<AppService, "gateway">, readonly string[]>> = {
   identity: [`${IDENTITY}/GetJwks`],
   catalog: [`${CATALOG}/ListProducts`, `${CATALOG}/GetProduct`],
-  orders: ["shop.orders.v1.OrderService/GetOrder", "shop.orders.v1.OrderService/ListOrders"],
+  orders: ["shop.orders.v1.OrderService/GetOrder", "shop.orders.v1.OrderService/ListOrders", "shop.orders.v2.OrderService/GetOrder", "shop.orders.v2.OrderService/ListOrders"],
   payments: [],
   notifications: ["shop.notifications.v1.NotificationService/ListNotifications"],
 };
@@ -86,7 +92,7 @@ export const READ_METHODS: Readonly<Record<Exclude<AppService, "gateway">, reado
 export const SERVED_APIS: Readonly<Record<Exclude<AppService, "gateway">, readonly string[]>> = {
   identity: ["shop.identity.v1.IdentityService"],
   catalog: ["shop.catalog.v1.CatalogService", "shop.catalog.v1.StockService"],
-  orders: ["shop.orders.v1.OrderService"],
+  orders: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService"],
   payments: ["shop.payments.v1.PaymentService"],
   notifications: ["shop.notifications.v1.NotificationService"],
 };

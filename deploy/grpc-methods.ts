@@ -12,9 +12,10 @@ import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 
-const DESCRIPTORS: readonly DescService[] = [CatalogService, StockService, IdentityService, NotificationService, OrderService, PaymentService, Health, ServerReflection];
+const DESCRIPTORS: readonly DescService[] = [CatalogService, StockService, IdentityService, NotificationService, OrderService, OrderServiceV2, PaymentService, Health, ServerReflection];
 const BY_NAME = new Map(DESCRIPTORS.map((service) => [service.typeName, service]));
 
 export const HEALTH_SERVICE = Health.typeName;

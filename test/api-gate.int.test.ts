@@ -10,7 +10,20 @@ import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
-import { ApiGateError, checkBreaking, DEFAULT_BUF, imageFiles, RELEASE_LOG, RELEASED_IMAGE, readReleaseLog, releaseApi, type BaselineResult } from "../scripts/lib/api-gate.js";
+import { API_LIFECYCLE, API_RELEASE } from "@meshwork/contracts/api-lifecycle";
+import {
+  ApiGateError,
+  checkBreaking,
+  DEFAULT_BUF,
+  imageFiles,
+  LIFECYCLE_MODULE,
+  lifecycleModule,
+  RELEASE_LOG,
+  RELEASED_IMAGE,
+  readReleaseLog,
+  releaseApi,
+  type BaselineResult,
+} from "../scripts/lib/api-gate.js";
 import { runProcess, tempDir, type RunResult } from "./support/run-process.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -19,6 +32,19 @@ const catalogProto = "proto/shop/catalog/v1/catalog.proto";
 const ordersProto = "proto/shop/orders/v1/orders.proto";
 /** A date safely after any sunset the tests record, and one before. */
 const AFTER_SUNSET = "2027-08-01";
+/**
+ * The versions the tests release, relative to the repository's last
+ * release, so that they hold after the next real one: NEXT follows it,
+ * LATER follows NEXT, NEXT_MAJOR is the breaking release of a removal.
+ */
+const RELEASED = (await readReleaseLog(root)).releases.map((release) => release.version);
+const LAST = RELEASED.at(-1)!;
+const [MAJOR, MINOR] = LAST.split(".").map(Number) as [number, number];
+const minor = (step: number): string => `${MAJOR}.${MINOR + step}.0`;
+const NEXT = minor(1);
+const LATER = minor(2);
+const NEXT_MAJOR = `${MAJOR + 1}.0.0`;
+const escaped = (text: string): string => text.replaceAll(".", "\\.");
 const BEFORE_SUNSET = "2027-05-01";
 
 const output = (result: RunResult): string => `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
@@ -75,9 +101,9 @@ async function addCatalogV2(dir: string): Promise<void> {
   await writeFile(path.join(dir, "proto/shop/catalog/v2/catalog.proto"), CATALOG_V2);
 }
 
-/** Releases 1.1.0 announcing shop.catalog.v1's sunset, as the release before its removal would. */
+/** Releases NEXT announcing shop.catalog.v1's sunset, as the release before its removal would. */
 async function announceCatalogV1Sunset(dir: string): Promise<void> {
-  await releaseApi({ root: dir, version: "1.1.0", sunsets: { "shop.catalog.v1": "2027-07-01" }, today: "2027-01-01" });
+  await releaseApi({ root: dir, version: NEXT, sunsets: { "shop.catalog.v1": "2027-07-01" }, today: "2027-01-01" });
 }
 
 test("the breaking rules (buf.yaml) include every WIRE_JSON rule or a stricter one, so a Connect JSON client is protected as well as the wire", TIMEOUT, async (t) => {
@@ -112,12 +138,12 @@ test("the breaking rules (buf.yaml) include every WIRE_JSON rule or a stricter o
 test("a release is refused when a v1 field changes type or number, naming the field, and nothing is written", TIMEOUT, async (t) => {
   const dir = await scratchRepo(t);
   await editOnce(path.join(dir, catalogProto), "  int32 stock_available = 5;", "  string stock_available = 5;");
-  const typeChanged = await refusedRelease(dir, { version: "1.1.0" });
+  const typeChanged = await refusedRelease(dir, { version: NEXT });
   assert.match(typeChanged, /FIELD_SAME_TYPE/);
   assert.match(typeChanged, /"stock_available".*from "int32" to "string"/);
 
   await editOnce(path.join(dir, catalogProto), "  string stock_available = 5;", "  int32 stock_available = 15;");
-  const numberChanged = await refusedRelease(dir, { version: "1.1.0" });
+  const numberChanged = await refusedRelease(dir, { version: NEXT });
   assert.match(numberChanged, /FIELD_NO_DELETE/);
   assert.match(numberChanged, /Previously present field "5" with name "stock_available" on message "Product" was deleted/);
 });
@@ -127,13 +153,13 @@ test("renaming a v1 field, changing its json_name, or renaming an enum value is 
   await editOnce(path.join(dir, catalogProto), "  int32 stock_available = 5;", "  int32 stock_on_hand = 5;");
   let { results } = await checkBreaking({ root: dir });
   assert.deepEqual(findingTypes(results), ["FIELD_SAME_JSON_NAME", "FIELD_SAME_NAME"]);
-  assert.match(await refusedRelease(dir, { version: "1.1.0" }), /changed name from "stock_available" to "stock_on_hand"/);
+  assert.match(await refusedRelease(dir, { version: NEXT }), /changed name from "stock_available" to "stock_on_hand"/);
 
   // Same name and number (the binary wire is unchanged): only the JSON name differs.
   await editOnce(path.join(dir, catalogProto), "  int32 stock_on_hand = 5;", '  int32 stock_available = 5 [json_name = "stock"];');
   ({ results } = await checkBreaking({ root: dir }));
   assert.deepEqual(findingTypes(results), ["FIELD_SAME_JSON_NAME"]);
-  assert.match(await refusedRelease(dir, { version: "1.1.0" }), /json_name.*from "stockAvailable" to "stock"/);
+  assert.match(await refusedRelease(dir, { version: NEXT }), /json_name.*from "stockAvailable" to "stock"/);
 
   await editOnce(path.join(dir, catalogProto), '  int32 stock_available = 5 [json_name = "stock"];', "  int32 stock_available = 5;");
   // Connect JSON carries enum values by name.
@@ -145,7 +171,7 @@ test("renaming a v1 field, changing its json_name, or renaming an enum value is 
 test("a release is refused when a v1 RPC is removed", TIMEOUT, async (t) => {
   const dir = await scratchRepo(t);
   await editOnce(path.join(dir, catalogProto), "  rpc GetProduct(GetProductRequest) returns (GetProductResponse);\n", "");
-  const message = await refusedRelease(dir, { version: "1.1.0" });
+  const message = await refusedRelease(dir, { version: NEXT });
   assert.match(message, /RPC_NO_DELETE/);
   assert.match(message, /"GetProduct" on service "CatalogService"/);
 });
@@ -153,8 +179,8 @@ test("a release is refused when a v1 RPC is removed", TIMEOUT, async (t) => {
 test("adding shop.catalog.v2 releases: the image gains the package, the release is recorded, and the tag to create is printed", TIMEOUT, async (t) => {
   const dir = await scratchRepo(t);
   await addCatalogV2(dir);
-  const outcome = await releaseApi({ root: dir, version: "1.1.0", today: "2027-01-01" });
-  assert.equal(outcome.tagCommand, "git tag api-v1.1.0");
+  const outcome = await releaseApi({ root: dir, version: NEXT, today: "2027-01-01" });
+  assert.equal(outcome.tagCommand, `git tag api-v${NEXT}`);
   assert.deepEqual(outcome.comparedWith, [RELEASED_IMAGE]);
 
   const packages = new Set((await imageFiles({ root: dir }, path.join(dir, RELEASED_IMAGE))).filter((file) => !file.isImport).map((file) => file.package));
@@ -162,15 +188,17 @@ test("adding shop.catalog.v2 releases: the image gains the package, the release 
   const log = await readReleaseLog(dir);
   assert.deepEqual(
     log.releases.map((release) => release.version),
-    ["1.0.0", "1.1.0"],
+    [...RELEASED, NEXT],
   );
   assert.equal(log.releases.at(-1)?.date, "2027-01-01");
   assert.deepEqual(log.releases.at(-1)?.packages["shop.catalog.v2"], {});
+  // The dates for the services' Deprecation and Sunset headers are written with the record.
+  assert.equal(await readFile(path.join(dir, LIFECYCLE_MODULE), "utf8"), lifecycleModule(log.releases.at(-1)!));
   assert.deepEqual(findingTypes((await checkBreaking({ root: dir })).results), [], "the new baseline does not hold what was released");
 
   // The version must grow, and must be a version.
-  assert.match(await refusedRelease(dir, { version: "1.1.0" }), /must be greater than the last release, 1\.1\.0/);
-  assert.match(await refusedRelease(dir, { version: "1.0.9" }), /must be greater than the last release, 1\.1\.0/);
+  assert.match(await refusedRelease(dir, { version: NEXT }), new RegExp(`must be greater than the last release, ${escaped(NEXT)}`));
+  assert.match(await refusedRelease(dir, { version: `${MAJOR}.${MINOR}.99` }), new RegExp(`must be greater than the last release, ${escaped(NEXT)}`));
   assert.match(await refusedRelease(dir, { version: "v1.2" }), /"v1\.2" is not MAJOR\.MINOR\.PATCH/);
 });
 
@@ -182,19 +210,19 @@ test("a baseline rebuilt outside a release is refused, and the last release tag 
   };
   await git("init", "-q");
   await git("add", "-A");
-  await git("commit", "-q", "-m", "release 1.0.0");
-  await git("tag", "api-v1.0.0");
+  await git("commit", "-q", "-m", `release ${LAST}`);
+  await git("tag", `api-v${LAST}`);
 
   // Someone changes a v1 field and rebuilds the baseline by hand to silence the gate.
   await editOnce(path.join(dir, catalogProto), "  int32 stock_available = 5;", "  int64 stock_available = 5;");
   const rebuilt = await runProcess(DEFAULT_BUF, ["build", "proto", "-o", RELEASED_IMAGE], { cwd: dir, timeoutMs: 30_000 });
   assert.equal(rebuilt.code, 0, output(rebuilt));
-  await assert.rejects(checkBreaking({ root: dir }), /api\/released\.binpb \(sha256 [0-9a-f]+\) is not the image release 1\.0\.0 recorded/);
+  await assert.rejects(checkBreaking({ root: dir }), new RegExp(`api/released\\.binpb \\(sha256 [0-9a-f]+\\) is not the image release ${escaped(LAST)} recorded`));
 
   // ...and doctors the record as well: the committed image agrees, the tag does not.
   const log = JSON.parse(await readFile(path.join(dir, RELEASE_LOG), "utf8")) as { releases: { sha256: string }[] };
   const { createHash } = await import("node:crypto");
-  log.releases[0]!.sha256 = createHash("sha256")
+  log.releases.at(-1)!.sha256 = createHash("sha256")
     .update(await readFile(path.join(dir, RELEASED_IMAGE)))
     .digest("hex");
   await writeFile(path.join(dir, RELEASE_LOG), JSON.stringify(log));
@@ -203,14 +231,14 @@ test("a baseline rebuilt outside a release is refused, and the last release tag 
     results.map((result) => [result.baseline.label, result.findings.map((finding) => finding.type)]),
     [
       [RELEASED_IMAGE, []],
-      ["tag api-v1.0.0", ["FIELD_SAME_TYPE"]],
+      [`tag api-v${LAST}`, ["FIELD_SAME_TYPE"]],
     ],
   );
-  assert.match(await refusedRelease(dir, { version: "1.1.0" }), /changed type from "int32" to "int64".*against tag api-v1\.0\.0/);
+  assert.match(await refusedRelease(dir, { version: NEXT }), new RegExp(`changed type from "int32" to "int64".*against tag api-v${escaped(LAST)}`));
 
   // A version at or below the last tag is refused, even when the record says otherwise.
-  await git("tag", "api-v1.4.0");
-  assert.match(await refusedRelease(dir, { version: "1.3.0" }), /greater than the last release tag, api-v1\.4\.0/);
+  await git("tag", `api-v${minor(4)}`);
+  assert.match(await refusedRelease(dir, { version: minor(3) }), new RegExp(`greater than the last release tag, api-v${escaped(minor(4))}`));
 });
 
 test("removing shop.catalog.v1 after its sunset passes with --remove-sunset, and fails without it or before the sunset", TIMEOUT, async (t) => {
@@ -220,13 +248,13 @@ test("removing shop.catalog.v1 after its sunset passes with --remove-sunset, and
   assert.deepEqual((await readReleaseLog(dir)).releases.at(-1)?.packages["shop.catalog.v1"], { deprecated: "2027-01-01", sunset: "2027-07-01" });
 
   await rm(path.join(dir, "proto/shop/catalog/v1"), { recursive: true });
-  const without = await refusedRelease(dir, { version: "2.0.0", today: AFTER_SUNSET });
+  const without = await refusedRelease(dir, { version: NEXT_MAJOR, today: AFTER_SUNSET });
   assert.match(without, /Previously present file "shop\/catalog\/v1\/catalog\.proto" was deleted/);
   assert.match(without, /--remove-sunset/);
-  assert.match(await refusedRelease(dir, { version: "2.0.0", removeSunset: "shop.catalog.v1", today: BEFORE_SUNSET }), /its sunset is 2027-07-01, not yet passed \(today is 2027-05-01\)/);
-  assert.match(await refusedRelease(dir, { version: "2.0.0", removeSunset: "shop.orders.v1", today: AFTER_SUNSET }), /records no sunset for shop\.orders\.v1/);
+  assert.match(await refusedRelease(dir, { version: NEXT_MAJOR, removeSunset: "shop.catalog.v1", today: BEFORE_SUNSET }), /its sunset is 2027-07-01, not yet passed \(today is 2027-05-01\)/);
+  assert.match(await refusedRelease(dir, { version: NEXT_MAJOR, removeSunset: "shop.identity.v1", today: AFTER_SUNSET }), /records no sunset for shop\.identity\.v1/);
 
-  const outcome = await releaseApi({ root: dir, version: "2.0.0", removeSunset: "shop.catalog.v1", today: AFTER_SUNSET });
+  const outcome = await releaseApi({ root: dir, version: NEXT_MAJOR, removeSunset: "shop.catalog.v1", today: AFTER_SUNSET });
   assert.deepEqual(outcome.record.removed, ["shop.catalog.v1"]);
   assert.equal(outcome.record.packages["shop.catalog.v1"], undefined);
   assert.deepEqual(outcome.record.packages["shop.catalog.v2"], {});
@@ -240,7 +268,7 @@ test("--remove-sunset cannot hide another breaking change, nor a package removed
   await announceCatalogV1Sunset(dir);
   await rm(path.join(dir, "proto/shop/catalog/v1"), { recursive: true });
   await editOnce(path.join(dir, ordersProto), "  ORDER_STATUS_CONFIRMED = 2;", "  ORDER_STATUS_ACCEPTED = 2;");
-  const hidden = await refusedRelease(dir, { version: "2.0.0", removeSunset: "shop.catalog.v1", today: AFTER_SUNSET });
+  const hidden = await refusedRelease(dir, { version: NEXT_MAJOR, removeSunset: "shop.catalog.v1", today: AFTER_SUNSET });
   assert.match(hidden, /forgives only the removal of shop\.catalog\.v1; these breaking changes remain/);
   assert.match(hidden, /proto\/shop\/orders\/v1\/orders\.proto:\d+: .*ORDER_STATUS_CONFIRMED.*ENUM_VALUE_SAME_NAME/);
   assert.doesNotMatch(hidden, /catalog\.proto/, "the forgiven deletion was reported as remaining");
@@ -250,23 +278,30 @@ test("--remove-sunset cannot hide another breaking change, nor a package removed
   await mkdir(path.join(dir, "proto/shop/catalog/v1"));
   await writeFile(path.join(dir, "proto/shop/catalog/v1/left.proto"), 'syntax = "proto3";\n\npackage shop.catalog.v1;\n\nmessage Left {\n  string id = 1;\n}\n');
   assert.match(
-    await refusedRelease(dir, { version: "2.0.0", removeSunset: "shop.catalog.v1", today: AFTER_SUNSET }),
+    await refusedRelease(dir, { version: NEXT_MAJOR, removeSunset: "shop.catalog.v1", today: AFTER_SUNSET }),
     /removes the whole package, but shop\/catalog\/v1\/left\.proto still declares it/,
   );
 });
 
 test("--sunset records a package's deprecation and sunset dates, and refuses a sunset that is not later or a package the release lacks", TIMEOUT, async (t) => {
   const dir = await scratchRepo(t);
-  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v1": "2027-01-01" }, today: "2027-01-01" }), /a sunset must be after the release date, 2027-01-01/);
-  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v9": "2027-07-01" }, today: "2027-01-01" }), /the release has no package shop\.catalog\.v9/);
-  assert.match(await refusedRelease(dir, { version: "1.1.0", sunsets: { "shop.catalog.v1": "2027-02-30" }, today: "2027-01-01" }), /"2027-02-30" is not a date YYYY-MM-DD/);
+  assert.match(await refusedRelease(dir, { version: NEXT, sunsets: { "shop.catalog.v1": "2027-01-01" }, today: "2027-01-01" }), /a sunset must be after the release date, 2027-01-01/);
+  assert.match(await refusedRelease(dir, { version: NEXT, sunsets: { "shop.catalog.v9": "2027-07-01" }, today: "2027-01-01" }), /the release has no package shop\.catalog\.v9/);
+  assert.match(await refusedRelease(dir, { version: NEXT, sunsets: { "shop.catalog.v1": "2027-02-30" }, today: "2027-01-01" }), /"2027-02-30" is not a date YYYY-MM-DD/);
 
   await announceCatalogV1Sunset(dir);
   // A later release keeps the dates it was given.
-  await releaseApi({ root: dir, version: "1.2.0", today: "2027-02-01" });
+  await releaseApi({ root: dir, version: LATER, today: "2027-02-01" });
   const log = await readReleaseLog(dir);
   assert.deepEqual(log.releases.at(-1)?.packages["shop.catalog.v1"], { deprecated: "2027-01-01", sunset: "2027-07-01" });
-  assert.deepEqual(log.releases.at(-1)?.packages["shop.orders.v1"], {});
+  assert.deepEqual(log.releases.at(-1)?.packages["shop.identity.v1"], {});
+});
+
+test("the committed lifecycle module (the services' Deprecation and Sunset dates) is the last release's record in api/releases.json", async () => {
+  const last = (await readReleaseLog(root)).releases.at(-1)!;
+  assert.equal(API_RELEASE, last.version);
+  assert.deepEqual(API_LIFECYCLE, last.packages);
+  assert.equal(await readFile(path.join(root, LIFECYCLE_MODULE), "utf8"), lifecycleModule(last), `${LIFECYCLE_MODULE} was edited by hand: run npm run api:release`);
 });
 
 test("the api:release command refuses a malformed version or --sunset before touching anything, saying what is wrong", TIMEOUT, async () => {

@@ -21,7 +21,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -30,6 +30,13 @@ export const DEFAULT_BUF = path.resolve(import.meta.dirname, "..", "..", "node_m
 export const RELEASED_IMAGE = "api/released.binpb";
 export const RELEASE_LOG = "api/releases.json";
 export const TAG_PREFIX = "api-v";
+/**
+ * The last release's deprecations and sunsets as TypeScript, for the
+ * services and the gateway (their `Deprecation` and `Sunset` headers): the
+ * images are built without api/ (.dockerignore), so they cannot read
+ * releases.json at run time. Written with it; a test compares the two.
+ */
+export const LIFECYCLE_MODULE = "packages/contracts/src/api-lifecycle.ts";
 /** Exit code of `buf breaking` and `buf lint` when they found violations (1 is an error of buf itself). */
 const BUF_FOUND_VIOLATIONS = 100;
 const PROCESS_TIMEOUT_MS = 120_000;
@@ -82,6 +89,34 @@ export interface ReleaseRecord {
   readonly packages: Readonly<Record<string, PackageRecord>>;
   /** Packages this release removed after their sunset. */
   readonly removed: readonly string[];
+}
+
+/** The source of LIFECYCLE_MODULE for a release. */
+export function lifecycleModule(record: ReleaseRecord): string {
+  // Laid out as the formatter (biome) would, so the written file passes `biome ci` as it is.
+  const dates = (record: PackageRecord): string => {
+    const fields = Object.entries(record).map(([key, value]) => `${key}: ${JSON.stringify(value)}`);
+    return fields.length === 0 ? "{}" : `{ ${fields.join(", ")} }`;
+  };
+  const entries = Object.entries(record.packages).map(([pkg, record]) => `  ${JSON.stringify(pkg)}: ${dates(record)},`);
+  return [
+    `// Written by \`npm run api:release\` from ${RELEASE_LOG} (release ${record.version}): never edit by hand.`,
+    "",
+    "/** RFC 9745 deprecation and RFC 8594 sunset dates (YYYY-MM-DD, UTC) of a package. */",
+    "export interface PackageLifecycle {",
+    "  readonly deprecated?: string;",
+    "  readonly sunset?: string;",
+    "}",
+    "",
+    "/** The API release these dates come from. */",
+    `export const API_RELEASE = ${JSON.stringify(record.version)};`,
+    "",
+    '/** Every package of that release, by full name (e.g. "shop.orders.v1"). */',
+    "export const API_LIFECYCLE: Readonly<Record<string, PackageLifecycle>> = {",
+    ...entries,
+    "};",
+    "",
+  ].join("\n");
 }
 
 export interface ReleaseLog {
@@ -418,6 +453,8 @@ export async function releaseApi(options: ReleaseOptions): Promise<ReleaseOutcom
     await writeFile(`${target}.next`, bytes);
     await rename(`${target}.next`, target);
     await writeFile(path.join(options.root, RELEASE_LOG), `${JSON.stringify({ releases: [...log.releases, record] }, null, 2)}\n`);
+    await mkdir(path.dirname(path.join(options.root, LIFECYCLE_MODULE)), { recursive: true });
+    await writeFile(path.join(options.root, LIFECYCLE_MODULE), lifecycleModule(record));
     return { record, tagCommand: `git tag ${TAG_PREFIX}${options.version}`, comparedWith: results.map((result) => result.baseline.label) };
   });
 }

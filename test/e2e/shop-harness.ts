@@ -42,6 +42,8 @@ export interface Shop {
   readonly exchange: string;
   /** Orders as a process: kill it and start it again. */
   readonly ordersProcess?: OrdersProcess;
+  /** Where orders serves /metrics, when it runs in this process (not with ordersProcess). */
+  readonly ordersMetricsPort?: number;
   /** Runs `step` at the end of the test, before the shop's services stop (last in, first out): for what a test adds in front of them. */
   readonly defer: (step: () => unknown) => void;
 }
@@ -105,6 +107,7 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
   };
 
   let ordersPort: number;
+  let ordersMetricsPort: number | undefined;
   let ordersProcess: OrdersProcess | undefined;
   if (options.ordersProcess) {
     // A fixed port, so clients keep dialling the same address across restarts; below
@@ -143,6 +146,7 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
     const orders = await startOrders({ ...ordersEnv, ORDERS_PORT: "0" });
     cleanup.push(() => orders.shutdown.run("test done"));
     ordersPort = orders.port;
+    ordersMetricsPort = orders.metricsPort;
   }
 
   const identityClient = createClient(IdentityService, { target: `127.0.0.1:${identity.port}` });
@@ -181,6 +185,7 @@ export async function startShop(t: TestScope, options: ShopOptions = {}): Promis
     events,
     exchange,
     ...(ordersProcess ? { ordersProcess } : {}),
+    ...(ordersMetricsPort === undefined ? {} : { ordersMetricsPort }),
     defer: (step) => void cleanup.push(step),
   };
 }

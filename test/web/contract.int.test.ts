@@ -7,6 +7,11 @@
  * A gateway that stops filling a field the web shows fails verification,
  * even though such a change passes buf's wire checks.
  *
+ * The web orders through shop.orders.v2 (API 1.1.0). The pact the web of API
+ * release 1.0.0 wrote (shop.orders.v1, test/fixtures/pacts/api-1.0.0) is kept
+ * as it was and verified too: a web app still deployed at that version must
+ * keep working until v1's sunset.
+ *
  * Only unary calls are contracted: Connect server streaming frames its
  * messages in envelopes, which Pact's HTTP matching cannot read; the
  * browser tests cover WatchOrder, WatchNotifications and WatchMeshStatus.
@@ -21,7 +26,7 @@ import { createClient, type Interceptor } from "@connectrpc/connect";
 import { CatalogService, ListProductsResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { DeliveryOption, OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v2/orders";
 import { startGateway } from "@meshwork/gateway";
 import { MatchersV3, PactV3, Verifier } from "@pact-foundation/pact";
 import { createShopTransport } from "../../web/src/api.js";
@@ -35,6 +40,8 @@ const CONSUMER = "meshwork-web";
 const PROVIDER = "meshwork-gateway";
 const PACT_DIR = path.resolve(import.meta.dirname, "../../test-artifacts/pacts");
 const PACT_FILE = path.join(PACT_DIR, `${CONSUMER}-${PROVIDER}.json`);
+/** The pact of the web as API release 1.0.0 shipped it (orders through v1), committed and never rewritten. */
+const V1_PACT_FILE = path.resolve(import.meta.dirname, `../fixtures/pacts/api-1.0.0/${CONSUMER}-${PROVIDER}.json`);
 const PASSWORD = "correct horse battery";
 const EXAMPLE_TOKEN = "eyJhbGciOiJFUzI1NiJ9.example.signature";
 
@@ -47,6 +54,7 @@ const STATE_EMAIL = "${email}";
 const STATE_BEARER = "Bearer ${accessToken}";
 const bearer = { ...connectRequestHeaders, authorization: fromProviderState(STATE_BEARER, `Bearer ${EXAMPLE_TOKEN}`) };
 const ORDER_STATUS = /^ORDER_STATUS_(PENDING|CONFIRMED|REJECTED|FAILED)$/;
+const SHIPPING = { recipientName: "Ada Lovelace", line1: "12 St James's Square", line2: "Flat 2", city: "London", postalCode: "SW1Y 4JH", countryCode: "GB" };
 const user = { id: string("2b1e7c1e-5d0a-4c49-9a3b-6f0e8d1f7a10"), email: string("ada@example.test"), displayName: string("Ada") };
 
 /** The web's clients, as the app builds them, pointed at the mock server. */
@@ -145,15 +153,21 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       });
     });
 
-    test("placing an order with an idempotency key returns the order and where it stands", async () => {
+    test("placing an order with an idempotency key and a shipping address returns the order, where it stands and where it goes", async () => {
       pact
         .given("a signed-in shopper")
         .uponReceiving("a checkout with the approved test card")
         .withRequest({
           method: "POST",
-          path: "/shop.orders.v1.OrderService/PlaceOrder",
+          path: "/shop.orders.v2.OrderService/PlaceOrder",
           headers: bearer,
-          body: { idempotencyKey: "web-0d6c1f0e-pact-checkout", items: [{ productId: "MW-TEA-TIN", quantity: 2 }], paymentMethod: { cardToken: "tok_visa" } },
+          body: {
+            idempotencyKey: "web-0d6c1f0e-pact-checkout",
+            items: [{ productId: "MW-TEA-TIN", quantity: 2 }],
+            paymentMethod: { cardToken: "tok_visa" },
+            shippingAddress: SHIPPING,
+            deliveryOption: "DELIVERY_OPTION_EXPRESS",
+          },
         })
         .willRespondWith({
           status: 200,
@@ -163,6 +177,16 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
               id: string("5f0c2a8e-0d6c-4a55-b1f2-3c4d5e6f7a8b"),
               status: regex(ORDER_STATUS, "ORDER_STATUS_PENDING"),
               lines: eachLike({ productId: string("MW-TEA-TIN"), quantity: integer(2) }),
+              // The order page shows where and how it ships.
+              shippingAddress: {
+                recipientName: string(SHIPPING.recipientName),
+                line1: string(SHIPPING.line1),
+                line2: string(SHIPPING.line2),
+                city: string(SHIPPING.city),
+                postalCode: string(SHIPPING.postalCode),
+                countryCode: regex(/^[A-Z]{2}$/, SHIPPING.countryCode),
+              },
+              deliveryOption: regex(/^DELIVERY_OPTION_(STANDARD|EXPRESS)$/, "DELIVERY_OPTION_EXPRESS"),
             },
           },
         });
@@ -171,8 +195,12 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
           idempotencyKey: "web-0d6c1f0e-pact-checkout",
           items: [{ productId: "MW-TEA-TIN", quantity: 2 }],
           paymentMethod: { cardToken: "tok_visa" },
+          shippingAddress: SHIPPING,
+          deliveryOption: DeliveryOption.EXPRESS,
         });
         assert.equal(order?.status, OrderStatus.PENDING);
+        assert.equal(order?.shippingAddress?.city, SHIPPING.city);
+        assert.equal(order?.deliveryOption, DeliveryOption.EXPRESS);
       });
     });
 
@@ -180,7 +208,7 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       pact
         .given("a signed-in shopper with an order")
         .uponReceiving("the orders page")
-        .withRequest({ method: "POST", path: "/shop.orders.v1.OrderService/ListOrders", headers: bearer, body: { pageSize: 10 } })
+        .withRequest({ method: "POST", path: "/shop.orders.v2.OrderService/ListOrders", headers: bearer, body: { pageSize: 10 } })
         .willRespondWith({
           status: 200,
           headers: jsonResponse,
@@ -264,10 +292,21 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       };
     };
 
-    const verify = (baseUrl: string) => new Verifier({ provider: PROVIDER, providerBaseUrl: baseUrl, pactUrls: [PACT_FILE], stateHandlers: stateHandlers(), logLevel: "error" }).verifyProvider();
+    const verify = (baseUrl: string, pact = PACT_FILE) =>
+      new Verifier({ provider: PROVIDER, providerBaseUrl: baseUrl, pactUrls: [pact], stateHandlers: stateHandlers(), logLevel: "error" }).verifyProvider();
 
     test("every interaction of the pact is verified against the real gateway and services", async () => {
       await verify(shop.url);
+    });
+
+    test("the pact of API release 1.0.0 (the web ordering through shop.orders.v1) is still verified, until v1's sunset", async () => {
+      const kept = JSON.parse(await readFile(V1_PACT_FILE, "utf8")) as { interactions: { request: { path: string } }[] };
+      // It is the v1 pact: a copy refreshed from the current consumer would prove nothing about v1.
+      assert.ok(
+        kept.interactions.some((interaction) => interaction.request.path === "/shop.orders.v1.OrderService/PlaceOrder"),
+        "the kept pact does not place orders through v1",
+      );
+      await verify(shop.url, V1_PACT_FILE);
     });
 
     test("a gateway that stops filling stockAvailable fails verification, though the wire format is unchanged", async () => {

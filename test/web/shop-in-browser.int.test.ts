@@ -75,8 +75,19 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
       .click();
   }
 
-  async function checkout(page: Page, card: RegExp): Promise<void> {
+  /** Where the order goes: API v2 requires an address, so the checkout form asks for one. */
+  async function fillAddress(page: Page, delivery: RegExp = /Standard delivery/): Promise<void> {
+    await page.getByLabel("Recipient").fill("Ada Lovelace");
+    await page.getByLabel("Street and number").fill("12 St James's Square");
+    await page.getByLabel("Postal code").fill("SW1Y 4JH");
+    await page.getByLabel("City").fill("London");
+    await page.getByLabel(/Country code/).fill("gb");
+    await page.getByLabel(delivery).check();
+  }
+
+  async function checkout(page: Page, card: RegExp, delivery?: RegExp): Promise<void> {
     await page.getByRole("link", { name: /Cart/ }).click();
+    await fillAddress(page, delivery);
     await page.getByLabel(card).check();
     await page.getByRole("button", { name: "Place order" }).click();
     await page.waitForURL(/\/orders\/[^/]+$/);
@@ -112,7 +123,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
   function placeOrderKeys(page: Page): string[] {
     const keys: string[] = [];
     page.on("request", (request) => {
-      if (request.url().endsWith("/shop.orders.v1.OrderService/PlaceOrder")) keys.push((JSON.parse(request.postData() ?? "{}") as { idempotencyKey: string }).idempotencyKey);
+      if (request.url().endsWith("/shop.orders.v2.OrderService/PlaceOrder")) keys.push((JSON.parse(request.postData() ?? "{}") as { idempotencyKey: string }).idempotencyKey);
     });
     return keys;
   }
@@ -138,7 +149,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     const card = page.getByRole("listitem", { name: "Headlamp" });
     assert.match((await card.textContent()) ?? "", /\d+ in stock/);
 
-    await checkout(page, /approved/);
+    await checkout(page, /approved/, /Express delivery/);
     // Live: the stock is shown reserved while the payment is still being authorized.
     await page.waitForFunction(() => {
       const { document } = globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string }> } };
@@ -150,6 +161,8 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await page.locator('[data-status="CONFIRMED"]').waitFor({ timeout: 30_000 });
     assert.deepEqual(await timelineSteps(page), ["Order placed", "Stock reserved", "Payment authorized", "Order confirmed"]);
     await page.getByText("Thank you, your order is confirmed.").waitFor();
+    // The order went through API v2, with where and how it ships (the country code upper-cased by the form).
+    assert.equal(await page.locator("address").textContent(), "Ada Lovelace, 12 St James's Square, SW1Y 4JH London, GB · Express delivery");
 
     // The notification arrives over the live stream while the page is open.
     await page.getByRole("status", { name: "latest notification" }).getByText("Order confirmed").waitFor({ timeout: 20_000 });
@@ -192,6 +205,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await addToCart(page, "Pencil set", "pencil");
     await page.getByRole("link", { name: /Cart/ }).click();
     const keys = placeOrderKeys(page);
+    await fillAddress(page);
     await page.getByRole("button", { name: "Place order" }).dblclick();
     await page.waitForURL(/\/orders\/[^/]+$/);
     await page.locator('[data-status="CONFIRMED"]').waitFor({ timeout: 30_000 });
@@ -210,6 +224,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await addToCart(page, "Canvas tote", "tote");
     await page.getByRole("link", { name: /Cart/ }).click();
     const keys = placeOrderKeys(page);
+    await fillAddress(page);
     await page.getByRole("button", { name: "Place order" }).evaluate((button: { click(): void }) => {
       button.click();
       button.click();
@@ -229,6 +244,7 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await addToCart(page, "Rain jacket", "rain");
     await page.getByRole("link", { name: /Cart/ }).click();
     await page.getByLabel("Quantity of Rain jacket").fill("999");
+    await fillAddress(page);
     await page.getByRole("button", { name: "Place order" }).click();
     await page.locator('[data-status="REJECTED"]').waitFor({ timeout: 30_000 });
     assert.deepEqual((await timelineSteps(page)).slice(0, 2), ["Order placed", "Stock refused"]);

@@ -29,3 +29,4 @@ export { isDatabaseUnavailable } from "./database-errors.js";
 export * from "./telemetry/index.js";
 export { untilAborted } from "./abortable.js";
 export * from "./watch-hub.js";
+export * from "./api-deprecation.js";

@@ -2,6 +2,7 @@ import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type ServerW
 import { context as otelContext } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
+import { deprecationHeaders, type ApiLifecycle } from "./api-deprecation.js";
 import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
 import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./rpc-errors.js";
@@ -20,6 +21,13 @@ export interface GrpcHostOptions {
   readonly maxReceiveBytes?: number;
   /** A server span per call (when tracing is on) and RED metrics; nothing when omitted. */
   readonly telemetry?: Pick<Telemetry, "tracer" | "metrics">;
+  /**
+   * Deprecation and sunset dates per API package; the released ones
+   * (@meshwork/contracts/api-lifecycle) when omitted. Calls of a deprecated
+   * package's services answer `deprecation` and `sunset` metadata and are
+   * counted (meshwork_api_deprecated_calls_total).
+   */
+  readonly lifecycle?: ApiLifecycle;
 }
 
 export interface ListenOptions {
@@ -76,13 +84,14 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
       if (reflectionAdded) throw new Error(`cannot add ${service.typeName} after listen()`);
       const definition: Record<string, ServiceDefinition[string]> = {};
       const implementation: UntypedServiceImplementation = {};
+      const deprecation = deprecationHeaders(service.typeName, options.lifecycle);
       for (const method of service.methods) {
         const handler = (handlers as Record<string, unknown>)[method.localName];
         if (typeof handler !== "function") {
           throw new Error(`${service.typeName}: no handler for ${method.name} (expected a function "${method.localName}")`);
         }
         definition[method.name] = methodDefinition(method);
-        implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track, options.telemetry);
+        implementation[method.name] = wrapHandler(method, handler as AnyHandler, options.log, track, options.telemetry, deprecation);
       }
       server.addService(...guardDecoding(definition, implementation));
       services.push(service);
@@ -165,7 +174,14 @@ function toStatus(error: unknown, log: Logger): StatusError {
   return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };
 }
 
-function wrapHandler(method: DescMethod, handler: AnyHandler, baseLog: Logger, track: { begin(): void; end(): void }, telemetry: GrpcHostOptions["telemetry"]): UntypedServiceImplementation[string] {
+function wrapHandler(
+  method: DescMethod,
+  handler: AnyHandler,
+  baseLog: Logger,
+  track: { begin(): void; end(): void },
+  telemetry: GrpcHostOptions["telemetry"],
+  deprecation: Readonly<Record<string, string>> | undefined,
+): UntypedServiceImplementation[string] {
   const service = method.parent.typeName;
   const tracer = telemetry?.tracer;
   const recordCall = telemetry?.metrics.serverCall;
@@ -219,9 +235,15 @@ function wrapHandler(method: DescMethod, handler: AnyHandler, baseLog: Logger, t
     };
   };
 
+  const countDeprecated = deprecation ? telemetry?.metrics.deprecatedCall : undefined;
   const responseHeaders = (context: CallContext): Metadata => {
     const headers = new Metadata();
     headers.set(REQUEST_ID_HEADER, context.requestId);
+    if (deprecation) {
+      // Every call of a deprecated package says so, and is counted, whatever its outcome.
+      for (const [name, value] of Object.entries(deprecation)) headers.set(name, value);
+      countDeprecated?.(service, method.name);
+    }
     return headers;
   };
 

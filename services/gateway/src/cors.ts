@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { cors as connectCors } from "@connectrpc/connect";
+import { DEPRECATION_HEADER, SUNSET_HEADER } from "@meshwork/platform";
 import { INVALID_FIELD_TRAILER } from "@meshwork/platform/errors";
 import { RETRY_AFTER_HEADER, RETRY_AFTER_MS_HEADER } from "./edge-gate.js";
 import { STALE_HEADER } from "./forward.js";
@@ -26,6 +27,9 @@ export const CORS_EXPOSED_HEADERS = [
   INVALID_FIELD_TRAILER,
   // Connect unary sends trailers as "trailer-" headers.
   `trailer-${INVALID_FIELD_TRAILER}`,
+  // A deprecated API version's answer says so, and until when (deprecation.ts): a browser client may warn.
+  DEPRECATION_HEADER,
+  SUNSET_HEADER,
 ];
 
 export type CorsVerdict =

@@ -7,6 +7,7 @@ import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
 import {
   bindResilienceSettings,
   createClient,
@@ -24,6 +25,7 @@ import { createAccessLog } from "./access-log.js";
 import { clientAddress, parseTrustedProxies } from "./client-address.js";
 import { loadGatewayConfig, parseCorsOrigins } from "./config.js";
 import { createCorsPolicy } from "./cors.js";
+import { createDeprecationGate } from "./deprecation.js";
 import { clientAddressKey } from "./edge-context.js";
 import { createEdgeGate } from "./edge-gate.js";
 import { createEdgeHandler } from "./edge-handler.js";
@@ -99,8 +101,13 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         orders: clientOf(OrderService, "orders", ["placeOrder", "getOrder", "listOrders"]),
         notifications: clientOf(NotificationService, "notifications", ["listNotifications"]),
       };
+      // The same backend's other API version: a client of its own (a client is
+      // typed by one service), with the same retry rules as v1.
+      const ordersV2 = clientOf(OrderServiceV2, "orders", ["placeOrder", "getOrder", "listOrders"]);
+      /** The client that forwards a routed service's calls. */
+      const clientFor = (route: (typeof FORWARDED_SERVICES)[number]): object => (route.service === OrderServiceV2 ? ordersV2.client : clients[route.backend].client);
       shutdown.add("close clients", async () =>
-        Object.values(clients).forEach((client) => {
+        [...Object.values(clients), ordersV2].forEach((client) => {
           client.close();
         }),
       );
@@ -138,7 +145,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         routes(router) {
           for (const route of FORWARDED_SERVICES) {
             const implementation = createForwardingImplementation(route, {
-              client: clients[route.backend].client,
+              client: clientFor(route),
               upstreamTimeoutMs: config.upstreamTimeoutMs,
               streamsClosing: stopping.signal,
               log,
@@ -157,13 +164,15 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         readMaxBytes: config.maxRequestBytes,
         interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), streamGuard.interceptor, ...(options.interceptors ?? [])],
         requestGate: edgeTelemetry.gate(
-          createEdgeGate({
-            publicMethods: publicMethods(config),
-            verifier,
-            perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-            perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
-            log,
-          }),
+          createDeprecationGate({ metrics: telemetry.metrics })(
+            createEdgeGate({
+              publicMethods: publicMethods(config),
+              verifier,
+              perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+              perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+              log,
+            }),
+          ),
         ),
         contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies)),
       });

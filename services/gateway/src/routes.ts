@@ -13,6 +13,7 @@ import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
 import type { Exposure } from "./config.js";
 
 /** Backends the gateway forwards to (payments is only ever health-checked). */
@@ -34,7 +35,9 @@ export interface ForwardedService {
 export const FORWARDED_SERVICES: readonly ForwardedService[] = [
   { service: IdentityService, backend: "identity", forwardAuthorization: false, cacheable: false },
   { service: CatalogService, backend: "catalog", forwardAuthorization: false, cacheable: true },
+  // Both versions while v1 lives (deprecated: see deprecation.ts); the orders service serves both.
   { service: OrderService, backend: "orders", forwardAuthorization: true, cacheable: false },
+  { service: OrderServiceV2, backend: "orders", forwardAuthorization: true, cacheable: false },
   { service: NotificationService, backend: "notifications", forwardAuthorization: true, cacheable: false },
 ];
 

@@ -74,4 +74,18 @@ export const migrations: readonly Migration[] = [
       ]),
     down: (db) => statements(db, ["alter table orders drop column card_token_sealed"]),
   },
+  {
+    // API v2 (shop.orders.v2): an order says where it ships and how fast.
+    // Nullable, and nothing is backfilled: orders placed before, and through
+    // v1 from now on, have no address, and v1 answers exactly as before.
+    name: "0005_order_shipping",
+    up: (db) =>
+      statements(db, [
+        `alter table orders add column shipping_address jsonb`,
+        `alter table orders add column delivery_option text check (delivery_option in ('standard', 'express'))`,
+        // Both or neither: a v2 order has both, a v1 order none.
+        `alter table orders add constraint orders_shipping_complete check ((shipping_address is null) = (delivery_option is null))`,
+      ]),
+    down: (db) => statements(db, ["alter table orders drop constraint orders_shipping_complete", "alter table orders drop column delivery_option", "alter table orders drop column shipping_address"]),
+  },
 ];

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
+import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 import {
   bindResilienceSettings,
@@ -31,7 +32,8 @@ import { createGrpcSagaSteps } from "./adapters/saga-steps.grpc.js";
 import { loadOrdersConfig } from "./config.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
 import { createSagaRunner } from "./saga-runner.js";
-import { createOrderHandlers } from "./service.js";
+import { createOrderHandlers, createOrderOperations, type OrderServiceDeps } from "./service.js";
+import { createOrderHandlersV2 } from "./service-v2.js";
 
 export interface OrdersOptions extends StartOptions {
   /** The in-process broker shared with other services in the all-in-one mode (used when no AMQP URL is set). */
@@ -168,21 +170,23 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       runner.start();
       shutdown.add("stop sagas", () => runner.stop());
 
-      host.add(
-        OrderService,
-        createOrderHandlers({
-          store,
-          authenticate: (context) => verifier.authenticate(context),
-          products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
-          event,
-          watchHub,
-          startSaga: (orderId) => {
-            relay.nudge();
-            runner.kick(orderId);
-          },
-          watchPollMs: config.watchPollMs,
-        }),
-      );
+      // One implementation, two API versions: v1 (deprecated: the host adds
+      // its Deprecation and Sunset metadata and counts its calls) and v2.
+      const orderDeps: OrderServiceDeps = {
+        store,
+        authenticate: (context) => verifier.authenticate(context),
+        products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
+        event,
+        watchHub,
+        startSaga: (orderId) => {
+          relay.nudge();
+          runner.kick(orderId);
+        },
+        watchPollMs: config.watchPollMs,
+      };
+      const operations = createOrderOperations(orderDeps);
+      host.add(OrderService, createOrderHandlers(orderDeps, operations));
+      host.add(OrderServiceV2, createOrderHandlersV2(orderDeps, operations));
     },
   });
 }

@@ -48,15 +48,36 @@ export interface OrderRecord {
   readonly totalMinor: number | undefined;
   readonly currency: string | undefined;
   readonly cardToken: string;
+  /** Where and how it ships; undefined for an order placed through v1, which had no address. */
+  readonly shipping: Shipping | undefined;
   readonly history: readonly HistoryEntry[];
   readonly createdAt: Date;
   readonly updatedAt: Date;
+}
+
+export type DeliveryOption = "standard" | "express";
+
+export interface ShippingAddress {
+  readonly recipientName: string;
+  readonly line1: string;
+  readonly line2: string;
+  readonly city: string;
+  readonly postalCode: string;
+  readonly countryCode: string;
+}
+
+/** Where and how an order ships (API v2). */
+export interface Shipping {
+  readonly address: ShippingAddress;
+  readonly delivery: DeliveryOption;
 }
 
 export interface PlacementRequest {
   readonly idempotencyKey: string;
   readonly items: readonly { readonly productId: string; readonly quantity: number }[];
   readonly cardToken: string;
+  /** Required by v2 (checkShipping); v1 placements have none and keep v1's behaviour. */
+  readonly shipping?: Shipping;
 }
 
 /** The platform's field error, re-exported so domain code and tests name it from here. */
@@ -86,6 +107,9 @@ export const LIMITS = {
   maxCardTokenLength: 64,
   defaultPageSize: 20,
   maxPageSize: 100,
+  maxNameLength: 100,
+  maxAddressLineLength: 200,
+  maxCityLength: 100,
 } as const;
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -122,15 +146,53 @@ export function checkPlacement(request: PlacementRequest): PlacementRequest {
     throw new InvalidFieldError("payment_method.card_token", `must be 1 to ${LIMITS.maxCardTokenLength} printable characters`);
   }
   const items = [...request.items].map(({ productId, quantity }) => ({ productId, quantity })).sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
-  return { idempotencyKey: key, items, cardToken: token };
+  return { idempotencyKey: key, items, cardToken: token, ...(request.shipping ? { shipping: request.shipping } : {}) };
+}
+
+const POSTAL_CODE = /^[A-Za-z0-9 -]{1,20}$/;
+const COUNTRY_CODE = /^[A-Z]{2}$/;
+// Letters of any script, marks, digits, punctuation and spaces: no control characters.
+const TEXT = /^[^\p{Cc}\p{Cf}]*$/u;
+
+function checkText(field: string, value: string, min: number, max: number): string {
+  const trimmed = value.trim();
+  if (trimmed.length < min) throw new InvalidFieldError(field, "is required");
+  if (trimmed.length > max) throw new InvalidFieldError(field, `must be at most ${max} characters`);
+  if (!TEXT.test(trimmed)) throw new InvalidFieldError(field, "must not contain control characters");
+  return trimmed;
+}
+
+/**
+ * Validates where and how a v2 order ships, naming the contract's field on
+ * refusal. `address` and `delivery` are undefined when the request left them
+ * out: a v2 order cannot be placed without them.
+ */
+export function checkShipping(address: ShippingAddress | undefined, delivery: DeliveryOption | undefined): Shipping {
+  if (!address) throw new InvalidFieldError("shipping_address", "is required");
+  const checked: ShippingAddress = {
+    recipientName: checkText("shipping_address.recipient_name", address.recipientName, 1, LIMITS.maxNameLength),
+    line1: checkText("shipping_address.line1", address.line1, 1, LIMITS.maxAddressLineLength),
+    line2: checkText("shipping_address.line2", address.line2, 0, LIMITS.maxAddressLineLength),
+    city: checkText("shipping_address.city", address.city, 1, LIMITS.maxCityLength),
+    postalCode: address.postalCode.trim(),
+    countryCode: address.countryCode,
+  };
+  if (!POSTAL_CODE.test(checked.postalCode)) throw new InvalidFieldError("shipping_address.postal_code", "must be 1 to 20 letters, digits, spaces or '-'");
+  if (!COUNTRY_CODE.test(checked.countryCode)) throw new InvalidFieldError("shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code in upper case, e.g. DE");
+  if (!delivery) throw new InvalidFieldError("delivery_option", "is required: STANDARD or EXPRESS");
+  return { address: checked, delivery };
 }
 
 /**
  * What makes two placements "the same request" for idempotency: the items and
- * the card, never the card token itself in clear.
+ * the card (never the card token itself in clear) and, for v2, where and how it ships.
  */
 export function placementFingerprint(request: PlacementRequest): string {
-  const canonical = JSON.stringify([request.items.map((item) => [item.productId, item.quantity]), createHash("sha256").update(request.cardToken).digest("hex")]);
+  const parts: unknown[] = [request.items.map((item) => [item.productId, item.quantity]), createHash("sha256").update(request.cardToken).digest("hex")];
+  // Only when there is one: a v1 placement keeps the fingerprint it always had,
+  // so a v1 client retrying a key it used before the upgrade gets its order back.
+  if (request.shipping) parts.push(request.shipping);
+  const canonical = JSON.stringify(parts);
   return createHash("sha256").update(canonical).digest("hex");
 }
 

@@ -14,6 +14,8 @@ import {
   OrderNotFoundError,
   placementFingerprint,
   type OrderRecord,
+  type PlacementRequest,
+  type Shipping,
 } from "./orders.js";
 import type { EventFactory, OrderStore, ProductCheck } from "./ports.js";
 
@@ -36,9 +38,28 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-const mapped = errorMapper(toRpcError);
+export const mapped = errorMapper(toRpcError);
 
-export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typeof OrderService> {
+/**
+ * What both API versions do, on the domain's orders: each version's handlers
+ * (v1 below, v2 in service-v2.ts) only translate their messages to and from
+ * these, so one implementation serves both and v1 behaves as it always did.
+ */
+export interface OrderOperations {
+  /**
+   * Validates, checks the products and records the order (or returns the one
+   * of the same key). `shipping` (v2) validates where and how the order ships;
+   * it runs after authentication and the checks of the rest of the placement,
+   * so a caller without a token learns nothing from it.
+   */
+  place(placement: Omit<PlacementRequest, "shipping">, context: CallContext, shipping?: () => Shipping): Promise<OrderRecord>;
+  get(orderId: string, context: CallContext): Promise<OrderRecord>;
+  list(pageSize: number, pageToken: string, context: CallContext): Promise<{ orders: OrderRecord[]; nextPageToken: string }>;
+  /** The order now and after each change, until it is final. */
+  watch(orderId: string, context: CallContext): AsyncGenerator<OrderRecord>;
+}
+
+export function createOrderOperations(deps: OrderServiceDeps): OrderOperations {
   const { store } = deps;
 
   /** An order of this user, or NOT_FOUND — also for another user's order, so its existence does not leak. */
@@ -49,14 +70,10 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
   };
 
   return {
-    placeOrder: (request, context) =>
+    place: (request, context, shipping) =>
       mapped(async () => {
         const user = await deps.authenticate(context);
-        const placement = checkPlacement({
-          idempotencyKey: request.idempotencyKey,
-          items: request.items.map((item) => ({ productId: item.productId, quantity: item.quantity })),
-          cardToken: request.paymentMethod?.cardToken ?? "",
-        });
+        const placement = checkPlacement(shipping ? { ...request, shipping: shipping() } : request);
         const unknown = await deps.products.unknownProducts(placement.items.map((item) => item.productId));
         const firstUnknown = request.items.findIndex((item) => unknown.has(item.productId));
         if (firstUnknown >= 0) throw new InvalidFieldError(`items[${firstUnknown}].product_id`, `unknown product ${request.items[firstUnknown]!.productId}`);
@@ -68,37 +85,34 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
           context.log.info({ orderId: order.id }, "order placed");
           deps.startSaga(order.id);
         }
-        return { order: orderMessage(order) };
+        return order;
       }),
 
-    getOrder: (request, context) =>
+    get: (orderId, context) =>
       mapped(async () => {
         const user = await deps.authenticate(context);
-        return { order: orderMessage(await ownOrder(user, request.orderId)) };
+        return ownOrder(user, orderId);
       }),
 
-    listOrders: (request, context) =>
+    list: (pageSize, pageToken, context) =>
       mapped(async () => {
         const user = await deps.authenticate(context);
-        const limit = checkPageSize(request.pageSize);
-        const after = decodeOrderCursor(request.pageToken);
+        const limit = checkPageSize(pageSize);
+        const after = decodeOrderCursor(pageToken);
         const found = await store.list(user.userId, limit + 1, after);
         const page = found.slice(0, limit);
         const last = page.at(-1);
-        return {
-          orders: page.map(orderMessage),
-          nextPageToken: found.length > limit && last ? encodeOrderCursor({ createdAt: last.createdAt, id: last.id }) : "",
-        };
+        return { orders: page, nextPageToken: found.length > limit && last ? encodeOrderCursor({ createdAt: last.createdAt, id: last.id }) : "" };
       }),
 
-    async *watchOrder(request, context) {
+    async *watch(orderId, context) {
       const user = await mapped(() => deps.authenticate(context));
       // Subscribed before the first read: a change committed after any read
       // ends the next wait, so none is slept through until the poll.
-      const changes = deps.watchHub.watch(request.orderId);
+      const changes = deps.watchHub.watch(orderId);
       try {
-        let order = await mapped(() => ownOrder(user, request.orderId));
-        yield { order: orderMessage(order) };
+        let order = await mapped(() => ownOrder(user, orderId));
+        yield order;
         while (!FINAL_STATUSES.has(order.status) && !context.signal.aborted) {
           await changes.changed(deps.watchPollMs, context.signal);
           if (context.signal.aborted) break;
@@ -106,12 +120,40 @@ export function createOrderHandlers(deps: OrderServiceDeps): ServiceHandlers<typ
           if (!latest) throw new RpcError(Code.INTERNAL, "order vanished");
           if (latest.updatedAt.getTime() !== order.updatedAt.getTime() || latest.history.length !== order.history.length) {
             order = latest;
-            yield { order: orderMessage(order) };
+            yield order;
           }
         }
       } finally {
         changes.close();
       }
+    },
+  };
+}
+
+/**
+ * shop.orders.v1 (deprecated): a v1 placement has no shipping address, and
+ * is recorded as such; v1 answers leave out what v1 does not know.
+ */
+export function createOrderHandlers(deps: OrderServiceDeps, operations: OrderOperations = createOrderOperations(deps)): ServiceHandlers<typeof OrderService> {
+  return {
+    placeOrder: async (request, context) => {
+      const order = await operations.place(
+        {
+          idempotencyKey: request.idempotencyKey,
+          items: request.items.map((item) => ({ productId: item.productId, quantity: item.quantity })),
+          cardToken: request.paymentMethod?.cardToken ?? "",
+        },
+        context,
+      );
+      return { order: orderMessage(order) };
+    },
+    getOrder: async (request, context) => ({ order: orderMessage(await operations.get(request.orderId, context)) }),
+    listOrders: async (request, context) => {
+      const { orders, nextPageToken } = await operations.list(request.pageSize, request.pageToken, context);
+      return { orders: orders.map(orderMessage), nextPageToken };
+    },
+    async *watchOrder(request, context) {
+      for await (const order of operations.watch(request.orderId, context)) yield { order: orderMessage(order) };
     },
   };
 }

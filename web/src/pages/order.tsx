@@ -1,6 +1,6 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { OrderStatus, SagaStep, type Order } from "@meshwork/contracts/shop/orders/v1/orders";
+import { DeliveryOption, OrderStatus, SagaStep, type Order } from "@meshwork/contracts/shop/orders/v2/orders";
 import { useRef, useState } from "react";
 import { orderClient } from "../clients.js";
 import { ErrorNotice } from "../error-notice.js";
@@ -28,6 +28,13 @@ const STATUS: Record<OrderStatus, string> = {
   [OrderStatus.CONFIRMED]: "Confirmed",
   [OrderStatus.REJECTED]: "Rejected",
   [OrderStatus.FAILED]: "Failed",
+};
+
+const DELIVERY: Record<DeliveryOption, string> = {
+  // An order placed through the deprecated v1 API has none.
+  [DeliveryOption.UNSPECIFIED]: "Not given",
+  [DeliveryOption.STANDARD]: "Standard delivery",
+  [DeliveryOption.EXPRESS]: "Express delivery",
 };
 
 const isFinal = (order: Order | undefined): boolean => order !== undefined && order.status !== OrderStatus.PENDING && order.status !== OrderStatus.UNSPECIFIED;
@@ -77,6 +84,13 @@ export function OrderPage({ orderId }: { orderId: string }) {
             <div className="notice ok" role="status">
               <strong>Thank you, your order is confirmed.</strong> Total {formatPrice(order.total)}.
             </div>
+          )}
+          {order.shippingAddress && (
+            <address aria-label="shipping address">
+              {order.shippingAddress.recipientName}, {order.shippingAddress.line1}
+              {order.shippingAddress.line2 ? `, ${order.shippingAddress.line2}` : ""}, {order.shippingAddress.postalCode} {order.shippingAddress.city}, {order.shippingAddress.countryCode} ·{" "}
+              {DELIVERY[order.deliveryOption] ?? DELIVERY[DeliveryOption.UNSPECIFIED]}
+            </address>
           )}
           <ol className="timeline" aria-label="order timeline">
             {order.history.map((event, index) => {

@@ -1,5 +1,5 @@
 import { useQuery } from "@connectrpc/connect-query";
-import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v2/orders";
 import { useState } from "react";
 import { Link } from "wouter";
 import { ErrorNotice } from "../error-notice.js";

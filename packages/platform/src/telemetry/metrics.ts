@@ -7,7 +7,7 @@
  * (service and method names from the contracts, status codes, queue and
  * downstream names from configuration) — never an id.
  */
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { codeName, type Code } from "../rpc-errors.js";
 
 /** Seconds; from 0.5 ms (an in-memory read) to 10 s (a deadline). */
@@ -37,6 +37,12 @@ export interface ServiceMetrics {
   setBreakerState(downstream: string, state: BreakerGaugeState): void;
   /** Age of a message when a consumer took it from `queue` (meshwork_queue_consume_lag_seconds). */
   consumeLag(queue: string, seconds: number): void;
+  /**
+   * One call of a method of a deprecated API package
+   * (meshwork_api_deprecated_calls_total{grpc_service,grpc_method}): when it
+   * stays flat, the package's clients have moved and it may go at its sunset.
+   */
+  deprecatedCall(service: string, method: string): void;
 }
 
 export interface ServiceMetricsOptions {
@@ -82,6 +88,13 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     registers: [registry],
   });
 
+  const deprecated = new Counter({
+    name: "meshwork_api_deprecated_calls_total",
+    help: "Calls of methods of deprecated API packages (see api/releases.json), by service and method: when it stays flat, their clients have moved.",
+    labelNames: ["grpc_service", "grpc_method"] as const,
+    registers: [registry],
+  });
+
   // Children are looked up once per (method, code) and kept: prom-client
   // hashes the label values on every observe() otherwise.
   type Child = { observe(value: number): void };
@@ -122,6 +135,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
     consumeLag(queue, seconds) {
       lag.labels(queue).observe(Math.max(0, seconds));
+    },
+    deprecatedCall(service, method) {
+      deprecated.labels(service, method).inc();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { currentTraceHeaders, type Knex } from "@meshwork/platform";
-import { FINAL_STATUSES, IdempotencyConflictError, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus } from "../orders.js";
+import { FINAL_STATUSES, IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
 import type { SagaStep } from "../saga.js";
 import type { CardTokenCipher } from "./card-token-cipher.js";
@@ -34,6 +34,9 @@ interface OrderRow {
   card_token: string;
   /** The token sealed for this order, '' once the payment step no longer needs it. */
   card_token_sealed: string;
+  /** Null for orders placed through API v1 (migration 0005). */
+  shipping_address: ShippingAddress | string | null;
+  delivery_option: DeliveryOption | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -108,6 +111,10 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
       totalMinor: row.total_minor ?? undefined,
       currency: row.currency?.trim() ?? undefined,
       cardToken: cardTokenOf(row),
+      shipping:
+        row.shipping_address !== null && row.delivery_option !== null
+          ? { address: typeof row.shipping_address === "string" ? (JSON.parse(row.shipping_address) as ShippingAddress) : row.shipping_address, delivery: row.delivery_option }
+          : undefined,
       history: byOrder.get(row.id) ?? [],
       createdAt: new Date(row.created_at),
       updatedAt: new Date(row.updated_at),
@@ -136,6 +143,8 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
             lines: JSON.stringify(request.items),
             card_token: "",
             card_token_sealed: cardTokens.seal(order.id, request.cardToken),
+            shipping_address: request.shipping ? JSON.stringify(request.shipping.address) : null,
+            delivery_option: request.shipping?.delivery ?? null,
           })
           .onConflict(["user_id", "idempotency_key"])
           .ignore()

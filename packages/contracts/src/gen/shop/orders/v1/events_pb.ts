@@ -12,9 +12,10 @@ import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file shop/orders/v1/events.proto.
+ * @deprecated
  */
 export const file_shop_orders_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtzaG9wL29yZGVycy92MS9ldmVudHMucHJvdG8SDnNob3Aub3JkZXJzLnYxIsoBChJPcmRlclN0YXR1c0NoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKAUSJAoFb3JkZXIYAyABKAsyFS5zaG9wLm9yZGVycy52MS5PcmRlchI0Cg9wcmV2aW91c19zdGF0dXMYBCABKA4yGy5zaG9wLm9yZGVycy52MS5PcmRlclN0YXR1cxIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp, file_shop_orders_v1_orders]);
+  fileDesc("ChtzaG9wL29yZGVycy92MS9ldmVudHMucHJvdG8SDnNob3Aub3JkZXJzLnYxIsoBChJPcmRlclN0YXR1c0NoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAiABKAUSJAoFb3JkZXIYAyABKAsyFS5zaG9wLm9yZGVycy52MS5PcmRlchI0Cg9wcmV2aW91c19zdGF0dXMYBCABKA4yGy5zaG9wLm9yZGVycy52MS5PcmRlclN0YXR1cxIuCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIDuAEBYgZwcm90bzM", [file_google_protobuf_timestamp, file_shop_orders_v1_orders]);
 
 /**
  * What the orders service publishes to the message broker (topic exchange
@@ -23,6 +24,7 @@ export const file_shop_orders_v1_events: GenFile = /*@__PURE__*/
  * `message_id` property equals `event_id`; consumers deduplicate on it.
  *
  * @generated from message shop.orders.v1.OrderStatusChanged
+ * @deprecated
  */
 export type OrderStatusChanged = Message<"shop.orders.v1.OrderStatusChanged"> & {
   /**
@@ -64,6 +66,7 @@ export type OrderStatusChanged = Message<"shop.orders.v1.OrderStatusChanged"> & 
 /**
  * Describes the message shop.orders.v1.OrderStatusChanged.
  * Use `create(OrderStatusChangedSchema)` to create a new message.
+ * @deprecated
  */
 export const OrderStatusChangedSchema: GenMessage<OrderStatusChanged> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_events, 0);

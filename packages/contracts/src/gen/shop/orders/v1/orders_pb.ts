@@ -12,14 +12,16 @@ import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file shop/orders/v1/orders.proto.
+ * @deprecated
  */
 export const file_shop_orders_v1_orders: GenFile = /*@__PURE__*/
-  fileDesc("ChtzaG9wL29yZGVycy92MS9vcmRlcnMucHJvdG8SDnNob3Aub3JkZXJzLnYxIlwKCU9yZGVyTGluZRISCgpwcm9kdWN0X2lkGAEgASgJEhAKCHF1YW50aXR5GAIgASgFEikKCnVuaXRfcHJpY2UYAyABKAsyFS5zaG9wLmNvbW1vbi52MS5Nb25leSJ0CgpPcmRlckV2ZW50EiYKBHN0ZXAYASABKA4yGC5zaG9wLm9yZGVycy52MS5TYWdhU3RlcBIuCgpvY2N1cl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkZXRhaWwYAyABKAkiwAIKBU9yZGVyEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoFbGluZXMYAyADKAsyGS5zaG9wLm9yZGVycy52MS5PcmRlckxpbmUSJAoFdG90YWwYBCABKAsyFS5zaG9wLmNvbW1vbi52MS5Nb25leRIrCgZzdGF0dXMYBSABKA4yGy5zaG9wLm9yZGVycy52MS5PcmRlclN0YXR1cxIOCgZyZWFzb24YBiABKAkSKwoHaGlzdG9yeRgHIAMoCzIaLnNob3Aub3JkZXJzLnYxLk9yZGVyRXZlbnQSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIjCg1QYXltZW50TWV0aG9kEhIKCmNhcmRfdG9rZW4YASABKAkiNgoOUGxhY2VPcmRlckl0ZW0SEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBSKSAQoRUGxhY2VPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEi0KBWl0ZW1zGAIgAygLMh4uc2hvcC5vcmRlcnMudjEuUGxhY2VPcmRlckl0ZW0SNQoOcGF5bWVudF9tZXRob2QYAyABKAsyHS5zaG9wLm9yZGVycy52MS5QYXltZW50TWV0aG9kIjoKElBsYWNlT3JkZXJSZXNwb25zZRIkCgVvcmRlchgBIAEoCzIVLnNob3Aub3JkZXJzLnYxLk9yZGVyIiMKD0dldE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSI4ChBHZXRPcmRlclJlc3BvbnNlEiQKBW9yZGVyGAEgASgLMhUuc2hvcC5vcmRlcnMudjEuT3JkZXIiOgoRTGlzdE9yZGVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVAoSTGlzdE9yZGVyc1Jlc3BvbnNlEiUKBm9yZGVycxgBIAMoCzIVLnNob3Aub3JkZXJzLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChFXYXRjaE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSI6ChJXYXRjaE9yZGVyUmVzcG9uc2USJAoFb3JkZXIYASABKAsyFS5zaG9wLm9yZGVycy52MS5PcmRlciqVAQoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUT1JERVJfU1RBVFVTX1BFTkRJTkcQARIaChZPUkRFUl9TVEFUVVNfQ09ORklSTUVEEAISGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAMSFwoTT1JERVJfU1RBVFVTX0ZBSUxFRBAEKtMCCghTYWdhU3RlcBIZChVTQUdBX1NURVBfVU5TUEVDSUZJRUQQABIaChZTQUdBX1NURVBfT1JERVJfUExBQ0VEEAESHAoYU0FHQV9TVEVQX1NUT0NLX1JFU0VSVkVEEAISGwoXU0FHQV9TVEVQX1NUT0NLX1JFRlVTRUQQAxIgChxTQUdBX1NURVBfUEFZTUVOVF9BVVRIT1JJWkVEEAQSHgoaU0FHQV9TVEVQX1BBWU1FTlRfREVDTElORUQQBRIcChhTQUdBX1NURVBfUEFZTUVOVF9WT0lERUQQBhIcChhTQUdBX1NURVBfU1RPQ0tfUkVMRUFTRUQQBxIdChlTQUdBX1NURVBfT1JERVJfQ09ORklSTUVEEAgSHAoYU0FHQV9TVEVQX09SREVSX1JFSkVDVEVEEAkSGgoWU0FHQV9TVEVQX09SREVSX0ZBSUxFRBAKMt4CCgxPcmRlclNlcnZpY2USUwoKUGxhY2VPcmRlchIhLnNob3Aub3JkZXJzLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiIuc2hvcC5vcmRlcnMudjEuUGxhY2VPcmRlclJlc3BvbnNlEk0KCEdldE9yZGVyEh8uc2hvcC5vcmRlcnMudjEuR2V0T3JkZXJSZXF1ZXN0GiAuc2hvcC5vcmRlcnMudjEuR2V0T3JkZXJSZXNwb25zZRJTCgpMaXN0T3JkZXJzEiEuc2hvcC5vcmRlcnMudjEuTGlzdE9yZGVyc1JlcXVlc3QaIi5zaG9wLm9yZGVycy52MS5MaXN0T3JkZXJzUmVzcG9uc2USVQoKV2F0Y2hPcmRlchIhLnNob3Aub3JkZXJzLnYxLldhdGNoT3JkZXJSZXF1ZXN0GiIuc2hvcC5vcmRlcnMudjEuV2F0Y2hPcmRlclJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_shop_common_v1_money]);
+  fileDesc("ChtzaG9wL29yZGVycy92MS9vcmRlcnMucHJvdG8SDnNob3Aub3JkZXJzLnYxIlwKCU9yZGVyTGluZRISCgpwcm9kdWN0X2lkGAEgASgJEhAKCHF1YW50aXR5GAIgASgFEikKCnVuaXRfcHJpY2UYAyABKAsyFS5zaG9wLmNvbW1vbi52MS5Nb25leSJ0CgpPcmRlckV2ZW50EiYKBHN0ZXAYASABKA4yGC5zaG9wLm9yZGVycy52MS5TYWdhU3RlcBIuCgpvY2N1cl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkZXRhaWwYAyABKAkiwAIKBU9yZGVyEgoKAmlkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoFbGluZXMYAyADKAsyGS5zaG9wLm9yZGVycy52MS5PcmRlckxpbmUSJAoFdG90YWwYBCABKAsyFS5zaG9wLmNvbW1vbi52MS5Nb25leRIrCgZzdGF0dXMYBSABKA4yGy5zaG9wLm9yZGVycy52MS5PcmRlclN0YXR1cxIOCgZyZWFzb24YBiABKAkSKwoHaGlzdG9yeRgHIAMoCzIaLnNob3Aub3JkZXJzLnYxLk9yZGVyRXZlbnQSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIjCg1QYXltZW50TWV0aG9kEhIKCmNhcmRfdG9rZW4YASABKAkiNgoOUGxhY2VPcmRlckl0ZW0SEgoKcHJvZHVjdF9pZBgBIAEoCRIQCghxdWFudGl0eRgCIAEoBSKSAQoRUGxhY2VPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEi0KBWl0ZW1zGAIgAygLMh4uc2hvcC5vcmRlcnMudjEuUGxhY2VPcmRlckl0ZW0SNQoOcGF5bWVudF9tZXRob2QYAyABKAsyHS5zaG9wLm9yZGVycy52MS5QYXltZW50TWV0aG9kIjoKElBsYWNlT3JkZXJSZXNwb25zZRIkCgVvcmRlchgBIAEoCzIVLnNob3Aub3JkZXJzLnYxLk9yZGVyIiMKD0dldE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSI4ChBHZXRPcmRlclJlc3BvbnNlEiQKBW9yZGVyGAEgASgLMhUuc2hvcC5vcmRlcnMudjEuT3JkZXIiOgoRTGlzdE9yZGVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVAoSTGlzdE9yZGVyc1Jlc3BvbnNlEiUKBm9yZGVycxgBIAMoCzIVLnNob3Aub3JkZXJzLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlChFXYXRjaE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSI6ChJXYXRjaE9yZGVyUmVzcG9uc2USJAoFb3JkZXIYASABKAsyFS5zaG9wLm9yZGVycy52MS5PcmRlciqVAQoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUT1JERVJfU1RBVFVTX1BFTkRJTkcQARIaChZPUkRFUl9TVEFUVVNfQ09ORklSTUVEEAISGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAMSFwoTT1JERVJfU1RBVFVTX0ZBSUxFRBAEKtMCCghTYWdhU3RlcBIZChVTQUdBX1NURVBfVU5TUEVDSUZJRUQQABIaChZTQUdBX1NURVBfT1JERVJfUExBQ0VEEAESHAoYU0FHQV9TVEVQX1NUT0NLX1JFU0VSVkVEEAISGwoXU0FHQV9TVEVQX1NUT0NLX1JFRlVTRUQQAxIgChxTQUdBX1NURVBfUEFZTUVOVF9BVVRIT1JJWkVEEAQSHgoaU0FHQV9TVEVQX1BBWU1FTlRfREVDTElORUQQBRIcChhTQUdBX1NURVBfUEFZTUVOVF9WT0lERUQQBhIcChhTQUdBX1NURVBfU1RPQ0tfUkVMRUFTRUQQBxIdChlTQUdBX1NURVBfT1JERVJfQ09ORklSTUVEEAgSHAoYU0FHQV9TVEVQX09SREVSX1JFSkVDVEVEEAkSGgoWU0FHQV9TVEVQX09SREVSX0ZBSUxFRBAKMt4CCgxPcmRlclNlcnZpY2USUwoKUGxhY2VPcmRlchIhLnNob3Aub3JkZXJzLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiIuc2hvcC5vcmRlcnMudjEuUGxhY2VPcmRlclJlc3BvbnNlEk0KCEdldE9yZGVyEh8uc2hvcC5vcmRlcnMudjEuR2V0T3JkZXJSZXF1ZXN0GiAuc2hvcC5vcmRlcnMudjEuR2V0T3JkZXJSZXNwb25zZRJTCgpMaXN0T3JkZXJzEiEuc2hvcC5vcmRlcnMudjEuTGlzdE9yZGVyc1JlcXVlc3QaIi5zaG9wLm9yZGVycy52MS5MaXN0T3JkZXJzUmVzcG9uc2USVQoKV2F0Y2hPcmRlchIhLnNob3Aub3JkZXJzLnYxLldhdGNoT3JkZXJSZXF1ZXN0GiIuc2hvcC5vcmRlcnMudjEuV2F0Y2hPcmRlclJlc3BvbnNlMAFCA7gBAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_shop_common_v1_money]);
 
 /**
  * A line of an order.
  *
  * @generated from message shop.orders.v1.OrderLine
+ * @deprecated
  */
 export type OrderLine = Message<"shop.orders.v1.OrderLine"> & {
   /**
@@ -47,6 +49,7 @@ export type OrderLine = Message<"shop.orders.v1.OrderLine"> & {
 /**
  * Describes the message shop.orders.v1.OrderLine.
  * Use `create(OrderLineSchema)` to create a new message.
+ * @deprecated
  */
 export const OrderLineSchema: GenMessage<OrderLine> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 0);
@@ -55,6 +58,7 @@ export const OrderLineSchema: GenMessage<OrderLine> = /*@__PURE__*/
  * A step of the saga and when it happened.
  *
  * @generated from message shop.orders.v1.OrderEvent
+ * @deprecated
  */
 export type OrderEvent = Message<"shop.orders.v1.OrderEvent"> & {
   /**
@@ -82,6 +86,7 @@ export type OrderEvent = Message<"shop.orders.v1.OrderEvent"> & {
 /**
  * Describes the message shop.orders.v1.OrderEvent.
  * Use `create(OrderEventSchema)` to create a new message.
+ * @deprecated
  */
 export const OrderEventSchema: GenMessage<OrderEvent> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 1);
@@ -90,6 +95,7 @@ export const OrderEventSchema: GenMessage<OrderEvent> = /*@__PURE__*/
  * An order.
  *
  * @generated from message shop.orders.v1.Order
+ * @deprecated
  */
 export type Order = Message<"shop.orders.v1.Order"> & {
   /**
@@ -159,6 +165,7 @@ export type Order = Message<"shop.orders.v1.Order"> & {
 /**
  * Describes the message shop.orders.v1.Order.
  * Use `create(OrderSchema)` to create a new message.
+ * @deprecated
  */
 export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 2);
@@ -167,6 +174,7 @@ export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
  * How the order is paid.
  *
  * @generated from message shop.orders.v1.PaymentMethod
+ * @deprecated
  */
 export type PaymentMethod = Message<"shop.orders.v1.PaymentMethod"> & {
   /**
@@ -181,6 +189,7 @@ export type PaymentMethod = Message<"shop.orders.v1.PaymentMethod"> & {
 /**
  * Describes the message shop.orders.v1.PaymentMethod.
  * Use `create(PaymentMethodSchema)` to create a new message.
+ * @deprecated
  */
 export const PaymentMethodSchema: GenMessage<PaymentMethod> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 3);
@@ -189,6 +198,7 @@ export const PaymentMethodSchema: GenMessage<PaymentMethod> = /*@__PURE__*/
  * An item to order.
  *
  * @generated from message shop.orders.v1.PlaceOrderItem
+ * @deprecated
  */
 export type PlaceOrderItem = Message<"shop.orders.v1.PlaceOrderItem"> & {
   /**
@@ -209,6 +219,7 @@ export type PlaceOrderItem = Message<"shop.orders.v1.PlaceOrderItem"> & {
 /**
  * Describes the message shop.orders.v1.PlaceOrderItem.
  * Use `create(PlaceOrderItemSchema)` to create a new message.
+ * @deprecated
  */
 export const PlaceOrderItemSchema: GenMessage<PlaceOrderItem> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 4);
@@ -217,6 +228,7 @@ export const PlaceOrderItemSchema: GenMessage<PlaceOrderItem> = /*@__PURE__*/
  * Request of OrderService.PlaceOrder.
  *
  * @generated from message shop.orders.v1.PlaceOrderRequest
+ * @deprecated
  */
 export type PlaceOrderRequest = Message<"shop.orders.v1.PlaceOrderRequest"> & {
   /**
@@ -245,6 +257,7 @@ export type PlaceOrderRequest = Message<"shop.orders.v1.PlaceOrderRequest"> & {
 /**
  * Describes the message shop.orders.v1.PlaceOrderRequest.
  * Use `create(PlaceOrderRequestSchema)` to create a new message.
+ * @deprecated
  */
 export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 5);
@@ -253,6 +266,7 @@ export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE_
  * Response of OrderService.PlaceOrder.
  *
  * @generated from message shop.orders.v1.PlaceOrderResponse
+ * @deprecated
  */
 export type PlaceOrderResponse = Message<"shop.orders.v1.PlaceOrderResponse"> & {
   /**
@@ -266,6 +280,7 @@ export type PlaceOrderResponse = Message<"shop.orders.v1.PlaceOrderResponse"> & 
 /**
  * Describes the message shop.orders.v1.PlaceOrderResponse.
  * Use `create(PlaceOrderResponseSchema)` to create a new message.
+ * @deprecated
  */
 export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 6);
@@ -274,6 +289,7 @@ export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PUR
  * Request of OrderService.GetOrder.
  *
  * @generated from message shop.orders.v1.GetOrderRequest
+ * @deprecated
  */
 export type GetOrderRequest = Message<"shop.orders.v1.GetOrderRequest"> & {
   /**
@@ -287,6 +303,7 @@ export type GetOrderRequest = Message<"shop.orders.v1.GetOrderRequest"> & {
 /**
  * Describes the message shop.orders.v1.GetOrderRequest.
  * Use `create(GetOrderRequestSchema)` to create a new message.
+ * @deprecated
  */
 export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 7);
@@ -295,6 +312,7 @@ export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
  * Response of OrderService.GetOrder.
  *
  * @generated from message shop.orders.v1.GetOrderResponse
+ * @deprecated
  */
 export type GetOrderResponse = Message<"shop.orders.v1.GetOrderResponse"> & {
   /**
@@ -308,6 +326,7 @@ export type GetOrderResponse = Message<"shop.orders.v1.GetOrderResponse"> & {
 /**
  * Describes the message shop.orders.v1.GetOrderResponse.
  * Use `create(GetOrderResponseSchema)` to create a new message.
+ * @deprecated
  */
 export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 8);
@@ -316,6 +335,7 @@ export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*
  * Request of OrderService.ListOrders.
  *
  * @generated from message shop.orders.v1.ListOrdersRequest
+ * @deprecated
  */
 export type ListOrdersRequest = Message<"shop.orders.v1.ListOrdersRequest"> & {
   /**
@@ -336,6 +356,7 @@ export type ListOrdersRequest = Message<"shop.orders.v1.ListOrdersRequest"> & {
 /**
  * Describes the message shop.orders.v1.ListOrdersRequest.
  * Use `create(ListOrdersRequestSchema)` to create a new message.
+ * @deprecated
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 9);
@@ -344,6 +365,7 @@ export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE_
  * Response of OrderService.ListOrders.
  *
  * @generated from message shop.orders.v1.ListOrdersResponse
+ * @deprecated
  */
 export type ListOrdersResponse = Message<"shop.orders.v1.ListOrdersResponse"> & {
   /**
@@ -364,6 +386,7 @@ export type ListOrdersResponse = Message<"shop.orders.v1.ListOrdersResponse"> & 
 /**
  * Describes the message shop.orders.v1.ListOrdersResponse.
  * Use `create(ListOrdersResponseSchema)` to create a new message.
+ * @deprecated
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 10);
@@ -372,6 +395,7 @@ export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PUR
  * Request of OrderService.WatchOrder.
  *
  * @generated from message shop.orders.v1.WatchOrderRequest
+ * @deprecated
  */
 export type WatchOrderRequest = Message<"shop.orders.v1.WatchOrderRequest"> & {
   /**
@@ -385,6 +409,7 @@ export type WatchOrderRequest = Message<"shop.orders.v1.WatchOrderRequest"> & {
 /**
  * Describes the message shop.orders.v1.WatchOrderRequest.
  * Use `create(WatchOrderRequestSchema)` to create a new message.
+ * @deprecated
  */
 export const WatchOrderRequestSchema: GenMessage<WatchOrderRequest> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 11);
@@ -393,6 +418,7 @@ export const WatchOrderRequestSchema: GenMessage<WatchOrderRequest> = /*@__PURE_
  * A message of OrderService.WatchOrder.
  *
  * @generated from message shop.orders.v1.WatchOrderResponse
+ * @deprecated
  */
 export type WatchOrderResponse = Message<"shop.orders.v1.WatchOrderResponse"> & {
   /**
@@ -406,6 +432,7 @@ export type WatchOrderResponse = Message<"shop.orders.v1.WatchOrderResponse"> & 
 /**
  * Describes the message shop.orders.v1.WatchOrderResponse.
  * Use `create(WatchOrderResponseSchema)` to create a new message.
+ * @deprecated
  */
 export const WatchOrderResponseSchema: GenMessage<WatchOrderResponse> = /*@__PURE__*/
   messageDesc(file_shop_orders_v1_orders, 12);
@@ -414,6 +441,7 @@ export const WatchOrderResponseSchema: GenMessage<WatchOrderResponse> = /*@__PUR
  * Where an order stands.
  *
  * @generated from enum shop.orders.v1.OrderStatus
+ * @deprecated
  */
 export enum OrderStatus {
   /**
@@ -456,6 +484,7 @@ export enum OrderStatus {
 
 /**
  * Describes the enum shop.orders.v1.OrderStatus.
+ * @deprecated
  */
 export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
   enumDesc(file_shop_orders_v1_orders, 0);
@@ -464,6 +493,7 @@ export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
  * One step the saga took, for a live timeline.
  *
  * @generated from enum shop.orders.v1.SagaStep
+ * @deprecated
  */
 export enum SagaStep {
   /**
@@ -546,6 +576,7 @@ export enum SagaStep {
 
 /**
  * Describes the enum shop.orders.v1.SagaStep.
+ * @deprecated
  */
 export const SagaStepSchema: GenEnum<SagaStep> = /*@__PURE__*/
   enumDesc(file_shop_orders_v1_orders, 1);
@@ -557,6 +588,7 @@ export const SagaStepSchema: GenEnum<SagaStep> = /*@__PURE__*/
  * places only their own orders.
  *
  * @generated from service shop.orders.v1.OrderService
+ * @deprecated
  */
 export const OrderService: GenService<{
   /**
