@@ -19,6 +19,7 @@ export { createConsulLiveConfig } from "./live-config/consul-kv.js";
 export * from "./service-runtime.js";
 export * from "./messaging/index.js";
 export * from "./outbox/index.js";
+export * from "./events/index.js";
 export * from "./auth/index.js";
 export * from "./queue/index.js";
 export * from "./resilience/settings.js";
