@@ -1,4 +1,5 @@
 export * from "./call-context.js";
+export * from "./client-address.js";
 export * from "./client.js";
 export * from "./config.js";
 export * from "./config-schemas.js";

@@ -1,4 +1,5 @@
-import { BlockList, isIP, isIPv6 } from "node:net";
+import { BlockList, isIP } from "node:net";
+import { addressLimitKey, bareAddress } from "@meshwork/platform";
 
 /**
  * The proxies allowed to say who the client is: a node:net BlockList used as
@@ -67,33 +68,5 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | r
   return address;
 }
 
-/** "::ffff:10.0.0.1" as 10.0.0.1, "[2001:db8::1]" and "fe80::1%eth0" as bare IPv6. */
-function bareAddress(address: string): string {
-  const unbracketed = address.replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(unbracketed);
-  return mapped?.[1] ?? unbracketed;
-}
-
-/**
- * The rate-limit key of an address: IPv4 as is, IPv6 by its /64 prefix,
- * because one host usually holds a whole /64 and could otherwise rotate
- * through addresses to dodge the limit.
- */
-export function rateLimitKeyOf(address: string): string {
-  const bare = bareAddress(address);
-  if (!isIPv6(bare)) return bare;
-  return `${expandIPv6(bare).slice(0, 4).join(":")}::/64`;
-}
-
-/** "2001:db8::1" as its eight hextets. */
-function expandIPv6(address: string): string[] {
-  const [head = "", tail] = address.split("::");
-  const part = (text: string): string[] => (text === "" ? [] : text.split(":"));
-  const left = part(head);
-  const right = tail === undefined ? [] : part(tail);
-  // An embedded IPv4 tail ("::1.2.3.4") stands for two hextets; it only ever
-  // sits in the last 32 bits, which the /64 prefix drops anyway.
-  const width = (groups: string[]): number => groups.reduce((sum, group) => sum + (group.includes(".") ? 2 : 1), 0);
-  const zeros = Array.from({ length: Math.max(0, 8 - width(left) - width(right)) }, () => "0");
-  return [...left, ...zeros, ...right].map((group) => (group.includes(".") ? group : group.toLowerCase().replace(/^0+(?=.)/, "")));
-}
+/** The rate-limit key of an address (IPv6 by its /64): the platform's, shared with identity's sign-in throttle. */
+export const rateLimitKeyOf = addressLimitKey;

@@ -6,19 +6,11 @@
  * meant for the caller).
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
+import { CLIENT_ADDRESS_HEADER, INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { clientAddressKey, requestIdKey } from "./edge-context.js";
 import { genericMessage, isMeaningful } from "./public-errors.js";
 
 export const AUTHORIZATION_HEADER = "authorization";
-
-/**
- * The caller's address as the gateway resolved it (trusted proxies only), for
- * backends that throttle per address (identity's sign-in). Only ever set
- * here: a client's own header of that name is never passed on, since only
- * the headers built below travel downstream.
- */
-export const CLIENT_ADDRESS_HEADER = "x-meshwork-client-address";
 
 /** Backend metadata a client may see. Anything else a backend sets stays inside the mesh. */
 const FORWARDED_ERROR_METADATA = [INVALID_FIELD_TRAILER] as const;
@@ -34,6 +26,9 @@ export interface UpstreamOptions {
 
 /** Options for the platform client's call that serves `ctx`. */
 export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream", options: UpstreamOptions): CallOptions {
+  // The caller's address as the gateway resolved it (trusted proxies only), for
+  // backends that throttle per address. A client's own header of that name is
+  // never passed on: only the headers built here travel downstream.
   const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey), [CLIENT_ADDRESS_HEADER]: ctx.values.get(clientAddressKey) };
   const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
   if (options.forwardAuthorization && authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;

@@ -11,6 +11,7 @@
  * if that matters more than the write load.
  */
 import { isIP } from "node:net";
+import { addressLimitKey, CLIENT_ADDRESS_HEADER } from "@meshwork/platform";
 
 export interface ThrottlePolicy {
   /** Failures allowed before the first wait: the attempt after the last of them waits baseDelayMs. */
@@ -114,8 +115,9 @@ export function createSignInThrottle(options: SignInThrottleOptions): SignInThro
   };
 }
 
-/** The metadata key the gateway puts the client's address in (after its trusted-proxy logic, having removed any the client sent). */
-export const CLIENT_ADDRESS_HEADER = "x-meshwork-client-address";
+/** identity counts an address the way the gateway's rate limit does (IPv6 by its /64). */
+export const throttleKeyOfAddress = addressLimitKey;
+export { CLIENT_ADDRESS_HEADER };
 
 /** "127.0.0.1:5123", "[::1]:5123", "ipv4:10.0.0.1:80" → the address alone. */
 export function addressOfPeer(peer: string): string {
@@ -124,25 +126,6 @@ export function addressOfPeer(peer: string): string {
   if (bracketed?.[1]) return bracketed[1];
   const ipv4 = /^([^:]+):\d+$/.exec(bare);
   return ipv4?.[1] ?? bare;
-}
-
-/**
- * The key an address is throttled under: an IPv4 address as it is, an IPv6
- * address by its /64 prefix, because one subscriber usually holds a whole /64
- * and could otherwise change address at every attempt.
- */
-export function throttleKeyOfAddress(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1]) return mapped[1];
-  const [head = "", tail = ""] = address.toLowerCase().split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === "" ? [] : tail.split(":");
-  const groups = address.includes("::") ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right] : left;
-  return `${groups
-    .slice(0, 4)
-    .map((group) => group.replace(/^0+(?=.)/, ""))
-    .join(":")}::/64`;
 }
 
 /**
