@@ -5,6 +5,7 @@ export * from "./config.js";
 export * from "./config-schemas.js";
 export * from "./database.js";
 export * from "./errors.js";
+export * from "./key-file.js";
 export * from "./rpc-errors.js";
 export * from "./logger.js";
 export * from "./server.js";

@@ -7,7 +7,8 @@
  * ciphertext moved onto another key's row does not decrypt.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { createFileOnce } from "@meshwork/platform";
 import path from "node:path";
 import type { PrivateSigningJwk } from "./signing-keys.js";
 
@@ -87,10 +88,8 @@ export function createKeyEncryption(kek: Buffer, source = KEK_SETTING): KeyEncry
 }
 
 /**
- * The KEK kept in `file`, created there (0600) if absent. Creation writes a
- * temporary file and hard-links it into place, which fails if another process
- * won the race: every instance then reads the one key that got there first,
- * never a half-written one.
+ * The KEK kept in `file`, created there (0600) if absent (createFileOnce:
+ * when instances race, every one reads the key that got there first).
  */
 export async function loadOrCreateKekFile(file: string): Promise<Buffer> {
   const read = async (): Promise<Buffer | undefined> => {
@@ -110,22 +109,13 @@ export async function loadOrCreateKekFile(file: string): Promise<Buffer> {
   };
   const existing = await read();
   if (existing) return existing;
-  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(temporary, `${generateKekText()}\n`, { mode: 0o600 });
+    await createFileOnce(file, `${generateKekText()}\n`);
   } catch (error) {
     // A container's read-only or root-owned file system: say what to configure instead.
     throw new Error(
       `${KEK_SETTING} is unset and the generated one cannot be written to ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}): give the key as ${KEK_SETTING}_FILE (a secret file), or set IDENTITY_GENERATED_KEK_PATH to a writable place`,
     );
-  }
-  try {
-    await link(temporary, file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-  } finally {
-    await unlink(temporary).catch(() => undefined);
   }
   const created = await read();
   if (!created) throw new Error(`${file}: the generated ${KEK_SETTING} vanished right after it was written`);

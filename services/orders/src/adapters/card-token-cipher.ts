@@ -9,7 +9,7 @@
  * Sealed form: "v1.<iv>.<ciphertext+tag>", base64url, a fresh 96-bit IV each time.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { createFileOnce } from "@meshwork/platform";
 import path from "node:path";
 
 const VERSION = "v1";
@@ -65,27 +65,15 @@ export function createCardTokenCipher(key: Buffer): CardTokenCipher {
  * The key when ORDERS_CARD_TOKEN_KEY is not set, so that `npm start`, `npm
  * run mesh` and the tests need no secret from the user: a random key kept in
  * `file`, made on first use. Every instance started from the same directory
- * reads the same file (exclusive create: when two start at once, one writes it
+ * reads the same file (createFileOnce: when two start at once, one writes it
  * and the other reads it), and a restart finds it again, so a saga resumed
  * after a crash still opens its token. A deployment sets the key (or its
  * _FILE) instead, shared by all its instances.
  */
 export async function loadOrCreateKeyFile(file: string): Promise<{ key: Buffer; created: boolean }> {
-  await mkdir(path.dirname(file), { recursive: true });
-  // Written whole under a private name, then linked into place: link() fails
-  // when the name exists, so the file either is absent or holds a whole key.
   const key = randomBytes(KEY_BYTES);
-  const draft = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
-  await writeFile(draft, `${key.toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
-  try {
-    await link(draft, file);
-    return { key, created: true };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    return { key: parseCardTokenKey(await readFile(file, "utf8"), file), created: false };
-  } finally {
-    await unlink(draft);
-  }
+  const { text, created } = await createFileOnce(file, `${key.toString("base64url")}\n`);
+  return { key: created ? key : parseCardTokenKey(text, file), created };
 }
 
 export interface CardTokenKeySource {
