@@ -13,11 +13,13 @@ import type { TestScope } from "@meshwork/testing";
 import { API_LIFECYCLE, API_RELEASE } from "@meshwork/contracts/api-lifecycle";
 import {
   ApiGateError,
+  archivedImage,
   checkBreaking,
   DEFAULT_BUF,
   imageFiles,
   LIFECYCLE_MODULE,
   lifecycleModule,
+  RELEASE_ARCHIVE,
   RELEASE_LOG,
   RELEASED_IMAGE,
   readReleaseLog,
@@ -57,6 +59,7 @@ async function scratchRepo(t: TestScope): Promise<string> {
   await mkdir(path.join(dir, "api"));
   await cp(path.join(root, RELEASED_IMAGE), path.join(dir, RELEASED_IMAGE));
   await cp(path.join(root, RELEASE_LOG), path.join(dir, RELEASE_LOG));
+  await cp(path.join(root, RELEASE_ARCHIVE), path.join(dir, RELEASE_ARCHIVE), { recursive: true });
   return dir;
 }
 
@@ -192,6 +195,8 @@ test("adding shop.catalog.v2 releases: the image gains the package, the release 
   );
   assert.equal(log.releases.at(-1)?.date, "2027-01-01");
   assert.deepEqual(log.releases.at(-1)?.packages["shop.catalog.v2"], {});
+  // The release's image is archived beside the others, so a later release can still generate its clients.
+  assert.deepEqual(await readFile(path.join(dir, archivedImage(NEXT))), await readFile(path.join(dir, RELEASED_IMAGE)));
   // The dates for the services' Deprecation and Sunset headers are written with the record.
   assert.equal(await readFile(path.join(dir, LIFECYCLE_MODULE), "utf8"), lifecycleModule(log.releases.at(-1)!));
   assert.deepEqual(findingTypes((await checkBreaking({ root: dir })).results), [], "the new baseline does not hold what was released");
@@ -219,7 +224,8 @@ test("a baseline rebuilt outside a release is refused, and the last release tag 
   assert.equal(rebuilt.code, 0, output(rebuilt));
   await assert.rejects(checkBreaking({ root: dir }), new RegExp(`api/released\\.binpb \\(sha256 [0-9a-f]+\\) is not the image release ${escaped(LAST)} recorded`));
 
-  // ...and doctors the record as well: the committed image agrees, the tag does not.
+  // ...and doctors the record and the archived copy as well: the committed image agrees, the tag does not.
+  await cp(path.join(dir, RELEASED_IMAGE), path.join(dir, archivedImage(LAST)));
   const log = JSON.parse(await readFile(path.join(dir, RELEASE_LOG), "utf8")) as { releases: { sha256: string }[] };
   const { createHash } = await import("node:crypto");
   log.releases.at(-1)!.sha256 = createHash("sha256")
@@ -239,6 +245,16 @@ test("a baseline rebuilt outside a release is refused, and the last release tag 
   // A version at or below the last tag is refused, even when the record says otherwise.
   await git("tag", `api-v${minor(4)}`);
   assert.match(await refusedRelease(dir, { version: minor(3) }), new RegExp(`greater than the last release tag, api-v${escaped(minor(4))}`));
+});
+
+test("every release's image is archived as recorded: a missing or altered archived image is refused, naming the file", TIMEOUT, async (t) => {
+  const dir = await scratchRepo(t);
+  assert.deepEqual(findingTypes((await checkBreaking({ root: dir })).results), []);
+  const first = RELEASED[0]!;
+  await writeFile(path.join(dir, archivedImage(first)), Buffer.concat([await readFile(path.join(dir, archivedImage(first))), Buffer.from([0])]));
+  await assert.rejects(checkBreaking({ root: dir }), new RegExp(`api/releases/${escaped(first)}\\.binpb \\(sha256 [0-9a-f]+\\) is not the image release ${escaped(first)} recorded`));
+  await rm(path.join(dir, archivedImage(first)));
+  await assert.rejects(checkBreaking({ root: dir }), new RegExp(`api/releases/${escaped(first)}\\.binpb is missing`));
 });
 
 test("removing shop.catalog.v1 after its sunset passes with --remove-sunset, and fails without it or before the sunset", TIMEOUT, async (t) => {

@@ -5,12 +5,10 @@
  * and grpc_python_plugin, which CI installs (.ci/run).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import { test } from "vitest";
-import { RELEASE_LOG, RELEASED_IMAGE, readReleaseLog, TAG_PREFIX } from "../scripts/lib/api-gate.js";
+import { RELEASE_LOG, RELEASED_IMAGE, readReleaseLog, releasedImage } from "../scripts/lib/api-gate.js";
 import { FROZEN_DIR, FROZEN_MANIFEST, freezeClients, generateFrozenClients, sha256Of, type FrozenManifest } from "../scripts/lib/frozen-clients.js";
 import { tempDir } from "./support/run-process.js";
 
@@ -34,18 +32,9 @@ test("the frozen v1 clients are what protoc-gen-es and protoc generate from the 
   assert.ok(recorded, `frozen.json names release ${manifest.release}, which api/releases.json does not record`);
   assert.equal(recorded.sha256, manifest.imageSha256, `frozen.json's image is not the one release ${manifest.release} recorded`);
 
-  // That release's image: the committed one while it is the latest, else the one at its tag.
-  let image = path.join(root, RELEASED_IMAGE);
-  if ((await sha256Of(image)) !== manifest.imageSha256) {
-    const tag = `${TAG_PREFIX}${manifest.release}`;
-    // Binary: execFile with a buffer, not runProcess, which decodes output as UTF-8.
-    const shown = await promisify(execFile)("git", ["show", `${tag}:${RELEASED_IMAGE}`], { cwd: root, encoding: "buffer", maxBuffer: 64 * 1024 * 1024 }).catch((error: Error) =>
-      assert.fail(`release ${manifest.release} is neither the committed image nor reachable as tag ${tag}: ${error.message}`),
-    );
-    image = path.join(await tempDir(t, "frozen-image"), "released.binpb");
-    await writeFile(image, shown.stdout);
-    assert.equal(await sha256Of(image), manifest.imageSha256);
-  }
+  // That release's archived image, checked against its record: a clone without tags has it too.
+  const image = await releasedImage(root, await readReleaseLog(root), manifest.release);
+  assert.equal(await sha256Of(image), manifest.imageSha256);
 
   const scratch = await tempDir(t, "frozen-v1");
   await generateFrozenClients(root, image, scratch);

@@ -7,9 +7,13 @@
  *  - the same file as it was at the last release tag (`api-v<version>`), when
  *    the repository has one. This catches a baseline that was rebuilt outside
  *    a release to make `buf breaking` pass: the tag cannot be rewritten quietly.
+ *    Tags are a witness only: a clone without them (CI clones main alone) has
+ *    every release's image in the archive below.
  * api/releases.json records each release (version, date, the image's sha256,
  * its packages with their deprecation and sunset dates), so the committed
- * image must also be the one the last release recorded.
+ * image must also be the one the last release recorded. Every release's image
+ * is also kept as api/releases/<version>.binpb (the frozen clients are
+ * generated from an older one), and each must be the image its record names.
  *
  * A breaking change is refused, with one exception that must be asked for by
  * name: removing a whole package whose recorded sunset has passed
@@ -29,6 +33,9 @@ import path from "node:path";
 export const DEFAULT_BUF = path.resolve(import.meta.dirname, "..", "..", "node_modules", ".bin", "buf");
 export const RELEASED_IMAGE = "api/released.binpb";
 export const RELEASE_LOG = "api/releases.json";
+/** Every release's image, by version: what the frozen clients of an older release are generated from. */
+export const RELEASE_ARCHIVE = "api/releases";
+export const archivedImage = (version: string): string => `${RELEASE_ARCHIVE}/${version}.binpb`;
 export const TAG_PREFIX = "api-v";
 /**
  * The last release's deprecations and sunsets as TypeScript, for the
@@ -231,7 +238,11 @@ export async function readReleaseLog(root: string): Promise<ReleaseLog> {
 
 const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 
-/** The committed image must be the one the last release wrote: a baseline rebuilt by hand is refused. */
+/**
+ * The committed image must be the one the last release wrote, and each
+ * archived image the one its release recorded: a baseline rebuilt by hand is
+ * refused.
+ */
 export async function checkRecordedImage(root: string, log: ReleaseLog): Promise<void> {
   const last = log.releases.at(-1);
   if (!last) return;
@@ -242,6 +253,26 @@ export async function checkRecordedImage(root: string, log: ReleaseLog): Promise
         "It was rebuilt outside `npm run api:release`: restore it (git checkout) and make the change in a new version package.",
     );
   }
+  for (const release of log.releases) await releasedImage(root, log, release.version);
+}
+
+/** The path of release `version`'s archived image, after checking it is the one its record names. */
+export async function releasedImage(root: string, log: ReleaseLog, version: string): Promise<string> {
+  const record = log.releases.find((release) => release.version === version);
+  if (!record) throw new ApiGateError(`release ${version} is not recorded in ${RELEASE_LOG}`);
+  const file = path.join(root, archivedImage(version));
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new ApiGateError(`${archivedImage(version)} is missing: every release's image is kept in ${RELEASE_ARCHIVE}/`);
+    throw error;
+  }
+  const actual = sha256(bytes);
+  if (actual !== record.sha256) {
+    throw new ApiGateError(`${archivedImage(version)} (sha256 ${actual}) is not the image release ${version} recorded in ${RELEASE_LOG} (sha256 ${record.sha256})`);
+  }
+  return file;
 }
 
 // ---------------------------------------------------------------------------
@@ -449,9 +480,11 @@ export async function releaseApi(options: ReleaseOptions): Promise<ReleaseOutcom
     const record: ReleaseRecord = { version: options.version, date: today, sha256: sha256(bytes), packages: sorted, removed };
 
     // Written beside its final place, then renamed: an interrupted release never leaves half an image.
-    const target = path.join(options.root, RELEASED_IMAGE);
-    await writeFile(`${target}.next`, bytes);
-    await rename(`${target}.next`, target);
+    await mkdir(path.join(options.root, RELEASE_ARCHIVE), { recursive: true });
+    for (const target of [path.join(options.root, archivedImage(options.version)), path.join(options.root, RELEASED_IMAGE)]) {
+      await writeFile(`${target}.next`, bytes);
+      await rename(`${target}.next`, target);
+    }
     await writeFile(path.join(options.root, RELEASE_LOG), `${JSON.stringify({ releases: [...log.releases, record] }, null, 2)}\n`);
     await mkdir(path.dirname(path.join(options.root, LIFECYCLE_MODULE)), { recursive: true });
     await writeFile(path.join(options.root, LIFECYCLE_MODULE), lifecycleModule(record));

@@ -1,7 +1,7 @@
 /**
  * The frozen v1 clients (test/fixtures/frozen-v1/): the TypeScript client and
  * the Python stubs as a release shipped them, generated from that release's
- * image (api/released.binpb), never from proto/. Tests drive the current build
+ * image (api/releases/<version>.binpb), never from proto/. Tests drive the current build
  * with them, so a change that breaks a shipped client fails even if someone
  * edits proto/ and regenerates packages/contracts to match.
  */
@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApiGateError, DEFAULT_BUF, imageFiles, RELEASED_IMAGE, readReleaseLog } from "./api-gate.js";
+import { ApiGateError, DEFAULT_BUF, imageFiles, RELEASED_IMAGE, readReleaseLog, releasedImage } from "./api-gate.js";
 
 export const FROZEN_DIR = "test/fixtures/frozen-v1";
 export const FROZEN_MANIFEST = `${FROZEN_DIR}/frozen.json`;
@@ -66,11 +66,12 @@ export const sha256Of = async (file: string): Promise<string> =>
  * must be the image the last release recorded (so never from the working tree).
  */
 export async function freezeClients(root: string): Promise<FrozenManifest> {
-  const last = (await readReleaseLog(root)).releases.at(-1);
+  const log = await readReleaseLog(root);
+  const last = log.releases.at(-1);
   if (!last) throw new ApiGateError("no release is recorded in api/releases.json: run npm run api:release first");
-  const image = path.join(root, RELEASED_IMAGE);
-  const actual = await sha256Of(image);
+  const actual = await sha256Of(path.join(root, RELEASED_IMAGE));
   if (actual !== last.sha256) throw new ApiGateError(`${RELEASED_IMAGE} is not the image release ${last.version} recorded: the frozen clients come from a released image only`);
+  const image = await releasedImage(root, log, last.version);
   await generateFrozenClients(root, image, path.join(root, FROZEN_DIR));
   const manifest: FrozenManifest = { release: last.version, imageSha256: actual };
   await writeFile(path.join(root, FROZEN_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
