@@ -1,4 +1,16 @@
-import { outboxMigration, type Knex, type Migration } from "@meshwork/platform";
+import { eventStoreMigration, outboxMigration, type Knex, type Migration } from "@meshwork/platform";
+
+/**
+ * order_history's step names as event types, as SQL. Written out rather than
+ * imported from src/order-events.ts: a migration must keep meaning what it
+ * meant when it ran, whatever the code later calls things.
+ */
+const STEP_TYPE_SQL = `case h.step
+  when 'stock_reserved' then 'StockReserved' when 'stock_refused' then 'StockRefused'
+  when 'payment_authorized' then 'PaymentAuthorized' when 'payment_declined' then 'PaymentDeclined'
+  when 'payment_voided' then 'PaymentVoided' when 'stock_released' then 'StockReleased'
+  when 'order_confirmed' then 'OrderConfirmed' when 'order_rejected' then 'OrderRejected'
+  when 'order_failed' then 'OrderFailed' end`;
 
 const statements = (db: Knex, sql: readonly string[]): Promise<void> =>
   sql.reduce<Promise<void>>((previous, statement) => previous.then(() => db.raw(statement).then(() => undefined)), Promise.resolve());
@@ -87,5 +99,50 @@ export const migrations: readonly Migration[] = [
         `alter table orders add constraint orders_shipping_complete check ((shipping_address is null) = (delivery_option is null))`,
       ]),
     down: (db) => statements(db, ["alter table orders drop constraint orders_shipping_complete", "alter table orders drop column delivery_option", "alter table orders drop column shipping_address"]),
+  },
+  {
+    // The order becomes an event stream (src/order-events.ts): the events
+    // table, and every existing order written into its stream `order-<id>`,
+    // so nothing of what happened to it is lost. The old tables knew less
+    // than an event does, so what this writes is schema 1: OrderPlaced from
+    // the order's row (its lines as the row has them, priced if stock was
+    // reserved), then one event per row of order_history in its order, with
+    // the row's detail text (StockReserved also with the row's priced lines);
+    // the service's upcasters read them as schema 2. Each event keeps the
+    // time it happened. The orders row is from now on a view of the stream:
+    // it gets the stream's version, and its updated_at becomes the time of
+    // the stream's last event, as the fold says.
+    name: "0006_order_event_streams",
+    up: async (db) => {
+      await eventStoreMigration("events").up(db);
+      await statements(db, [
+        `alter table orders add column version integer not null default 0`,
+        `insert into events (stream_id, version, type, schema_version, data, metadata, recorded_at)
+         select stream_id, version, type, 1, data, '{"migratedBy": "0006_order_event_streams"}'::jsonb, recorded_at
+           from (
+             select 'order-' || o.id as stream_id, 1 as version, 'OrderPlaced' as type,
+                    jsonb_build_object('userId', o.user_id, 'idempotencyKey', o.idempotency_key, 'fingerprint', o.fingerprint,
+                                       'requestId', o.request_id, 'lines', o.lines, 'detail', '',
+                                       'shipping', case when o.shipping_address is null then null
+                                                   else jsonb_build_object('address', o.shipping_address, 'delivery', o.delivery_option) end) as data,
+                    o.created_at as recorded_at, 0::bigint as history_id
+               from orders o
+             union all
+             select 'order-' || h.order_id,
+                    1 + row_number() over (partition by h.order_id order by h.id),
+                    ${STEP_TYPE_SQL},
+                    case when h.step = 'stock_reserved' then jsonb_build_object('detail', h.detail, 'lines', o.lines)
+                         else jsonb_build_object('detail', h.detail) end,
+                    h.occurred_at, h.id
+               from order_history h join orders o on o.id = h.order_id
+              where h.step <> 'order_placed'
+           ) migrated
+          order by recorded_at, stream_id, version`,
+        `update orders o set version = e.version, updated_at = e.recorded_at
+           from (select distinct on (stream_id) stream_id, version, recorded_at from events order by stream_id, version desc) e
+          where e.stream_id = 'order-' || o.id`,
+      ]);
+    },
+    down: (db) => statements(db, ["alter table orders drop column version", "drop table projection_checkpoints", "drop table events"]),
   },
 ];

@@ -51,6 +51,8 @@ export interface OrderRecord {
   /** Where and how it ships; undefined for an order placed through v1, which had no address. */
   readonly shipping: Shipping | undefined;
   readonly history: readonly HistoryEntry[];
+  /** The version of the order's event stream this state is the fold of: the expected version of the next append. */
+  readonly version: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }

@@ -37,7 +37,10 @@ export interface OrderStore {
    * (created: false) — or throws IdempotencyConflictError for a different request.
    */
   place(order: NewOrder, event: EventFactory): Promise<{ order: OrderRecord; created: boolean }>;
+  /** The order as the view (the inline projection) has it: what GetOrder, ListOrders and WatchOrder read. */
   get(id: string): Promise<OrderRecord | undefined>;
+  /** The order as its event stream folds it (with its card token while the saga needs it): what the saga reads. */
+  load(id: string): Promise<OrderRecord | undefined>;
   /** The user's orders, newest first, after the cursor. */
   list(userId: string, limit: number, after: OrderCursor | undefined): Promise<OrderRecord[]>;
   /**
@@ -46,11 +49,13 @@ export interface OrderStore {
    */
   claim(owner: string, limit: number, leaseMs: number, orderId?: string): Promise<ClaimedSaga[]>;
   /**
-   * Applies a saga decision to `order` (as the saga last saw it): the order's
-   * changes, its timeline and (when the status changes) its event, in one
+   * Applies a saga decision to `order` (as the saga last saw it): appends the
+   * decision's events to the order's stream at `order.version`, updates the
+   * view and (when the status changes) writes the outbox event, in one
    * transaction — only while `saga.leaseOwner` still holds the lease, which
    * makes it the order's only writer. Keeps the lease when the next step runs
-   * at once, frees it otherwise. Returns undefined when the lease was lost.
+   * at once, frees it otherwise. Returns undefined when the lease was lost; throws
+   * StreamConflictError (nothing written) when the stream moved past `order.version`.
    */
   apply(saga: ClaimedSaga, order: OrderRecord, decision: Decision, leaseMs: number, event: EventFactory): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined>;
   /** Counts of unfinished sagas, for recovery logs and tests. */

@@ -1,4 +1,4 @@
-import { extractTraceContext, inSpan, isDatabaseUnavailable, runWithRequestId, type Logger, type Tracer } from "@meshwork/platform";
+import { extractTraceContext, inSpan, isDatabaseUnavailable, runWithRequestId, StreamConflictError, type Logger, type Tracer } from "@meshwork/platform";
 import type { OrderRecord } from "./orders.js";
 import type { ClaimedSaga, EventFactory, OrderStore, SagaSteps } from "./ports.js";
 import { decide, type RetryPolicy, type StepResult } from "./saga.js";
@@ -67,7 +67,8 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
   };
 
   const drive = async (claimed: ClaimedSaga): Promise<void> => {
-    const order = await store.get(claimed.orderId);
+    // The saga reads the order as its stream folds it, never the view.
+    const order = await store.load(claimed.orderId);
     if (!order) throw new Error(`saga of missing order ${claimed.orderId}`);
     // Log lines of the saga carry the request that placed the order.
     await runWithRequestId(order.requestId, () => advance(claimed, order));
@@ -82,7 +83,19 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
       if (result.kind === "transient") {
         log.warn({ orderId: saga.orderId, step: saga.step, attempt: decision.attempts, retryInMs: decision.delayMs, reason: result.reason }, "saga step failed; will retry");
       }
-      const applied = await store.apply(saga, order, decision, options.leaseMs, options.event);
+      let applied: Awaited<ReturnType<OrderStore["apply"]>>;
+      try {
+        applied = await store.apply(saga, order, decision, options.leaseMs, options.event);
+      } catch (error) {
+        if (!(error instanceof StreamConflictError)) throw error;
+        // The stream moved on under us (nothing of ours was written): read it
+        // again and redo the step, which is idempotent per order id.
+        log.warn({ orderId: saga.orderId, expectedVersion: error.expectedVersion }, "order stream changed under the saga; re-reading it");
+        const fresh = await store.load(saga.orderId);
+        if (!fresh) throw new Error(`saga of missing order ${saga.orderId}`);
+        order = fresh;
+        continue;
+      }
       if (!applied) {
         log.warn({ orderId: saga.orderId }, "saga lease lost; another instance carries on");
         return;

@@ -123,6 +123,8 @@ export interface AppendResult {
   /** The stream's version after the append: the expected version of the next one. */
   readonly nextExpectedVersion: number;
   readonly positions: readonly number[];
+  /** The appended events as stored (position, version, recordedAt): what a fold continues with. */
+  readonly events: readonly RecordedEvent[];
 }
 
 export interface EventStore {
@@ -214,7 +216,7 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       // transaction; a writer racing past this check meets the constraint.
       const actual = await currentVersion(trx, streamId);
       if (actual !== expectedVersion) throw new StreamConflictError(streamId, expectedVersion, actual);
-      if (events.length === 0) return { nextExpectedVersion: expectedVersion, positions: [] };
+      if (events.length === 0) return { nextExpectedVersion: expectedVersion, positions: [], events: [] };
       const rows = events.map((event, index) => ({
         stream_id: streamId,
         version: expectedVersion + index + 1,
@@ -224,8 +226,21 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
         metadata: JSON.stringify(event.metadata ?? {}),
       }));
       try {
-        const inserted = (await trx(table).insert(rows).returning("position")) as { position: number | string }[];
-        return { nextExpectedVersion: expectedVersion + events.length, positions: inserted.map((row) => Number(row.position)) };
+        const inserted = (await trx(table).insert(rows).returning(["position", "version", "recorded_at"])) as { position: number | string; version: number; recorded_at: Date }[];
+        const recorded = inserted.map((row, index): RecordedEvent => {
+          const event = events[index]!;
+          return {
+            streamId,
+            version: row.version,
+            position: Number(row.position),
+            type: event.type,
+            schemaVersion: event.schemaVersion,
+            data: event.data,
+            metadata: event.metadata ?? {},
+            recordedAt: new Date(row.recorded_at),
+          };
+        });
+        return { nextExpectedVersion: expectedVersion + events.length, positions: recorded.map((event) => event.position), events: recorded };
       } catch (error) {
         if (isStreamVersionViolation(error, constraint)) throw new StreamConflictError(streamId, expectedVersion, undefined);
         throw error;

@@ -1,5 +1,6 @@
-import { currentTraceHeaders, type Knex } from "@meshwork/platform";
-import { FINAL_STATUSES, IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
+import { createEventStore, currentTraceHeaders, type EventStore, type Knex } from "@meshwork/platform";
+import { eventForStep, evolveOrder, foldOrder, ORDER_SCHEMA_VERSION, orderStreamId, orderUpcasters, type OrderEvent, type OrderPlacedData } from "../order-events.js";
+import { IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
 import type { SagaStep } from "../saga.js";
 import type { CardTokenCipher } from "./card-token-cipher.js";
@@ -37,6 +38,8 @@ interface OrderRow {
   /** Null for orders placed through API v1 (migration 0005). */
   shipping_address: ShippingAddress | string | null;
   delivery_option: DeliveryOption | null;
+  /** The version of the order's stream this row is the fold of. */
+  version: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -69,6 +72,39 @@ const toSaga = (row: SagaRow): ClaimedSaga => ({
   traceContext: typeof row.trace_context === "string" ? (JSON.parse(row.trace_context) as Record<string, string>) : (row.trace_context ?? {}),
 });
 
+/** The orders database's event store: order streams, read with the order upcasters. */
+export const orderEventStore = (): EventStore => createEventStore({ upcasters: orderUpcasters });
+
+/**
+ * The view's columns for an order as its stream folds it: what the inline
+ * projection writes in the transaction that appends the events, and what
+ * `projections:rebuild -- orders` writes from the streams (order-view.ts).
+ */
+export function viewColumns(order: OrderRecord): Record<string, unknown> {
+  return {
+    user_id: order.userId,
+    idempotency_key: order.idempotencyKey,
+    fingerprint: order.fingerprint,
+    request_id: order.requestId,
+    status: order.status,
+    reason: order.reason,
+    lines: JSON.stringify(order.lines),
+    total_minor: order.totalMinor ?? null,
+    currency: order.currency ?? null,
+    shipping_address: order.shipping ? JSON.stringify(order.shipping.address) : null,
+    delivery_option: order.shipping?.delivery ?? null,
+    version: order.version,
+    created_at: order.createdAt,
+    updated_at: order.updatedAt,
+  };
+}
+
+/** The view's timeline rows for `order`'s entries from index `from` on. */
+export const historyRows = (order: OrderRecord, from = 0): Record<string, unknown>[] =>
+  order.history.slice(from).map((entry) => ({ order_id: order.id, step: entry.step, detail: entry.detail, occurred_at: entry.occurredAt }));
+
+const asNewEvent = (event: OrderEvent) => ({ type: event.type, schemaVersion: ORDER_SCHEMA_VERSION, data: event.data });
+
 export interface KnexOrderStore extends OrderStore {
   /**
    * Seals the tokens that rows written before sealing still hold in clear
@@ -79,8 +115,10 @@ export interface KnexOrderStore extends OrderStore {
 }
 
 export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
+  const events = orderEventStore();
   // Opened only for orders whose saga may still authorise (pending); others carry none.
-  const cardTokenOf = (row: OrderRow): string => (row.card_token_sealed !== "" && row.status === "pending" ? cardTokens.open(row.id, row.card_token_sealed) : row.card_token);
+  const cardTokenOf = (row: Pick<OrderRow, "id" | "card_token" | "card_token_sealed">, status: OrderStatus): string =>
+    row.card_token_sealed !== "" && status === "pending" ? cardTokens.open(row.id, row.card_token_sealed) : row.card_token;
 
   const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[], known?: HistoryEntry[]): Promise<OrderRecord[]> => {
     if (rows.length === 0) return [];
@@ -110,12 +148,13 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
       lines: typeof row.lines === "string" ? (JSON.parse(row.lines) as OrderLine[]) : row.lines,
       totalMinor: row.total_minor ?? undefined,
       currency: row.currency?.trim() ?? undefined,
-      cardToken: cardTokenOf(row),
+      cardToken: cardTokenOf(row, row.status),
       shipping:
         row.shipping_address !== null && row.delivery_option !== null
           ? { address: typeof row.shipping_address === "string" ? (JSON.parse(row.shipping_address) as ShippingAddress) : row.shipping_address, delivery: row.delivery_option }
           : undefined,
       history: byOrder.get(row.id) ?? [],
+      version: row.version,
       createdAt: new Date(row.created_at),
       updatedAt: new Date(row.updated_at),
     }));
@@ -145,6 +184,7 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
             card_token_sealed: cardTokens.seal(order.id, request.cardToken),
             shipping_address: request.shipping ? JSON.stringify(request.shipping.address) : null,
             delivery_option: request.shipping?.delivery ?? null,
+            version: 1,
           })
           .onConflict(["user_id", "idempotency_key"])
           .ignore()
@@ -158,18 +198,35 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
         // The placement's trace context: the saga's steps, run later by whichever
         // instance claims it, continue the order's trace from it.
         await trx("sagas").insert({ order_id: order.id, step: "reserve_stock", trace_context: JSON.stringify(currentTraceHeaders()) });
-        const history: HistoryRow[] = await trx("order_history").insert({ order_id: order.id, step: "order_placed", detail: "" }).returning(["order_id", "step", "detail", "occurred_at"]);
-        const [placed] = await withHistory(
-          trx,
-          inserted,
-          history.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) })),
-        );
-        await enqueue(trx, order.id, [event(placed!, undefined)]);
-        return { order: placed!, created: true };
+        const data: OrderPlacedData = {
+          userId: order.userId,
+          idempotencyKey: request.idempotencyKey,
+          fingerprint: order.fingerprint,
+          requestId: order.requestId,
+          items: request.items,
+          shipping: request.shipping ?? null,
+        };
+        // The stream is new (expected version 0): the row above, unique per key, already made this the only writer.
+        const appended = await events.append(trx, orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
+        const placed: OrderRecord = { ...foldOrder(order.id, appended.events)!, cardToken: request.cardToken };
+        // The view: the row inserted above (same transaction time as the event, so its times are the fold's) and its timeline.
+        await trx("order_history").insert(historyRows(placed));
+        await enqueue(trx, order.id, [event(placed, undefined)]);
+        return { order: placed, created: true };
       });
     },
 
     get: (id) => read(db, id),
+
+    async load(id) {
+      const [stream, secret] = await Promise.all([
+        events.readStream(db, orderStreamId(id)),
+        db<OrderRow>("orders").where("id", id).first("id", "card_token", "card_token_sealed") as Promise<Pick<OrderRow, "id" | "card_token" | "card_token_sealed"> | undefined>,
+      ]);
+      const order = foldOrder(id, stream);
+      if (!order) return undefined;
+      return { ...order, cardToken: secret ? cardTokenOf(secret, order.status) : "" };
+    },
 
     async list(userId, limit, after) {
       const query = db<OrderRow>("orders")
@@ -227,39 +284,23 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
         const sagaRow = updated[0];
         if (!sagaRow) return undefined;
 
-        const changes: Record<string, unknown> = {};
-        if (decision.lines) {
-          changes.lines = JSON.stringify(decision.lines);
-          changes.total_minor = decision.lines.reduce((sum, line) => sum + line.unitPriceMinor * line.quantity, 0);
-          changes.currency = decision.lines[0]?.currency ?? null;
-        }
+        // The decision's facts, appended at the version the saga last saw: a
+        // writer that got there first makes this a StreamConflictError, which
+        // rolls the whole transaction back (saga row included).
+        const facts = decision.history.map((entry) => asNewEvent(eventForStep(entry.step, entry.detail, decision.lines)));
+        const appended = facts.length === 0 ? [] : (await events.append(trx, orderStreamId(saga.orderId), current.version, facts)).events;
+        const order = appended.reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+
+        // The view, in the same transaction: the row as the fold says, the new timeline entries.
+        const changes: Record<string, unknown> = appended.length === 0 ? {} : viewColumns(order);
         if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
           changes.card_token = "";
           changes.card_token_sealed = "";
         }
-        const statusChanged = decision.status !== undefined && decision.status !== current.status;
-        if (statusChanged) {
-          if (FINAL_STATUSES.has(current.status)) throw new Error(`order ${saga.orderId} is already ${current.status}`);
-          changes.status = decision.status;
-          changes.reason = decision.reason ?? "";
-        }
-        let order = current;
-        if (Object.keys(changes).length > 0 || decision.history.length > 0) {
-          const [row] = (await trx("orders")
-            .where("id", saga.orderId)
-            .update({ ...changes, updated_at: trx.fn.now() })
-            .returning("*")) as OrderRow[];
-          const added: HistoryRow[] =
-            decision.history.length === 0
-              ? []
-              : await trx("order_history")
-                  .insert(decision.history.map((entry) => ({ order_id: saga.orderId, step: entry.step, detail: entry.detail })))
-                  .returning(["order_id", "step", "detail", "occurred_at"]);
-          const [fresh] = await withHistory(trx, [row!], [...current.history, ...added.map((entry) => ({ step: entry.step, detail: entry.detail, occurredAt: new Date(entry.occurred_at) }))]);
-          order = fresh!;
-        }
-        if (statusChanged) await enqueue(trx, saga.orderId, [event(order, current.status)]);
-        return { order, saga: { ...toSaga(sagaRow), leaseOwner: saga.leaseOwner } };
+        if (Object.keys(changes).length > 0) await trx("orders").where("id", saga.orderId).update(changes);
+        if (appended.length > 0) await trx("order_history").insert(historyRows(order, current.history.length));
+        if (order.status !== current.status) await enqueue(trx, saga.orderId, [event(order, current.status)]);
+        return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(sagaRow), leaseOwner: saga.leaseOwner } };
       });
     },
 
