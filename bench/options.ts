@@ -24,7 +24,7 @@ export const USAGE = `usage: npm run bench -- [section...] [options]
   --cpu-prof[=DIR]   CPU-profile the server processes  (BENCH_CPU_PROF=DIR; default DIR: a new temp dir)
   --help
 
-Sections: host-vs-bare, observability, saga (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48).`;
+Sections: host-vs-bare, observability, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48).`;
 
 /** A bad value: the message names the flag and the variable. */
 export class BenchOptionError extends Error {}

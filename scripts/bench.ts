@@ -18,10 +18,11 @@ import { createChildGroup } from "../bench/child-group.js";
 import { hostVsBareSection } from "../bench/host-vs-bare.js";
 import { observabilitySection } from "../bench/observability.js";
 import { sagaSection } from "../bench/saga.js";
+import { streamsSection } from "../bench/streams.js";
 import { BenchOptionError, parseBenchOptions, USAGE, type BenchOptions } from "../bench/options.js";
 import type { BenchSection } from "../bench/section.js";
 
-const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection];
+const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection, streamsSection];
 
 const print = (line = ""): void => void process.stdout.write(`${line}\n`);
 

@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { test } from "vitest";
 import { Code, isRpcError } from "@meshwork/platform";
+import { rebuildOrderView } from "@meshwork/orders";
 import { newShopper, startShop } from "./shop-harness.js";
 
 const ORDERS = Number(process.env.MESHWORK_CRASH_ORDERS ?? 200);
@@ -125,6 +126,11 @@ test(`orders SIGKILLed at random points across ${ORDERS} orders: every order fin
   const held = await shop.db.catalog("reservations").where({ state: "reserved" }).pluck("order_id");
   assert.deepEqual(new Set(held), new Set(confirmed.map((order) => order.id)), "stock is held exactly for confirmed orders");
 
+  // The streams: every order is a stream whose fold is the view GetOrder reads, to the microsecond.
+  const view = await rebuildOrderView(shop.db.orders, { check: true });
+  assert.deepEqual({ streams: view.handled, differences: view.differences }, { streams: ORDERS, differences: 0 }, "the orders view rebuilt from the streams is the live one");
+  const [{ events }] = (await shop.db.orders("events").count({ events: "*" })) as [{ events: number | string }];
+
   // Payments: authorized exactly for confirmed orders; one row per order at most (primary key).
   const authorized = await shop.db.payments("payments").where({ status: "authorized" }).pluck("order_id");
   assert.deepEqual(new Set(authorized), new Set(confirmed.map((order) => order.id)), "no authorization left for an order that did not go through");
@@ -154,6 +160,6 @@ test(`orders SIGKILLed at random points across ${ORDERS} orders: every order fin
   process.stdout.write(
     `# crash test: ${placedCount} of ${ORDERS} orders placed, ${kills} SIGKILLs, ${ordersProcess.starts} starts, ${placementRetries} placement retries; ` +
       `confirmed ${confirmed.length}, rejected ${byStatus("rejected").length}, failed ${byStatus("failed").length}; ` +
-      `${messages.length} deliveries of ${distinct.size} events (${duplicates} redelivered with the same message id after a kill between confirm and commit)\n`,
+      `${Number(events)} stream events, view rebuilt with 0 differences; ${messages.length} deliveries of ${distinct.size} events (${duplicates} redelivered with the same message id after a kill between confirm and commit)\n`,
   );
 });

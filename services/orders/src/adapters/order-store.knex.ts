@@ -79,6 +79,10 @@ export const orderEventStore = (): EventStore => createEventStore({ upcasters: o
  * The view's columns for an order as its stream folds it: what the inline
  * projection writes in the transaction that appends the events, and what
  * `projections:rebuild -- orders` writes from the streams (order-view.ts).
+ * Not the times: a JavaScript Date has milliseconds and PostgreSQL keeps
+ * microseconds (listing pages by them), so the writers take them from the
+ * database: now() in the appending transaction, which is the events'
+ * recorded_at, or the events' recorded_at itself in a rebuild.
  */
 export function viewColumns(order: OrderRecord): Record<string, unknown> {
   return {
@@ -94,14 +98,11 @@ export function viewColumns(order: OrderRecord): Record<string, unknown> {
     shipping_address: order.shipping ? JSON.stringify(order.shipping.address) : null,
     delivery_option: order.shipping?.delivery ?? null,
     version: order.version,
-    created_at: order.createdAt,
-    updated_at: order.updatedAt,
   };
 }
 
-/** The view's timeline rows for `order`'s entries from index `from` on. */
-export const historyRows = (order: OrderRecord, from = 0): Record<string, unknown>[] =>
-  order.history.slice(from).map((entry) => ({ order_id: order.id, step: entry.step, detail: entry.detail, occurred_at: entry.occurredAt }));
+/** The view's timeline rows for `order`'s entries from index `from` on, without their time (now(): see viewColumns). */
+export const historyRows = (order: OrderRecord, from = 0): Record<string, unknown>[] => order.history.slice(from).map((entry) => ({ order_id: order.id, step: entry.step, detail: entry.detail }));
 
 const asNewEvent = (event: OrderEvent) => ({ type: event.type, schemaVersion: ORDER_SCHEMA_VERSION, data: event.data });
 
@@ -292,7 +293,7 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
         const order = appended.reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
 
         // The view, in the same transaction: the row as the fold says, the new timeline entries.
-        const changes: Record<string, unknown> = appended.length === 0 ? {} : viewColumns(order);
+        const changes: Record<string, unknown> = appended.length === 0 ? {} : { ...viewColumns(order), updated_at: trx.fn.now() };
         if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
           changes.card_token = "";
           changes.card_token_sealed = "";

@@ -1,0 +1,108 @@
+/**
+ * Section "streams": what reading an order from its event stream costs, and
+ * whether a snapshot would pay. On a fresh PostgreSQL database with the
+ * orders schema, it times, one after another in this process:
+ *  - load: readStream + fold (what the saga does before each run), for
+ *    streams of 2, 6 (the longest an order's saga writes: placed, reserved,
+ *    declined, voided, released, rejected), 50 and 500 events;
+ *  - snapshot: reading one row holding the folded order as jsonb, the
+ *    cheapest a snapshot could be (it would still have to read the events
+ *    after it, which this leaves out in its favour).
+ * The ratio load/snapshot at 6 events is the figure that decides: an order
+ * stream never grows past that, so a snapshot pays only if that ratio is
+ * large.
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import pg from "pg";
+import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
+import { migrations } from "../services/orders/migrations/index.js";
+import { foldOrder, ORDER_SCHEMA_VERSION, orderStreamId } from "../services/orders/src/order-events.js";
+import { orderEventStore } from "../services/orders/src/adapters/order-store.knex.js";
+import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
+import { fixed, formatTable } from "./stats.js";
+
+const adminUrl = process.env.MESHWORK_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const LENGTHS = [2, 6, 50, 500] as const;
+
+export const streamsSection: BenchSection = {
+  name: "streams",
+  estimateMs: (options) => (LENGTHS.length + 1) * (options.warmupMs + options.measureMs) + 3000,
+  run: runStreamsBench,
+};
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A stream of `length` events that folds: placed, reserved, then alternating payment facts short of a final one. */
+function streamEvents(length: number) {
+  const placed = {
+    type: "OrderPlaced",
+    schemaVersion: ORDER_SCHEMA_VERSION,
+    data: { userId: "bench", idempotencyKey: "bench-key-1", fingerprint: "f", requestId: "r", items: [{ productId: "MW-TEA-TIN", quantity: 2 }], shipping: null },
+  };
+  const reserved = { type: "StockReserved", schemaVersion: ORDER_SCHEMA_VERSION, data: { lines: [{ productId: "MW-TEA-TIN", quantity: 2, unitPriceMinor: 450, currency: "EUR" }] } };
+  const filler = Array.from({ length: Math.max(0, length - 2) }, (_, index) => ({
+    type: index % 2 === 0 ? "PaymentVoided" : "StockReleased",
+    schemaVersion: ORDER_SCHEMA_VERSION,
+    data: {},
+  }));
+  return [placed, reserved, ...filler].slice(0, length);
+}
+
+/** Calls `once` for the warm-up, then for the measure window; returns the mean in microseconds. */
+async function timed(options: BenchContext["options"], once: () => Promise<void>): Promise<{ meanUs: number; calls: number }> {
+  const until = (ms: number) => performance.now() + ms;
+  for (const end = until(options.warmupMs); performance.now() < end; ) await once();
+  let calls = 0;
+  const start = performance.now();
+  for (const end = until(options.measureMs); performance.now() < end; calls++) await once();
+  return { meanUs: ((performance.now() - start) * 1000) / calls, calls };
+}
+
+export async function runStreamsBench({ options, print }: BenchContext): Promise<SectionOutcome> {
+  print("## streams: loading an order by folding its stream, against reading a snapshot row (PostgreSQL, one connection in use at a time)");
+  const name = `mw_bench_streams_${randomBytes(4).toString("hex")}`;
+  await admin(`create database "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ url: url.toString(), migrations, migrationsTable: "orders_migrations", log: createSilentLogger() });
+  try {
+    await database.migrate();
+    const db: Knex = database.knex;
+    const store = orderEventStore();
+    await db.raw("create table bench_snapshots (stream_id text primary key, version integer not null, state jsonb not null)");
+    for (const length of LENGTHS) {
+      const id = `bench-${length}`;
+      await db.transaction((trx) => store.append(trx, orderStreamId(id), 0, streamEvents(length)));
+      const order = foldOrder(id, await store.readStream(db, orderStreamId(id)));
+      await db("bench_snapshots").insert({ stream_id: orderStreamId(id), version: length, state: JSON.stringify(order) });
+    }
+
+    const snapshot = await timed(options, async () => {
+      await db("bench_snapshots").where("stream_id", orderStreamId("bench-6")).first();
+    });
+    const rows: string[][] = [["snapshot row (any length)", "1", fixed(snapshot.meanUs, 0), "1.00"]];
+    for (const length of LENGTHS) {
+      const id = `bench-${length}`;
+      const load = await timed(options, async () => {
+        foldOrder(id, await store.readStream(db, orderStreamId(id)));
+      });
+      rows.push([`readStream + fold`, String(length), fixed(load.meanUs, 0), fixed(load.meanUs / snapshot.meanUs, 2)]);
+    }
+    for (const line of formatTable(["read", "events", "µs per load", "× snapshot"], rows)) print(line);
+    print("an order's stream never exceeds 6 events; a snapshot pays only where the 6-event ratio is well above 1");
+    print();
+    return { failedCalls: 0 };
+  } finally {
+    await database.close();
+    await admin(`drop database if exists "${name}" with (force)`);
+  }
+}
