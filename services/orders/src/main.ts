@@ -9,6 +9,7 @@ import {
   bindResilienceSettings,
   createAmqpPublisher,
   createClient,
+  createProjectionLoop,
   createLiveConfigFor,
   createMemoryBroker,
   createOutboxRelay,
@@ -32,6 +33,7 @@ import { createGrpcSagaSteps } from "./adapters/saga-steps.grpc.js";
 import { loadOrdersConfig } from "./config.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
 import { createSagaRunner } from "./saga-runner.js";
+import { createSalesProjection } from "./sales-view.js";
 import { createOrderHandlers, createOrderOperations, type OrderServiceDeps } from "./service.js";
 import { createOrderHandlersV2 } from "./service-v2.js";
 
@@ -184,6 +186,11 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         },
         watchPollMs: config.watchPollMs,
       };
+      // The sales view, kept asynchronously from the order streams (sales-view.ts).
+      const salesProjection = createProjectionLoop({ db: database.knex, reader: createSalesProjection(), pollMs: config.salesProjectionPollMs, log });
+      salesProjection.start();
+      shutdown.add("stop sales projection", () => salesProjection.stop());
+
       const operations = createOrderOperations(orderDeps);
       host.add(OrderService, createOrderHandlers(orderDeps, operations));
       host.add(OrderServiceV2, createOrderHandlersV2(orderDeps, operations));
