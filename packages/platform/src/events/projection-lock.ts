@@ -27,7 +27,9 @@ const heldInProcess = new WeakMap<Knex, Set<string>>();
  * does not hold back projection readers (their horizon is the oldest running
  * transaction *id*, see projection-reader.ts). `work` uses `db`'s other
  * connections, so its batches commit on their own (that is what makes a
- * rebuild resumable).
+ * rebuild resumable). A server-wide `idle_in_transaction_session_timeout`
+ * shorter than a rebuild would end the lock's session and so release the
+ * lock: leave it unset (the default) for the role that rebuilds.
  *
  * PGlite (`npm start`) has one connection, which the open transaction would
  * take from `work`, and one process owns the database; so there the lock is

@@ -20,9 +20,11 @@ export interface ProjectionLoop {
  * Keeps an asynchronous projection caught up in the background: catch up,
  * wait `pollMs`, again. Every instance of a service may run one: the
  * checkpoint's row lock makes a second reader wait for the first's batch and
- * then continue from its checkpoint, so nothing is handled twice (the wait
- * is the whole cost). A failing batch rolls back with its checkpoint and is
- * tried again after the pause.
+ * then continue from its checkpoint, so nothing is handled twice. The wait
+ * is the whole cost: the waiting reader has taken a transaction id (row locks
+ * need one), but a younger one than the batch it waits for, so it holds the
+ * delivery horizon back no further than that batch already does. A failing
+ * batch rolls back with its checkpoint and is tried again after the pause.
  */
 export function createProjectionLoop(options: ProjectionLoopOptions): ProjectionLoop {
   const { db, reader, pollMs, log } = options;
