@@ -50,8 +50,8 @@ export const CALL_GRAPH: readonly CallEdge[] = [
     caller: "gateway",
     callee: "orders",
     scope: "api",
-    methods: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService"],
-    why: "routes shop.orders.v2 and, until its sunset, the deprecated shop.orders.v1",
+    methods: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService", "shop.orders.v2.SalesService"],
+    why: "routes shop.orders.v2 (orders and the sales report) and, until its sunset, the deprecated shop.orders.v1",
   },
   { caller: "gateway", callee: "notifications", scope: "api", methods: ["shop.notifications.v1.NotificationService"], why: "routes shop.notifications.v1" },
   // A real gRPC connection (the mesh status page checks every service's
@@ -79,7 +79,13 @@ export const CALL_GRAPH: readonly CallEdge[] = [
 export const READ_METHODS: Readonly<Record<Exclude<AppService, "gateway">, readonly string[]>> = {
   identity: [`${IDENTITY}/GetJwks`],
   catalog: [`${CATALOG}/ListProducts`, `${CATALOG}/GetProduct`],
-  orders: ["shop.orders.v1.OrderService/GetOrder", "shop.orders.v1.OrderService/ListOrders", "shop.orders.v2.OrderService/GetOrder", "shop.orders.v2.OrderService/ListOrders"],
+  orders: [
+    "shop.orders.v1.OrderService/GetOrder",
+    "shop.orders.v1.OrderService/ListOrders",
+    "shop.orders.v2.OrderService/GetOrder",
+    "shop.orders.v2.OrderService/ListOrders",
+    "shop.orders.v2.SalesService/GetSalesReport",
+  ],
   payments: [],
   notifications: ["shop.notifications.v1.NotificationService/ListNotifications"],
 };
@@ -92,7 +98,7 @@ export const READ_METHODS: Readonly<Record<Exclude<AppService, "gateway">, reado
 export const SERVED_APIS: Readonly<Record<Exclude<AppService, "gateway">, readonly string[]>> = {
   identity: ["shop.identity.v1.IdentityService"],
   catalog: ["shop.catalog.v1.CatalogService", "shop.catalog.v1.StockService"],
-  orders: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService"],
+  orders: ["shop.orders.v1.OrderService", "shop.orders.v2.OrderService", "shop.orders.v2.SalesService"],
   payments: ["shop.payments.v1.PaymentService"],
   notifications: ["shop.notifications.v1.NotificationService"],
 };

@@ -13,9 +13,10 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
+import { SalesService } from "@meshwork/contracts/shop/orders/v2/sales";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 
-const DESCRIPTORS: readonly DescService[] = [CatalogService, StockService, IdentityService, NotificationService, OrderService, OrderServiceV2, PaymentService, Health, ServerReflection];
+const DESCRIPTORS: readonly DescService[] = [CatalogService, StockService, IdentityService, NotificationService, OrderService, OrderServiceV2, SalesService, PaymentService, Health, ServerReflection];
 const BY_NAME = new Map(DESCRIPTORS.map((service) => [service.typeName, service]));
 
 export const HEALTH_SERVICE = Health.typeName;

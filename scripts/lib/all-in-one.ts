@@ -33,7 +33,7 @@ export const SERVICE_DESCRIPTIONS: Readonly<Record<ServiceName, string>> = {
   catalog: "shop.catalog.v1.CatalogService, StockService (internal)",
   payments: "shop.payments.v1.PaymentService (internal)",
   notifications: "shop.notifications.v1.NotificationService",
-  orders: "shop.orders.v2.OrderService, shop.orders.v1.OrderService (deprecated)",
+  orders: "shop.orders.v2.OrderService, shop.orders.v2.SalesService, shop.orders.v1.OrderService (deprecated)",
   gateway: "Connect, gRPC-web and gRPC for browsers: the public API of all of the above",
 };
 

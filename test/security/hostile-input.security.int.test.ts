@@ -117,6 +117,8 @@ describe("hostile input at every public RPC, on every protocol", { timeout: 180_
       "shop.catalog.v1.CatalogService",
       "shop.orders.v1.OrderService",
       "shop.orders.v2.OrderService",
+      // The sales view (issue 15): signed-in callers only.
+      "shop.orders.v2.SalesService",
       "shop.notifications.v1.NotificationService",
       "shop.gateway.v1.MeshService",
       "grpc.health.v1.Health",

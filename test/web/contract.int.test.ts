@@ -27,6 +27,7 @@ import { CatalogService, ListProductsResponseSchema } from "@meshwork/contracts/
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { DeliveryOption, OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v2/orders";
+import { SalesService } from "@meshwork/contracts/shop/orders/v2/sales";
 import { startGateway } from "@meshwork/gateway";
 import { MatchersV3, PactV3, Verifier } from "@pact-foundation/pact";
 import { createShopTransport } from "../../web/src/api.js";
@@ -65,6 +66,7 @@ function webClients(baseUrl: string, token?: string) {
     catalog: createClient(CatalogService, transport),
     orders: createClient(OrderService, transport),
     notifications: createClient(NotificationService, transport),
+    sales: createClient(SalesService, transport),
   };
 }
 
@@ -244,9 +246,35 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
       });
     });
 
+    test("the sales page shows units and revenue per product per hour, the confirmed orders, and how fresh the figures are", async () => {
+      // int64 fields are JSON strings; zero values (no rejected order, nothing pending) are left out by proto3 JSON.
+      const count = (example: string) => regex(/^\d+$/, example);
+      pact
+        .given("a signed-in shopper after a confirmed order has reached the sales view")
+        .uponReceiving("the sales page")
+        .withRequest({ method: "POST", path: "/shop.orders.v2.SalesService/GetSalesReport", headers: bearer, body: {} })
+        .willRespondWith({
+          status: 200,
+          headers: jsonResponse,
+          body: {
+            startTime: timestamp("2026-11-27T03:00:00Z"),
+            endTime: timestamp("2026-11-28T03:00:00Z"),
+            products: eachLike({ hour: timestamp("2026-11-28T02:00:00Z"), productId: string("MW-PENCIL-SET"), units: count("1"), revenue: { currencyCode: string("EUR"), amountMinor: count("450") } }),
+            outcomes: { confirmed: count("1") },
+            freshness: { lastEventTime: timestamp("2026-11-28T02:00:01.000Z"), updateTime: timestamp("2026-11-28T02:00:01.500Z"), readTime: timestamp("2026-11-28T02:00:02.000Z") },
+          },
+        });
+      await pact.executeTest(async (server) => {
+        const report = await webClients(server.url, EXAMPLE_TOKEN).sales.getSalesReport({});
+        assert.equal(report.products[0]?.units, 1n);
+        assert.equal(report.outcomes?.confirmed, 1n);
+        assert.ok(report.freshness?.lastEventTime);
+      });
+    });
+
     test("the pact file holds every interaction the web needs", async () => {
       const written = JSON.parse(await readFile(PACT_FILE, "utf8")) as { interactions: { description: string }[] };
-      assert.equal(written.interactions.length, 7);
+      assert.equal(written.interactions.length, 8);
     });
   });
 
@@ -276,6 +304,20 @@ describe("the web client's contract with the gateway", { timeout: 240_000 }, () 
         "a shopper account exists": async () => ({ email: (await account()).email }),
         "a signed-in shopper": async () => ({ accessToken: (await account()).accessToken }),
         "a signed-in shopper with an order": async () => ({ accessToken: (await withOrder()).accessToken }),
+        "a signed-in shopper after a confirmed order has reached the sales view": async () => {
+          const created = await withOrder();
+          const headers = { authorization: `Bearer ${created.accessToken}` };
+          // The view is asynchronous: ask until the projection has taken the confirmed order in.
+          const sales = createClient(SalesService, shop.transport);
+          const deadline = Date.now() + 30_000;
+          for (;;) {
+            const { outcomes } = await sales.getSalesReport({}, { headers });
+            if ((outcomes?.confirmed ?? 0n) > 0n) break;
+            if (Date.now() > deadline) throw new Error("the confirmed order never reached the sales view");
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          return { accessToken: created.accessToken };
+        },
         "a signed-in shopper with a notification": async () => {
           const created = await account();
           const headers = { authorization: `Bearer ${created.accessToken}` };

@@ -184,6 +184,17 @@ describe("the web shop in Chromium", { timeout: 240_000 }, () => {
     await orders.first().waitFor();
     assert.equal(await orders.count(), 1);
     assert.match((await orders.first().textContent()) ?? "", new RegExp(`Order ${orderId.slice(0, 8)}.*confirmed`));
+
+    // The Sales page (an asynchronous read model) shows the headlamp sold this hour and the confirmed
+    // order once the projection has taken it in; the page refreshes itself and says how fresh it is.
+    await page.getByRole("link", { name: "Sales", exact: true }).click();
+    await page.getByRole("heading", { name: "Sales", exact: true }).waitFor();
+    const headlamps = page.getByRole("table", { name: "sales per product per hour" }).locator('tr[data-product="MW-HEADLAMP"]');
+    await headlamps.first().waitFor({ timeout: 30_000 });
+    assert.equal(await headlamps.first().locator("td").nth(2).textContent(), "1", "one headlamp sold");
+    assert.notEqual(await page.locator('[data-outcome="confirmed"]').textContent(), "0");
+    assert.match((await page.getByRole("status", { name: "freshness" }).textContent()) ?? "", /They include every order event up to/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "sales.png"), fullPage: true });
   });
 
   test("the declined test card ends the order Rejected, shows the compensation and says the payment was declined", async (t) => {

@@ -6,6 +6,7 @@ import { CatalogPage } from "./pages/catalog.js";
 import { MeshPage } from "./pages/mesh.js";
 import { OrderPage } from "./pages/order.js";
 import { OrdersPage } from "./pages/orders.js";
+import { SalesPage } from "./pages/sales.js";
 import { SignInPage } from "./pages/sign-in.js";
 import { sessionStore, useSession } from "./session.js";
 import type { ReactNode } from "react";
@@ -43,6 +44,7 @@ export function App() {
           {nav("/cart", count > 0 ? `Cart (${count})` : "Cart")}
           {session && nav("/orders", "Orders")}
           {session && nav("/notifications", live.unread > 0 ? `Notifications (${live.unread})` : "Notifications")}
+          {session && nav("/sales", "Sales")}
           {nav("/mesh", "Mesh")}
         </nav>
         <div className="who">
@@ -97,6 +99,11 @@ export function App() {
           <Route path="/notifications">
             <SignedIn>
               <NotificationsPage />
+            </SignedIn>
+          </Route>
+          <Route path="/sales">
+            <SignedIn>
+              <SalesPage />
             </SignedIn>
           </Route>
           <Route path="/mesh">

@@ -8,6 +8,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
+import { SalesService } from "@meshwork/contracts/shop/orders/v2/sales";
 import {
   bindResilienceSettings,
   createClient,
@@ -104,10 +105,13 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       // The same backend's other API version: a client of its own (a client is
       // typed by one service), with the same retry rules as v1.
       const ordersV2 = clientOf(OrderServiceV2, "orders", ["placeOrder", "getOrder", "listOrders"]);
+      // The sales view is a read: safe to send twice.
+      const sales = clientOf(SalesService, "orders", ["getSalesReport"]);
       /** The client that forwards a routed service's calls. */
-      const clientFor = (route: (typeof FORWARDED_SERVICES)[number]): object => (route.service === OrderServiceV2 ? ordersV2.client : clients[route.backend].client);
+      const clientFor = (route: (typeof FORWARDED_SERVICES)[number]): object =>
+        route.service === OrderServiceV2 ? ordersV2.client : route.service === SalesService ? sales.client : clients[route.backend].client;
       shutdown.add("close clients", async () =>
-        [...Object.values(clients), ordersV2].forEach((client) => {
+        [...Object.values(clients), ordersV2, sales].forEach((client) => {
           client.close();
         }),
       );

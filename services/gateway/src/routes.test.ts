@@ -18,17 +18,18 @@ describe("routing table", () => {
       "shop.notifications.v1.NotificationService",
       "shop.orders.v1.OrderService",
       "shop.orders.v2.OrderService",
+      "shop.orders.v2.SalesService",
     ]);
   });
 
-  test("only the catalog's answers are cacheable, and only orders (both API versions) and notifications get the caller's token", () => {
+  test("only the catalog's answers are cacheable, and only orders (both API versions and the sales report) and notifications get the caller's token", () => {
     assert.deepEqual(
       FORWARDED_SERVICES.filter((route) => route.cacheable).map((route) => route.backend),
       ["catalog"],
     );
     assert.deepEqual(
       FORWARDED_SERVICES.filter((route) => route.forwardAuthorization).map((route) => route.backend),
-      ["orders", "orders", "notifications"],
+      ["orders", "orders", "orders", "notifications"],
     );
   });
 

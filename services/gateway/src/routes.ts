@@ -14,6 +14,7 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
+import { SalesService } from "@meshwork/contracts/shop/orders/v2/sales";
 import type { Exposure } from "./config.js";
 
 /** Backends the gateway forwards to (payments is only ever health-checked). */
@@ -38,6 +39,8 @@ export const FORWARDED_SERVICES: readonly ForwardedService[] = [
   // Both versions while v1 lives (deprecated: see deprecation.ts); the orders service serves both.
   { service: OrderService, backend: "orders", forwardAuthorization: true, cacheable: false },
   { service: OrderServiceV2, backend: "orders", forwardAuthorization: true, cacheable: false },
+  // The sales view (issue 15): any signed-in caller; per caller, so never from the shared cache.
+  { service: SalesService, backend: "orders", forwardAuthorization: true, cacheable: false },
   { service: NotificationService, backend: "notifications", forwardAuthorization: true, cacheable: false },
 ];
 

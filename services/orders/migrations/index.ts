@@ -145,4 +145,43 @@ export const migrations: readonly Migration[] = [
     },
     down: (db) => statements(db, ["alter table orders drop column version", "drop table projection_checkpoints", "drop table events"]),
   },
+  {
+    // The sales view (src/sales-view.ts), an asynchronous projection of the
+    // order streams with its checkpoint "sales" in projection_checkpoints:
+    // units and revenue per product, currency and hour of confirmation (UTC
+    // hours, cut by the service), and
+    // orders by final state per hour. The `_rebuild` twins are the shadow
+    // tables a rebuild fills (checkpoint "sales:rebuild") before swapping;
+    // they are empty except while a rebuild is under way or interrupted.
+    // Nothing is backfilled here: the projection reads every stream from the
+    // start on its first run, migrated orders (schema 1) included.
+    name: "0007_sales_view",
+    up: (db) =>
+      statements(db, [
+        `create table sales_by_product_hour (
+           hour timestamptz not null,
+           product_id text collate "C" not null,
+           currency char(3) not null,
+           units bigint not null,
+           revenue_minor bigint not null,
+           primary key (hour, product_id, currency)
+         )`,
+        `create table sales_outcomes_by_hour (
+           hour timestamptz not null,
+           outcome text not null check (outcome in ('confirmed', 'rejected', 'failed')),
+           orders bigint not null,
+           primary key (hour, outcome)
+         )`,
+        `create table sales_by_product_hour_rebuild (like sales_by_product_hour including all)`,
+        `create table sales_outcomes_by_hour_rebuild (like sales_outcomes_by_hour including all)`,
+      ]),
+    down: (db) =>
+      statements(db, [
+        "drop table sales_outcomes_by_hour_rebuild",
+        "drop table sales_by_product_hour_rebuild",
+        "drop table sales_outcomes_by_hour",
+        "drop table sales_by_product_hour",
+        "delete from projection_checkpoints where name in ('sales', 'sales:rebuild')",
+      ]),
+  },
 ];

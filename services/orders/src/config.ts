@@ -33,6 +33,12 @@ export const ordersConfigSpec = {
   sagaLeaseMs: { env: "ORDERS_SAGA_LEASE_MS", doc: "How long an instance holds a saga without progress; a crashed instance's sagas resume after it.", schema: settings.positiveInt(), default: 5000 },
   sagaConcurrency: { env: "ORDERS_SAGA_CONCURRENCY", doc: "Sagas one instance works on at once.", schema: settings.positiveInt(), default: 64 },
   sagaPollMs: { env: "ORDERS_SAGA_POLL_MS", doc: "How often to look for due sagas (retries and recovered ones).", schema: settings.positiveInt(), default: 250 },
+  salesProjectionPollMs: {
+    env: "ORDERS_SALES_PROJECTION_POLL_MS",
+    doc: "How often the sales view (an asynchronous projection of the order streams) looks for new events once caught up; every instance runs it, one batch at a time between them.",
+    schema: settings.positiveInt(),
+    default: 1000,
+  },
   watchPollMs: { env: "ORDERS_WATCH_POLL_MS", doc: "How often a WatchOrder stream re-reads its order for changes made by other instances.", schema: settings.positiveInt(), default: 1000 },
   liveConfigFile: {
     env: "ORDERS_LIVE_CONFIG_FILE",

@@ -4,11 +4,13 @@ import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { OrderService as OrderServiceV2 } from "@meshwork/contracts/shop/orders/v2/orders";
+import { SalesService } from "@meshwork/contracts/shop/orders/v2/sales";
 import { PaymentService } from "@meshwork/contracts/shop/payments/v1/payments";
 import {
   bindResilienceSettings,
   createAmqpPublisher,
   createClient,
+  createProjectionLoop,
   createLiveConfigFor,
   createMemoryBroker,
   createOutboxRelay,
@@ -32,6 +34,8 @@ import { createGrpcSagaSteps } from "./adapters/saga-steps.grpc.js";
 import { loadOrdersConfig } from "./config.js";
 import { createOrderEventFactory, ORDER_EVENT_TYPE } from "./messages.js";
 import { createSagaRunner } from "./saga-runner.js";
+import { createSalesHandlers } from "./sales-service.js";
+import { createSalesProjection, readSalesReport } from "./sales-view.js";
 import { createOrderHandlers, createOrderOperations, type OrderServiceDeps } from "./service.js";
 import { createOrderHandlersV2 } from "./service-v2.js";
 
@@ -184,9 +188,15 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         },
         watchPollMs: config.watchPollMs,
       };
+      // The sales view, kept asynchronously from the order streams (sales-view.ts).
+      const salesProjection = createProjectionLoop({ db: database.knex, reader: createSalesProjection(), pollMs: config.salesProjectionPollMs, log });
+      salesProjection.start();
+      shutdown.add("stop sales projection", () => salesProjection.stop());
+
       const operations = createOrderOperations(orderDeps);
       host.add(OrderService, createOrderHandlers(orderDeps, operations));
       host.add(OrderServiceV2, createOrderHandlersV2(orderDeps, operations));
+      host.add(SalesService, createSalesHandlers({ authenticate: orderDeps.authenticate, readReport: (range) => readSalesReport(database.knex, range) }));
     },
   });
 }

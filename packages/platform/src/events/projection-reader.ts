@@ -36,11 +36,23 @@ export interface ProjectionCheckpoint {
   readonly position: number;
 }
 
+export interface RunOptions {
+  /**
+   * Handle no event past this point (inclusive bound): lets a rebuild bring
+   * its shadow projection to exactly the live one's checkpoint.
+   */
+  readonly until?: ProjectionCheckpoint;
+}
+
 export interface ProjectionReader {
-  /** Handles the next batch; returns how many events it handled (0: caught up for now). */
-  runOnce(db: Knex): Promise<number>;
+  readonly name: string;
+  /**
+   * Handles the next batch; returns how many events it handled (0: caught up
+   * for now). Given a transaction, it runs in a savepoint of it.
+   */
+  runOnce(db: Knex | Knex.Transaction, options?: RunOptions): Promise<number>;
   /** Handles batches until caught up; returns the total. */
-  catchUp(db: Knex): Promise<number>;
+  catchUp(db: Knex | Knex.Transaction, options?: RunOptions): Promise<number>;
   checkpoint(db: Knex | Knex.Transaction): Promise<ProjectionCheckpoint>;
 }
 
@@ -56,7 +68,7 @@ export function createProjectionReader(options: ProjectionReaderOptions): Projec
     return row ? { transactionId: row.transaction_id, position: Number(row.position) } : START;
   };
 
-  const runOnce = (db: Knex) =>
+  const runOnce = (db: Knex | Knex.Transaction, runOptions: RunOptions = {}) =>
     db.transaction(async (trx) => {
       // The row lock makes a second reader of the same projection wait, then
       // start from the checkpoint the first one committed: no batch twice.
@@ -72,9 +84,10 @@ export function createProjectionReader(options: ProjectionReaderOptions): Projec
            from ${events}
           where (transaction_id, position) > (?::xid8, ?)
             and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ${runOptions.until ? "and (transaction_id, position) <= (?::xid8, ?)" : ""}
           order by transaction_id, position
           limit ?`,
-        [from.transactionId, from.position, batchSize],
+        [from.transactionId, from.position, ...(runOptions.until ? [runOptions.until.transactionId, runOptions.until.position] : []), batchSize],
       )) as { rows: (EventRow & { transaction_id: string })[] };
       if (rows.length === 0) return 0;
       await options.handle(trx, rows.map(options.store.decode));
@@ -86,10 +99,11 @@ export function createProjectionReader(options: ProjectionReaderOptions): Projec
     });
 
   return {
+    name: options.name,
     runOnce,
-    async catchUp(db) {
+    async catchUp(db, runOptions = {}) {
       let total = 0;
-      for (let handled = await runOnce(db); handled > 0; handled = await runOnce(db)) total += handled;
+      for (let handled = await runOnce(db, runOptions); handled > 0; handled = await runOnce(db, runOptions)) total += handled;
       return total;
     },
     checkpoint: (db) => readCheckpoint(db, false),

@@ -1,0 +1,3 @@
+import { salesViewSuite } from "./sales-view.suite.js";
+
+salesViewSuite("PGlite");
