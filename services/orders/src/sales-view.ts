@@ -14,7 +14,18 @@
  * every answer carries how fresh it is (`readSalesReport`).
  */
 import type { Knex } from "knex";
-import { createProjectionReader, eventTables, type EventRow, type EventStore, type ProjectionCheckpoint, type ProjectionReader, type RecordedEvent, withProjectionLock } from "@meshwork/platform";
+import {
+  createProjectionReader,
+  eventTables,
+  type EventRow,
+  type EventStore,
+  type ProjectionCheckpoint,
+  type ProjectionReader,
+  type RecordedEvent,
+  type RebuildOptions,
+  type RebuildReport,
+  withProjectionLock,
+} from "@meshwork/platform";
 import type { OrderLine } from "./orders.js";
 import { orderEventStore } from "./adapters/order-store.knex.js";
 
@@ -115,28 +126,6 @@ export function createSalesProjection(options: SalesReaderOptions = {}, tables: 
 
 // ---------------------------------------------------------------------------
 // Rebuild
-
-export interface RebuildReport {
-  readonly name: string;
-  /** Events the rebuild's reader handled in this run. */
-  readonly handled: number;
-  /** This run continued an interrupted rebuild's shadow tables and checkpoint. */
-  readonly resumed: boolean;
-  /** Rows (of all the view's tables) in which the rebuilt view and the live one differed. */
-  readonly differences: number;
-  /** The live view was replaced by the rebuilt one (false with `check`, or when interrupted by maxBatches). */
-  readonly swapped: boolean;
-}
-
-export interface RebuildOptions {
-  /** Compare and report only; the rebuilt rows are discarded and the live view is left as it is. */
-  readonly check?: boolean;
-  /** Stop after this many batches, leaving the shadow state to resume from (for tests, and to spread a rebuild out). */
-  readonly maxBatches?: number;
-  readonly log?: (line: string) => void;
-  /** Events per batch (default 500). */
-  readonly batchSize?: number;
-}
 
 /** Rows that differ between two tables of the same shape, matched on `keys` (missing on one side counts). */
 async function differingRows(trx: Knex.Transaction, live: string, shadow: string, keys: readonly string[], values: readonly string[]): Promise<number> {

@@ -56,3 +56,26 @@ export async function withProjectionLock<T>(db: Knex, name: string, work: () => 
     await lock.rollback();
   }
 }
+
+/** What a rebuild of a read model did (`npm run projections:rebuild`); every projection's rebuild answers this. */
+export interface RebuildReport {
+  readonly name: string;
+  /** What this run went through: events for a projection fed by the reader, streams for a view rebuilt stream by stream. */
+  readonly handled: number;
+  /** This run continued an interrupted rebuild's shadow tables and checkpoint. */
+  readonly resumed: boolean;
+  /** Rows (or orders) in which the rebuilt view and the live one differed. */
+  readonly differences: number;
+  /** The live view was replaced by the rebuilt one (false with `check`, or when interrupted by maxBatches). */
+  readonly swapped: boolean;
+}
+
+export interface RebuildOptions {
+  /** Compare and report only; the rebuilt rows are discarded and the live view is left as it is. */
+  readonly check?: boolean;
+  /** Stop after this many batches, leaving the shadow state to resume from (for tests, and to spread a rebuild out). */
+  readonly maxBatches?: number;
+  readonly log?: (line: string) => void;
+  /** Items per batch (the projection's default when absent). */
+  readonly batchSize?: number;
+}

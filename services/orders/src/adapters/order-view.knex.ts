@@ -13,7 +13,7 @@
  * progress is a checkpoint row (`orders:rebuild`), so an interrupted rebuild
  * resumes after the last order it finished.
  */
-import type { Knex } from "@meshwork/platform";
+import { type Knex, type RebuildOptions, type RebuildReport, withProjectionLock } from "@meshwork/platform";
 import { foldOrder, orderIdOfStream, orderStreamId } from "../order-events.js";
 import type { OrderRecord } from "../orders.js";
 import { historyRows, orderEventStore, viewColumns } from "./order-store.knex.js";
@@ -21,28 +21,6 @@ import { historyRows, orderEventStore, viewColumns } from "./order-store.knex.js
 export const ORDER_VIEW = "orders";
 const CHECKPOINT = "orders:rebuild";
 const BATCH = 200;
-
-/** What a rebuild did; `differences` counts orders whose view was not what their stream folds to. */
-export interface RebuildReport {
-  readonly name: string;
-  /** Streams (orders) looked at. */
-  readonly handled: number;
-  /** Whether it went on from an interrupted rebuild's checkpoint. */
-  readonly resumed: boolean;
-  readonly differences: number;
-  /** Whether it wrote the rebuilt view (false with `check`). */
-  readonly swapped: boolean;
-}
-
-export interface RebuildOptions {
-  /** Compare and report only; write nothing. */
-  readonly check?: boolean;
-  /** Stop after this many batches (an interrupted rebuild, for tests); resumes on the next run. */
-  readonly maxBatches?: number;
-  /** Orders per batch (default 200); each batch moves the checkpoint. */
-  readonly batchSize?: number;
-  readonly log?: (line: string) => void;
-}
 
 interface ViewRow {
   id: string;
@@ -122,11 +100,15 @@ async function rebuildOne(trx: Knex.Transaction, orderId: string, check: boolean
 }
 
 /**
- * Checks (`check`) or rebuilds the orders view from the streams. The caller
- * holds the projection's rebuild lock (withProjectionLock), so no second
- * rebuild runs at once.
+ * Checks (`check`) or rebuilds the orders view from the streams, holding the
+ * view's rebuild lock: a second rebuild at once fails with
+ * ProjectionLockedError.
  */
-export async function rebuildOrderView(db: Knex, options: RebuildOptions = {}): Promise<RebuildReport> {
+export function rebuildOrderView(db: Knex, options: RebuildOptions = {}): Promise<RebuildReport> {
+  return withProjectionLock(db, ORDER_VIEW, () => rebuildUnlocked(db, options));
+}
+
+async function rebuildUnlocked(db: Knex, options: RebuildOptions): Promise<RebuildReport> {
   const check = options.check === true;
   const saved = check ? undefined : ((await db("projection_checkpoints").where("name", CHECKPOINT).first("position")) as { position: string | number } | undefined);
   let after = Number(saved?.position ?? 0);
