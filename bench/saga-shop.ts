@@ -6,35 +6,19 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { admin, databaseUrl } from "./admin-db.js";
 import { startCatalog } from "@meshwork/catalog";
 import { startIdentity } from "@meshwork/identity";
 import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
 
-const adminUrl = process.env.MESHWORK_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const amqpUrl = process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const suffix = randomBytes(4).toString("hex");
 const names = ["identity", "catalog", "payments", "orders"].map((service) => `mw_bench_${service}_${suffix}`);
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-const urlOf = (database: string): string => {
-  const url = new URL(adminUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-};
-
 async function main(): Promise<void> {
   for (const name of names) await admin(`create database "${name}"`);
-  const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(urlOf) as [string, string, string, string];
+  const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(databaseUrl) as [string, string, string, string];
   const exchange = `bench.orders.${suffix}`;
   const quiet = "warn";
   const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: identityDb, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });

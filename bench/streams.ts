@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import pg from "pg";
+import { admin, databaseUrl } from "./admin-db.js";
 import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
 import { migrations } from "../services/orders/migrations/index.js";
 import { foldOrder, ORDER_SCHEMA_VERSION, orderStreamId } from "../services/orders/src/order-events.js";
@@ -22,7 +22,6 @@ import { orderEventStore } from "../services/orders/src/adapters/order-store.kne
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { fixed, formatTable } from "./stats.js";
 
-const adminUrl = process.env.MESHWORK_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const LENGTHS = [2, 6, 50, 500] as const;
 
 export const streamsSection: BenchSection = {
@@ -30,16 +29,6 @@ export const streamsSection: BenchSection = {
   estimateMs: (options) => (LENGTHS.length + 1) * (options.warmupMs + options.measureMs) + 3000,
   run: runStreamsBench,
 };
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A stream of `length` events that folds: placed, reserved, then alternating payment facts short of a final one. */
 function streamEvents(length: number) {
@@ -71,9 +60,7 @@ export async function runStreamsBench({ options, print }: BenchContext): Promise
   print("## streams: loading an order by folding its stream, against reading a snapshot row (PostgreSQL, one connection in use at a time)");
   const name = `mw_bench_streams_${randomBytes(4).toString("hex")}`;
   await admin(`create database "${name}"`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ url: url.toString(), migrations, migrationsTable: "orders_migrations", log: createSilentLogger() });
+  const database = await openDatabase({ url: databaseUrl(name), migrations, migrationsTable: "orders_migrations", log: createSilentLogger() });
   try {
     await database.migrate();
     const db: Knex = database.knex;

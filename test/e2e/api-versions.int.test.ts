@@ -24,8 +24,8 @@ import { createSilentLogger } from "@meshwork/platform";
 import { needs } from "@meshwork/testing";
 import { readReleaseLog } from "../../scripts/lib/api-gate.js";
 import { runProcess, tempDir } from "../support/run-process.js";
-import { CLOSED_ADDRESS, GENEROUS_LIMITS } from "./gateway-harness.js";
-import { newShopper, startShop } from "./shop-harness.js";
+import { CLOSED_ADDRESS } from "./gateway-harness.js";
+import { newShopper, startShopBehindGateway } from "./shop-harness.js";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const FINAL = new Set([OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.FAILED]);
@@ -80,32 +80,11 @@ function deprecatedCalls(metrics: string, service: string, method: string): numb
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
-/** The shop behind a real gateway (reflection off, as by default). */
-async function startShopAndGateway(t: Parameters<typeof startShop>[0]) {
-  const shop = await startShop(t);
-  if (!shop) return undefined;
-  const gateway = await startGateway(
-    {
-      GATEWAY_PORT: "0",
-      GATEWAY_IDENTITY_ADDR: shop.addresses.identity,
-      GATEWAY_CATALOG_ADDR: shop.addresses.catalog,
-      GATEWAY_ORDERS_ADDR: shop.addresses.orders,
-      GATEWAY_PAYMENTS_ADDR: shop.addresses.payments,
-      GATEWAY_NOTIFICATIONS_ADDR: CLOSED_ADDRESS,
-      GATEWAY_LOG_LEVEL: "warn",
-      ...GENEROUS_LIMITS,
-    },
-    { log: createSilentLogger() },
-  );
-  shop.defer(() => gateway.shutdown.run("test done"));
-  return { shop, gateway };
-}
-
 test("v1 and v2 orders side by side through the gateway on Connect JSON, Connect binary, gRPC-web and gRPC: v2 keeps its address, v1 behaves as before and says it is deprecated, counted per method", {
   timeout: 240_000,
 }, async (t) => {
   const expected = await expectedDeprecation();
-  const started = await startShopAndGateway(t);
+  const started = await startShopBehindGateway(t);
   if (!started) return;
   const { shop, gateway } = started;
   const baseUrl = `http://127.0.0.1:${gateway.port}`;
@@ -328,7 +307,7 @@ test("a Python client generated from proto/ places a v2 order with its address t
   );
   assert.equal(generated.code, 0, `protoc failed: ${generated.stderr}`);
 
-  const started = await startShopAndGateway(t);
+  const started = await startShopBehindGateway(t);
   if (!started) return;
   const { shop, gateway } = started;
   const { headers } = await newShopper(shop, "python");

@@ -13,32 +13,16 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryOption, OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v2/orders";
 import { SalesService, type GetSalesReportResponse } from "@meshwork/contracts/shop/orders/v2/sales";
-import { startGateway } from "@meshwork/gateway";
-import { createSilentLogger } from "@meshwork/platform";
-import { CLOSED_ADDRESS, GENEROUS_LIMITS } from "./gateway-harness.js";
-import { newShopper, startShop } from "./shop-harness.js";
+import { newShopper, startShopBehindGateway } from "./shop-harness.js";
 
 const ADDRESS = { recipientName: "Ada Lovelace", line1: "12 St James's Square", line2: "", city: "London", postalCode: "SW1Y 4JH", countryCode: "GB" };
 
 test("an order confirmed through the gateway appears in the sales report, with its freshness, on Connect, gRPC-web and gRPC; bad ranges and anonymous callers are refused", {
   timeout: 240_000,
 }, async (t) => {
-  const shop = await startShop(t, { ordersEnv: { ORDERS_SALES_PROJECTION_POLL_MS: "50" } });
-  if (!shop) return;
-  const gateway = await startGateway(
-    {
-      GATEWAY_PORT: "0",
-      GATEWAY_IDENTITY_ADDR: shop.addresses.identity,
-      GATEWAY_CATALOG_ADDR: shop.addresses.catalog,
-      GATEWAY_ORDERS_ADDR: shop.addresses.orders,
-      GATEWAY_PAYMENTS_ADDR: shop.addresses.payments,
-      GATEWAY_NOTIFICATIONS_ADDR: CLOSED_ADDRESS,
-      GATEWAY_LOG_LEVEL: "warn",
-      ...GENEROUS_LIMITS,
-    },
-    { log: createSilentLogger() },
-  );
-  shop.defer(() => gateway.shutdown.run("test done"));
+  const started = await startShopBehindGateway(t, { ordersEnv: { ORDERS_SALES_PROJECTION_POLL_MS: "50" } });
+  if (!started) return;
+  const { shop, gateway } = started;
   const baseUrl = `http://127.0.0.1:${gateway.port}`;
   const transports: Record<string, Transport> = {
     "Connect JSON": createConnectTransport({ baseUrl, httpVersion: "1.1" }),

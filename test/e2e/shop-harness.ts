@@ -19,6 +19,8 @@ import { startPayments } from "@meshwork/payments";
 import { createClient, createSilentLogger, DEFAULT_RESILIENCE, mergeResilience, openDatabase, type Knex, type ServiceClient } from "@meshwork/platform";
 import { amqpUrl, collectFromExchange, connectRabbit, createTestDatabase, uniqueName, type Collector } from "@meshwork/testing";
 import { startOrders } from "@meshwork/orders";
+import { startGateway } from "@meshwork/gateway";
+import { CLOSED_ADDRESS, GENEROUS_LIMITS } from "./gateway-harness.js";
 
 const ordersMain = path.resolve(import.meta.dirname, "../../services/orders/src/main.ts");
 
@@ -197,4 +199,25 @@ export async function newShopper(shop: Shop, name = "shopper"): Promise<{ userId
   const { user } = await shop.identity.signUp({ email, password, displayName: name });
   const { accessToken } = await shop.identity.signIn({ email, password });
   return { userId: user!.id, headers: { authorization: `Bearer ${accessToken}` } };
+}
+
+/** The shop behind a real gateway (reflection off, as by default; notifications absent). */
+export async function startShopBehindGateway(t: TestScope, options: ShopOptions = {}) {
+  const shop = await startShop(t, options);
+  if (!shop) return undefined;
+  const gateway = await startGateway(
+    {
+      GATEWAY_PORT: "0",
+      GATEWAY_IDENTITY_ADDR: shop.addresses.identity,
+      GATEWAY_CATALOG_ADDR: shop.addresses.catalog,
+      GATEWAY_ORDERS_ADDR: shop.addresses.orders,
+      GATEWAY_PAYMENTS_ADDR: shop.addresses.payments,
+      GATEWAY_NOTIFICATIONS_ADDR: CLOSED_ADDRESS,
+      GATEWAY_LOG_LEVEL: "warn",
+      ...GENEROUS_LIMITS,
+    },
+    { log: createSilentLogger() },
+  );
+  shop.defer(() => gateway.shutdown.run("test done"));
+  return { shop, gateway };
 }
