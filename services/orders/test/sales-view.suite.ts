@@ -69,16 +69,20 @@ export function salesViewSuite(engine: Engine): void {
       await untilProjected(db, () => live.catchUp(db));
       const expected = await viewRows(db);
 
-      // 12 orders of 4 or 3 events: 45 events, 5 per batch.
+      // 12 orders of 4 or 3 events: 45 events, at most 5 per batch. A batch may come out shorter (the
+      // reader's horizon is the oldest running transaction, and other tests share the server), so the
+      // runs are checked by what they add up to: every event handled exactly once across three runs.
       const first = await rebuildSalesView(db, { maxBatches: 3, batchSize: 5 });
-      assert.deepEqual(first, { name: "sales", handled: 15, resumed: false, differences: 0, swapped: false });
+      assert.deepEqual({ ...first, handled: 0 }, { name: "sales", handled: 0, resumed: false, differences: 0, swapped: false });
+      assert.ok(first.handled >= 3 && first.handled <= 15, `3 batches of at most 5 handled ${first.handled}`);
       assert.equal((await db("projection_checkpoints").where({ name: "sales:rebuild" }).first("position"))?.position > 0, true, "the shadow keeps its checkpoint");
       const second = await rebuildSalesView(db, { maxBatches: 2, batchSize: 5 });
-      assert.deepEqual(second, { name: "sales", handled: 10, resumed: true, differences: 0, swapped: false });
+      assert.deepEqual({ ...second, handled: 0 }, { name: "sales", handled: 0, resumed: true, differences: 0, swapped: false });
+      assert.ok(second.handled >= 2 && second.handled <= 10, `2 batches of at most 5 handled ${second.handled}`);
 
       const lines: string[] = [];
       const finished = await rebuildSalesView(db, { batchSize: 5, log: (line) => lines.push(line) });
-      assert.deepEqual(finished, { name: "sales", handled: 20, resumed: true, differences: 0, swapped: true });
+      assert.deepEqual(finished, { name: "sales", handled: 45 - first.handled - second.handled, resumed: true, differences: 0, swapped: true });
       assert.match(lines[0] ?? "", /resuming the rebuild from position/);
       assert.deepEqual(await viewRows(db), expected);
       assert.ok(await shadowIsEmpty(db), "no shadow state is left behind");
