@@ -212,23 +212,29 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
   return {
     async append(trx, streamId, expectedVersion, events) {
       if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`expected version must be a whole number >= 0, not ${expectedVersion}`);
-      // Catches a stale or too-high expected version without aborting the
-      // transaction; a writer racing past this check meets the constraint.
-      const actual = await currentVersion(trx, streamId);
-      if (actual !== expectedVersion) throw new StreamConflictError(streamId, expectedVersion, actual);
-      if (events.length === 0) return { nextExpectedVersion: expectedVersion, positions: [], events: [] };
-      const rows = events.map((event, index) => ({
-        stream_id: streamId,
-        version: expectedVersion + index + 1,
-        type: event.type,
-        schema_version: event.schemaVersion,
-        data: JSON.stringify(event.data),
-        metadata: JSON.stringify(event.metadata ?? {}),
-      }));
+      if (events.length === 0) {
+        const actual = await currentVersion(trx, streamId);
+        if (actual !== expectedVersion) throw new StreamConflictError(streamId, expectedVersion, actual);
+        return { nextExpectedVersion: expectedVersion, positions: [], events: [] };
+      }
+      // One round trip: the insert happens only if the stream is at the
+      // expected version, so a stale or too-high one inserts nothing (and does
+      // not abort the transaction); a writer racing past the check meets the
+      // unique (stream_id, version) constraint instead.
+      const values = events.map(() => "(?, ?::integer, ?, ?::integer, ?::jsonb, ?::jsonb)").join(", ");
+      const bindings = events.flatMap((event, index) => [streamId, expectedVersion + index + 1, event.type, event.schemaVersion, JSON.stringify(event.data), JSON.stringify(event.metadata ?? {})]);
       try {
-        const inserted = (await trx(table).insert(rows).returning(["position", "version", "recorded_at"])) as { position: number | string; version: number; recorded_at: Date }[];
+        const { rows: returned } = (await trx.raw(
+          `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
+           select * from (values ${values}) as appended (stream_id, version, type, schema_version, data, metadata)
+            where (select coalesce(max(version), 0) from ${table} where stream_id = ?) = ?
+           returning position, version, recorded_at`,
+          [...bindings, streamId, expectedVersion],
+        )) as { rows: { position: number | string; version: number; recorded_at: Date }[] };
+        if (returned.length === 0) throw new StreamConflictError(streamId, expectedVersion, await currentVersion(trx, streamId));
+        const inserted = [...returned].sort((x, y) => x.version - y.version);
         const recorded = inserted.map((row, index): RecordedEvent => {
-          const event = events[index]!;
+          const event = events[row.version - expectedVersion - 1] ?? events[index]!;
           return {
             streamId,
             version: row.version,
