@@ -11,7 +11,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ApiGateError, LIFECYCLE_MODULE, RELEASE_LOG, RELEASED_IMAGE, releaseApi } from "./lib/api-gate.js";
+import { ApiGateError, archivedImage, LIFECYCLE_MODULE, RELEASE_LOG, RELEASED_IMAGE, releaseApi } from "./lib/api-gate.js";
 
 const USAGE = "usage: npm run api:release -- <version> [--sunset <package>=<YYYY-MM-DD>]... [--remove-sunset <package>]";
 
@@ -33,12 +33,12 @@ async function main(): Promise<void> {
   const outcome = await releaseApi({ root, version: positionals[0]!, sunsets, ...(removeSunset === undefined ? {} : { removeSunset }) });
   const lines = [
     `released API ${outcome.record.version}: compared with ${outcome.comparedWith.join(" and ")}`,
-    `wrote ${RELEASED_IMAGE} (sha256 ${outcome.record.sha256}), recorded it in ${RELEASE_LOG} and its dates in ${LIFECYCLE_MODULE}`,
+    `wrote ${RELEASED_IMAGE} and ${archivedImage(outcome.record.version)} (sha256 ${outcome.record.sha256}), recorded it in ${RELEASE_LOG} and its dates in ${LIFECYCLE_MODULE}`,
     ...outcome.record.removed.map((pkg) => `removed ${pkg} (its sunset had passed)`),
     ...Object.entries(outcome.record.packages)
       .filter(([, record]) => record.sunset !== undefined)
       .map(([pkg, record]) => `${pkg}: deprecated ${record.deprecated}, sunset ${record.sunset}`),
-    "next: commit the three files with the proto changes, then tag that commit:",
+    `next: commit api/ and ${LIFECYCLE_MODULE} with the proto changes, then tag that commit (the tag is a second witness; the images in api/releases/ are what CI reads):`,
     `  ${outcome.tagCommand}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,4 +1,4 @@
-// Written by `npm run api:release` from api/releases.json (release 1.1.0): never edit by hand.
+// Written by `npm run api:release` from api/releases.json (release 1.2.0): never edit by hand.
 
 /** RFC 9745 deprecation and RFC 8594 sunset dates (YYYY-MM-DD, UTC) of a package. */
 export interface PackageLifecycle {
@@ -7,7 +7,7 @@ export interface PackageLifecycle {
 }
 
 /** The API release these dates come from. */
-export const API_RELEASE = "1.1.0";
+export const API_RELEASE = "1.2.0";
 
 /** Every package of that release, by full name (e.g. "shop.orders.v1"). */
 export const API_LIFECYCLE: Readonly<Record<string, PackageLifecycle>> = {
