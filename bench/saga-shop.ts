@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { admin, databaseUrl } from "./admin-db.js";
+import { countSql, sqlCounts } from "./sql-counter.js";
 import { startCatalog } from "@meshwork/catalog";
 import { startIdentity } from "@meshwork/identity";
 import { startOrders } from "@meshwork/orders";
@@ -17,6 +18,7 @@ const suffix = randomBytes(4).toString("hex");
 const names = ["identity", "catalog", "payments", "orders"].map((service) => `mw_bench_${service}_${suffix}`);
 
 async function main(): Promise<void> {
+  countSql();
   for (const name of names) await admin(`create database "${name}"`);
   const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(databaseUrl) as [string, string, string, string];
   const exchange = `bench.orders.${suffix}`;
@@ -50,6 +52,11 @@ async function main(): Promise<void> {
   };
   process.on("message", (message: { kind?: string }) => {
     if (message.kind === "stop") void stop();
+    // Statements and transactions so far, by service (its database's name without the bench's prefix and suffix).
+    if (message.kind === "sql") {
+      const byService = Object.fromEntries(Object.entries(sqlCounts()).map(([database, counts]) => [database.replace(/^mw_bench_/, "").replace(/_[0-9a-f]{8}$/, ""), counts]));
+      process.send?.({ kind: "sql", counts: byService });
+    }
   });
   process.on("disconnect", () => void stop());
 }
