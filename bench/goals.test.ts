@@ -54,12 +54,12 @@ describe("host-vs-bare goals", () => {
 describe("observability goal", () => {
   it("is judged on medians, so one lucky round of telemetry on cannot make it look free", () => {
     // Round 1 of "on" is the fastest and cheapest of all (a best-round pick would call it 10% cheaper);
-    // its median costs 20% more than off.
+    // its median costs 20% more than off, and that lucky round widens the spread beyond the difference, which the line says.
     const line = telemetryGoalLine([
       ...cells("platform", 16, [100, 100, 101, 99, 100], [5000, 5000, 4990, 5010, 5000]),
       ...cells("observed", 16, [90, 120, 121, 119, 120], [5600, 4200, 4150, 4210, 4190]),
     ]);
-    expect(line).toBe("goal: tracing+metrics extra server CPU per call at c=16 at most +10.0%: MISSED (+20.0%)");
+    expect(line).toBe("goal: tracing+metrics extra server CPU per call at c=16 at most +10.0%: MISSED (+20.0%; spread exceeds the difference)");
   });
 
   it("is MET when telemetry on costs at most 10% more server CPU per call", () => {

@@ -18,8 +18,8 @@ import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { BARE_METHOD_PATH, SERVER_KINDS, type ServerKind } from "./server-protocol.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
-import { byRound, callOnce, compareCpu, failureLines, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
-import { fixed, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
+import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
+import { comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
 
 /** The issue's goal: the platform host spends at most 25 µs more server CPU per call than bare grpc-js, at c=1 and at c=16. */
 export const HOST_EXTRA_CPU_GOAL: Goal = { direction: "at most", limit: 25 };
@@ -128,6 +128,8 @@ function printSummary(cells: readonly Cell[], levels: readonly number[], print: 
       `c=${concurrency}: the platform host spends ${signed(cpu.difference, 0)} µs server CPU per call over bare grpc-js ` +
         `(${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians); platform/bare calls/s = ${fixed((100 * callsPerSecond("platform")) / callsPerSecond("bare"), 1)}%`,
     );
+    const paired = pairedCpu(cells, "bare", "platform", concurrency);
+    print(`  difference round by round (both sides back to back): ${formatDifferences(paired, 0)} µs`);
     const warning = spreadWarning(cpu);
     if (warning) print(`  ${warning}`);
   }
@@ -135,12 +137,8 @@ function printSummary(cells: readonly Cell[], levels: readonly number[], print: 
 
 /** One MET/MISSED line per goal concurrency: the median extra server CPU per call of the host over bare grpc-js. */
 export function hostGoalLines(cells: readonly Cell[]): string[] {
-  return GOAL_CONCURRENCIES.map((concurrency) =>
-    goalLine(
-      `platform host extra server CPU per call over bare grpc-js at c=${concurrency}`,
-      HOST_EXTRA_CPU_GOAL,
-      compareCpu(cells, "bare", "platform", concurrency).difference,
-      (value) => `${signed(value, 0)} µs`,
-    ),
-  );
+  return GOAL_CONCURRENCIES.map((concurrency) => {
+    const cpu = compareCpu(cells, "bare", "platform", concurrency);
+    return goalLine(`platform host extra server CPU per call over bare grpc-js at c=${concurrency}`, HOST_EXTRA_CPU_GOAL, cpu.difference, (value) => `${signed(value, 0)} µs`, comparisonCaveat(cpu));
+  });
 }

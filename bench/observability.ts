@@ -21,8 +21,8 @@ import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
 import type { ServerKind } from "./server-protocol.js";
-import { byRound, callOnce, compareCpu, failureLines, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
-import { fixed, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
+import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
+import { comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
 
 const KINDS: readonly ServerKind[] = ["platform", "observed"];
 const LABEL: Record<string, string> = { platform: "telemetry off", observed: "tracing+metrics on" };
@@ -87,6 +87,8 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
       `c=${concurrency}: tracing+metrics add ${signed(cpu.difference, 0)} µs server CPU per call (${signed(100 * cpu.relativeDifference, 1)}%; ` +
         `${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians); on/off calls/s = ${fixed((100 * callsPerSecond("observed")) / callsPerSecond("platform"), 1)}%`,
     );
+    const paired = pairedCpu(cells, "platform", "observed", concurrency);
+    print(`  difference round by round (both sides back to back): ${formatDifferences(paired, 0)} µs`);
     const warning = spreadWarning(cpu);
     if (warning) print(`  ${warning}`);
   }
@@ -113,5 +115,5 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
 /** MET/MISSED: the extra server CPU per call with telemetry on, as a share of off, medians over rounds at c=16. */
 export function telemetryGoalLine(cells: readonly Cell[]): string {
   const cpu = compareCpu(cells, "platform", "observed", GOAL_CONCURRENCY);
-  return goalLine(`tracing+metrics extra server CPU per call at c=${GOAL_CONCURRENCY}`, TELEMETRY_COST_GOAL, cpu.relativeDifference, (share) => `${signed(100 * share, 1)}%`);
+  return goalLine(`tracing+metrics extra server CPU per call at c=${GOAL_CONCURRENCY}`, TELEMETRY_COST_GOAL, cpu.relativeDifference, (share) => `${signed(100 * share, 1)}%`, comparisonCaveat(cpu));
 }

@@ -13,7 +13,7 @@ import type { BenchOptions } from "./options.js";
 import type { ProfileWindow } from "./profile-summary.js";
 import type { ServerKind } from "./server-protocol.js";
 import { usageBetween, type ServerMark, type ServerProcess } from "./server-process.js";
-import { compareRounds, fixed, formatRounds, formatTable, grouped, percent, percentile, roundFigures, roundOrder, type Comparison } from "./stats.js";
+import { compareRounds, fixed, formatRounds, formatTable, grouped, pairedDifferences, percent, percentile, roundFigures, roundOrder, type Comparison, type RoundFigures } from "./stats.js";
 
 const CALL_TIMEOUT_MS = 10_000;
 
@@ -161,6 +161,12 @@ export function byRound(cells: readonly Cell[], kind: ServerKind, concurrency: n
 export function compareCpu(cells: readonly Cell[], base: ServerKind, other: ServerKind, concurrency: number): Comparison {
   const cpu = (cell: Cell): number => cell.serverCpuUsPerCall;
   return compareRounds(byRound(cells, base, concurrency, cpu), byRound(cells, other, concurrency, cpu));
+}
+
+/** Server CPU µs per call of `other` minus `base`, round by round at a concurrency: median and min–max. */
+export function pairedCpu(cells: readonly Cell[], base: ServerKind, other: ServerKind, concurrency: number): RoundFigures {
+  const cpu = (cell: Cell): number => cell.serverCpuUsPerCall;
+  return pairedDifferences(byRound(cells, base, concurrency, cpu), byRound(cells, other, concurrency, cpu));
 }
 
 /** The summary table: medians over rounds with the min–max spread in brackets; server CPU first. */

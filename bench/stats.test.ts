@@ -1,5 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { compareRounds, goalLine, median, roundFigures, roundOrder, roundsCaveat, signed, spreadWarning, straddles, verdict, type Goal } from "./stats.js";
+import {
+  compareRounds,
+  comparisonCaveat,
+  formatDifferences,
+  goalLine,
+  median,
+  pairedDifferences,
+  roundFigures,
+  roundOrder,
+  roundsCaveat,
+  signed,
+  spreadWarning,
+  straddles,
+  verdict,
+  type Goal,
+} from "./stats.js";
 
 describe("median", () => {
   it("is the middle value of an odd count, whatever the order", () => {
@@ -73,6 +88,23 @@ describe("compareRounds", () => {
   });
 });
 
+describe("pairedDifferences", () => {
+  it("diff each round's two sides, so drift that moves both alike cancels", () => {
+    // The machine got busier round by round; the platform stayed 100 above bare in every round.
+    expect(pairedDifferences([100, 150, 200, 250, 300], [200, 250, 300, 350, 400])).toEqual({ median: 100, min: 100, max: 100, rounds: 5 });
+  });
+
+  it("leave out a round where either side has no figure", () => {
+    expect(pairedDifferences([100, Number.NaN, 100], [110, 130, 120]).rounds).toBe(2);
+  });
+});
+
+describe("formatDifferences", () => {
+  it("prints signed round-by-round differences without an ambiguous dash", () => {
+    expect(formatDifferences(pairedDifferences([100, 100, 100], [97, 117, 137]), 0)).toBe("+17, rounds from -3 to +37");
+  });
+});
+
 describe("goals", () => {
   const atMost25: Goal = { direction: "at most", limit: 25 };
   const atLeast300: Goal = { direction: "at least", limit: 300 };
@@ -93,6 +125,15 @@ describe("goals", () => {
     expect(goalLine("host extra CPU at c=1", atMost25, 108, µs)).toBe("goal: host extra CPU at c=1 at most +25 µs: MISSED (+108 µs)");
     expect(goalLine("host extra CPU at c=16", atMost25, 14, µs)).toBe("goal: host extra CPU at c=16 at most +25 µs: MET (+14 µs)");
     expect(goalLine("host extra CPU at c=4", atMost25, Number.NaN, µs)).toBe("goal: host extra CPU at c=4 at most +25 µs: NOT MEASURED");
+  });
+
+  it("carry a caveat when judged on a comparison that cannot tell its sides apart", () => {
+    const unclear = compareRounds([90, 100, 110], [105, 100, 108]);
+    const clear = compareRounds([100, 101, 99], [120, 121, 119]);
+    expect(comparisonCaveat(unclear)).toBe("spread exceeds the difference");
+    expect(comparisonCaveat(clear)).toBeUndefined();
+    const line = goalLine("extra CPU", atMost25, unclear.difference, (value) => `${signed(value, 0)} µs`, comparisonCaveat(unclear));
+    expect(line).toBe("goal: extra CPU at most +25 µs: MET (+5 µs; spread exceeds the difference)");
   });
 
   it("say when the rounds fall on both sides of the limit", () => {

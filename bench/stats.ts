@@ -122,9 +122,21 @@ export function verdict(figure: number, goal: Goal): Verdict {
 }
 
 /** "goal: host extra server CPU per call at c=1 at most +25 µs: MET (+12 µs)" */
-export function goalLine(name: string, goal: Goal, figure: number, format: (value: number) => string): string {
+export function goalLine(name: string, goal: Goal, figure: number, format: (value: number) => string, caveat?: string): string {
   const result = verdict(figure, goal);
-  return `goal: ${name} ${goal.direction} ${format(goal.limit)}: ${result}${result === "NOT MEASURED" ? "" : ` (${format(figure)})`}`;
+  if (result === "NOT MEASURED") return `goal: ${name} ${goal.direction} ${format(goal.limit)}: ${result}`;
+  return `goal: ${name} ${goal.direction} ${format(goal.limit)}: ${result} (${format(figure)}${caveat ? `; ${caveat}` : ""})`;
+}
+
+/** The caveat a goal judged on a comparison carries when the comparison cannot tell its sides apart. */
+export function comparisonCaveat(comparison: Comparison): string | undefined {
+  return comparison.base.rounds > 0 && comparison.other.rounds > 0 && !comparison.distinguishable ? "spread exceeds the difference" : undefined;
+}
+
+/** "+17, rounds from -3 to +37": a median of signed round-by-round differences with their range. */
+export function formatDifferences(figures: RoundFigures, digits: number): string {
+  if (figures.rounds === 0) return "-";
+  return `${signed(figures.median, digits)}, rounds from ${signed(figures.min, digits)} to ${signed(figures.max, digits)}`;
 }
 
 /** "+12" / "-3": a signed figure, for differences. */
@@ -153,4 +165,14 @@ export function straddles(figures: RoundFigures, goal: Goal): boolean {
  */
 export function roundOrder<T>(kinds: readonly T[], round: number): readonly T[] {
   return round % 2 === 1 ? kinds : [...kinds].reverse();
+}
+
+/**
+ * Round-by-round differences `other[i] − base[i]` (both sides of a round ran
+ * back to back), as median and min–max. Drift that moves both sides of a round
+ * alike cancels here, where it widens the spread of each side.
+ */
+export function pairedDifferences(base: readonly number[], other: readonly number[]): RoundFigures {
+  const length = Math.min(base.length, other.length);
+  return roundFigures(Array.from({ length }, (_, index) => other[index]! - base[index]!));
 }
