@@ -19,6 +19,7 @@ import { fixed, formatRounds, formatTable, goalLine, grouped, percentile, roundF
 
 /** The issue's goal: at least 300 orders a second carried to CONFIRMED, median over rounds. */
 export const SAGA_CONFIRMED_GOAL: Goal = { direction: "at least", limit: 300 };
+const FINAL_EVENT_TIMEOUT_MS = 30_000;
 const amqpUrl = process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const concurrencyOf = (env: NodeJS.ProcessEnv): number => Number(env.BENCH_SAGA_CONCURRENCY ?? 48);
 
@@ -95,7 +96,17 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
       early.delete(orderId);
       return Promise.resolve(seen);
     }
-    return new Promise((resolve) => waiting.set(orderId, resolve));
+    // Bounded: an order whose final event never comes counts as failed instead of holding the bench forever.
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiting.delete(orderId);
+        reject(new Error(`no final event for order ${orderId} within ${FINAL_EVENT_TIMEOUT_MS / 1000} s`));
+      }, FINAL_EVENT_TIMEOUT_MS);
+      waiting.set(orderId, (status) => {
+        clearTimeout(timer);
+        resolve(status);
+      });
+    });
   };
 
   const shoppers: { authorization: string }[] = [];
