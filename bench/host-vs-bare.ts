@@ -10,44 +10,25 @@
 import { availableParallelism, cpus } from "node:os";
 import path from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials } from "@grpc/grpc-js";
 import { CatalogService, GetProductRequestSchema, GetProductResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
-import { runLoad, type LoadPlan, type LoadTarget } from "./load.js";
-import { findMainThreadProfile, summarizeCpuProfile, type ProfileWindow } from "./profile-summary.js";
+import type { LoadTarget } from "./load.js";
+import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { BARE_METHOD_PATH, SERVER_KINDS, type ServerKind } from "./server-protocol.js";
-import { forkServer, usageBetween, type ServerMark, type ServerProcess } from "./server-process.js";
-import { fixed, formatTable, grouped, percent, percentile } from "./stats.js";
+import { forkServer, type ServerProcess } from "./server-process.js";
+import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
+import { comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
 
-/** The issue's target: the platform host serves at least this share of the bare server's calls/s at c=16. */
-const TARGET_RATIO = 0.8;
-const TARGET_CONCURRENCY = 16;
-const CALL_TIMEOUT_MS = 10_000;
+/** The issue's goal: the platform host spends at most 25 µs more server CPU per call than bare grpc-js, at c=1 and at c=16. */
+export const HOST_EXTRA_CPU_GOAL: Goal = { direction: "at most", limit: 25 };
+const GOAL_CONCURRENCIES = [1, 16] as const;
 const PLATFORM_METHOD_PATH = `/${CatalogService.typeName}/${CatalogService.method.getProduct.name}`;
-
-export interface Cell {
-  readonly kind: ServerKind;
-  readonly concurrency: number;
-  readonly round: number;
-  readonly callsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  /** Server CPU per call, µs, from the server's own counters. */
-  readonly serverCpuUsPerCall: number;
-  /** Server CPU over the window as a share of one core. */
-  readonly serverCore: number;
-  readonly clientCpuUsPerCall: number;
-  readonly clientCore: number;
-  readonly failures: number;
-  readonly firstFailure: string | undefined;
-  /** The measure window on the server's clock, and the calls it served in it (for --cpu-prof). */
-  readonly window: (ProfileWindow & { readonly calls: number }) | undefined;
-}
 
 export const hostVsBareSection: BenchSection = {
   name: "host-vs-bare",
-  estimateMs: (options) => options.rounds * options.concurrency.length * SERVER_KINDS.length * (options.warmupMs + options.measureMs) + 3000,
+  estimateMs: (options) => roundsEstimateMs(options, SERVER_KINDS.length) + 3000,
   run: runHostVsBareBench,
 };
 
@@ -58,8 +39,10 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
   print(
     `each server in its own process, one load client (raw grpc-js, one HTTP/2 connection per server) in this one; ` +
       `${options.warmupMs / 1000} s warm-up + ${options.measureMs / 1000} s measured per cell; ` +
-      `${options.rounds} round(s), server order alternating per round`,
+      `${options.rounds} round(s), server order alternating per round; figures are medians over the rounds, (min–max) their spread`,
   );
+  const caveat = roundsCaveat(options.rounds);
+  if (caveat) print(caveat);
   if (options.cpuProfDir !== undefined) print(`servers are CPU-profiled (--cpu-prof): expect lower numbers than without`);
 
   // Both children load their modules at the same time; the bare one then
@@ -102,18 +85,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
       platform: { client: platformClient, path: PLATFORM_METHOD_PATH, request, responseBytes: platformResponse.length },
       bare: { client: bareClient, path: BARE_METHOD_PATH, request, responseBytes: bareResponse.length },
     };
-    for (let round = 1; round <= options.rounds; round++) {
-      // A,B then B,A: whatever drifts over the run (heat, a neighbour) hits both sides alike.
-      const order = round % 2 === 1 ? SERVER_KINDS : [...SERVER_KINDS].reverse();
-      for (const concurrency of options.concurrency) {
-        for (const kind of order) {
-          const plan: LoadPlan = { concurrency, warmupMs: options.warmupMs, measureMs: options.measureMs, callTimeoutMs: CALL_TIMEOUT_MS };
-          const cell = await measureCell(kind, round, servers[kind], targets[kind], plan);
-          cells.push(cell);
-          print(progressLine(cell, options.rounds));
-        }
-      }
-    }
+    cells.push(...(await runAlternatingRounds({ kinds: SERVER_KINDS, servers, targets, options, print })));
   } finally {
     for (const client of clients) client.close();
     await Promise.all(SERVER_KINDS.map((kind) => servers[kind].stop()));
@@ -121,6 +93,8 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
 
   print();
   printSummary(cells, options.concurrency, print);
+  print();
+  for (const line of hostGoalLines(cells)) print(line);
 
   for (const kind of SERVER_KINDS) {
     const dir = profileDir(kind);
@@ -131,7 +105,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
       print(`### no CPU profile of the ${kind} server's main thread in ${dir}`);
       continue;
     }
-    // The top concurrency only: where the target is judged, and per-call costs differ by concurrency.
+    // The top concurrency only: per-call costs differ by concurrency, and one profile per server is enough to read.
     const top = Math.max(...options.concurrency);
     const windows = cells.filter((cell) => cell.kind === kind && cell.concurrency === top).flatMap((cell) => (cell.window ? [cell.window] : []));
     print(`### CPU profile of the ${kind} server at c=${top}: ${file}`);
@@ -139,151 +113,32 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
     for (const line of await summarizeCpuProfile(file, { windows, calls })) print(line);
   }
 
-  const failed = cells.reduce((sum, cell) => sum + cell.failures, 0);
-  for (const cell of cells.filter((c) => c.failures > 0)) {
-    print(`FAILED: ${cell.kind} c=${cell.concurrency} round ${cell.round}: ${cell.failures} call(s), first: ${cell.firstFailure ?? "?"}`);
-  }
-  return { failedCalls: failed };
-}
-
-export function callOnce(client: Client, path: string, request: Buffer): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    client.makeUnaryRequest<Buffer, Buffer>(
-      path,
-      (bytes) => bytes,
-      (bytes) => bytes,
-      request,
-      new Metadata(),
-      { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error: ServiceError | null, response?: Buffer) => {
-        if (error) reject(new Error(`probe call ${path} failed: ${error.code} ${error.details || error.message}`, { cause: error }));
-        else if (!response) reject(new Error(`probe call ${path} returned no response`));
-        else resolve(response);
-      },
-    );
-  });
-}
-
-export async function measureCell(kind: ServerKind, round: number, server: ServerProcess, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
-  let startMark: Promise<ServerMark> | undefined;
-  let endMark: Promise<ServerMark> | undefined;
-  // A mark may reject if the child dies; the load then fails too and says so.
-  const quiet = (mark: Promise<ServerMark>): Promise<ServerMark> => {
-    mark.catch(() => undefined);
-    return mark;
-  };
-  const result = await runLoad(target, plan, {
-    start: () => {
-      startMark = quiet(server.mark());
-    },
-    end: () => {
-      endMark = quiet(server.mark());
-    },
-  });
-  let serverCpuUsPerCall = Number.NaN;
-  let serverCore = Number.NaN;
-  let window: Cell["window"];
-  if (result.failures === 0 && startMark && endMark) {
-    const usage = usageBetween(await startMark, await endMark);
-    serverCpuUsPerCall = usage.cpuUs / Math.max(1, usage.calls);
-    serverCore = usage.cpuUs / 1000 / Math.max(1, usage.wallMs);
-    window = { fromUs: usage.fromUs, toUs: usage.toUs, calls: usage.calls };
-  }
-  return {
-    kind,
-    concurrency: plan.concurrency,
-    round,
-    callsPerSecond: result.windowSeconds > 0 ? result.calls / result.windowSeconds : Number.NaN,
-    p50Ms: percentile(result.latenciesNs, 50) / 1e6,
-    p99Ms: percentile(result.latenciesNs, 99) / 1e6,
-    serverCpuUsPerCall,
-    serverCore,
-    clientCpuUsPerCall: result.clientCpuUs / Math.max(1, result.calls),
-    clientCore: result.windowSeconds > 0 ? result.clientCpuUs / 1e6 / result.windowSeconds : Number.NaN,
-    failures: result.failures,
-    firstFailure: result.firstFailure,
-    window,
-  };
-}
-
-export function progressLine(cell: Cell, rounds: number): string {
-  return (
-    `round ${cell.round}/${rounds}  c=${String(cell.concurrency).padEnd(3)} ${cell.kind.padEnd(8)} ` +
-    `${grouped(cell.callsPerSecond).padStart(7)} calls/s  p50 ${fixed(cell.p50Ms, 3)} ms  p99 ${fixed(cell.p99Ms, 3)} ms  ` +
-    `server ${fixed(cell.serverCpuUsPerCall, 0)} µs CPU/call` +
-    (cell.failures > 0 ? `  FAILED ${cell.failures}` : "")
-  );
-}
-
-/** The round with the most calls/s of a server at a concurrency (noise only ever slows a run down). */
-function best(cells: readonly Cell[], kind: ServerKind, concurrency: number): { best: Cell | undefined; all: Cell[] } {
-  const all = cells.filter((cell) => cell.kind === kind && cell.concurrency === concurrency);
-  const ok = all.filter((cell) => cell.failures === 0);
-  const top = ok.reduce<Cell | undefined>((found, cell) => (!found || cell.callsPerSecond > found.callsPerSecond ? cell : found), undefined);
-  return { best: top, all };
+  for (const line of failureLines(cells)) print(line);
+  return { failedCalls: cells.reduce((sum, cell) => sum + cell.failures, 0) };
 }
 
 function printSummary(cells: readonly Cell[], levels: readonly number[], print: (line?: string) => void): void {
-  print("summary: best round per cell (highest calls/s; its latency and CPU shown); every round's calls/s in the last column");
-  const rows: string[][] = [];
-  for (const concurrency of levels) {
-    for (const kind of SERVER_KINDS) {
-      const { best: cell, all } = best(cells, kind, concurrency);
-      rows.push([
-        kind,
-        String(concurrency),
-        grouped(cell?.callsPerSecond ?? Number.NaN),
-        fixed(cell?.p50Ms ?? Number.NaN, 3),
-        fixed(cell?.p99Ms ?? Number.NaN, 3),
-        fixed(cell?.serverCpuUsPerCall ?? Number.NaN, 0),
-        percent(cell?.serverCore ?? Number.NaN),
-        fixed(cell?.clientCpuUsPerCall ?? Number.NaN, 0),
-        percent(cell?.clientCore ?? Number.NaN),
-        all.map((c) => (c.failures > 0 ? "failed" : grouped(c.callsPerSecond))).join(" / "),
-      ]);
-    }
-  }
-  for (const line of formatTable(["server", "conc", "calls/s", "p50 ms", "p99 ms", "server µs CPU/call", "server core", "client µs CPU/call", "client core", "calls/s by round"], rows)) {
-    print(line);
-  }
+  print("summary: median over rounds, (min–max) across rounds");
+  for (const line of summaryTable(cells, SERVER_KINDS, levels)) print(line);
   print();
-
   for (const concurrency of levels) {
-    const platform = best(cells, "platform", concurrency).best;
-    const bare = best(cells, "bare", concurrency).best;
-    if (!platform || !bare) {
-      print(`c=${concurrency}: no complete pair of runs`);
-      continue;
-    }
-    const ratio = platform.callsPerSecond / bare.callsPerSecond;
-    const extraCpu = platform.serverCpuUsPerCall - bare.serverCpuUsPerCall;
+    const cpu = compareCpu(cells, "bare", "platform", concurrency);
+    const callsPerSecond = (kind: ServerKind): number => roundFigures(byRound(cells, kind, concurrency, (cell) => cell.callsPerSecond)).median;
     print(
-      `c=${concurrency}: platform/bare calls/s = ${fixed(100 * ratio, 1)}%; ` +
-        `the platform host spends ${fixed(extraCpu, 0)} µs more server CPU per call ` +
-        `(${fixed(platform.serverCpuUsPerCall, 0)} vs ${fixed(bare.serverCpuUsPerCall, 0)})`,
+      `c=${concurrency}: the platform host spends ${signed(cpu.difference, 0)} µs server CPU per call over bare grpc-js ` +
+        `(${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians); platform/bare calls/s = ${fixed((100 * callsPerSecond("platform")) / callsPerSecond("bare"), 1)}%`,
     );
+    const paired = pairedCpu(cells, "bare", "platform", concurrency);
+    print(`  difference round by round (both sides back to back): ${formatDifferences(paired, 0)} µs`);
+    const warning = spreadWarning(cpu);
+    if (warning) print(`  ${warning}`);
   }
-  const platform = best(cells, "platform", TARGET_CONCURRENCY).best;
-  const bare = best(cells, "bare", TARGET_CONCURRENCY).best;
-  if (!platform || !bare) {
-    print(`target (platform >= ${100 * TARGET_RATIO}% of bare calls/s at c=${TARGET_CONCURRENCY}): not measured in this run`);
-    return;
-  }
-  const ratio = platform.callsPerSecond / bare.callsPerSecond;
-  print(`target (platform >= ${100 * TARGET_RATIO}% of bare calls/s at c=${TARGET_CONCURRENCY}): ` + `${ratio >= TARGET_RATIO ? "MET" : "MISSED"} (${fixed(100 * ratio, 1)}%)`);
-  // What limited the run decides how to read the ratio: on 2 cores the client
-  // shares the machine with the server it measures.
-  const saturated = (share: number): boolean => share > 0.9;
-  if (![platform.serverCore, platform.clientCore, bare.serverCore, bare.clientCore].some(saturated)) {
-    print(
-      `note: no process used a whole core at c=${TARGET_CONCURRENCY} (servers ${percent(platform.serverCore)} / ${percent(bare.serverCore)}, ` +
-        `client ${percent(platform.clientCore)} / ${percent(bare.clientCore)}): over one connection client and server largely take turns, ` +
-        `so calls/s follows client + server CPU per call, and the client's share dilutes the servers' difference`,
-    );
-  } else if (saturated(bare.clientCore)) {
-    print(
-      `note: at c=${TARGET_CONCURRENCY} the load client used ${fixed(100 * bare.clientCore, 0)}% of a core against the bare server: ` +
-        `the client, not the bare server, may be the limit, which flatters the ratio`,
-    );
-  }
+}
+
+/** One MET/MISSED line per goal concurrency: the median extra server CPU per call of the host over bare grpc-js. */
+export function hostGoalLines(cells: readonly Cell[]): string[] {
+  return GOAL_CONCURRENCIES.map((concurrency) => {
+    const cpu = compareCpu(cells, "bare", "platform", concurrency);
+    return goalLine(`platform host extra server CPU per call over bare grpc-js at c=${concurrency}`, HOST_EXTRA_CPU_GOAL, cpu.difference, (value) => `${signed(value, 0)} µs`, comparisonCaveat(cpu));
+  });
 }

@@ -15,16 +15,27 @@ export interface BenchOptions {
   readonly help: boolean;
 }
 
+/** Defaults: 5 rounds of 1 s warm-up + 2 s measured per cell keep the whole of `npm run bench` near 3.5 minutes on 2 cores. */
+export const DEFAULT_ROUNDS = 5;
+export const DEFAULT_WARMUP_SECONDS = 1;
+export const DEFAULT_MEASURE_SECONDS = 2;
+/** A saga round measures this many --seconds windows in one: orders take tens of ms each, and a round needs thousands. */
+export const SAGA_WINDOWS_PER_ROUND = 5;
+/** A streams read is a few hundred µs: a fraction of --seconds per round gives it thousands of samples. */
+export const STREAMS_WINDOW_DIVISOR = 4;
+
 export const USAGE = `usage: npm run bench -- [section...] [options]
 
-  --seconds=N        measure window per cell, s        (BENCH_SECONDS, default 4)
-  --warmup=N         warm-up before each cell, s       (BENCH_WARMUP_SECONDS, default 2)
+  --seconds=N        measure window per cell, s        (BENCH_SECONDS, default ${DEFAULT_MEASURE_SECONDS})
+  --warmup=N         warm-up before each cell, s       (BENCH_WARMUP_SECONDS, default ${DEFAULT_WARMUP_SECONDS})
   --concurrency=1,16 calls in flight, one cell each    (BENCH_CONCURRENCY, default 1,16)
-  --rounds=N         rounds, server order alternating  (BENCH_ROUNDS, default 2)
+  --rounds=N         rounds, server order alternating  (BENCH_ROUNDS, default ${DEFAULT_ROUNDS}; figures are medians over them)
   --cpu-prof[=DIR]   CPU-profile the server processes  (BENCH_CPU_PROF=DIR; default DIR: a new temp dir)
   --help
 
-Sections: host-vs-bare, observability, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48).`;
+Sections: host-vs-bare, observability, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
+and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds; the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
+With the defaults the whole run takes about 3.5 minutes.`;
 
 /** A bad value: the message names the flag and the variable. */
 export class BenchOptionError extends Error {}
@@ -78,10 +89,10 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
   const cpuProfDir = cpuProfFlag ?? (cpuProfEnv === undefined || cpuProfEnv === "" ? undefined : cpuProfEnv);
 
   return {
-    warmupMs: seconds("warmup", "BENCH_WARMUP_SECONDS", 2, 0),
-    measureMs: seconds("seconds", "BENCH_SECONDS", 4, 0.1),
+    warmupMs: seconds("warmup", "BENCH_WARMUP_SECONDS", DEFAULT_WARMUP_SECONDS, 0),
+    measureMs: seconds("seconds", "BENCH_SECONDS", DEFAULT_MEASURE_SECONDS, 0.1),
     concurrency: [...new Set(concurrency)],
-    rounds: roundsRaw ? integer(roundsRaw, 1, 20) : 2,
+    rounds: roundsRaw ? integer(roundsRaw, 1, 20) : DEFAULT_ROUNDS,
     cpuProfDir,
     sections,
     help: flags.has("help"),

@@ -10,7 +10,8 @@
  *    after it, which this leaves out in its favour).
  * The ratio load/snapshot at 6 events is the figure that decides: an order
  * stream never grows past that, so a snapshot pays only if that ratio is
- * large.
+ * large. Each read is timed in every round (order alternating, warm-up in the
+ * first round only) and reported as the median with the min–max spread.
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -19,14 +20,15 @@ import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform"
 import { migrations } from "../services/orders/migrations/index.js";
 import { foldOrder, ORDER_SCHEMA_VERSION, orderStreamId } from "../services/orders/src/order-events.js";
 import { orderEventStore } from "../services/orders/src/adapters/order-store.knex.js";
+import { STREAMS_WINDOW_DIVISOR } from "./options.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
-import { fixed, formatTable } from "./stats.js";
+import { compareRounds, fixed, formatRounds, formatTable, roundOrder, roundsCaveat, spreadWarning } from "./stats.js";
 
 const LENGTHS = [2, 6, 50, 500] as const;
 
 export const streamsSection: BenchSection = {
   name: "streams",
-  estimateMs: (options) => (LENGTHS.length + 1) * (options.warmupMs + options.measureMs) + 3000,
+  estimateMs: (options) => (LENGTHS.length + 1) * (options.warmupMs + (options.rounds * options.measureMs) / STREAMS_WINDOW_DIVISOR) + 3000,
   run: runStreamsBench,
 };
 
@@ -47,13 +49,13 @@ function streamEvents(length: number) {
 }
 
 /** Calls `once` for the warm-up, then for the measure window; returns the mean in microseconds. */
-async function timed(options: BenchContext["options"], once: () => Promise<void>): Promise<{ meanUs: number; calls: number }> {
+async function timed(warmupMs: number, measureMs: number, once: () => Promise<void>): Promise<number> {
   const until = (ms: number) => performance.now() + ms;
-  for (const end = until(options.warmupMs); performance.now() < end; ) await once();
+  for (const end = until(warmupMs); performance.now() < end; ) await once();
   let calls = 0;
   const start = performance.now();
-  for (const end = until(options.measureMs); performance.now() < end; calls++) await once();
-  return { meanUs: ((performance.now() - start) * 1000) / calls, calls };
+  for (const end = until(measureMs); performance.now() < end; calls++) await once();
+  return ((performance.now() - start) * 1000) / calls;
 }
 
 export async function runStreamsBench({ options, print }: BenchContext): Promise<SectionOutcome> {
@@ -73,20 +75,42 @@ export async function runStreamsBench({ options, print }: BenchContext): Promise
       await db("bench_snapshots").insert({ stream_id: orderStreamId(id), version: length, state: JSON.stringify(order) });
     }
 
-    const snapshot = await timed(options, async () => {
-      await db("bench_snapshots").where("stream_id", orderStreamId("bench-6")).first();
-    });
-    const rows: string[][] = [["snapshot row (any length)", "1", fixed(snapshot.meanUs, 0), "1.00"]];
-    for (const length of LENGTHS) {
-      const id = `bench-${length}`;
-      const load = await timed(options, async () => {
-        foldOrder(id, await store.readStream(db, orderStreamId(id)));
-      });
-      rows.push([`readStream + fold`, String(length), fixed(load.meanUs, 0), fixed(load.meanUs / snapshot.meanUs, 2)]);
+    const reads: { readonly name: string; readonly events: string; readonly once: () => Promise<void> }[] = [
+      {
+        name: "snapshot row (any length)",
+        events: "1",
+        once: async () => {
+          await db("bench_snapshots").where("stream_id", orderStreamId("bench-6")).first();
+        },
+      },
+      ...LENGTHS.map((length) => ({
+        name: "readStream + fold",
+        events: String(length),
+        once: async () => {
+          foldOrder(`bench-${length}`, await store.readStream(db, orderStreamId(`bench-${length}`)));
+        },
+      })),
+    ];
+    const caveat = roundsCaveat(options.rounds);
+    if (caveat) print(caveat);
+    const windowMs = options.measureMs / STREAMS_WINDOW_DIVISOR;
+    const meansUs = reads.map((): number[] => []);
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const index of roundOrder([...reads.keys()], round)) {
+        meansUs[index]!.push(await timed(round === 1 ? options.warmupMs : 0, windowMs, reads[index]!.once));
+      }
     }
-    for (const line of formatTable(["read", "events", "µs per load", "× snapshot"], rows)) print(line);
+    const snapshotUs = meansUs[0]!;
+    const rows = reads.map((read, index) => {
+      const comparison = compareRounds(snapshotUs, meansUs[index]!);
+      return [read.name, read.events, formatRounds(comparison.other, 0), fixed(comparison.other.median / comparison.base.median, 2)];
+    });
+    print(`${options.rounds} round(s) of ${windowMs / 1000} s per read, order alternating; medians over rounds, (min–max) their spread`);
+    for (const line of formatTable(["read", "events", "µs per load (min–max)", "× snapshot"], rows)) print(line);
+    const decisive = compareRounds(snapshotUs, meansUs[LENGTHS.indexOf(6) + 1]!);
+    const warning = spreadWarning(decisive);
+    if (warning) print(`6 events against the snapshot row: ${warning}`);
     print("an order's stream never exceeds 6 events; a snapshot pays only where the 6-event ratio is well above 1");
-    print();
     return { failedCalls: 0 };
   } finally {
     await database.close();

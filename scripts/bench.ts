@@ -3,28 +3,32 @@
  * not a test: a missed target is reported, not failed; only failed calls make
  * the exit code non-zero.
  *
- *   npm run bench                          every section with the defaults (under a minute)
- *   npm run bench -- --seconds=10 --rounds=3
+ *   npm run bench                          every section with the defaults (about 3.5 minutes)
+ *   npm run bench -- --seconds=4 --rounds=7
  *   npm run bench -- host-vs-bare --concurrency=1,4,16 --cpu-prof
  *   npm run bench -- observability          tracing and metrics on vs off
  *   BENCH_SECONDS=2 BENCH_WARMUP_SECONDS=1 npm run bench
  *
- * Sections live in bench/; add one by adding it to SECTIONS.
+ * Every comparison is the median of the rounds (5 by default, the order of
+ * the compared sides alternating), printed with the min–max spread, a line
+ * when that spread exceeds the difference, and each goal as MET or MISSED.
+ *
+ * Sections live in bench/; add one by adding it to SECTIONS (bench/sections.ts).
  */
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createChildGroup } from "../bench/child-group.js";
-import { hostVsBareSection } from "../bench/host-vs-bare.js";
-import { observabilitySection } from "../bench/observability.js";
-import { sagaSection } from "../bench/saga.js";
-import { streamsSection } from "../bench/streams.js";
 import { BenchOptionError, parseBenchOptions, USAGE, type BenchOptions } from "../bench/options.js";
-import type { BenchSection } from "../bench/section.js";
-
-const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection, streamsSection];
+import { estimateMs, SECTIONS, selectSections } from "../bench/sections.js";
 
 const print = (line = ""): void => void process.stdout.write(`${line}\n`);
+
+/** 206000 -> "3 min 26 s" */
+function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
 
 async function main(): Promise<number> {
   let options: BenchOptions;
@@ -59,9 +63,9 @@ async function main(): Promise<number> {
     });
   }
 
-  const selected = SECTIONS.filter((section) => options.sections.length === 0 || options.sections.includes(section.name));
-  const estimate = selected.reduce((sum, section) => sum + section.estimateMs(options), 0);
-  print(`# meshwork bench (about ${Math.round(estimate / 1000)} s)`);
+  const selected = selectSections(options);
+  const started = performance.now();
+  print(`# meshwork bench: ${selected.map((section) => section.name).join(", ")} (estimated ${formatDuration(estimateMs(selected, options))})`);
   print();
   let failedCalls = 0;
   for (const section of selected) {
@@ -69,6 +73,7 @@ async function main(): Promise<number> {
     failedCalls += outcome.failedCalls;
     print();
   }
+  print(`# done in ${formatDuration(performance.now() - started)}`);
   if (failedCalls > 0) {
     print(`${failedCalls} call(s) failed: the figures above are not trustworthy`);
     return 1;

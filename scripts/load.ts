@@ -4,13 +4,21 @@
  * final state, read notifications. Shows progress every second and ends with
  * a table: calls/s per RPC, p50/p95/p99, errors by code, orders by final state.
  *
- *   npm run load                                  30 s, 16 shoppers, as fast as they go
+ *   npm run load                                  30 s, 16 shoppers, as fast as they go (closed loop)
  *   npm run load -- --duration=60 --concurrency=32
- *   npm run load -- --rate=20                     about 20 orders/s (open loop), not faster
+ *   npm run load -- --rate=150                    150 orders/s at fixed times (open loop), from 16 shoppers
+ *   npm run load -- --rate=150 --count=3000 --max-in-flight=500
  *   npm run load -- --url=http://127.0.0.1:8080 --declined=0.1
  *
- * Every loop is bounded by --duration; it stops by itself. Only loopback
- * addresses are meant as targets.
+ * Open loop (--rate): orders (PlaceOrder, then WatchOrder to a final state)
+ * are sent at intended times start + i/rate whether or not earlier ones were
+ * answered, and latencies count from the intended time, so queueing is not
+ * hidden by sending later (see scripts/lib/open-loop.ts). The shoppers sign up
+ * and in before the clock starts.
+ *
+ * Every loop is bounded by --duration (and --count); it stops by itself. Each
+ * call has an abort signal of its own (scripts/lib/call-signals.ts). Only
+ * loopback addresses are meant as targets.
  */
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
@@ -19,12 +27,24 @@ import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { createCallSignals, type CallSignals } from "./lib/call-signals.js";
+import { percentileOf, plannedCount, realClock, runOpenLoop, type Arrival, type OpenLoopResult } from "./lib/open-loop.js";
+
+/** How long an order may take from placement to its final state before the watch gives up. */
+const WATCH_TIMEOUT_MS = 30_000;
+const CALL_TIMEOUT_MS = 10_000;
 
 interface Options {
   url: string;
   durationS: number;
+  /** Closed loop: shoppers ordering over and over. Open loop: shoppers signed in first, whose turns the orders take. */
   concurrency: number;
+  /** Orders per second, open loop; closed loop when undefined. */
   rate: number | undefined;
+  /** Open loop: most orders to send (default rate × duration). */
+  count: number | undefined;
+  /** Open loop: orders in flight at most; an arrival beyond is shed and counted. */
+  maxInFlight: number;
   declined: number;
 }
 
@@ -37,7 +57,7 @@ function parseOptions(argv: readonly string[]): Options {
     if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${name} must be a number from ${min} to ${max} (got "${raw}")`);
     return value;
   };
-  const known = new Set(["url", "duration", "concurrency", "rate", "declined"]);
+  const known = new Set(["url", "duration", "concurrency", "rate", "count", "max-in-flight", "declined"]);
   for (const name of flags.keys()) if (!known.has(name)) throw new Error(`unknown option --${name}`);
   const url = flags.get("url") ?? process.env.LOAD_URL ?? "http://127.0.0.1:8080";
   const host = new URL(url).hostname;
@@ -47,6 +67,8 @@ function parseOptions(argv: readonly string[]): Options {
     durationS: number("duration", 30, 1, 3600),
     concurrency: number("concurrency", 16, 1, 1000),
     rate: flags.has("rate") ? number("rate", 10, 0.1, 10_000) : undefined,
+    count: flags.has("count") ? number("count", 1, 1, 10_000_000) : undefined,
+    maxInFlight: number("max-in-flight", 1000, 1, 100_000),
     declined: number("declined", 0.1, 0, 1),
   };
 }
@@ -120,50 +142,124 @@ interface Clients {
   notifications: Client<typeof NotificationService>;
 }
 
-async function shopperSession(clients: Clients, recorder: Recorder, options: Options, deadline: number, signal: AbortSignal, once: boolean): Promise<void> {
+/** A call recorded under its RPC name, with an abort signal of its own and a deadline. */
+type Call = <T>(rpc: string, work: (init: { signal: AbortSignal; timeoutMs: number }) => Promise<T>) => Promise<T>;
+
+function callsThrough(recorder: Recorder, signals: CallSignals): Call {
+  return (rpc, work) => recorder.time(rpc, () => signals.run((signal) => work({ signal, timeoutMs: CALL_TIMEOUT_MS })));
+}
+
+interface Shopper {
+  readonly headers: Record<string, string>;
+}
+
+async function signUp(clients: Clients, call: Call): Promise<Shopper> {
   const email = `load-${randomUUID()}@example.test`;
   const password = "load test password";
-  await recorder.time("IdentityService.SignUp", () => clients.identity.signUp({ email, password, displayName: "Load" }, { signal }));
-  const { accessToken } = await recorder.time("IdentityService.SignIn", () => clients.identity.signIn({ email, password }, { signal }));
-  const headers = { authorization: `Bearer ${accessToken}` };
-  do {
+  await call("IdentityService.SignUp", (init) => clients.identity.signUp({ email, password, displayName: "Load" }, init));
+  const { accessToken } = await call("IdentityService.SignIn", (init) => clients.identity.signIn({ email, password }, init));
+  return { headers: { authorization: `Bearer ${accessToken}` } };
+}
+
+/** Closed loop: one shopper browsing and ordering, again and again, until the deadline. */
+async function shopperSession(clients: Clients, recorder: Recorder, signals: CallSignals, options: Options, deadline: number, stop: AbortSignal): Promise<void> {
+  const call = callsThrough(recorder, signals);
+  const shopper = await signUp(clients, call);
+  while (Date.now() < deadline && !stop.aborted) {
     try {
-      await oneOrder(clients, recorder, options, headers, signal);
+      await oneOrder(clients, recorder, signals, options, shopper.headers);
     } catch {
       // Recorded by the recorder; a shopper who met an error (e.g. the rate limit) pauses and goes on.
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-  } while (!once && Date.now() < deadline && !signal.aborted);
+  }
 }
 
-async function oneOrder(clients: Clients, recorder: Recorder, options: Options, headers: Record<string, string>, signal: AbortSignal): Promise<void> {
-  {
-    const page = await recorder.time("CatalogService.ListProducts", () => clients.catalog.listProducts({ pageSize: 12 }, { signal }));
-    const product = page.products[Math.floor(Math.random() * page.products.length)];
-    if (!product) return;
-    await recorder.time("CatalogService.GetProduct", () => clients.catalog.getProduct({ productId: product.id }, { signal }));
-    const cardToken = Math.random() < options.declined ? "tok_declined" : "tok_visa";
-    const { order } = await recorder.time("OrderService.PlaceOrder", () =>
-      clients.orders.placeOrder({ idempotencyKey: `load-${randomUUID()}`, items: [{ productId: product.id, quantity: 1 }], paymentMethod: { cardToken } }, { headers, signal }),
-    );
-    const started = performance.now();
-    let final: OrderStatus | undefined;
-    try {
-      for await (const update of clients.orders.watchOrder({ orderId: order!.id }, { headers, signal, timeoutMs: 30_000 })) {
+async function oneOrder(clients: Clients, recorder: Recorder, signals: CallSignals, options: Options, headers: Record<string, string>): Promise<void> {
+  const call = callsThrough(recorder, signals);
+  const page = await call("CatalogService.ListProducts", (init) => clients.catalog.listProducts({ pageSize: 12 }, init));
+  const product = page.products[Math.floor(Math.random() * page.products.length)];
+  if (!product) return;
+  await call("CatalogService.GetProduct", (init) => clients.catalog.getProduct({ productId: product.id }, init));
+  const cardToken = Math.random() < options.declined ? "tok_declined" : "tok_visa";
+  const { order } = await call("OrderService.PlaceOrder", (init) =>
+    clients.orders.placeOrder({ idempotencyKey: `load-${randomUUID()}`, items: [{ productId: product.id, quantity: 1 }], paymentMethod: { cardToken } }, { ...init, headers }),
+  );
+  const started = performance.now();
+  await watchToFinal(clients, recorder, signals, order!.id, headers, started, "OrderService.WatchOrder (to final)");
+  await call("NotificationService.ListNotifications", (init) => clients.notifications.listNotifications({ pageSize: 5 }, { ...init, headers }));
+}
+
+/** Follows an order to its final state; records the time from `since` under `rpc`, and the final state. Throws if it got none. */
+async function watchToFinal(clients: Clients, recorder: Recorder, signals: CallSignals, orderId: string, headers: Record<string, string>, since: number, rpc: string): Promise<void> {
+  let final: OrderStatus | undefined;
+  try {
+    await signals.run(async (signal) => {
+      for await (const update of clients.orders.watchOrder({ orderId }, { headers, signal, timeoutMs: WATCH_TIMEOUT_MS })) {
         const status = update.order?.status;
         if (status === OrderStatus.CONFIRMED || status === OrderStatus.REJECTED || status === OrderStatus.FAILED) {
           final = status;
           break;
         }
       }
-      recorder.record("OrderService.WatchOrder (to final)", performance.now() - started);
-    } catch (error) {
-      recorder.fail("OrderService.WatchOrder (to final)", error);
-    }
+    });
+    if (final === undefined) throw new ConnectError("the watch ended before the order was final", Code.Unknown);
+    recorder.record(rpc, performance.now() - since);
+  } catch (error) {
+    recorder.fail(rpc, error);
+    throw error;
+  } finally {
     const name = final === undefined ? "not final" : OrderStatus[final]!;
     recorder.finals.set(name, (recorder.finals.get(name) ?? 0) + 1);
-    await recorder.time("NotificationService.ListNotifications", () => clients.notifications.listNotifications({ pageSize: 5 }, { headers, signal }));
   }
+}
+
+/** Open loop: one order at its intended time; both latencies count from that time, not from when it went out. */
+async function openLoopOrder(clients: Clients, recorder: Recorder, signals: CallSignals, options: Options, shopper: Shopper, productId: string, arrival: Arrival): Promise<void> {
+  const cardToken = Math.random() < options.declined ? "tok_declined" : "tok_visa";
+  let orderId: string;
+  try {
+    const { order } = await signals.run((signal) =>
+      clients.orders.placeOrder(
+        { idempotencyKey: `load-${randomUUID()}`, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken } },
+        { headers: shopper.headers, signal, timeoutMs: CALL_TIMEOUT_MS },
+      ),
+    );
+    orderId = order!.id;
+    recorder.record("OrderService.PlaceOrder (from intended send)", performance.now() - arrival.intendedAt);
+  } catch (error) {
+    recorder.fail("OrderService.PlaceOrder (from intended send)", error);
+    throw error;
+  }
+  await watchToFinal(clients, recorder, signals, orderId, shopper.headers, arrival.intendedAt, "OrderService.WatchOrder (final, from intended send)");
+}
+
+async function runOpenLoopMode(clients: Clients, recorder: Recorder, signals: CallSignals, options: Options, rate: number, stop: AbortSignal): Promise<OpenLoopResult> {
+  const call = callsThrough(recorder, signals);
+  const shoppers: Shopper[] = [];
+  for (let index = 0; index < options.concurrency; index++) shoppers.push(await signUp(clients, call));
+  const { products } = await call("CatalogService.ListProducts", (init) => clients.catalog.listProducts({ pageSize: 12 }, init));
+  if (products.length === 0) throw new Error("the catalog lists no products: nothing to order");
+  process.stdout.write(`  ${shoppers.length} shoppers signed in, ${products.length} products; sending\n`);
+  const plan = { ratePerSecond: rate, count: options.count ?? Number.POSITIVE_INFINITY, durationMs: options.durationS * 1000, maxInFlight: options.maxInFlight };
+  return runOpenLoop(
+    plan,
+    realClock,
+    (arrival) => openLoopOrder(clients, recorder, signals, options, shoppers[arrival.index % shoppers.length]!, products[arrival.index % products.length]!.id, arrival),
+    stop,
+  );
+}
+
+function openLoopSummary(result: OpenLoopResult, rate: number): string[] {
+  const ms = (value: number): string => (Number.isFinite(value) ? value.toFixed(1) : "-");
+  return [
+    `open loop: ${result.sent} of ${result.planned} orders sent at ${rate}/s intended, achieved ${result.achievedRate.toFixed(1)}/s` +
+      (result.shed > 0 ? `; ${result.shed} shed at the in-flight cap` : "") +
+      `; the sender fell at most ${ms(result.maxSendLagMs)} ms behind its schedule`,
+    `placement to final state, from the intended send time: p50 ${ms(percentileOf(result.latenciesMs, 50))} ms, p99 ${ms(percentileOf(result.latenciesMs, 99))} ms ` +
+      `(${result.succeeded} orders final); errors ${result.failed + result.shed}` +
+      (result.shed > 0 ? ` (${result.failed} failed, ${result.shed} shed)` : ""),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -179,40 +275,43 @@ async function main(): Promise<void> {
   const started = Date.now();
   const deadline = started + options.durationS * 1000;
   const stop = new AbortController();
-  const hardStop = setTimeout(() => stop.abort(), options.durationS * 1000 + 30_000);
-  process.once("SIGINT", () => stop.abort());
+  const signals = createCallSignals(stop.signal);
+  // Whatever is still in flight after the run and the longest wait it allows is abandoned (and counted).
+  const hardStop = setTimeout(() => stop.abort(new Error("load: hard stop")), options.durationS * 1000 + WATCH_TIMEOUT_MS + 30_000);
+  process.once("SIGINT", () => stop.abort(new Error("load: interrupted")));
+  const planned =
+    options.rate === undefined
+      ? undefined
+      : plannedCount({ ratePerSecond: options.rate, count: options.count ?? Number.POSITIVE_INFINITY, durationMs: options.durationS * 1000, maxInFlight: options.maxInFlight });
   process.stdout.write(
-    `load: ${options.url}, ${options.durationS} s, ${options.rate ? `${options.rate} orders/s (open loop)` : `${options.concurrency} shoppers (closed loop)`}, ${Math.round(options.declined * 100)}% declined cards\n`,
+    `load: ${options.url}, ${options.durationS} s, ` +
+      (options.rate === undefined
+        ? `${options.concurrency} shoppers (closed loop)`
+        : `${options.rate} orders/s open loop (${planned} orders at most, ${options.maxInFlight} in flight at most, from ${options.concurrency} shoppers)`) +
+      `, ${Math.round(options.declined * 100)}% declined cards\n`,
   );
 
   let lastCalls = 0;
   const progress = setInterval(() => {
     const elapsed = Math.round((Date.now() - started) / 1000);
     const finals = [...recorder.finals].map(([name, count]) => `${name} ${count}`).join(", ") || "none final yet";
-    process.stdout.write(`  ${String(elapsed).padStart(4)} s  ${recorder.calls - lastCalls} calls/s  ${recorder.failures} errors  orders: ${finals}\n`);
+    process.stdout.write(`  ${String(elapsed).padStart(4)} s  ${recorder.calls - lastCalls} calls/s  ${recorder.failures} errors  ${signals.live} in flight  orders: ${finals}\n`);
     lastCalls = recorder.calls;
   }, 1000);
 
-  const sessions: Promise<void>[] = [];
-  const run = (once: boolean): void => {
-    sessions.push(shopperSession(clients, recorder, options, deadline, stop.signal, once).catch(() => undefined));
-  };
-  if (options.rate) {
-    // Open loop: a new shopper with one order every 1/rate s, however slow the system gets.
-    const interval = 1000 / options.rate;
-    for (let next = Date.now(); next < deadline && !stop.signal.aborted; next += interval) {
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));
-      run(true);
-    }
+  let openLoop: OpenLoopResult | undefined;
+  if (options.rate !== undefined) {
+    openLoop = await runOpenLoopMode(clients, recorder, signals, options, options.rate, stop.signal);
   } else {
-    for (let index = 0; index < options.concurrency; index++) run(false);
+    const sessions = Array.from({ length: options.concurrency }, () => shopperSession(clients, recorder, signals, options, deadline, stop.signal).catch(() => undefined));
+    await Promise.all(sessions);
   }
-  await Promise.all(sessions);
   clearInterval(progress);
   clearTimeout(hardStop);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`\n${recorder.table(seconds).join("\n")}\n\n`);
   process.stdout.write(`orders by final state: ${[...recorder.finals].map(([name, count]) => `${name} ${count}`).join(", ") || "none"} (${seconds.toFixed(1)} s)\n`);
+  if (openLoop && options.rate !== undefined) for (const line of openLoopSummary(openLoop, options.rate)) process.stdout.write(`${line}\n`);
   if ([...recorder.errorCodes()].includes("ResourceExhausted")) {
     process.stdout.write("note: ResourceExhausted is the gateway's rate limit per user and per address (live settings gateway/rate-limit-*); raise them to measure capacity.\n");
   }

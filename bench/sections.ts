@@ -1,0 +1,19 @@
+import { hostVsBareSection } from "./host-vs-bare.js";
+import { observabilitySection } from "./observability.js";
+import type { BenchOptions } from "./options.js";
+import { sagaSection } from "./saga.js";
+import type { BenchSection } from "./section.js";
+import { streamsSection } from "./streams.js";
+
+/** Every section of `npm run bench`, in the order they run; add one here. */
+export const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection, streamsSection];
+
+/** The sections a run selects: all when none is named. */
+export function selectSections(options: BenchOptions): readonly BenchSection[] {
+  return SECTIONS.filter((section) => options.sections.length === 0 || options.sections.includes(section.name));
+}
+
+/** What the selected sections are expected to take, ms (printed up front). */
+export function estimateMs(sections: readonly BenchSection[], options: BenchOptions): number {
+  return sections.reduce((sum, section) => sum + section.estimateMs(options), 0);
+}
