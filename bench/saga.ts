@@ -148,6 +148,18 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   };
   const workers = Array.from({ length: concurrency }, (_, index) => worker(index));
   await new Promise((resolve) => setTimeout(resolve, sagaWarmupMs(options)));
+  /** The child's SQL statements and transactions so far, by service. */
+  const sqlSnapshot = (): Promise<Record<string, { statements: number; transactions: number }>> =>
+    new Promise((resolve) => {
+      const onMessage = (message: { kind?: string; counts?: Record<string, { statements: number; transactions: number }> }) => {
+        if (message.kind !== "sql") return;
+        child.off("message", onMessage);
+        resolve(message.counts ?? {});
+      };
+      child.on("message", onMessage);
+      child.send({ kind: "sql" });
+    });
+  const sqlBefore = await sqlSnapshot();
   const rounds: SagaRound[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     const current: RoundTally = { latencies: [], statuses: new Map() };
@@ -162,6 +174,7 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
         `p50 ${fixed(result.p50Ms, 1)} ms  p99 ${fixed(result.p99Ms, 1)} ms  rejected ${result.rejected}  failed ${result.failed}`,
     );
   }
+  const sqlAfter = await sqlSnapshot();
   stop = true;
   await Promise.all(workers);
 
@@ -183,6 +196,26 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
         grouped(failed),
       ],
     ],
+  ))
+    print(line);
+  // Statements in the measured window over the orders finished in it: in-flight orders at its edges make it approximate.
+  const finishedOrders = rounds.reduce((sum, round) => sum + round.confirmed + round.rejected + round.failed, 0);
+  const perOrder = (service: string, key: "statements" | "transactions"): number => ((sqlAfter[service]?.[key] ?? 0) - (sqlBefore[service]?.[key] ?? 0)) / finishedOrders;
+  const services = Object.keys(sqlAfter)
+    .filter((service) => perOrder(service, "statements") > 0)
+    .sort();
+  print();
+  print("SQL per finished order in the measured window (round trips to PostgreSQL; BEGIN counted as a transaction):");
+  for (const line of formatTable(
+    ["", ...services, "all"],
+    (["statements", "transactions"] as const).map((key) => [
+      key,
+      ...services.map((service) => fixed(perOrder(service, key), 1)),
+      fixed(
+        services.reduce((sum, service) => sum + perOrder(service, key), 0),
+        1,
+      ),
+    ]),
   ))
     print(line);
   print();
