@@ -121,17 +121,15 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
   const cardTokenOf = (row: Pick<OrderRow, "id" | "card_token" | "card_token_sealed">, status: OrderStatus): string =>
     row.card_token_sealed !== "" && status === "pending" ? cardTokens.open(row.id, row.card_token_sealed) : row.card_token;
 
-  const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[], known?: HistoryEntry[]): Promise<OrderRecord[]> => {
+  const withHistory = async (trx: Knex | Knex.Transaction, rows: OrderRow[]): Promise<OrderRecord[]> => {
     if (rows.length === 0) return [];
-    const history: HistoryRow[] = known
-      ? known.map((entry) => ({ order_id: rows[0]!.id, step: entry.step, detail: entry.detail, occurred_at: entry.occurredAt }))
-      : await trx("order_history")
-          .whereIn(
-            "order_id",
-            rows.map((row) => row.id),
-          )
-          .orderBy("id")
-          .select("order_id", "step", "detail", "occurred_at");
+    const history: HistoryRow[] = await trx("order_history")
+      .whereIn(
+        "order_id",
+        rows.map((row) => row.id),
+      )
+      .orderBy("id")
+      .select("order_id", "step", "detail", "occurred_at");
     const byOrder = new Map<string, HistoryEntry[]>();
     for (const entry of history) {
       const list = byOrder.get(entry.order_id) ?? [];

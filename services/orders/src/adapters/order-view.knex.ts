@@ -13,13 +13,14 @@
  * progress is a checkpoint row (`orders:rebuild`), so an interrupted rebuild
  * resumes after the last order it finished.
  */
-import { type Knex, type RebuildOptions, type RebuildReport, withProjectionLock } from "@meshwork/platform";
+import { type EventRow, type Knex, type RebuildOptions, type RebuildReport, withProjectionLock } from "@meshwork/platform";
 import { foldOrder, orderIdOfStream, orderStreamId } from "../order-events.js";
 import type { OrderRecord } from "../orders.js";
 import { historyRows, orderEventStore, viewColumns } from "./order-store.knex.js";
 
 export const ORDER_VIEW = "orders";
 const CHECKPOINT = "orders:rebuild";
+const events = orderEventStore();
 const BATCH = 200;
 
 interface ViewRow {
@@ -69,11 +70,16 @@ function comparable(columns: Record<string, unknown>, times: { created: string; 
 /** Checks one order's view against its stream and, unless `check`, rewrites it; true when they differed. */
 async function rebuildOne(trx: Knex.Transaction, orderId: string, check: boolean): Promise<boolean> {
   const row = (await trx("orders").where("id", orderId).forUpdate().first("*", trx.raw("created_at::text as created_at"), trx.raw("updated_at::text as updated_at"))) as ViewRow | undefined;
-  const events = orderEventStore();
-  const stream = await events.readStream(trx, orderStreamId(orderId));
-  const order = foldOrder(orderId, stream) as OrderRecord;
-  const { rows: eventTimes } = (await trx.raw("select recorded_at::text as at from events where stream_id = ? order by version", [orderStreamId(orderId)])) as { rows: { at: string }[] };
-  const times = { created: eventTimes[0]!.at, updated: eventTimes.at(-1)!.at, history: eventTimes.map((time) => time.at) };
+  // One read of the stream: the rows to fold, and their times as PostgreSQL's text (microseconds).
+  const rows = (await trx("events")
+    .where("stream_id", orderStreamId(orderId))
+    .orderBy("version")
+    .select("position", "stream_id", "version", "type", "schema_version", "data", "metadata", "recorded_at", trx.raw("recorded_at::text as recorded_text"))) as (EventRow & {
+    recorded_text: string;
+  })[];
+  const order = foldOrder(orderId, rows.map(events.decode)) as OrderRecord;
+  const recorded = rows.map((event) => event.recorded_text);
+  const times = { created: recorded[0]!, updated: recorded.at(-1)!, history: recorded };
   const expected = viewColumns(order);
   const wanted = comparable(expected, times, historyRows(order) as { step: unknown; detail: unknown }[]);
 
