@@ -13,10 +13,10 @@ const at = (hour: Date, minutes: number, seconds = 0) => new Date(hour.getTime()
 const H11 = at(H10, 60);
 
 /** The sales view on `engine`: run on PGlite by sales-view.test.ts, on PostgreSQL by sales-view.int.test.ts. */
-export function salesViewSuite(engine: Engine): void {
+export function salesViewSuite(engine: Engine, options: { readonly privateEmbedded?: boolean } = {}): void {
   describe(`sales view on ${engine}`, () => {
     test("confirmed orders count units and revenue per product and currency; rejected and failed ones only count as outcomes; pending ones not at all", async (t) => {
-      const db = await ordersDatabase(t, engine);
+      const db = await ordersDatabase(t, engine, options);
       if (!db) return;
       await writeOrder(db, { lines: [tea(2), mug(1)], ending: "confirmed", at: at(H10, 5) });
       await writeOrder(db, { lines: [tea(1), mugUsd(3)], ending: "confirmed", at: at(H10, 40) });
@@ -43,7 +43,7 @@ export function salesViewSuite(engine: Engine): void {
     });
 
     test("an order counts in the UTC hour its OrderConfirmed was recorded, down to the second before the hour turns", async (t) => {
-      const db = await ordersDatabase(t, engine);
+      const db = await ordersDatabase(t, engine, options);
       if (!db) return;
       await writeOrder(db, { lines: [tea(1)], ending: "confirmed", at: at(H10, 59, 59) });
       await writeOrder(db, { lines: [tea(2)], ending: "confirmed", at: H11 });
@@ -62,7 +62,7 @@ export function salesViewSuite(engine: Engine): void {
     });
 
     test("an interrupted rebuild resumes where it stopped, and ends equal to the live view and to a clean rebuild", async (t) => {
-      const db = await ordersDatabase(t, engine);
+      const db = await ordersDatabase(t, engine, options);
       if (!db) return;
       for (let index = 0; index < 12; index++) await writeOrder(db, { lines: [tea(1 + (index % 3)), mug(1)], ending: index % 4 === 3 ? "rejected" : "confirmed", at: at(H10, index * 10) });
       const live = createSalesProjection();
@@ -93,7 +93,7 @@ export function salesViewSuite(engine: Engine): void {
     });
 
     test("a corrupted live row is reported by a check (which changes nothing) and put right by a rebuild", async (t) => {
-      const db = await ordersDatabase(t, engine);
+      const db = await ordersDatabase(t, engine, options);
       if (!db) return;
       await writeOrder(db, { lines: [tea(2)], ending: "confirmed", at: at(H10, 1) });
       await writeOrder(db, { lines: [mug(1)], ending: "failed", at: at(H10, 2) });
@@ -120,7 +120,7 @@ export function salesViewSuite(engine: Engine): void {
     });
 
     test("bad rebuild options are refused with the option named", async (t) => {
-      const db = await ordersDatabase(t, engine);
+      const db = await ordersDatabase(t, engine, options);
       if (!db) return;
       await assert.rejects(rebuildSalesView(db, { maxBatches: 0 }), /maxBatches must be a whole number >= 1/);
     });

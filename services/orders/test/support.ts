@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { enqueueOutbox, type Knex } from "@meshwork/platform";
+import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
 import { openMigratedTestDatabase, type TestEngine, type TestScope } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createCardTokenCipher } from "../src/adapters/card-token-cipher.js";
@@ -11,7 +11,14 @@ import type { NewOrder } from "../src/ports.js";
 export type Engine = TestEngine;
 
 /** An orders database on the engine (undefined when PostgreSQL is skipped), migrated. */
-export async function ordersDatabase(t: TestScope, engine: Engine): Promise<Knex | undefined> {
+export async function ordersDatabase(t: TestScope, engine: Engine, options: { readonly privateEmbedded?: boolean } = {}): Promise<Knex | undefined> {
+  if (engine === "PGlite" && options.privateEmbedded) {
+    // A PGlite of its own instead of a schema of the process's shared one (see sales-view.test.ts).
+    const database = await openDatabase({ dataDir: "memory://", migrations, migrationsTable: "orders_migrations", log: createSilentLogger() });
+    t.onTestFinished(() => database.close());
+    await database.migrate();
+    return database.knex;
+  }
   return (await openMigratedTestDatabase(t, engine, { label: "orders", migrations, migrationsTable: "orders_migrations", poolMax: 20 }))?.knex;
 }
 
