@@ -10,12 +10,15 @@
  *   itself, as orders calls them. The list of RPCs comes from the frozen
  *   client's own descriptors, so an RPC added at a later release fails here
  *   until a frozen-client call covers it.
- * - Python: the frozen stubs (Debian's grpcio) through the gateway's gRPC port.
+ * - Python: the frozen stubs (Debian's grpcio) call every RPC too: the
+ *   public ones through the gateway's gRPC port, the internal ones on the
+ *   services. client.py reports the RPCs it called, checked against the same list.
  *
  * The gateway's mesh status is off by default; it is turned on (public) here
  * because MeshService is part of the released v1 API.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
@@ -221,15 +224,21 @@ test("the frozen v1 TypeScript client calls every v1 RPC of the released image, 
 });
 
 // ---------------------------------------------------------------------------
-// Python: the frozen stubs, through the gateway's gRPC port
+// Python: the frozen stubs, through the gateway's gRPC port and on the internal services
 
 const PYTHON = "/usr/bin/python3";
 const pythonClient = path.join(frozenDir, "client.py");
 const pythonStubs = path.join(frozenDir, "python");
+/** Whether a line of client.py's output says its WatchNotifications stream is open (it then waits for a line on stdin). */
+const saysWatching = (line: string): boolean => line.startsWith("{") && (JSON.parse(line) as { watching?: unknown }).watching === true;
 
-interface PythonJourney {
+interface PythonResult {
+  /** Every RPC that succeeded, "<service>/<method>" (a stream: once a message arrived). */
+  called: string[];
+}
+
+interface PythonJourney extends PythonResult {
   user_id: string;
-  access_token: string;
   jwks_kids: string[];
   products: string[];
   product_name: string;
@@ -237,31 +246,70 @@ interface PythonJourney {
   statuses: string[];
   got_status: string;
   listed_orders: string[];
+  watched_notification_order_id: string;
+  listed_notification_order_ids: string[];
   mesh_services: string[];
   watched_mesh_services: number;
 }
 
-async function runPython(target: string, args: string[]): Promise<unknown> {
-  // -I: isolated mode, so no PYTHONPATH, user site-packages or current directory leaks in.
-  // -B: no __pycache__ written into the committed fixture.
-  const run = await runProcess(PYTHON, ["-I", "-B", pythonClient, pythonStubs, target, ...args], { cwd: frozenDir, timeoutMs: 60_000 });
-  assert.equal(run.code, 0, `the frozen Python client failed:\nexit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
-  return JSON.parse(run.stdout);
+interface PythonInternal extends PythonResult {
+  reserved_state: string;
+  released_state: string;
+  authorized_status: string;
+  voided_status: string;
 }
 
-test("the frozen v1 Python stubs sign up and in, browse, order, follow the order and the mesh over streams, and list notifications through the gateway", TIMEOUT, async (t) => {
+/**
+ * Runs client.py and returns the JSON of its last line. When it says it is
+ * watching, `onWatching` runs and then client.py is told (a line on stdin) to go on.
+ */
+async function runPython(args: string[], onWatching?: () => Promise<unknown>): Promise<unknown> {
+  // -I: isolated mode, so no PYTHONPATH, user site-packages or current directory leaks in.
+  // -B: no __pycache__ written into the committed fixture.
+  const child = spawn(PYTHON, ["-I", "-B", pythonClient, pythonStubs, ...args], { cwd: frozenDir, stdio: ["pipe", "pipe", "pipe"], timeout: 60_000, killSignal: "SIGKILL" });
+  let stdout = "";
+  let stderr = "";
+  let failure: unknown;
+  let watching = false;
+  // A client.py that died before reading its go-ahead: its exit code tells, not an EPIPE.
+  child.stdin.on("error", () => {});
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+    if (watching || !stdout.split("\n").slice(0, -1).some(saysWatching)) return;
+    watching = true;
+    (onWatching ?? (async () => {}))().then(
+      () => child.stdin.end("go\n"),
+      (error: unknown) => {
+        failure = error;
+        child.kill("SIGKILL");
+      },
+    );
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
+  });
+  if (failure) throw failure;
+  assert.equal(code, 0, `the frozen Python client failed:\nexit ${code} ${signal ?? ""}\nstdout: ${stdout}\nstderr: ${stderr}`);
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
+test("the frozen v1 Python stubs call every v1 RPC, streams included: the public ones through the gateway, the internal ones on their services", TIMEOUT, async (t) => {
   const modules = await runProcess(PYTHON, ["-I", "-c", "import grpc, google.protobuf"], { cwd: frozenDir, timeoutMs: 30_000 }).catch((error: Error) => ({
     code: -1,
     stderr: error.message,
   }));
   if (!needs(t, "Python gRPC (Debian's python3-grpcio, python3-protobuf)", modules.code === 0 ? undefined : modules.stderr.trim())) return;
+  const expected = (await frozenServices()).flatMap((service) => service.methods.map((method) => `${service.typeName}/${method.name}`)).sort();
 
   const started = await startFrozenShop(t);
   if (!started) return;
-  const { cluster, gateway } = started;
-  const target = `127.0.0.1:${gateway.port}`;
+  const { shop, cluster, gateway } = started;
 
-  const journey = (await runPython(target, ["journey"])) as PythonJourney;
+  const watchers = cluster.total().watchers;
+  // WatchNotifications starts "from now": the order is placed only once the service holds the stream.
+  const journey = (await runPython(["journey", `127.0.0.1:${gateway.port}`], () => cluster.until((total) => total.watchers > watchers, 10_000))) as PythonJourney;
   assert.match(journey.user_id, /\S/);
   assert.ok(journey.jwks_kids.length > 0, "GetJwks from Python listed no key");
   assert.equal(journey.products.length, 5);
@@ -270,11 +318,17 @@ test("the frozen v1 Python stubs sign up and in, browse, order, follow the order
   assert.equal(journey.statuses.at(-1), "ORDER_STATUS_CONFIRMED");
   assert.equal(journey.got_status, "ORDER_STATUS_CONFIRMED");
   assert.deepEqual(journey.listed_orders, [journey.order_id]);
+  assert.equal(journey.watched_notification_order_id, journey.order_id, "WatchNotifications from Python sent another order's notification");
+  assert.ok(journey.listed_notification_order_ids.includes(journey.order_id), `ListNotifications from Python: ${JSON.stringify(journey.listed_notification_order_ids)}`);
   assert.ok(journey.mesh_services.length > 0, "GetMeshStatus from Python listed no service");
   assert.ok(journey.watched_mesh_services > 0, "WatchMeshStatus from Python sent no service");
 
-  // The order's notification is recorded after the order is confirmed (outbox, RabbitMQ, notifications): wait for it, then list.
-  await cluster.until((total) => total.recorded >= 1);
-  const listed = (await runPython(target, ["notifications", journey.access_token])) as { order_ids: string[] };
-  assert.ok(listed.order_ids.includes(journey.order_id), `ListNotifications from Python: ${JSON.stringify(listed)}`);
+  const internal = (await runPython(["internal", shop.addresses.catalog, shop.addresses.payments])) as PythonInternal;
+  assert.deepEqual(
+    [internal.reserved_state, internal.released_state, internal.authorized_status, internal.voided_status],
+    ["RESERVATION_STATE_RESERVED", "RESERVATION_STATE_RELEASED", "PAYMENT_STATUS_AUTHORIZED", "PAYMENT_STATUS_VOIDED"],
+  );
+
+  const called = [...new Set([...journey.called, ...internal.called])].sort();
+  assert.deepEqual(called, expected, "the v1 RPCs the frozen Python client called are not every v1 RPC: add the missing ones to client.py");
 });
