@@ -5,9 +5,9 @@
  * the real notifications service) behind the real gateway.
  *
  * - TypeScript: every v1 RPC is called, streams included: the public ones
- *   through the gateway over Connect JSON (HTTP/1.1) and over gRPC (h2c), the
- *   internal ones (stock, payments) over gRPC on the service itself, as
- *   orders calls them.
+ *   through the gateway over Connect JSON (HTTP/1.1), Connect binary
+ *   (HTTP/2), gRPC-web (HTTP/1.1) and gRPC (h2c), the internal ones (stock,
+ *   payments) over gRPC on the service itself, as orders calls them.
  * - Python: the frozen stubs (Debian's grpcio) call every v1 RPC too: the
  *   public ones through the gateway's gRPC port, the internal ones on the
  *   services. client.py reports the RPCs it called.
@@ -29,7 +29,7 @@ import { test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { needs } from "@meshwork/testing";
 import { CatalogService, ReservationState, StockService } from "../fixtures/frozen-v1/ts/shop/catalog/v1/catalog_pb.js";
 import { MeshService } from "../fixtures/frozen-v1/ts/shop/gateway/v1/mesh_pb.js";
@@ -48,7 +48,13 @@ const FINAL = new Set([OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.
 const PASSWORD = "correct horse battery";
 /** Internal services: no route at the gateway (it answers UNIMPLEMENTED); callers reach them inside the mesh. */
 const INTERNAL = new Set([StockService.typeName, PaymentService.typeName]);
-const GATEWAY_TRANSPORTS = ["Connect JSON over HTTP/1.1", "gRPC over h2c"] as const;
+/** Every protocol the gateway serves, each a whole public journey with its own shopper. */
+const GATEWAY_TRANSPORTS: Readonly<Record<string, (baseUrl: string, interceptors: Interceptor[]) => Transport>> = {
+  "Connect JSON over HTTP/1.1": (baseUrl, interceptors) => createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors }),
+  "Connect binary over HTTP/2": (baseUrl, interceptors) => createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors }),
+  "gRPC-web over HTTP/1.1": (baseUrl, interceptors) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors }),
+  "gRPC over h2c": (baseUrl, interceptors) => createGrpcTransport({ baseUrl, interceptors }),
+};
 const DIRECT = "gRPC to the service";
 
 const contractsDir = path.resolve(import.meta.dirname, "..", "..", "packages", "contracts", "src", "gen");
@@ -244,14 +250,13 @@ async function internalCalls(shop: Shop, interceptors: Interceptor[]): Promise<v
 }
 
 test("the frozen v1 TypeScript client calls every v1 RPC of the current contracts, streams included, against the current build", TIMEOUT, async (t) => {
-  const expected = (await v1Rpcs()).flatMap((rpc) => (INTERNAL.has(rpc.split("/")[0]!) ? [`${DIRECT} ${rpc}`] : GATEWAY_TRANSPORTS.map((transport) => `${transport} ${rpc}`)));
+  const expected = (await v1Rpcs()).flatMap((rpc) => (INTERNAL.has(rpc.split("/")[0]!) ? [`${DIRECT} ${rpc}`] : Object.keys(GATEWAY_TRANSPORTS).map((transport) => `${transport} ${rpc}`)));
 
   const started = await startFrozenShop(t);
   if (!started) return;
   const { shop, cluster, gateway } = started;
   const called = new Set<string>();
-  await publicJourney(createConnectTransport({ baseUrl: gateway.baseUrl, httpVersion: "1.1", interceptors: [recorder(GATEWAY_TRANSPORTS[0], called)] }), cluster);
-  await publicJourney(createGrpcTransport({ baseUrl: gateway.baseUrl, interceptors: [recorder(GATEWAY_TRANSPORTS[1], called)] }), cluster);
+  for (const [label, transport] of Object.entries(GATEWAY_TRANSPORTS)) await publicJourney(transport(gateway.baseUrl, [recorder(label, called)]), cluster);
   await internalCalls(shop, [recorder(DIRECT, called)]);
 
   const missing = expected.filter((call) => !called.has(call));
