@@ -1,15 +1,16 @@
 /**
- * `npm run api:freeze-clients`: at a release, right after `npm run api:release`,
- * regenerates the frozen v1 clients (test/fixtures/frozen-v1/) from the image
- * that release recorded. Never run it to make a failing test pass: see
- * test/fixtures/frozen-v1/README.md.
+ * `npm run api:freeze-clients`: writes the frozen v1 clients
+ * (test/fixtures/frozen-v1/) from the image of the first release that shipped
+ * the v1 packages, once; run again (after a generator upgrade), it
+ * regenerates that same release's clients, never a later release's. Never
+ * run it to make a failing test pass: see test/fixtures/frozen-v1/README.md.
  */
 import path from "node:path";
 import { FROZEN_DIR, freezeClients } from "./lib/frozen-clients.js";
 
 async function main(): Promise<void> {
   const manifest = await freezeClients(path.resolve(import.meta.dirname, ".."));
-  process.stdout.write(`froze the clients of release ${manifest.release} (image sha256 ${manifest.imageSha256}) in ${FROZEN_DIR}\n`);
+  process.stdout.write(`froze the clients of release ${manifest.release} (image sha256 ${manifest.imageSha256}) in ${FROZEN_DIR}; they stay that release's whatever is released later\n`);
 }
 
 main().catch((error: unknown) => {

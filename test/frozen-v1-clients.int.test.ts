@@ -9,7 +9,7 @@ import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "vitest";
 import { RELEASE_LOG, RELEASED_IMAGE, readReleaseLog, releasedImage } from "../scripts/lib/api-gate.js";
-import { FROZEN_DIR, FROZEN_MANIFEST, freezeClients, generateFrozenClients, sha256Of, type FrozenManifest } from "../scripts/lib/frozen-clients.js";
+import { FROZEN_DIR, FROZEN_MANIFEST, freezeClients, frozenRelease, generateFrozenClients, sha256Of, type FrozenManifest } from "../scripts/lib/frozen-clients.js";
 import { tempDir } from "./support/run-process.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -65,4 +65,20 @@ test("api:freeze-clients refuses an image that no release recorded, so the fixtu
   await writeFile(path.join(dir, RELEASED_IMAGE), Buffer.concat([await readFile(path.join(root, RELEASED_IMAGE)), Buffer.from([0])]));
   await assert.rejects(freezeClients(dir), /api\/released\.binpb is not the image release \d+\.\d+\.\d+ recorded/);
   assert.deepEqual(await readdir(dir), ["api"], "a refused freeze wrote fixtures");
+});
+
+test("api:freeze-clients freezes the first release with v1 packages, and once frozen.json names a release it keeps that one, not the last", async () => {
+  const log = await readReleaseLog(root);
+  const manifest = JSON.parse(await readFile(path.join(root, FROZEN_MANIFEST), "utf8")) as FrozenManifest;
+  assert.ok(log.releases.length > 1, "this test needs a release after the frozen one");
+  const [first] = log.releases;
+  assert.equal(frozenRelease(log, undefined).version, first!.version);
+  // Later releases (shop.orders.v2 from 1.1.0) are never frozen over the v1 clients.
+  assert.equal(frozenRelease(log, manifest).version, manifest.release);
+  assert.notEqual(frozenRelease(log, manifest).version, log.releases.at(-1)!.version);
+
+  assert.throws(() => frozenRelease(log, { ...manifest, release: "9.9.9" }), /names release 9\.9\.9, which api\/releases\.json does not record/);
+  assert.throws(() => frozenRelease(log, { ...manifest, imageSha256: "0".repeat(64) }), /image is not the one release \d+\.\d+\.\d+ recorded/);
+  const withoutV1 = { releases: [{ ...first!, packages: { "shop.orders.v2": {} } }] };
+  assert.throws(() => frozenRelease(withoutV1, undefined), /no recorded release ships a shop\.\*\.v1 package/);
 });
