@@ -12,12 +12,15 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
+import { Health, HealthCheckResponse_ServingStatus } from "@meshwork/contracts/health/v1/health";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { composeInherit, composeSetup, containers, docker, type ContainerState, waitHealthy } from "../../scripts/lib/compose.js";
-import { signedInShopper } from "../e2e/gateway-harness.js";
+import { connectClient, signedInShopper, transportsFor } from "../e2e/gateway-harness.js";
 import { shopperFlowThroughGateway } from "../e2e/shop-flow.js";
 
 const GATEWAY = "http://127.0.0.1:8080";
@@ -77,6 +80,19 @@ const nodeIn = (service: string, script: string) => tryExec(service, ["node", "-
 /** psql as the superuser inside the PostgreSQL container (the socket, trusted there). */
 async function sql(database: string, query: string): Promise<string[]> {
   return (await exec("postgres", ["psql", "-U", "postgres", "-d", database, "-Atc", query])).split("\n").filter(Boolean);
+}
+
+/** pg_dump of a whole database's rows, as a stolen backup would hold them. */
+const dumpOf = (database: string): Promise<string> => exec("postgres", ["pg_dump", "-U", "postgres", "--data-only", database]);
+
+/** Reads a stream to its end; the error it ended with, if any. */
+async function refusalOf(stream: AsyncIterable<unknown>): Promise<ConnectError | undefined> {
+  try {
+    for await (const _ of stream);
+    return undefined;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
 }
 
 /** GetOrder until the order is final, riding out the gateway's or orders' restarts. */
@@ -389,6 +405,73 @@ describe("the shop in containers", () => {
     expect(guest.output).toMatch(/ACCESS_REFUSED|PLAIN login refused/);
     const ordersAuth = `Basic ${Buffer.from(`meshwork-orders:${await secretOf("rabbitmq", "orders-password")}`).toString("base64")}`;
     expect((await fetch("http://127.0.0.1:15672/api/queues", { headers: { authorization: ordersAuth } })).status).toBe(401);
+  });
+
+  test("edge, live: the published gateway serves neither MeshService nor reflection, health Watch needs a token, health Check answers", async () => {
+    // compose.yaml leaves GATEWAY_MESH_STATUS, GATEWAY_REFLECTION and GATEWAY_HEALTH_WATCH at the gateway's defaults
+    // (deploy/test/edge-exposure.security.int.test.ts reads the files); this is what the running container does with them.
+    const h2c = transportsFor(GATEWAY)["gRPC over h2c"];
+    const mesh = await connectClient(MeshService, h2c)
+      .getMeshStatus({})
+      .then(
+        () => undefined,
+        (error: unknown) => ConnectError.from(error),
+      );
+    expect(mesh?.code, "MeshService answered").toBe(Code.Unimplemented);
+    const reflection = await refusalOf(
+      connectClient(ServerReflection, h2c).serverReflectionInfo(
+        (async function* () {
+          yield { host: "", messageRequest: { case: "listServices" as const, value: "" } };
+        })(),
+      ),
+    );
+    expect(reflection?.code, "reflection answered").toBe(Code.Unimplemented);
+    const health = connectClient(Health, h2c);
+    expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await refusalOf(health.watch({ service: "" }, { signal: AbortSignal.timeout(10_000) })))?.code, "an anonymous Watch was held open").toBe(Code.Unauthenticated);
+  });
+
+  test("secrets at rest: identity's signing keys are sealed under the KEK, no private key in clear; card tokens are sealed while an order is pending, erased once it is final", async () => {
+    // Identity: the key that signs today's tokens is stored, and every key only as ciphertext with the KEK's id.
+    const who = await shopper("at-rest");
+    const kid = (JSON.parse(Buffer.from(who.headers.authorization.slice("Bearer ".length).split(".")[0]!, "base64url").toString()) as { kid: string }).kid;
+    const keys = (await sql("meshwork_identity", "select row_to_json(k)::text from signing_keys k")).map(
+      (line) => JSON.parse(line) as { kid: string; private_jwk: string | null; sealed_private_key: string | null; kek_id: string | null },
+    );
+    expect(keys.map((key) => key.kid)).toContain(kid);
+    for (const key of keys) {
+      expect(key.private_jwk, `signing key ${key.kid} is stored in clear`).toBeNull();
+      expect(key.sealed_private_key, `signing key ${key.kid} is not sealed`).toMatch(/^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+      expect(key.kek_id, `signing key ${key.kid} names no KEK`).toMatch(/^[\w-]{16}$/);
+    }
+    // Nowhere in identity's database: no JWK private member, nor the KEK, which lives in identity's secrets volume only.
+    const identityDump = await dumpOf("meshwork_identity");
+    expect(identityDump).toContain(kid);
+    expect(identityDump, "a private JWK member d in identity's database").not.toMatch(/\\?"d\\?"\s*:/);
+    expect(identityDump.includes(await secretOf("identity", "key-encryption-key")), "the KEK is in identity's database").toBe(false);
+
+    // Orders: a token of this test's own (the simulated processor approves any but the documented declines).
+    const token = `tok_at_rest_${randomUUID().replaceAll("-", "")}`;
+    const { order } = await orders.placeOrder(
+      { idempotencyKey: `at-rest-${randomUUID()}`, items: [{ productId: await firstProductId(), quantity: 1 }], paymentMethod: { cardToken: token } },
+      { headers: who.headers },
+    );
+    expect(await finalStatus(who, order!.id, 30_000)).toBe(OrderStatus.CONFIRMED);
+    expect(await sql("meshwork_orders", `select card_token || '|' || card_token_sealed from orders where id = '${order!.id}'`), "the final order's token, clear|sealed").toEqual(["|"]);
+    // Every order of this run (hundreds by now): none holds a clear token; a sealed one only while pending, in the cipher's form.
+    expect(await sql("meshwork_orders", "select id || ' ' || status from orders where card_token <> ''"), "orders with a clear card token").toEqual([]);
+    expect(
+      await sql(
+        "meshwork_orders",
+        String.raw`select id || ' ' || status from orders where card_token_sealed <> '' and (status <> 'pending' or card_token_sealed !~ '^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$')`,
+      ),
+      "orders whose sealed token outlived the payment step, or is not sealed",
+    ).toEqual([]);
+    // The whole database (orders, sagas, events, outbox, history, views), as a dump: no token of any order of the run.
+    const ordersDump = await dumpOf("meshwork_orders");
+    expect(ordersDump).toContain(order!.id);
+    expect(ordersDump.includes(token), "this test's card token is in orders' database").toBe(false);
+    expect(ordersDump, "a card token (tok_...) is in orders' database").not.toContain("tok_");
   });
 
   test("docker-compose stop drains every service within its grace period, exit 0; down and up keep the orders", async () => {
