@@ -342,6 +342,9 @@ export interface Sender {
   close(): void;
 }
 
+/** How long a unary probe may take to be answered before it counts as unanswered. */
+const UNARY_ANSWER_MS = 20_000;
+
 /**
  * Connect and gRPC-web over HTTP/1.1 (fetch), gRPC over one h2c session; a
  * bidi RPC (server reflection) on every protocol over h2c, the only HTTP
@@ -351,6 +354,10 @@ export interface Sender {
  * reported open and cancelled (a watch with nothing to say yet).
  */
 export function createSender(baseUrl: string, openMs: number): Sender {
+  // A unary answer is awaited much longer than a stream's first message: `openMs` only
+  // tells an idle stream from a refused one, and a busy machine (CI beside other work)
+  // answered unary probes after it, which read as aborted calls.
+  const waitMs = (method: DescMethod): number => (method.methodKind === "unary" ? UNARY_ANSWER_MS : openMs);
   let session: http2.ClientHttp2Session | undefined;
   const h2 = (): http2.ClientHttp2Session => {
     if (!session || session.closed || session.destroyed) session = http2.connect(baseUrl);
@@ -359,7 +366,7 @@ export function createSender(baseUrl: string, openMs: number): Sender {
 
   const viaFetch = async (method: DescMethod, protocol: Protocol, probe: ProbeCase, headers: Record<string, string>): Promise<ProbeAnswer> => {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), openMs);
+    const timer = setTimeout(() => controller.abort(), waitMs(method));
     try {
       const response = await fetch(`${baseUrl}/${method.parent.typeName}/${method.name}`, {
         method: "POST",
@@ -405,7 +412,13 @@ export function createSender(baseUrl: string, openMs: number): Sender {
         resolve(answer);
         stream.close(http2.constants.NGHTTP2_CANCEL);
       };
-      const timer = setTimeout(() => settle({ httpStatus: status || 200, code: "ok", message: "", open: true }), openMs);
+      const timer = setTimeout(
+        () =>
+          method.methodKind === "unary"
+            ? settle({ httpStatus: status, code: "http", message: `no answer within ${UNARY_ANSWER_MS / 1000} s` })
+            : settle({ httpStatus: status || 200, code: "ok", message: "", open: true }),
+        waitMs(method),
+      );
       const check = (ended: boolean): void => {
         const answer = interpret(protocol, method.methodKind !== "unary", status, received, body, ended);
         if (answer) settle(answer);

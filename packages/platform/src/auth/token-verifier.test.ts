@@ -220,9 +220,20 @@ describe("token verifier", () => {
     await refusedWith(verifier.verify(token), Code.UNAVAILABLE, /signing keys could not be fetched/);
     await refusedWith(verifier.verify(token), Code.UNAVAILABLE, /could not be fetched/);
     assert.equal(state.fetches, 1, "failed fetches are rate-limited too");
+    // Without any key, retries back off from 250 ms (doubling), not the unknown-kid limit's 10 s.
+    advance(250);
+    await refusedWith(verifier.verify(token), Code.UNAVAILABLE, /could not be fetched/);
+    assert.equal(state.fetches, 2, "retried after 250 ms");
+    advance(250);
+    await refusedWith(verifier.verify(token), Code.UNAVAILABLE, /could not be fetched/);
+    assert.equal(state.fetches, 2, "the second retry waits 500 ms");
+    advance(250);
+    await refusedWith(verifier.verify(token), Code.UNAVAILABLE, /could not be fetched/);
+    assert.equal(state.fetches, 3);
     state.failing = false;
-    advance(10_000);
-    assert.equal((await verifier.verify(token)).userId, "user-1");
+    advance(1000);
+    assert.equal((await verifier.verify(token)).userId, "user-1", "identity back: the next retry (after 1 s) verifies");
+    assert.equal(state.fetches, 4);
     state.failing = true;
     advance(10_000);
     await refusedWith(verifier.verify(await sign(key, {}, { kid: "other" })), Code.UNAUTHENTICATED, /unknown key/);

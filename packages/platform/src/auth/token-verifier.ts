@@ -74,6 +74,15 @@ export interface TokenVerifier {
 export const AUTHORIZATION_HEADER = "authorization";
 
 const DEFAULT_REFRESH_MIN_INTERVAL_MS = 10_000;
+/**
+ * While no key set is held (identity was not reachable yet, or the set aged
+ * out), every call is refused UNAVAILABLE whatever its kid, so the
+ * unknown-kid limit protects nothing and only stretches the outage: a
+ * service that started a moment before identity would refuse every token
+ * for 10 s. Fetches are retried from this delay instead, doubling per
+ * failure up to `refreshMinIntervalMs`.
+ */
+const FIRST_RETRY_WITHOUT_KEYS_MS = 250;
 export const DEFAULT_JWKS_REFRESH_INTERVAL_MS = 60_000;
 const DEFAULT_MAX_KEY_SET_AGE_MS = 15 * 60_000;
 export const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 3600;
@@ -184,6 +193,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let keysFetchedAt: number | undefined;
   let lastFetchAt: number | undefined;
   let lastFetchFailed = false;
+  let consecutiveFailures = 0;
   let inFlight: Promise<void> | undefined;
 
   /** Fetches the keys unless a fetch is under way or one started less than `minIntervalMs` ago. */
@@ -197,8 +207,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         keys = await importKeys(await options.fetchKeys());
         keysFetchedAt = fetchedAt;
         lastFetchFailed = false;
+        consecutiveFailures = 0;
       } catch {
         lastFetchFailed = true;
+        consecutiveFailures++;
       } finally {
         inFlight = undefined;
       }
@@ -222,7 +234,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     await ensureFresh();
     const cached = keys.get(kid);
     if (cached) return cached;
-    await refresh();
+    await refresh(keys.size === 0 ? Math.min(refreshMinIntervalMs, FIRST_RETRY_WITHOUT_KEYS_MS * 2 ** Math.max(0, consecutiveFailures - 1)) : refreshMinIntervalMs);
     const fetched = keys.get(kid);
     if (fetched) return fetched;
     // No key at all because identity could not be reached: the token may be
