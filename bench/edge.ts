@@ -15,6 +15,12 @@
  * CPU per call sums every process a call passes (a gateway path: gateway and
  * catalog), counted by the process the client calls.
  *
+ * BENCH_EDGE_BASELINE=<another checkout of this repository> adds a fifth
+ * path, "baseline": that checkout's gateway (cache off) in front of the same
+ * catalog, so a change to the edge is measured before/after in one run, its
+ * rounds alternating with the others. BENCH_EDGE_PATHS=gateway,baseline
+ * measures only the paths named (goals on paths left out: NOT MEASURED).
+ *
  * The issue's goals: the gateway keeps at least the bare proxy's calls/s
  * ratio to direct, and cache hits reach at least direct's calls/s. Ratios
  * are taken round by round (the paths of a round ran back to back, so drift
@@ -30,13 +36,16 @@ import type { LoadTarget } from "./load.js";
 import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
-import { byRound, callOnce, failureLines, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell, type CellKind, type Measured } from "./server-rounds.js";
-import { compareRounds, comparisonCaveat, fixed, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal, type RoundFigures } from "./stats.js";
+import type { StartSettings } from "./server-protocol.js";
+import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell, type CellKind, type Measured } from "./server-rounds.js";
+import { compareRounds, comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal, type RoundFigures } from "./stats.js";
 
 export const EDGE_PATHS = ["direct", "gateway", "cached", "proxy"] as const;
 export type EdgePath = (typeof EDGE_PATHS)[number];
-const LABEL: Record<EdgePath, string> = { direct: "direct", gateway: "gateway, cache off", cached: "gateway, cache hit", proxy: "bare grpc-js proxy" };
-const label = (kind: CellKind): string => LABEL[kind as EdgePath] ?? kind;
+/** The extra path of BENCH_EDGE_BASELINE. */
+const BASELINE = "baseline";
+const LABEL: Record<string, string> = { direct: "direct", gateway: "gateway, cache off", cached: "gateway, cache hit", proxy: "bare grpc-js proxy", [BASELINE]: "baseline gateway" };
+const label = (kind: CellKind): string => LABEL[kind] ?? kind;
 /** Goals are judged at these concurrencies when the run measured them. */
 const GOAL_CONCURRENCIES = [1, 16] as const;
 /** Long enough that no entry expires during a run: the cached path measures hits only. */
@@ -44,12 +53,24 @@ const CACHE_HIT_TTL_MS = 3_600_000;
 
 export const edgeSection: BenchSection = {
   name: "edge",
-  estimateMs: (options) => roundsEstimateMs(options, EDGE_PATHS.length) + 5000,
+  estimateMs: (options) => roundsEstimateMs(options, selectPaths(process.env).length) + 5000,
   run: runEdgeBench,
 };
 
 /** The processes of the section, by the name their profiles are kept under. */
-type ProcessName = "catalog" | "gateway" | "gateway-cached" | "proxy";
+type ProcessName = "catalog" | "gateway" | "gateway-cached" | "proxy" | "gateway-baseline";
+
+/** The paths a run measures: all four, "baseline" too with BENCH_EDGE_BASELINE, or those BENCH_EDGE_PATHS names. */
+export function selectPaths(env: Readonly<Record<string, string | undefined>>): readonly string[] {
+  const all: string[] = [...EDGE_PATHS, ...(env.BENCH_EDGE_BASELINE ? [BASELINE] : [])];
+  const named = (env.BENCH_EDGE_PATHS ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "");
+  const unknown = named.filter((name) => !all.includes(name));
+  if (unknown.length > 0) throw new Error(`BENCH_EDGE_PATHS: unknown path(s) ${unknown.join(", ")} (known: ${all.join(", ")})`);
+  return named.length === 0 ? all : all.filter((name) => named.includes(name));
+}
 
 async function runEdgeBench({ options, print, children }: BenchContext): Promise<SectionOutcome> {
   print("## edge: GetProduct direct to catalog, through the gateway (cache off, cache hit), and through a bare grpc-js proxy");
@@ -61,40 +82,43 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
   const caveat = roundsCaveat(options.rounds);
   if (caveat) print(caveat);
   if (options.cpuProfDir !== undefined) print("servers are CPU-profiled (--cpu-prof): expect lower numbers than without");
+  const kinds = selectPaths(process.env);
+  const baseline = process.env.BENCH_EDGE_BASELINE ? path.resolve(process.env.BENCH_EDGE_BASELINE) : undefined;
+  if (baseline) print(`baseline gateway: the one in ${baseline}`);
   const profileDir = (name: ProcessName): string | undefined => (options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, name));
-  const processes: Record<ProcessName, ServerProcess> = {
-    catalog: forkServer(children, "platform", { cpuProfDir: profileDir("catalog") }),
-    gateway: forkServer(children, "gateway", { cpuProfDir: profileDir("gateway") }),
-    "gateway-cached": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-cached") }),
-    proxy: forkServer(children, "proxy", { cpuProfDir: profileDir("proxy") }),
+  // Direct is the reference of every ratio: always measured, even when BENCH_EDGE_PATHS leaves it out of the rounds.
+  const catalog = forkServer(children, "platform", { cpuProfDir: profileDir("catalog") });
+  const processes: Partial<Record<ProcessName, ServerProcess>> = {
+    catalog,
+    ...(kinds.includes("gateway") ? { gateway: forkServer(children, "gateway", { cpuProfDir: profileDir("gateway") }) } : {}),
+    ...(kinds.includes("cached") ? { "gateway-cached": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-cached") }) } : {}),
+    ...(kinds.includes("proxy") ? { proxy: forkServer(children, "proxy", { cpuProfDir: profileDir("proxy") }) } : {}),
+    ...(kinds.includes(BASELINE) ? { "gateway-baseline": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-baseline"), checkout: baseline }) } : {}),
   };
-  const measured: Record<EdgePath, Measured> = {
-    direct: processes.catalog,
-    gateway: [processes.gateway, processes.catalog],
-    cached: [processes["gateway-cached"], processes.catalog],
-    proxy: [processes.proxy, processes.catalog],
-  };
+  const front: Record<string, ProcessName> = { direct: "catalog", gateway: "gateway", cached: "gateway-cached", proxy: "proxy", [BASELINE]: "gateway-baseline" };
+  const measured: Record<string, Measured> = Object.fromEntries(kinds.map((kind) => [kind, kind === "direct" ? catalog : [processes[front[kind]!]!, catalog]]));
   const clients: Client[] = [];
   const cells: Cell[] = [];
   try {
     const productId = demoCatalog[0]?.id;
     if (productId === undefined) throw new Error("the demo catalog is empty: nothing to read");
     const request = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId })));
-    const upstream = `127.0.0.1:${await processes.catalog.start()}`;
-    const ports: Record<EdgePath, number> = {
-      direct: Number(upstream.split(":")[1]),
-      ...Object.fromEntries(
-        await Promise.all([
-          processes.gateway.start(undefined, { upstream, catalogCacheMs: 0 }).then((port) => ["gateway", port] as const),
-          processes["gateway-cached"].start(undefined, { upstream, catalogCacheMs: CACHE_HIT_TTL_MS }).then((port) => ["cached", port] as const),
-          processes.proxy.start(undefined, { upstream }).then((port) => ["proxy", port] as const),
-        ]),
-      ),
-    } as Record<EdgePath, number>;
+    const catalogPort = await catalog.start();
+    const upstream = `127.0.0.1:${catalogPort}`;
+    const settings: Record<string, StartSettings> = {
+      gateway: { upstream, catalogCacheMs: 0 },
+      cached: { upstream, catalogCacheMs: CACHE_HIT_TTL_MS },
+      proxy: { upstream },
+      [BASELINE]: { upstream, catalogCacheMs: 0 },
+    };
+    const ports: Record<string, number> = {
+      direct: catalogPort,
+      ...Object.fromEntries(await Promise.all(kinds.filter((kind) => kind !== "direct").map(async (kind) => [kind, await processes[front[kind]!]!.start(undefined, settings[kind])] as const))),
+    };
     const targets: Record<string, LoadTarget> = {};
     const sizes: string[] = [];
     let reference: Buffer | undefined;
-    for (const kind of EDGE_PATHS) {
+    for (const kind of ["direct", ...kinds.filter((kind) => kind !== "direct")]) {
       const client = new Client(`127.0.0.1:${ports[kind]}`, credentials.createInsecure(), {});
       clients.push(client);
       const response = await callOnce(client, GET_PRODUCT_PATH, request);
@@ -104,10 +128,11 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
       if (response.length !== reference.length) throw new Error(`${label(kind)} answers ${response.length} B, direct ${reference.length} B: the comparison would be unfair`);
       sizes.push(`${kind} ${response.length} B${response.equals(reference) ? "" : " (different bytes)"}`);
       targets[kind] = { client, path: GET_PRODUCT_PATH, request, responseBytes: response.length };
+      if (!kinds.includes(kind)) client.close();
     }
     print(`payload: request ${request.length} B (GetProductRequest ${productId}); responses ${sizes.join(", ")}`);
     print();
-    cells.push(...(await runAlternatingRounds({ kinds: EDGE_PATHS, servers: measured, targets, options, print, label })));
+    cells.push(...(await runAlternatingRounds({ kinds, servers: measured, targets, options, print, label })));
   } finally {
     for (const client of clients) client.close();
     await Promise.all(Object.values(processes).map((server) => server.stop()));
@@ -115,16 +140,29 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
 
   print();
   print("summary: median over rounds, (min–max) across rounds; server CPU is that of every process on the path");
-  for (const line of summaryTable(cells, EDGE_PATHS, options.concurrency, label)) print(line);
+  for (const line of summaryTable(cells, kinds, options.concurrency, label)) print(line);
   print();
   for (const concurrency of options.concurrency) for (const line of edgeRatioLines(cells, concurrency)) print(line);
+  if (kinds.includes(BASELINE) && kinds.includes("gateway")) {
+    print();
+    for (const concurrency of options.concurrency) {
+      const cpu = compareCpu(cells, BASELINE, "gateway", concurrency);
+      print(
+        `c=${concurrency}: this gateway spends ${signed(cpu.difference, 0)} µs server CPU per call against the baseline's (${signed(100 * cpu.relativeDifference, 1)}%; ` +
+          `${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians, catalog included in both)`,
+      );
+      print(`  difference round by round (both back to back): ${formatDifferences(pairedCpu(cells, BASELINE, "gateway", concurrency), 0)} µs`);
+      const warning = spreadWarning(cpu);
+      if (warning) print(`  ${warning}`);
+    }
+  }
   print();
   for (const line of edgeGoalLines(cells)) print(line);
 
-  for (const name of ["gateway", "gateway-cached", "proxy"] as const) {
+  for (const name of ["gateway", "gateway-cached", "proxy", "gateway-baseline"] as const) {
     const dir = profileDir(name);
-    if (dir === undefined) continue;
-    const kind: EdgePath = name === "gateway" ? "gateway" : name === "gateway-cached" ? "cached" : "proxy";
+    if (dir === undefined || processes[name] === undefined) continue;
+    const kind = Object.keys(front).find((path) => front[path] === name)!;
     const file = await findMainThreadProfile(dir);
     print();
     if (file === undefined) {
@@ -156,11 +194,13 @@ const ratio = (figures: RoundFigures): string => (figures.rounds === 0 ? "-" : `
 export function edgeRatioLines(cells: readonly Cell[], concurrency: number): string[] {
   const lines = [`c=${concurrency}: ratio to direct, round by round, median (min–max):`];
   for (const kind of ["gateway", "cached", "proxy"] as const) {
+    if (!cells.some((cell) => cell.kind === kind)) continue;
     lines.push(
       `  ${label(kind).padEnd(20)} calls/s ${ratio(roundFigures(ratioToDirect(cells, kind, concurrency, callsPerSecond)))}; ` +
         `calls per server CPU ${ratio(roundFigures(ratioToDirect(cells, kind, concurrency, callsPerCpu)))}`,
     );
   }
+  if (!cells.some((cell) => cell.kind === "proxy") || !cells.some((cell) => cell.kind === "gateway")) return lines;
   const cpu = (kind: EdgePath): number[] => byRound(cells, kind, concurrency, (cell) => cell.serverCpuUsPerCall);
   const overProxy = compareRounds(cpu("proxy"), cpu("gateway"));
   lines.push(

@@ -44,6 +44,8 @@ export interface ForkServerOptions {
   readonly cpuProfDir?: string | undefined;
   /** How long start() may take. */
   readonly startTimeoutMs?: number;
+  /** Another checkout of this repository to run the server from (its bench/server-child.ts): a before/after in one run. */
+  readonly checkout?: string | undefined;
 }
 
 const CHILD_ENTRY = path.join(import.meta.dirname, "server-child.ts");
@@ -55,7 +57,8 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
   if (options.cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
   }
-  const child: ChildProcess = children.fork(CHILD_ENTRY, [kind], execArgv);
+  const entry = options.checkout === undefined ? CHILD_ENTRY : path.join(options.checkout, "bench", "server-child.ts");
+  const child: ChildProcess = children.fork(entry, [kind], execArgv);
 
   let nextMark = 0;
   const pendingMarks = new Map<number, { resolve(mark: ServerMark): void; reject(error: Error): void }>();
