@@ -18,7 +18,8 @@
  * BENCH_EDGE_BASELINE=<another checkout of this repository> adds a fifth
  * path, "baseline": that checkout's gateway (cache off) in front of the same
  * catalog, so a change to the edge is measured before/after in one run, its
- * rounds alternating with the others. BENCH_EDGE_PATHS=gateway,baseline
+ * rounds alternating with the others; with BENCH_EDGE_BASELINE_CACHED=1 it
+ * serves cache hits and is compared with "cached". BENCH_EDGE_PATHS=gateway,baseline
  * measures only the paths named (goals on paths left out: NOT MEASURED).
  *
  * The issue's goals: the gateway keeps at least the bare proxy's calls/s
@@ -84,7 +85,10 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
   if (options.cpuProfDir !== undefined) print("servers are CPU-profiled (--cpu-prof): expect lower numbers than without");
   const kinds = selectPaths(process.env);
   const baseline = process.env.BENCH_EDGE_BASELINE ? path.resolve(process.env.BENCH_EDGE_BASELINE) : undefined;
-  if (baseline) print(`baseline gateway: the one in ${baseline}`);
+  const baselineCached = process.env.BENCH_EDGE_BASELINE_CACHED === "1";
+  /** The path the baseline is compared with. */
+  const counterpart = baselineCached ? "cached" : "gateway";
+  if (baseline) print(`baseline gateway: the one in ${baseline}, ${baselineCached ? "serving cache hits" : "cache off"}`);
   const profileDir = (name: ProcessName): string | undefined => (options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, name));
   // Direct is the reference of every ratio: always measured, even when BENCH_EDGE_PATHS leaves it out of the rounds.
   const catalog = forkServer(children, "platform", { cpuProfDir: profileDir("catalog") });
@@ -109,7 +113,7 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
       gateway: { upstream, catalogCacheMs: 0 },
       cached: { upstream, catalogCacheMs: CACHE_HIT_TTL_MS },
       proxy: { upstream },
-      [BASELINE]: { upstream, catalogCacheMs: 0 },
+      [BASELINE]: { upstream, catalogCacheMs: baselineCached ? CACHE_HIT_TTL_MS : 0 },
     };
     const ports: Record<string, number> = {
       direct: catalogPort,
@@ -143,15 +147,15 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
   for (const line of summaryTable(cells, kinds, options.concurrency, label)) print(line);
   print();
   for (const concurrency of options.concurrency) for (const line of edgeRatioLines(cells, concurrency)) print(line);
-  if (kinds.includes(BASELINE) && kinds.includes("gateway")) {
+  if (kinds.includes(BASELINE) && kinds.includes(counterpart)) {
     print();
     for (const concurrency of options.concurrency) {
-      const cpu = compareCpu(cells, BASELINE, "gateway", concurrency);
+      const cpu = compareCpu(cells, BASELINE, counterpart, concurrency);
       print(
         `c=${concurrency}: this gateway spends ${signed(cpu.difference, 0)} µs server CPU per call against the baseline's (${signed(100 * cpu.relativeDifference, 1)}%; ` +
           `${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians, catalog included in both)`,
       );
-      print(`  difference round by round (both back to back): ${formatDifferences(pairedCpu(cells, BASELINE, "gateway", concurrency), 0)} µs`);
+      print(`  difference round by round (both back to back): ${formatDifferences(pairedCpu(cells, BASELINE, counterpart, concurrency), 0)} µs`);
       const warning = spreadWarning(cpu);
       if (warning) print(`  ${warning}`);
     }
