@@ -36,7 +36,8 @@ export const USAGE = `usage: npm run bench -- [section...] [options]
 Sections: host-vs-bare, observability, edge, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
 and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds; the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
 The edge section measures BENCH_EDGE_PATHS (default: direct,gateway,cached,proxy); BENCH_EDGE_BASELINE=<another checkout> adds
-that checkout's gateway as path "baseline", for a before/after in one run (cache hits with BENCH_EDGE_BASELINE_CACHED=1).
+that checkout's gateway as path "baseline", for a before/after in one run (cache hits with BENCH_EDGE_BASELINE_CACHED=1);
+BENCH_HOST_BASELINE=<another checkout> adds that checkout's platform catalog to host-vs-bare the same way.
 With the defaults the whole run takes about 6 minutes.`;
 
 /** A bad value: the message names the flag and the variable. */
