@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { edgeGoalLines } from "./edge.js";
+import { edgeGoalLines, selectPaths } from "./edge.js";
 import { hostGoalLines } from "./host-vs-bare.js";
 import { telemetryGoalLine } from "./observability.js";
 import { parseBenchOptions } from "./options.js";
@@ -117,5 +117,17 @@ describe("edge goals", () => {
     expect(lines[3]).toMatch(/calls\/s ratio .* at least 0\.42: MET \(0\.45\)$/);
     expect(lines[4]).toMatch(/server CPU ratio .* at least 0\.41: MET \(0\.47\)$/);
     expect(lines[5]).toMatch(/at least 1\.00: MET \(1\.02/);
+  });
+});
+
+describe("edge paths", () => {
+  it("are the four of the issue by default, with the baseline only when a checkout is named", () => {
+    expect(selectPaths({})).toEqual(["direct", "gateway", "cached", "proxy"]);
+    expect(selectPaths({ BENCH_EDGE_BASELINE: "../before" })).toEqual(["direct", "gateway", "cached", "proxy", "baseline"]);
+  });
+
+  it("can be narrowed to those named, in the section's order, and refuse a name they do not know", () => {
+    expect(selectPaths({ BENCH_EDGE_BASELINE: "../before", BENCH_EDGE_PATHS: "baseline, gateway" })).toEqual(["gateway", "baseline"]);
+    expect(() => selectPaths({ BENCH_EDGE_PATHS: "gateway,baseline" })).toThrow(/unknown path\(s\) baseline/);
   });
 });
