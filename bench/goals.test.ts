@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { edgeGoalLines, selectPaths } from "./edge.js";
 import { hostGoalLines } from "./host-vs-bare.js";
 import { telemetryGoalLine } from "./observability.js";
 import { parseBenchOptions } from "./options.js";
@@ -75,8 +76,8 @@ describe("bench defaults", () => {
     expect(defaults.rounds).toBe(5);
   });
 
-  it("are estimated to keep the whole run under four minutes", () => {
-    expect(estimateMs(SECTIONS, defaults)).toBeLessThan(4 * 60_000);
+  it("are estimated to keep the whole run under six minutes", () => {
+    expect(estimateMs(SECTIONS, defaults)).toBeLessThan(6 * 60_000);
   });
 
   it("give the saga about ten seconds a round", () => {
@@ -84,5 +85,49 @@ describe("bench defaults", () => {
     expect(saga.map((section) => section.name)).toEqual(["saga"]);
     const oneMoreRound = estimateMs(saga, parseBenchOptions(["saga", "--rounds=6"], {})) - estimateMs(saga, defaults);
     expect(oneMoreRound).toBe(10_000);
+  });
+});
+
+describe("edge goals", () => {
+  /** One round of every path at c=16: calls/s and server CPU µs per call of each. */
+  function round(index: number, figures: Record<"direct" | "gateway" | "cached" | "proxy", readonly [callsPerSecond: number, cpuUs: number]>): Cell[] {
+    return Object.entries(figures).map(([kind, [callsPerSecond, cpu]]) => ({ ...cells(kind as ServerKind, 16, [cpu], [callsPerSecond])[0]!, round: index }));
+  }
+
+  it("judge the gateway's ratio to direct against the bare proxy's, round by round, by calls/s and by server CPU", () => {
+    // Direct drifts from 2000 to 1000 calls/s across the rounds; the ratios, taken within each round, do not.
+    const lines = edgeGoalLines([
+      ...round(1, { direct: [2000, 100], gateway: [600, 400], cached: [2200, 90], proxy: [840, 250] }),
+      ...round(2, { direct: [1500, 100], gateway: [450, 400], cached: [1650, 90], proxy: [630, 250] }),
+      ...round(3, { direct: [1000, 100], gateway: [300, 400], cached: [1100, 90], proxy: [420, 250] }),
+    ]);
+    expect(lines.slice(3)).toEqual([
+      "goal: gateway (cache off) calls/s ratio to direct at c=16, against the bare proxy's, at least 0.42: MISSED (0.30)",
+      "goal: gateway (cache off) calls per server CPU ratio to direct at c=16, against the bare proxy's, at least 0.40: MISSED (0.25)",
+      "goal: gateway cache hits calls/s ratio to direct at c=16 at least 1.00: MET (1.10; spread exceeds the difference)",
+    ]);
+    expect(lines[0]).toMatch(/c=1, .*: NOT MEASURED$/);
+  });
+
+  it("are MET when the gateway keeps the proxy's ratio", () => {
+    const lines = edgeGoalLines([
+      ...round(1, { direct: [2000, 100], gateway: [900, 210], cached: [2000, 100], proxy: [840, 250] }),
+      ...round(2, { direct: [2000, 100], gateway: [880, 220], cached: [2100, 95], proxy: [860, 240] }),
+    ]);
+    expect(lines[3]).toMatch(/calls\/s ratio .* at least 0\.42: MET \(0\.45\)$/);
+    expect(lines[4]).toMatch(/server CPU ratio .* at least 0\.41: MET \(0\.47\)$/);
+    expect(lines[5]).toMatch(/at least 1\.00: MET \(1\.02/);
+  });
+});
+
+describe("edge paths", () => {
+  it("are the four of the issue by default, with the baseline only when a checkout is named", () => {
+    expect(selectPaths({})).toEqual(["direct", "gateway", "cached", "proxy"]);
+    expect(selectPaths({ BENCH_EDGE_BASELINE: "../before" })).toEqual(["direct", "gateway", "cached", "proxy", "baseline"]);
+  });
+
+  it("can be narrowed to those named, in the section's order, and refuse a name they do not know", () => {
+    expect(selectPaths({ BENCH_EDGE_BASELINE: "../before", BENCH_EDGE_PATHS: "baseline, gateway" })).toEqual(["gateway", "baseline"]);
+    expect(() => selectPaths({ BENCH_EDGE_PATHS: "gateway,baseline" })).toThrow(/unknown path\(s\) baseline/);
   });
 });

@@ -6,6 +6,10 @@
  * A's exact response bytes. Each runs in its own process; one load client in
  * this process drives both with the same raw grpc-js client code and the same
  * request bytes, so the only thing that differs between the two is the server.
+ *
+ * BENCH_HOST_BASELINE=<another checkout of this repository> adds a third
+ * server, "baseline": that checkout's platform catalog, measured in the same
+ * alternating rounds, for a before/after of a change to the host in one run.
  */
 import { availableParallelism, cpus } from "node:os";
 import path from "node:path";
@@ -18,17 +22,19 @@ import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { BARE_METHOD_PATH, SERVER_KINDS, type ServerKind } from "./server-protocol.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
-import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
+import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell, type CellKind } from "./server-rounds.js";
 import { comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
 
 /** The issue's goal: the platform host spends at most 25 µs more server CPU per call than bare grpc-js, at c=1 and at c=16. */
 export const HOST_EXTRA_CPU_GOAL: Goal = { direction: "at most", limit: 25 };
 const GOAL_CONCURRENCIES = [1, 16] as const;
+/** The extra server of BENCH_HOST_BASELINE. */
+const BASELINE = "baseline";
 const PLATFORM_METHOD_PATH = `/${CatalogService.typeName}/${CatalogService.method.getProduct.name}`;
 
 export const hostVsBareSection: BenchSection = {
   name: "host-vs-bare",
-  estimateMs: (options) => roundsEstimateMs(options, SERVER_KINDS.length) + 3000,
+  estimateMs: (options) => roundsEstimateMs(options, SERVER_KINDS.length + (process.env.BENCH_HOST_BASELINE ? 1 : 0)) + 3000,
   run: runHostVsBareBench,
 };
 
@@ -48,9 +54,13 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
   // Both children load their modules at the same time; the bare one then
   // waits for the bytes it will answer with.
   const profileDir = (kind: ServerKind): string | undefined => (options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, kind));
-  const servers: Record<(typeof SERVER_KINDS)[number], ServerProcess> = {
+  const baseline = process.env.BENCH_HOST_BASELINE ? path.resolve(process.env.BENCH_HOST_BASELINE) : undefined;
+  const kinds: readonly CellKind[] = baseline ? [...SERVER_KINDS, BASELINE] : SERVER_KINDS;
+  if (baseline) print(`baseline: the platform catalog of ${baseline}`);
+  const servers: Record<string, ServerProcess> = {
     platform: forkServer(children, "platform", { cpuProfDir: profileDir("platform") }),
     bare: forkServer(children, "bare", { cpuProfDir: profileDir("bare") }),
+    ...(baseline ? { [BASELINE]: forkServer(children, "platform", { checkout: baseline }) } : {}),
   };
   const clients: Client[] = [];
   const connect = (port: number): Client => {
@@ -65,13 +75,13 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
     if (productId === undefined) throw new Error("the demo catalog is empty: nothing to read");
     const request = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId })));
 
-    const platformClient = connect(await servers.platform.start());
+    const platformClient = connect(await servers.platform!.start());
     const platformResponse = await callOnce(platformClient, PLATFORM_METHOD_PATH, request);
     const product = fromBinary(GetProductResponseSchema, platformResponse).product;
     if (product?.id !== productId) throw new Error(`GetProduct(${productId}) answered product ${product?.id ?? "(none)"}`);
 
     // B answers with A's bytes: same size, same content, no encoding on its side.
-    const bareClient = connect(await servers.bare.start(platformResponse));
+    const bareClient = connect(await servers.bare!.start(platformResponse));
     const bareResponse = await callOnce(bareClient, BARE_METHOD_PATH, request);
     print(
       `payload: request ${request.length} B (GetProductRequest ${productId}); ` +
@@ -81,18 +91,35 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
     if (bareResponse.length !== platformResponse.length) throw new Error("the two servers' responses differ in size: the comparison would be unfair");
     print();
 
-    const targets: Record<(typeof SERVER_KINDS)[number], LoadTarget> = {
+    const targets: Record<string, LoadTarget> = {
       platform: { client: platformClient, path: PLATFORM_METHOD_PATH, request, responseBytes: platformResponse.length },
       bare: { client: bareClient, path: BARE_METHOD_PATH, request, responseBytes: bareResponse.length },
     };
-    cells.push(...(await runAlternatingRounds({ kinds: SERVER_KINDS, servers, targets, options, print })));
+    if (servers[BASELINE]) {
+      const baselineClient = connect(await servers[BASELINE].start());
+      const baselineResponse = await callOnce(baselineClient, PLATFORM_METHOD_PATH, request);
+      targets[BASELINE] = { client: baselineClient, path: PLATFORM_METHOD_PATH, request, responseBytes: baselineResponse.length };
+    }
+    cells.push(...(await runAlternatingRounds({ kinds, servers, targets, options, print })));
   } finally {
     for (const client of clients) client.close();
-    await Promise.all(SERVER_KINDS.map((kind) => servers[kind].stop()));
+    await Promise.all(Object.values(servers).map((server) => server.stop()));
   }
 
   print();
-  printSummary(cells, options.concurrency, print);
+  printSummary(cells, options.concurrency, print, kinds);
+  if (baseline) {
+    print();
+    for (const concurrency of options.concurrency) {
+      const cpu = compareCpu(cells, BASELINE, "platform", concurrency);
+      print(
+        `c=${concurrency}: this platform host spends ${signed(cpu.difference, 0)} µs server CPU per call against the baseline's (${fixed(cpu.other.median, 0)} vs ${fixed(cpu.base.median, 0)}, medians)`,
+      );
+      print(`  difference round by round (both back to back): ${formatDifferences(pairedCpu(cells, BASELINE, "platform", concurrency), 0)} µs`);
+      const warning = spreadWarning(cpu);
+      if (warning) print(`  ${warning}`);
+    }
+  }
   print();
   for (const line of hostGoalLines(cells)) print(line);
 
@@ -117,9 +144,9 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
   return { failedCalls: cells.reduce((sum, cell) => sum + cell.failures, 0) };
 }
 
-function printSummary(cells: readonly Cell[], levels: readonly number[], print: (line?: string) => void): void {
+function printSummary(cells: readonly Cell[], levels: readonly number[], print: (line?: string) => void, kinds: readonly CellKind[]): void {
   print("summary: median over rounds, (min–max) across rounds");
-  for (const line of summaryTable(cells, SERVER_KINDS, levels)) print(line);
+  for (const line of summaryTable(cells, kinds, levels)) print(line);
   print();
   for (const concurrency of levels) {
     const cpu = compareCpu(cells, "bare", "platform", concurrency);

@@ -1,3 +1,4 @@
+import { edgeSection } from "./edge.js";
 import { hostVsBareSection } from "./host-vs-bare.js";
 import { observabilitySection } from "./observability.js";
 import type { BenchOptions } from "./options.js";
@@ -6,7 +7,7 @@ import type { BenchSection } from "./section.js";
 import { streamsSection } from "./streams.js";
 
 /** Every section of `npm run bench`, in the order they run; add one here. */
-export const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, sagaSection, streamsSection];
+export const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, edgeSection, sagaSection, streamsSection];
 
 /** The sections a run selects: all when none is named. */
 export function selectSections(options: BenchOptions): readonly BenchSection[] {

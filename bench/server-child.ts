@@ -1,18 +1,27 @@
 /**
  * Entry point of a bench server process (forked by server-process.ts, never
- * run by hand): `server-child.ts platform|bare`. Each server gets a process of
+ * run by hand): `server-child.ts platform|bare|observed|gateway|proxy`. Each server gets a process of
  * its own so it does not share an event loop, or a CPU, with the load client.
  */
 import { performance } from "node:perf_hooks";
 import type { RunningServer } from "./running-server.js";
-import { isServerKind, type FromChild, type ServerKind, type ToChild } from "./server-protocol.js";
+import { isServerKind, type FromChild, type ServerKind, type StartSettings, type ToChild } from "./server-protocol.js";
 
 function send(message: FromChild): void {
   process.send?.(message);
 }
 
-async function startServer(kind: ServerKind, responseBase64: string | undefined): Promise<RunningServer> {
+async function startServer(kind: ServerKind, responseBase64: string | undefined, settings: StartSettings = {}): Promise<RunningServer> {
   // Imported on demand so the bare child loads grpc-js and nothing else.
+  if (kind === "gateway" || kind === "proxy") {
+    if (settings.upstream === undefined) throw new Error(`the ${kind} needs the upstream catalog's address`);
+    if (kind === "proxy") {
+      const { startBareProxy } = await import("./bare-proxy.js");
+      return startBareProxy(settings.upstream);
+    }
+    const { startBenchGateway } = await import("./gateway-server.js");
+    return startBenchGateway(settings.upstream, settings.catalogCacheMs ?? 0);
+  }
   if (kind === "platform" || kind === "observed") {
     const { startPlatformCatalog } = await import("./platform-server.js");
     return startPlatformCatalog({ observed: kind === "observed" });
@@ -24,7 +33,7 @@ async function startServer(kind: ServerKind, responseBase64: string | undefined)
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
-  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare|observed (got ${String(kind)})`);
+  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare|observed|gateway|proxy (got ${String(kind)})`);
   if (!process.send) throw new Error("server-child.ts must be forked with an IPC channel by the bench");
   // The parent is gone (crashed, killed): never outlive it holding a port.
   process.on("disconnect", () => process.exit(0));
@@ -33,7 +42,7 @@ async function main(): Promise<void> {
   process.on("message", (message: ToChild) => {
     switch (message.type) {
       case "start":
-        startServer(kind, message.responseBase64).then(
+        startServer(kind, message.responseBase64, message.settings).then(
           (started) => {
             server = started;
             send({ type: "ready", port: started.port });

@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { ChildGroup } from "./child-group.js";
-import type { FromChild, ServerKind, ToChild } from "./server-protocol.js";
+import type { FromChild, ServerKind, StartSettings, ToChild } from "./server-protocol.js";
 
 /** CPU and call counters of a server child at one instant. */
 export interface ServerMark {
@@ -29,7 +29,7 @@ export function usageBetween(from: ServerMark, to: ServerMark): ServerUsage {
 export interface ServerProcess {
   readonly kind: ServerKind;
   /** Starts serving and resolves with the port. */
-  start(response?: Uint8Array): Promise<number>;
+  start(response?: Uint8Array, settings?: StartSettings): Promise<number>;
   mark(): Promise<ServerMark>;
   /** Asks the child to shut down and exit; kills it if it has not within 5 s. */
   stop(): Promise<void>;
@@ -44,6 +44,8 @@ export interface ForkServerOptions {
   readonly cpuProfDir?: string | undefined;
   /** How long start() may take. */
   readonly startTimeoutMs?: number;
+  /** Another checkout of this repository to run the server from (its bench/server-child.ts): a before/after in one run. */
+  readonly checkout?: string | undefined;
 }
 
 const CHILD_ENTRY = path.join(import.meta.dirname, "server-child.ts");
@@ -55,7 +57,8 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
   if (options.cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
   }
-  const child: ChildProcess = children.fork(CHILD_ENTRY, [kind], execArgv);
+  const entry = options.checkout === undefined ? CHILD_ENTRY : path.join(options.checkout, "bench", "server-child.ts");
+  const child: ChildProcess = children.fork(entry, [kind], execArgv);
 
   let nextMark = 0;
   const pendingMarks = new Map<number, { resolve(mark: ServerMark): void; reject(error: Error): void }>();
@@ -99,7 +102,7 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
 
   return {
     kind,
-    start(response) {
+    start(response, settings) {
       return new Promise<number>((resolve, reject) => {
         const timeoutMs = options.startTimeoutMs ?? 30_000;
         const timer = setTimeout(() => reject(new Error(`${kind} server did not start within ${timeoutMs} ms`)), timeoutMs);
@@ -114,7 +117,11 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
           },
         };
         try {
-          send(response === undefined ? { type: "start" } : { type: "start", responseBase64: Buffer.from(response).toString("base64") });
+          send({
+            type: "start",
+            ...(response === undefined ? {} : { responseBase64: Buffer.from(response).toString("base64") }),
+            ...(settings === undefined ? {} : { settings }),
+          });
         } catch (error) {
           pendingStart.reject(error as Error);
         }

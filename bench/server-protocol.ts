@@ -7,9 +7,12 @@
 /**
  * "platform": the catalog on the platform host; "bare": a bare grpc-js
  * server; "observed": the platform catalog with tracing (every call sampled,
- * spans batched to an exporter that drops them) and metrics on.
+ * spans batched to an exporter that drops them) and metrics on; "gateway":
+ * the real gateway (services/gateway) in front of an upstream catalog, its
+ * catalog cache as the start message says; "proxy": a minimal grpc-js proxy
+ * forwarding the catalog's GetProduct bytes to an upstream catalog.
  */
-export type ServerKind = "platform" | "bare" | "observed";
+export type ServerKind = "platform" | "bare" | "observed" | "gateway" | "proxy";
 
 /** The two servers of host-vs-bare. */
 export const SERVER_KINDS = ["platform", "bare"] as const satisfies readonly ServerKind[];
@@ -22,11 +25,19 @@ export const BARE_METHOD_PATH = "/meshwork.bench.v1.BareEcho/Echo";
 
 export type ToChild =
   /** Start serving. The bare server needs the response bytes it will answer every call with. */
-  | { readonly type: "start"; readonly responseBase64?: string }
+  | { readonly type: "start"; readonly responseBase64?: string; readonly settings?: StartSettings }
   /** Report CPU and served-call counters now; the parent diffs two marks. */
   | { readonly type: "mark"; readonly id: number }
   /** Shut down and exit (cleanly, so a --cpu-prof profile gets written). */
   | { readonly type: "stop" };
+
+/** What the servers in front of another (gateway, proxy) need to start. */
+export interface StartSettings {
+  /** host:port of the catalog they forward to. */
+  readonly upstream?: string;
+  /** The gateway's GATEWAY_CATALOG_CACHE_MS (0: off). */
+  readonly catalogCacheMs?: number;
+}
 
 export type FromChild =
   | { readonly type: "ready"; readonly port: number }
@@ -46,5 +57,5 @@ export type FromChild =
   | { readonly type: "failed"; readonly message: string };
 
 export function isServerKind(value: unknown): value is ServerKind {
-  return value === "platform" || value === "bare" || value === "observed";
+  return value === "platform" || value === "bare" || value === "observed" || value === "gateway" || value === "proxy";
 }

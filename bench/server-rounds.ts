@@ -17,8 +17,21 @@ import { compareRounds, fixed, formatRounds, formatTable, grouped, pairedDiffere
 
 const CALL_TIMEOUT_MS = 10_000;
 
+/**
+ * What a cell measured: a server (ServerKind), or a path through several
+ * (the edge section's "gateway": gateway and catalog processes).
+ */
+export type CellKind = ServerKind | (string & {});
+
+/**
+ * The processes a cell measures: calls are counted by the first (the one the
+ * load client calls), CPU is summed over all of them (every process a call
+ * passes through).
+ */
+export type Measured = ServerProcess | readonly ServerProcess[];
+
 export interface Cell {
-  readonly kind: ServerKind;
+  readonly kind: CellKind;
   readonly concurrency: number;
   readonly round: number;
   readonly callsPerSecond: number;
@@ -54,30 +67,36 @@ export function callOnce(client: Client, path: string, request: Buffer, metadata
   });
 }
 
-export async function measureCell(kind: ServerKind, round: number, server: ServerProcess, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
-  let startMark: Promise<ServerMark> | undefined;
-  let endMark: Promise<ServerMark> | undefined;
+export async function measureCell(kind: CellKind, round: number, measured: Measured, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
+  const servers: readonly ServerProcess[] = Array.isArray(measured) ? measured : [measured as ServerProcess];
+  let startMarks: Promise<ServerMark[]> | undefined;
+  let endMarks: Promise<ServerMark[]> | undefined;
   // A mark may reject if the child dies; the load then fails too and says so.
-  const quiet = (mark: Promise<ServerMark>): Promise<ServerMark> => {
-    mark.catch(() => undefined);
-    return mark;
+  const quiet = (marks: Promise<ServerMark[]>): Promise<ServerMark[]> => {
+    marks.catch(() => undefined);
+    return marks;
   };
   const result = await runLoad(target, plan, {
     start: () => {
-      startMark = quiet(server.mark());
+      startMarks = quiet(Promise.all(servers.map((server) => server.mark())));
     },
     end: () => {
-      endMark = quiet(server.mark());
+      endMarks = quiet(Promise.all(servers.map((server) => server.mark())));
     },
   });
   let serverCpuUsPerCall = Number.NaN;
   let serverCore = Number.NaN;
   let window: Cell["window"];
-  if (result.failures === 0 && startMark && endMark) {
-    const usage = usageBetween(await startMark, await endMark);
-    serverCpuUsPerCall = usage.cpuUs / Math.max(1, usage.calls);
-    serverCore = usage.cpuUs / 1000 / Math.max(1, usage.wallMs);
-    window = { fromUs: usage.fromUs, toUs: usage.toUs, calls: usage.calls };
+  if (result.failures === 0 && startMarks && endMarks) {
+    const from = await startMarks;
+    const to = await endMarks;
+    const usages = from.map((mark, index) => usageBetween(mark, to[index]!));
+    const front = usages[0]!;
+    const cpuUs = usages.reduce((sum, usage) => sum + usage.cpuUs, 0);
+    serverCpuUsPerCall = cpuUs / Math.max(1, front.calls);
+    // Cores of all the processes together: above 100% when a path spans two.
+    serverCore = cpuUs / 1000 / Math.max(1, front.wallMs);
+    window = { fromUs: front.fromUs, toUs: front.toUs, calls: front.calls };
   }
   return {
     kind,
@@ -106,12 +125,12 @@ export function progressLine(cell: Cell, rounds: number, label: string = cell.ki
 }
 
 export interface RoundsPlan {
-  readonly kinds: readonly ServerKind[];
-  readonly servers: Readonly<Record<string, ServerProcess>>;
+  readonly kinds: readonly CellKind[];
+  readonly servers: Readonly<Record<string, Measured>>;
   readonly targets: Readonly<Record<string, LoadTarget>>;
   readonly options: BenchOptions;
   readonly print: (line?: string) => void;
-  readonly label?: (kind: ServerKind) => string;
+  readonly label?: (kind: CellKind) => string;
 }
 
 /**
@@ -153,24 +172,24 @@ export async function runAlternatingRounds({ kinds, servers, targets, options, p
 }
 
 /** One figure of a server at a concurrency, round by round; a failed round gives NaN (left out of medians). */
-export function byRound(cells: readonly Cell[], kind: ServerKind, concurrency: number, figure: (cell: Cell) => number): number[] {
+export function byRound(cells: readonly Cell[], kind: CellKind, concurrency: number, figure: (cell: Cell) => number): number[] {
   return cells.filter((cell) => cell.kind === kind && cell.concurrency === concurrency).map((cell) => (cell.failures > 0 ? Number.NaN : figure(cell)));
 }
 
 /** Server CPU µs per call of `other` against `base` at a concurrency, medians over rounds. */
-export function compareCpu(cells: readonly Cell[], base: ServerKind, other: ServerKind, concurrency: number): Comparison {
+export function compareCpu(cells: readonly Cell[], base: CellKind, other: CellKind, concurrency: number): Comparison {
   const cpu = (cell: Cell): number => cell.serverCpuUsPerCall;
   return compareRounds(byRound(cells, base, concurrency, cpu), byRound(cells, other, concurrency, cpu));
 }
 
 /** Server CPU µs per call of `other` minus `base`, round by round at a concurrency: median and min–max. */
-export function pairedCpu(cells: readonly Cell[], base: ServerKind, other: ServerKind, concurrency: number): RoundFigures {
+export function pairedCpu(cells: readonly Cell[], base: CellKind, other: CellKind, concurrency: number): RoundFigures {
   const cpu = (cell: Cell): number => cell.serverCpuUsPerCall;
   return pairedDifferences(byRound(cells, base, concurrency, cpu), byRound(cells, other, concurrency, cpu));
 }
 
 /** The summary table: medians over rounds with the min–max spread in brackets; server CPU first. */
-export function summaryTable(cells: readonly Cell[], kinds: readonly ServerKind[], levels: readonly number[], label: (kind: ServerKind) => string = (kind) => kind): string[] {
+export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[], levels: readonly number[], label: (kind: CellKind) => string = (kind) => kind): string[] {
   const rows: string[][] = [];
   for (const concurrency of levels) {
     for (const kind of kinds) {

@@ -3,7 +3,7 @@
  * not a test: a missed target is reported, not failed; only failed calls make
  * the exit code non-zero.
  *
- *   npm run bench                          every section with the defaults (about 3.5 minutes)
+ *   npm run bench                          every section with the defaults (about 6 minutes)
  *   npm run bench -- --seconds=4 --rounds=7
  *   npm run bench -- host-vs-bare --concurrency=1,4,16 --cpu-prof
  *   npm run bench -- observability          tracing and metrics on vs off

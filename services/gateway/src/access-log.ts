@@ -14,6 +14,9 @@ export function createAccessLog(log: Logger): Interceptor {
     const fields = {
       rpc: `${request.service.name}.${request.method.name}`,
       requestId: request.contextValues.get(requestIdKey),
+      // Named as every service's lines name it (the logger's mixin does so
+      // only inside a request scope, which the edge enters with tracing on only).
+      request_id: request.contextValues.get(requestIdKey),
       client: request.contextValues.get(clientAddressKey),
       // The user id only: the email the token also carries stays out of logs.
       userId: request.contextValues.get(userKey)?.userId,

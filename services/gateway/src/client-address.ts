@@ -33,6 +33,9 @@ export function parseTrustedProxies(text: string, setting = "GATEWAY_TRUSTED_PRO
     }
     list.addSubnet(network, prefix, family === 4 ? "ipv4" : "ipv6");
   }
+  // Nobody trusted (the default): answered without isIP and BlockList.check,
+  // which builds a SocketAddress on every call.
+  if (entries.length === 0) return { has: () => false };
   return {
     has(address) {
       const family = isIP(address);

@@ -5,6 +5,7 @@
  * a flood of forged tokens from one address is stopped before any signature
  * is checked, and a verified user's limit needs the verified user.
  */
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger, TokenVerifier } from "@meshwork/platform";
 import { rateLimitKeyOf } from "./client-address.js";
@@ -32,6 +33,16 @@ export interface EdgeGateOptions {
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) => Promise<void> {
+  // Per method descriptor, decided once: the key would otherwise be built as a new string on every call.
+  const isPublic = new WeakMap<DescMethod, boolean>();
+  const publicMethod = (method: DescMethod): boolean => {
+    let known = isPublic.get(method);
+    if (known === undefined) {
+      known = options.publicMethods.has(methodKey(method));
+      isPublic.set(method, known);
+    }
+    return known;
+  };
   return async (ctx) => {
     const requestId = requestIdFrom(ctx.requestHeader);
     ctx.values.set(requestIdKey, requestId);
@@ -40,7 +51,7 @@ export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) 
 
     refuseWhenLimited(options.perAddress, `address:${rateLimitKeyOf(ctx.values.get(clientAddressKey))}`, "address");
 
-    if (options.publicMethods.has(methodKey(ctx.method))) return;
+    if (publicMethod(ctx.method)) return;
 
     const header = ctx.requestHeader.get(AUTHORIZATION_HEADER);
     if (header === null) throw new ConnectError("missing authorization header: send `authorization: Bearer <token>`", Code.Unauthenticated);

@@ -102,12 +102,14 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
         if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
       }, requestTimeoutMs);
       requestTimer.unref();
-      stream.once("close", () => clearTimeout(requestTimer));
+      // One listener for both: the timer, and the lingering entry if any.
+      stream.once("close", () => {
+        clearTimeout(requestTimer);
+        lingering.delete(stream);
+      });
       stream.once("wantTrailers", () => {
         answered();
-        if (request.complete) return;
-        lingering.add(stream);
-        stream.once("close", () => lingering.delete(stream));
+        if (!request.complete) lingering.add(stream);
       });
     }
     if (draining && isHttp1) response.setHeader("connection", "close");
@@ -238,10 +240,15 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   };
 }
 
-/** A header list's size as RFC 9113 6.5.2 counts it: each field's name and value, plus 32. */
+/**
+ * A header list's size as RFC 9113 6.5.2 counts it: each field's name and
+ * value, plus 32. Node decodes header bytes as latin1, one char per byte, so
+ * a field's length is its size in bytes (what Buffer.byteLength(field,
+ * "latin1") would say, without the call per field).
+ */
 function headerListSize(rawHeaders: readonly string[]): number {
   let size = 0;
-  for (const field of rawHeaders) size += Buffer.byteLength(field, "latin1");
+  for (const field of rawHeaders) size += field.length;
   return size + (rawHeaders.length / 2) * 32;
 }
 

@@ -85,6 +85,10 @@ export const STALE_HEADER = "x-meshwork-stale";
 function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknown>, options: ForwardingOptions) {
   return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
     const key = `${method.name}:${Buffer.from(toBinary(method.input, request as never)).toString("base64")}`;
+    // A fresh answer is returned as is: waiting on it through a promise and
+    // an abort listener (below) is only worth it when there is a load to wait for.
+    const fresh = cache.get(key);
+    if (fresh !== undefined) return fresh;
     const shared = cache.getOrLoad(key, () => call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null }));
     try {
       return await untilAborted(shared, ctx.signal);

@@ -167,15 +167,17 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         },
         readMaxBytes: config.maxRequestBytes,
         interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), streamGuard.interceptor, ...(options.interceptors ?? [])],
-        requestGate: edgeTelemetry.gate(
-          createDeprecationGate({ metrics: telemetry.metrics })(
-            createEdgeGate({
-              publicMethods: publicMethods(config),
-              verifier,
-              perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-              perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
-              log,
-            }),
+        requestGate: publicErrors.gate(
+          edgeTelemetry.gate(
+            createDeprecationGate({ metrics: telemetry.metrics })(
+              createEdgeGate({
+                publicMethods: publicMethods(config),
+                verifier,
+                perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+                perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+                log,
+              }),
+            ),
           ),
         ),
         contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies)),

@@ -30,8 +30,10 @@ export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream
   // backends that throttle per address. A client's own header of that name is
   // never passed on: only the headers built here travel downstream.
   const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey), [CLIENT_ADDRESS_HEADER]: ctx.values.get(clientAddressKey) };
-  const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
-  if (options.forwardAuthorization && authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
+  if (options.forwardAuthorization) {
+    const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
+    if (authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
+  }
   const remaining = ctx.timeoutMs();
   const timeoutMs = kind === "unary" ? Math.min(remaining ?? Number.POSITIVE_INFINITY, options.maxTimeoutMs) : remaining;
   const signal = options.signal ? AbortSignal.any([ctx.signal, options.signal]) : ctx.signal;
