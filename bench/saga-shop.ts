@@ -55,7 +55,12 @@ async function main(): Promise<void> {
     if (message.kind === "stop") void stop();
     // Statements and transactions so far, by service (its database's name without the bench's prefix and suffix).
     if (message.kind === "sql") {
-      const byService = Object.fromEntries(Object.entries(sqlCounts()).map(([database, counts]) => [database.replace(/^mw_bench_/, "").replace(/_[0-9a-f]{8}$/, ""), counts]));
+      // Only the services' databases: the admin connections (create database, the CPU look-up below) are the bench's own.
+      const byService = Object.fromEntries(
+        Object.entries(sqlCounts())
+          .filter(([database]) => names.includes(database))
+          .map(([database, counts]) => [database.replace(/^mw_bench_/, "").replace(/_[0-9a-f]{8}$/, ""), counts]),
+      );
       void postgresCpuMs().then((postgresMs) => {
         const { user, system } = process.cpuUsage();
         process.send?.({ kind: "sql", counts: byService, cpu: { shopMs: (user + system) / 1000, postgresMs } });
