@@ -5,8 +5,9 @@
  * shuts down and drops its databases.
  */
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import pg from "pg";
-import { admin, databaseUrl } from "./admin-db.js";
+import { admin, adminUrl, databaseUrl } from "./admin-db.js";
 import { countSql, sqlCounts } from "./sql-counter.js";
 import { startCatalog } from "@meshwork/catalog";
 import { startIdentity } from "@meshwork/identity";
@@ -54,11 +55,45 @@ async function main(): Promise<void> {
     if (message.kind === "stop") void stop();
     // Statements and transactions so far, by service (its database's name without the bench's prefix and suffix).
     if (message.kind === "sql") {
-      const byService = Object.fromEntries(Object.entries(sqlCounts()).map(([database, counts]) => [database.replace(/^mw_bench_/, "").replace(/_[0-9a-f]{8}$/, ""), counts]));
-      process.send?.({ kind: "sql", counts: byService });
+      // Only the services' databases: the admin connections (create database, the CPU look-up below) are the bench's own.
+      const byService = Object.fromEntries(
+        Object.entries(sqlCounts())
+          .filter(([database]) => names.includes(database))
+          .map(([database, counts]) => [database.replace(/^mw_bench_/, "").replace(/_[0-9a-f]{8}$/, ""), counts]),
+      );
+      void postgresCpuMs().then((postgresMs) => {
+        const { user, system } = process.cpuUsage();
+        process.send?.({ kind: "sql", counts: byService, cpu: { shopMs: (user + system) / 1000, postgresMs } });
+      });
     }
   });
   process.on("disconnect", () => void stop());
+}
+
+/**
+ * CPU time, ms, the PostgreSQL backends serving this shop's databases have
+ * used so far (from /proc: the server is local to the bench). Together with
+ * the shop's own CPU it tells whether an order costs CPU or only waits.
+ * Backends that exited meanwhile are not counted; the pools keep theirs.
+ */
+async function postgresCpuMs(): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>("select pid from pg_stat_activity where datname = any($1)", [names]);
+    let ticks = 0;
+    for (const { pid } of rows) {
+      // Fields 14 and 15 of /proc/<pid>/stat (utime, stime, clock ticks), counted after the command's closing parenthesis.
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    }
+    return ticks * 10; // 100 ticks a second (CLK_TCK) on Linux
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 main().catch(async (error: unknown) => {

@@ -156,12 +156,12 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   const workers = Array.from({ length: concurrency }, (_, index) => worker(index));
   await new Promise((resolve) => setTimeout(resolve, sagaWarmupMs(options)));
   /** The child's SQL statements and transactions so far, by service. */
-  const sqlSnapshot = (): Promise<Record<string, { statements: number; transactions: number }>> =>
+  const sqlSnapshot = (): Promise<ShopSnapshot> =>
     new Promise((resolve) => {
-      const onMessage = (message: { kind?: string; counts?: Record<string, { statements: number; transactions: number }> }) => {
+      const onMessage = (message: { kind?: string } & Partial<ShopSnapshot>) => {
         if (message.kind !== "sql") return;
         child.off("message", onMessage);
-        resolve(message.counts ?? {});
+        resolve({ counts: message.counts ?? {}, cpu: message.cpu ?? { shopMs: 0 } });
       };
       child.on("message", onMessage);
       child.send({ kind: "sql" });
@@ -238,8 +238,8 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
     print(line);
   // Statements in the measured window over the orders finished in it: in-flight orders at its edges make it approximate.
   const finishedOrders = rounds.reduce((sum, round) => sum + round.confirmed + round.rejected + round.failed, 0);
-  const perOrder = (service: string, key: "statements" | "transactions"): number => ((sqlAfter[service]?.[key] ?? 0) - (sqlBefore[service]?.[key] ?? 0)) / finishedOrders;
-  const services = Object.keys(sqlAfter)
+  const perOrder = (service: string, key: "statements" | "transactions"): number => ((sqlAfter.counts[service]?.[key] ?? 0) - (sqlBefore.counts[service]?.[key] ?? 0)) / finishedOrders;
+  const services = Object.keys(sqlAfter.counts)
     .filter((service) => perOrder(service, "statements") > 0)
     .sort();
   print();
@@ -256,6 +256,17 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
     ]),
   ))
     print(line);
+  // CPU per order against the window's wall time: on 2 cores, whether orders wait or burn CPU (the machine is shared, so the rest is not all idle).
+  const windowSeconds = (rounds.length * roundMs) / 1000;
+  const shopMs = sqlAfter.cpu.shopMs - sqlBefore.cpu.shopMs;
+  const postgresMs = sqlAfter.cpu.postgresMs !== undefined && sqlBefore.cpu.postgresMs !== undefined ? sqlAfter.cpu.postgresMs - sqlBefore.cpu.postgresMs : undefined;
+  print();
+  print(
+    `CPU per finished order: shop process ${fixed(shopMs / finishedOrders, 2)} ms (${fixed(shopMs / 10 / windowSeconds, 0)}% of one core), ` +
+      (postgresMs === undefined
+        ? "PostgreSQL backends not measured"
+        : `its PostgreSQL backends ${fixed(postgresMs / finishedOrders, 2)} ms (${fixed(postgresMs / 10 / windowSeconds, 0)}% of one core)`),
+  );
   print();
   print(goalLine("confirmed orders per second (median round)", SAGA_CONFIRMED_GOAL, confirmed.median, (value) => `${fixed(value, 0)}/s`));
   if (straddles(confirmed, SAGA_CONFIRMED_GOAL)) {
@@ -280,6 +291,13 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   child.send({ kind: "stop" });
   await exited;
   return { failedCalls: failed };
+}
+
+interface ShopSnapshot {
+  /** SQL statements and transactions so far, by service. */
+  readonly counts: Record<string, { statements: number; transactions: number }>;
+  /** CPU ms so far: the shop process, and its PostgreSQL backends (undefined when /proc could not tell). */
+  readonly cpu: { shopMs: number; postgresMs?: number };
 }
 
 interface RoundTally {

@@ -182,9 +182,9 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
         event,
         watchHub,
-        startSaga: (orderId) => {
+        startSaga: (order) => {
           relay.nudge();
-          runner.kick(orderId);
+          runner.kick(order.id, order);
         },
         watchPollMs: config.watchPollMs,
       };

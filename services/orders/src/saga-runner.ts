@@ -28,8 +28,12 @@ export interface SagaRunnerOptions {
 
 export interface SagaRunner {
   start(): void;
-  /** Runs a freshly placed order's saga now instead of at the next poll. */
-  kick(orderId: string): void;
+  /**
+   * Runs a freshly placed order's saga now instead of at the next poll.
+   * `placed`, the order as placement folded it, spares the first step a read
+   * of the stream.
+   */
+  kick(orderId: string, placed?: OrderRecord): void;
   /** Stops claiming and waits for the sagas in hand (bounded by their step deadlines). */
   stop(): Promise<void>;
   /** Sagas being worked on by this process. */
@@ -66,9 +70,13 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     }
   };
 
-  const drive = async (claimed: ClaimedSaga): Promise<void> => {
-    // The saga reads the order as its stream folds it, never the view.
-    const order = await store.load(claimed.orderId);
+  const drive = async (claimed: ClaimedSaga, placed?: OrderRecord): Promise<void> => {
+    // The saga reads the order as its stream folds it, never the view. A saga
+    // claimed untried right after its placement has that fold in hand (one
+    // event, the card token with it); had anything moved the stream since, the
+    // first decision's append would meet a StreamConflictError and read it again.
+    const fresh = placed !== undefined && placed.id === claimed.orderId && claimed.step === "reserve_stock" && claimed.attempts === 0;
+    const order = fresh ? placed : await store.load(claimed.orderId);
     if (!order) throw new Error(`saga of missing order ${claimed.orderId}`);
     // Log lines of the saga carry the request that placed the order.
     await runWithRequestId(order.requestId, () => advance(claimed, order));
@@ -108,13 +116,13 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     }
   };
 
-  const run = (saga: ClaimedSaga): void => {
+  const run = (saga: ClaimedSaga, placed?: OrderRecord): void => {
     if (inHand.has(saga.orderId)) return;
     const traced = options.tracer
       ? inSpan(options.tracer, `saga ${saga.step}`, { parent: extractTraceContext(saga.traceContext), attributes: { "meshwork.saga.step": saga.step, "meshwork.saga.attempts": saga.attempts } }, () =>
-          drive(saga),
+          drive(saga, placed),
         )
-      : drive(saga);
+      : drive(saga, placed);
     const work = traced
       .catch((error: unknown) => {
         // The database going away is an outage, not a bug: the saga resumes all the same.
@@ -131,7 +139,7 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     const free = options.concurrency - inHand.size;
     if (free <= 0) return;
     const claimed = await store.claim(options.owner, free, options.leaseMs);
-    claimed.forEach(run);
+    for (const saga of claimed) run(saga);
     // A full claim means more may be due: look again at once rather than after the interval.
     if (claimed.length === free && !stopping) schedule(0);
   };
@@ -150,11 +158,13 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     start() {
       schedule(0);
     },
-    kick(orderId) {
+    kick(orderId, placed) {
       if (stopping || inHand.size >= options.concurrency) return;
       store
         .claim(options.owner, 1, options.leaseMs, orderId)
-        .then((claimed) => claimed.forEach(run))
+        .then((claimed) => {
+          for (const saga of claimed) run(saga, placed);
+        })
         .catch((error: unknown) => log.warn({ err: error instanceof Error ? error.message : String(error), orderId }, "saga kick failed; the poll will pick it up"));
     },
     async stop() {

@@ -11,7 +11,7 @@ import { DeliveryOption, OrderSchema, OrderStatus, PlaceOrderRequestSchema, Saga
 import { bearerToken, Code, createWatchHub, isRpcError, type CallContext } from "@meshwork/platform";
 import { createTestCallContext, rejectsWith, type TestScope } from "@meshwork/testing";
 import { eventFactory, orderStore, ordersDatabase } from "../test/support.js";
-import { checkShipping, placementFingerprint } from "./orders.js";
+import { checkShipping, placementFingerprint, type OrderRecord } from "./orders.js";
 import type { ProductCheck } from "./ports.js";
 import { createOrderHandlers, createOrderOperations } from "./service.js";
 import { createOrderHandlersV2 } from "./service-v2.js";
@@ -40,7 +40,7 @@ async function fixture(t: TestScope) {
   const db = (await ordersDatabase(t, "PGlite"))!;
   const store = orderStore(db);
   const sagasStarted: string[] = [];
-  const deps = { store, authenticate, products: catalog, event: eventFactory, watchHub: createWatchHub(), startSaga: (id: string) => void sagasStarted.push(id), watchPollMs: 60_000 };
+  const deps = { store, authenticate, products: catalog, event: eventFactory, watchHub: createWatchHub(), startSaga: (order: OrderRecord) => void sagasStarted.push(order.id), watchPollMs: 60_000 };
   const operations = createOrderOperations(deps);
   return { store, sagasStarted, v1: createOrderHandlers(deps, operations), v2: createOrderHandlersV2(deps, operations) };
 }

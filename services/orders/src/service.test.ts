@@ -57,7 +57,7 @@ async function fixture(t: TestScope, options: { watchPollMs?: number; wrap?: (st
     products: catalog,
     event: eventFactory,
     watchHub: hub,
-    startSaga: (orderId) => void sagasStarted.push(orderId),
+    startSaga: (order) => void sagasStarted.push(order.id),
     // A minute: only a wake-up from the hub delivers a change within a test's bounds.
     watchPollMs: options.watchPollMs ?? 60_000,
   });

@@ -26,8 +26,8 @@ export interface OrderServiceDeps {
   readonly event: EventFactory;
   /** Notified with the order id at every change this process commits (see main.ts). */
   readonly watchHub: WatchHub;
-  /** Starts the saga of a newly placed order at once. */
-  readonly startSaga: (orderId: string) => void;
+  /** Starts the saga of a newly placed order at once (from the order as placed, which spares it a read). */
+  readonly startSaga: (order: OrderRecord) => void;
   /** How often a WatchOrder stream re-reads the order, for changes made by other instances. */
   readonly watchPollMs: number;
 }
@@ -83,7 +83,7 @@ export function createOrderOperations(deps: OrderServiceDeps): OrderOperations {
         );
         if (created) {
           context.log.info({ orderId: order.id }, "order placed");
-          deps.startSaga(order.id);
+          deps.startSaga(order);
         }
         return order;
       }),

@@ -39,7 +39,16 @@ function scriptedSteps(script: Script, calls: string[]): SagaSteps {
 
 async function setup(t: TestScope, script: Script, owner = "runner-1") {
   const db = (await ordersDatabase(t, "PGlite"))!;
-  const store = orderStore(db);
+  const loads: string[] = [];
+  const reading = orderStore(db);
+  // The stream reads the runner makes, by order id.
+  const store: typeof reading = {
+    ...reading,
+    load: (id) => {
+      loads.push(id);
+      return reading.load(id);
+    },
+  };
   const calls: string[] = [];
   const finals = new Map<string, (order: OrderRecord) => void>();
   const runner = createSagaRunner({
@@ -59,7 +68,7 @@ async function setup(t: TestScope, script: Script, owner = "runner-1") {
   });
   t.onTestFinished(() => runner.stop());
   const finalOf = (orderId: string) => new Promise<OrderRecord>((resolve) => finals.set(orderId, resolve));
-  return { db, store, calls, runner, finalOf };
+  return { db, store, calls, runner, finalOf, loads };
 }
 
 const place = async (env: { store: ReturnType<typeof orderStore>; runner: SagaRunner }) => {
@@ -68,6 +77,17 @@ const place = async (env: { store: ReturnType<typeof orderStore>; runner: SagaRu
 };
 
 describe("saga runner", () => {
+  test("a saga kicked with the order as placed starts from it without reading the stream", async (t) => {
+    const env = await setup(t, {});
+    const order = await place(env);
+    const done = env.finalOf(order.id);
+    env.runner.kick(order.id, order);
+    const final = await done;
+    assert.equal(final.status, "confirmed");
+    assert.deepEqual(env.calls, ["reserve", "authorize"]);
+    assert.deepEqual(env.loads, []);
+  });
+
   test("happy path: reserved, authorized, CONFIRMED, with its timeline and two events", async (t) => {
     const env = await setup(t, {});
     const order = await place(env);

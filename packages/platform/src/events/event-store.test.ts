@@ -71,6 +71,39 @@ describe("event store on PGlite", () => {
     assert.equal((await store.readStream(db, "order-1")).length, 1);
   });
 
+  test("appendStatement: one statement appends at the expected version, writes nothing past its guard, and a race past the guard is a StreamConflictError", async (t) => {
+    const db = await pglite(t);
+    const store = createEventStore();
+    // The append as a data-modifying CTE beside another write that depends on the same guard.
+    const appendWithMarker = async (expected: number, guarded: boolean) => {
+      const append = store.appendStatement("order-1", expected, [placed("a")]);
+      const condition = guarded ? append.atExpectedVersion : { sql: "true", bindings: [] };
+      const insert = append.insert(condition);
+      const { rows } = (await db.raw(
+        `with appended as (${insert.sql}),
+              marked as (insert into outbox (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, body)
+                         select gen_random_uuid(), 0, 'order-1', 'x', 'r', 'T', 'application/json', '\\x00'::bytea where exists (select 1 from appended))
+         select (select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended`,
+        [...insert.bindings],
+      )) as { rows: { appended: { position: number; version: number; recorded_at: string }[] | null }[] };
+      return { append, appended: rows[0]!.appended };
+    };
+    const first = await appendWithMarker(0, true);
+    assert.deepEqual(
+      first.append.recorded(first.appended!).map((event) => [event.version, event.type]),
+      [[1, "OrderPlaced"]],
+    );
+    // A stale expected version: the guard is false, nothing is written.
+    assert.equal((await appendWithMarker(0, true)).appended, null);
+    // A writer that raced past its guard meets the constraint, and the whole statement fails.
+    const stale = store.appendStatement("order-1", 0, [placed("b")]);
+    const error = await appendWithMarker(0, false).catch((caught: unknown) => stale.conflict(caught));
+    assert.ok(error instanceof StreamConflictError, String(error));
+    assert.equal(error.expectedVersion, 0);
+    assert.equal((await store.readStream(db, "order-1")).length, 1);
+    assert.equal((await db("outbox").count({ n: "*" }))[0]!.n, 1);
+  });
+
   test("the unique (stream_id, version) constraint itself refuses a second event at a taken version", async (t) => {
     // The constraint, not the pre-check, is what stops two racing writers; a
     // direct insert shows it holds on PGlite (the race itself is in the int test).

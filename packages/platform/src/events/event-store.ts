@@ -127,6 +127,31 @@ export interface AppendResult {
   readonly events: readonly RecordedEvent[];
 }
 
+/** SQL text and its bindings, to put into a statement of the caller's. */
+export interface SqlPart {
+  readonly sql: string;
+  readonly bindings: readonly Knex.Value[];
+}
+
+/**
+ * An append as parts of one statement of the caller's (a data-modifying CTE
+ * that writes the events with the state they change, without BEGIN and
+ * COMMIT): a guard, the insert, and how to read what it returned. The caller
+ * makes every write of its statement depend on the guard; a writer racing
+ * past it meets the unique (stream_id, version) constraint, which fails the
+ * whole statement, and `conflict` turns that error into a StreamConflictError.
+ */
+export interface AppendStatement {
+  /** A boolean expression: the stream is at the expected version (true when there is nothing to append, as `append` does not check then either). */
+  readonly atExpectedVersion: SqlPart;
+  /** An INSERT ... RETURNING position, version, recorded_at of the events, inserting only where `condition` (an SQL boolean expression) holds. */
+  insert(condition: SqlPart): SqlPart;
+  /** The appended events as stored, from the rows the insert returned. */
+  recorded(rows: readonly { position: number | string; version: number; recorded_at: Date | string }[]): RecordedEvent[];
+  /** A StreamConflictError for the database's unique violation on the stream's version; other errors as they are. */
+  conflict(error: unknown): unknown;
+}
+
 export interface EventStore {
   /**
    * Appends events after `expectedVersion` (0: the stream must not exist yet)
@@ -135,6 +160,8 @@ export interface EventStore {
    * aborted, so the caller retries the whole transaction, not just this call.
    */
   append(trx: Knex.Transaction, streamId: string, expectedVersion: number, events: readonly NewEvent[]): Promise<AppendResult>;
+  /** The parts of an append for the caller's own single statement (see AppendStatement); append() is the transactional form. */
+  appendStatement(streamId: string, expectedVersion: number, events: readonly NewEvent[]): AppendStatement;
   /** The stream's events in version order, upcast to their current shapes; [] when the stream does not exist. */
   readStream(db: Knex | Knex.Transaction, streamId: string, options?: { readonly fromVersion?: number }): Promise<RecordedEvent[]>;
   /** Brings a stored row (of this store's table) to its current shape; for readers of the table such as projections. */
@@ -209,9 +236,63 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     return row?.version ?? 0;
   };
 
+  const checkExpected = (expectedVersion: number): void => {
+    if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`expected version must be a whole number >= 0, not ${expectedVersion}`);
+  };
+
+  /** The events as rows of a VALUES list, at the versions after `expectedVersion`. */
+  const valuesOf = (streamId: string, expectedVersion: number, events: readonly NewEvent[]): SqlPart => ({
+    sql: events.map(() => "(?, ?::integer, ?, ?::integer, ?::jsonb, ?::jsonb)").join(", "),
+    bindings: events.flatMap((event, index) => [streamId, expectedVersion + index + 1, event.type, event.schemaVersion, JSON.stringify(event.data), JSON.stringify(event.metadata ?? {})]),
+  });
+
+  /** What a fold continues with: the events as given, with what the database assigned them. */
+  const recordedOf = (
+    streamId: string,
+    expectedVersion: number,
+    events: readonly NewEvent[],
+    returned: readonly { position: number | string; version: number; recorded_at: Date | string }[],
+  ): RecordedEvent[] =>
+    [...returned]
+      .sort((x, y) => x.version - y.version)
+      .map((row, index): RecordedEvent => {
+        const event = events[row.version - expectedVersion - 1] ?? events[index]!;
+        return {
+          streamId,
+          version: row.version,
+          position: Number(row.position),
+          type: event.type,
+          schemaVersion: event.schemaVersion,
+          data: event.data,
+          metadata: event.metadata ?? {},
+          recordedAt: new Date(row.recorded_at),
+        };
+      });
+
   return {
+    appendStatement(streamId, expectedVersion, events) {
+      checkExpected(expectedVersion);
+      const values = valuesOf(streamId, expectedVersion, events);
+      return {
+        atExpectedVersion:
+          events.length === 0 ? { sql: "true", bindings: [] } : { sql: `(select coalesce(max(version), 0) from ${table} where stream_id = ?) = ?`, bindings: [streamId, expectedVersion] },
+        insert: (condition) => ({
+          sql:
+            events.length === 0
+              ? `select null::bigint as position, null::integer as version, null::timestamptz as recorded_at where false`
+              : `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
+                 select * from (values ${values.sql}) as appended (stream_id, version, type, schema_version, data, metadata)
+                  where ${condition.sql}
+                 returning position, version, recorded_at`,
+          bindings: events.length === 0 ? [] : [...values.bindings, ...condition.bindings],
+        }),
+        recorded: (rows) => recordedOf(streamId, expectedVersion, events, rows),
+        conflict: (error) => (isStreamVersionViolation(error, constraint) ? new StreamConflictError(streamId, expectedVersion, undefined) : error),
+      };
+    },
+
     async append(trx, streamId, expectedVersion, events) {
-      if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`expected version must be a whole number >= 0, not ${expectedVersion}`);
+      checkExpected(expectedVersion);
       if (events.length === 0) {
         const actual = await currentVersion(trx, streamId);
         if (actual !== expectedVersion) throw new StreamConflictError(streamId, expectedVersion, actual);
@@ -221,31 +302,17 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       // expected version, so a stale or too-high one inserts nothing (and does
       // not abort the transaction); a writer racing past the check meets the
       // unique (stream_id, version) constraint instead.
-      const values = events.map(() => "(?, ?::integer, ?, ?::integer, ?::jsonb, ?::jsonb)").join(", ");
-      const bindings = events.flatMap((event, index) => [streamId, expectedVersion + index + 1, event.type, event.schemaVersion, JSON.stringify(event.data), JSON.stringify(event.metadata ?? {})]);
+      const values = valuesOf(streamId, expectedVersion, events);
       try {
         const { rows: returned } = (await trx.raw(
           `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
-           select * from (values ${values}) as appended (stream_id, version, type, schema_version, data, metadata)
+           select * from (values ${values.sql}) as appended (stream_id, version, type, schema_version, data, metadata)
             where (select coalesce(max(version), 0) from ${table} where stream_id = ?) = ?
            returning position, version, recorded_at`,
-          [...bindings, streamId, expectedVersion],
+          [...values.bindings, streamId, expectedVersion],
         )) as { rows: { position: number | string; version: number; recorded_at: Date }[] };
         if (returned.length === 0) throw new StreamConflictError(streamId, expectedVersion, await currentVersion(trx, streamId));
-        const inserted = [...returned].sort((x, y) => x.version - y.version);
-        const recorded = inserted.map((row, index): RecordedEvent => {
-          const event = events[row.version - expectedVersion - 1] ?? events[index]!;
-          return {
-            streamId,
-            version: row.version,
-            position: Number(row.position),
-            type: event.type,
-            schemaVersion: event.schemaVersion,
-            data: event.data,
-            metadata: event.metadata ?? {},
-            recordedAt: new Date(row.recorded_at),
-          };
-        });
+        const recorded = recordedOf(streamId, expectedVersion, events, returned);
         return { nextExpectedVersion: expectedVersion + events.length, positions: recorded.map((event) => event.position), events: recorded };
       } catch (error) {
         if (isStreamVersionViolation(error, constraint)) throw new StreamConflictError(streamId, expectedVersion, undefined);

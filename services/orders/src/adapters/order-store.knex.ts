@@ -1,4 +1,4 @@
-import { createEventStore, currentTraceHeaders, type EventStore, type Knex } from "@meshwork/platform";
+import { createEventStore, currentTraceHeaders, StreamConflictError, type EventStore, type Knex } from "@meshwork/platform";
 import { eventForStep, evolveOrder, foldOrder, ORDER_SCHEMA_VERSION, orderStreamId, orderUpcasters, type OrderEvent, type OrderPlacedData } from "../order-events.js";
 import { IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
@@ -53,6 +53,22 @@ interface SagaRow {
   outcome_reason: string;
   lease_owner: string | null;
   trace_context: Record<string, string> | string | null;
+}
+
+/** An event as a CTE's append returned it, through json_build_object. */
+interface AppendedRow {
+  position: number | string;
+  version: number;
+  recorded_at: string;
+}
+
+/** What a saga decision's statement answers. */
+interface ApplyRow {
+  /** The saga row as updated; null when nothing was written. */
+  saga: SagaRow | null;
+  appended: AppendedRow[] | null;
+  lease_held: boolean;
+  at_expected_version: boolean;
 }
 
 interface HistoryRow {
@@ -167,49 +183,69 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
   return {
     async place(order, event) {
       const { request } = order;
+      const data: OrderPlacedData = {
+        userId: order.userId,
+        idempotencyKey: request.idempotencyKey,
+        fingerprint: order.fingerprint,
+        requestId: order.requestId,
+        items: request.items,
+        shipping: request.shipping ?? null,
+      };
+      // The stream is new (expected version 0): the row inserted with it, unique per key, already makes this the only writer.
+      const append = events.appendStatement(orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
+      const insert = append.insert({ sql: `exists (select 1 from placed) and ${append.atExpectedVersion.sql}`, bindings: append.atExpectedVersion.bindings });
       return db.transaction(async (trx) => {
-        // The unique (user_id, idempotency_key) makes a concurrent duplicate wait for the
-        // first transaction and then insert nothing: exactly one order per key.
-        const inserted: OrderRow[] = await trx("orders")
-          .insert({
-            id: order.id,
-            user_id: order.userId,
-            idempotency_key: request.idempotencyKey,
-            fingerprint: order.fingerprint,
-            request_id: order.requestId,
-            status: "pending",
-            lines: JSON.stringify(request.items),
-            card_token: "",
-            card_token_sealed: cardTokens.seal(order.id, request.cardToken),
-            shipping_address: request.shipping ? JSON.stringify(request.shipping.address) : null,
-            delivery_option: request.shipping?.delivery ?? null,
-            version: 1,
-          })
-          .onConflict(["user_id", "idempotency_key"])
-          .ignore()
-          .returning("*");
-        if (inserted.length === 0) {
+        // The order row, its saga, its first event and its timeline in one statement
+        // (a data-modifying CTE; raw SQL for the inserts that depend on the row's,
+        // which knex does not build). The unique (user_id, idempotency_key) makes a
+        // concurrent duplicate wait for the first transaction and then insert
+        // nothing: exactly one order per key. The outbox row follows in a second
+        // statement of the same transaction: its message carries the event's time,
+        // the transaction's now(), known only from what this statement returns.
+        const [result] = (await trx
+          .with(
+            "placed",
+            trx("orders")
+              .insert({
+                id: order.id,
+                user_id: order.userId,
+                idempotency_key: request.idempotencyKey,
+                fingerprint: order.fingerprint,
+                request_id: order.requestId,
+                status: "pending",
+                lines: JSON.stringify(request.items),
+                card_token: "",
+                card_token_sealed: cardTokens.seal(order.id, request.cardToken),
+                shipping_address: request.shipping ? JSON.stringify(request.shipping.address) : null,
+                delivery_option: request.shipping?.delivery ?? null,
+                version: 1,
+              })
+              .onConflict(["user_id", "idempotency_key"])
+              .ignore()
+              .returning("id"),
+          )
+          // The placement's trace context: the saga's steps, run later by whichever
+          // instance claims it, continue the order's trace from it.
+          .with("saga", trx.raw("insert into sagas (order_id, step, trace_context) select id, 'reserve_stock', ?::jsonb from placed", [JSON.stringify(currentTraceHeaders())]))
+          .with("appended", trx.raw(insert.sql, insert.bindings))
+          .with("timeline", trx.raw("insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed"))
+          .select(
+            trx.raw("(select count(*) from placed)::integer as created"),
+            trx.raw("(select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended"),
+          )
+          .catch((error: unknown) => {
+            throw append.conflict(error);
+          })) as [{ created: number; appended: AppendedRow[] | null }];
+
+        if (result.created === 0) {
           const existing = await trx<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
           if (!existing) throw new Error("idempotency conflict without an existing order");
           if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
           return { order: (await read(trx, existing.id))!, created: false };
         }
-        // The placement's trace context: the saga's steps, run later by whichever
-        // instance claims it, continue the order's trace from it.
-        await trx("sagas").insert({ order_id: order.id, step: "reserve_stock", trace_context: JSON.stringify(currentTraceHeaders()) });
-        const data: OrderPlacedData = {
-          userId: order.userId,
-          idempotencyKey: request.idempotencyKey,
-          fingerprint: order.fingerprint,
-          requestId: order.requestId,
-          items: request.items,
-          shipping: request.shipping ?? null,
-        };
-        // The stream is new (expected version 0): the row above, unique per key, already made this the only writer.
-        const appended = await events.append(trx, orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
-        const placed: OrderRecord = { ...foldOrder(order.id, appended.events)!, cardToken: request.cardToken };
-        // The view: the row inserted above (same transaction time as the event, so its times are the fold's) and its timeline.
-        await trx("order_history").insert(historyRows(placed));
+        // A stream that already existed: nothing appended; throwing rolls the row back too.
+        if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
+        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(result.appended))!, cardToken: request.cardToken };
         await enqueue(trx, order.id, [event(placed, undefined)]);
         return { order: placed, created: true };
       });
@@ -260,47 +296,86 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
     },
 
     async apply(saga, current, decision, leaseMs, event) {
-      // Round trips are the cost of a saga step, so nothing is read back:
-      // the lease-fenced saga update proves we are the order's only writer,
-      // and the new record is built from `current` and what the writes return.
-      return db.transaction(async (trx) => {
-        const keepLease = decision.step !== "done" && decision.delayMs === 0;
-        const updated: SagaRow[] = await trx("sagas")
-          .where({ order_id: saga.orderId, lease_owner: saga.leaseOwner })
-          .andWhere("lease_until", ">", trx.fn.now())
-          .update({
-            step: decision.step,
-            attempts: decision.attempts,
-            authorize_attempted: decision.authorizeAttempted,
-            outcome_status: decision.outcome?.status ?? null,
-            outcome_reason: decision.outcome?.reason ?? "",
-            next_attempt_at: trx.raw("now() + (? * interval '1 millisecond')", [decision.delayMs]),
-            lease_owner: keepLease ? saga.leaseOwner : null,
-            lease_until: keepLease ? trx.raw("now() + (? * interval '1 millisecond')", [leaseMs]) : null,
-            updated_at: trx.fn.now(),
-          })
-          .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
-        const sagaRow = updated[0];
-        if (!sagaRow) return undefined;
+      // Round trips are the cost of a saga step, so a decision is one statement
+      // (a data-modifying CTE, atomic without BEGIN and COMMIT): the lease-fenced
+      // saga update, the event append at the version the saga last saw, the view's
+      // row and its timeline. Every write depends on the saga update having
+      // matched, and the update on the stream being at that version, so a lost
+      // lease or a moved stream writes nothing; a writer racing past the version
+      // check meets the unique (stream_id, version) constraint, which fails the
+      // whole statement (a StreamConflictError). Nothing is read back: the new
+      // record is built from `current` and what the statement returns.
+      const keepLease = decision.step !== "done" && decision.delayMs === 0;
+      const facts = decision.history.map((entry) => asNewEvent(eventForStep(entry.step, entry.detail, decision.lines)));
+      const append = events.appendStatement(orderStreamId(saga.orderId), current.version, facts);
+      // The view's columns hold no time (see viewColumns), so a fold with a stand-in time gives them before the statement runs.
+      const folded = facts.reduce<OrderRecord>((state, fact, index) => evolveOrder(saga.orderId, state, { ...fact, version: current.version + index + 1, recordedAt: current.updatedAt }), current);
+      const written = { sql: "exists (select 1 from saga)", bindings: [] };
+      const changes: Record<string, unknown> = facts.length === 0 ? {} : { ...viewColumns(folded), updated_at: db.fn.now() };
+      if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
+        changes.card_token = "";
+        changes.card_token_sealed = "";
+      }
+      const sagaUpdate = db("sagas")
+        .where({ order_id: saga.orderId, lease_owner: saga.leaseOwner })
+        .andWhere("lease_until", ">", db.fn.now())
+        .andWhereRaw(append.atExpectedVersion.sql, append.atExpectedVersion.bindings)
+        .update({
+          step: decision.step,
+          attempts: decision.attempts,
+          authorize_attempted: decision.authorizeAttempted,
+          outcome_status: decision.outcome?.status ?? null,
+          outcome_reason: decision.outcome?.reason ?? "",
+          next_attempt_at: db.raw("now() + (? * interval '1 millisecond')", [decision.delayMs]),
+          lease_owner: keepLease ? saga.leaseOwner : null,
+          lease_until: keepLease ? db.raw("now() + (? * interval '1 millisecond')", [leaseMs]) : null,
+          updated_at: db.fn.now(),
+        })
+        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
+      const viewUpdate = Object.keys(changes).length > 0 ? db("orders").where("id", saga.orderId).andWhereRaw(written.sql).update(changes) : undefined;
+      const timeline = historyRows(folded, current.history.length);
+      const insert = append.insert(written);
+      const statement = db
+        .with("saga", sagaUpdate)
+        .with("appended", db.raw(insert.sql, insert.bindings))
+        .modify((query) => {
+          if (viewUpdate) query.with("viewed", viewUpdate);
+          if (timeline.length > 0)
+            query.with(
+              "timeline",
+              db.raw(
+                `insert into order_history (order_id, step, detail) select * from (values ${timeline.map(() => "(?, ?, ?)").join(", ")}) as entries (order_id, step, detail) where ${written.sql}`,
+                timeline.flatMap((entry) => [entry.order_id, entry.step, entry.detail] as Knex.Value[]),
+              ),
+            );
+        })
+        .select(
+          db.raw("(select row_to_json(written) from saga as written) as saga"),
+          db.raw("(select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended"),
+          // Why nothing was written, when nothing was: the lease (checked first, as a lost lease ends the run) or the stream.
+          db.raw("exists (select 1 from sagas where order_id = ? and lease_owner = ? and lease_until > now()) as lease_held", [saga.orderId, saga.leaseOwner]),
+          db.raw(`${append.atExpectedVersion.sql} as at_expected_version`, append.atExpectedVersion.bindings),
+        );
 
-        // The decision's facts, appended at the version the saga last saw: a
-        // writer that got there first makes this a StreamConflictError, which
-        // rolls the whole transaction back (saga row included).
-        const facts = decision.history.map((entry) => asNewEvent(eventForStep(entry.step, entry.detail, decision.lines)));
-        const appended = facts.length === 0 ? [] : (await events.append(trx, orderStreamId(saga.orderId), current.version, facts)).events;
-        const order = appended.reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
-
-        // The view, in the same transaction: the row as the fold says, the new timeline entries.
-        const changes: Record<string, unknown> = appended.length === 0 ? {} : { ...viewColumns(order), updated_at: trx.fn.now() };
-        if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
-          changes.card_token = "";
-          changes.card_token_sealed = "";
+      const runOn = async (trx?: Knex.Transaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
+        let row: ApplyRow;
+        try {
+          [row] = (await (trx ? statement.transacting(trx) : statement)) as [ApplyRow];
+        } catch (error) {
+          throw append.conflict(error);
         }
-        if (Object.keys(changes).length > 0) await trx("orders").where("id", saga.orderId).update(changes);
-        if (appended.length > 0) await trx("order_history").insert(historyRows(order, current.history.length));
-        if (order.status !== current.status) await enqueue(trx, saga.orderId, [event(order, current.status)]);
-        return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(sagaRow), leaseOwner: saga.leaseOwner } };
-      });
+        if (!row.saga) {
+          if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
+          return undefined;
+        }
+        const order = append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+        if (trx) await enqueue(trx, saga.orderId, [event(order, current.status)]);
+        return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
+      };
+      // A status change also writes its outbox row, whose message carries the
+      // events' time: the transaction's now(), known only from what the
+      // statement returns. Then it is a transaction of the two statements.
+      return folded.status !== current.status ? db.transaction((trx) => runOn(trx)) : runOn();
     },
 
     async sealClearCardTokens() {
