@@ -1,5 +1,6 @@
-import { Client, credentials, Metadata, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { startBytesServer } from "./bytes-server.js";
 import type { RunningServer } from "./running-server.js";
 
 /** Bytes in, bytes out: the proxy neither decodes nor encodes anything. */
@@ -19,46 +20,13 @@ export const GET_PRODUCT_PATH = `/${CatalogService.typeName}/${CatalogService.me
  */
 export async function startBareProxy(upstream: string): Promise<RunningServer> {
   const client = new Client(upstream, credentials.createInsecure(), {});
-  const server = new Server();
-  const definition: ServiceDefinition = {
-    GetProduct: {
-      path: GET_PRODUCT_PATH,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  };
   let served = 0;
-  server.addService(definition, {
-    GetProduct: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-      client.makeUnaryRequest<Buffer, Buffer>(GET_PRODUCT_PATH, identity, identity, call.request, new Metadata(), { deadline: call.getDeadline() }, (error: ServiceError | null, response?: Buffer) => {
-        served++;
-        if (error) callback(error);
-        else callback(null, response);
-      });
-    },
+  const { port, stop } = await startBytesServer(GET_PRODUCT_PATH, (call, callback) => {
+    client.makeUnaryRequest<Buffer, Buffer>(GET_PRODUCT_PATH, identity, identity, call.request, new Metadata(), { deadline: call.getDeadline() }, (error: ServiceError | null, response?: Buffer) => {
+      served++;
+      if (error) callback(error);
+      else callback(null, response);
+    });
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
-  });
-  return {
-    port,
-    served: () => served,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          client.close();
-          resolve();
-        }, 1000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          client.close();
-          resolve();
-        });
-      }),
-  };
+  return { port, served: () => served, stop: () => stop(() => client.close()) };
 }

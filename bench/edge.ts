@@ -28,10 +28,10 @@
  * on these shared cores falls on all of them alike), then their median.
  */
 import path from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Client, credentials } from "@grpc/grpc-js";
-import { GetProductRequestSchema, GetProductResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
+import { GetProductResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { getProductRequest } from "./bytes-server.js";
 import { GET_PRODUCT_PATH } from "./bare-proxy.js";
 import type { LoadTarget } from "./load.js";
 import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
@@ -104,9 +104,7 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
   const clients: Client[] = [];
   const cells: Cell[] = [];
   try {
-    const productId = demoCatalog[0]?.id;
-    if (productId === undefined) throw new Error("the demo catalog is empty: nothing to read");
-    const request = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId })));
+    const { productId, request } = getProductRequest();
     const catalogPort = await catalog.start();
     const upstream = `127.0.0.1:${catalogPort}`;
     const settings: Record<string, StartSettings> = {

@@ -13,10 +13,10 @@
  */
 import { availableParallelism, cpus } from "node:os";
 import path from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Client, credentials } from "@grpc/grpc-js";
-import { CatalogService, GetProductRequestSchema, GetProductResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
+import { CatalogService, GetProductResponseSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { getProductRequest } from "./bytes-server.js";
 import type { LoadTarget } from "./load.js";
 import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
@@ -71,9 +71,7 @@ export async function runHostVsBareBench({ options, print, children }: BenchCont
 
   const cells: Cell[] = [];
   try {
-    const productId = demoCatalog[0]?.id;
-    if (productId === undefined) throw new Error("the demo catalog is empty: nothing to read");
-    const request = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId })));
+    const { productId, request } = getProductRequest();
 
     const platformClient = connect(await servers.platform!.start());
     const platformResponse = await callOnce(platformClient, PLATFORM_METHOD_PATH, request);

@@ -12,10 +12,9 @@
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
-import { CatalogService, GetProductRequestSchema } from "@meshwork/contracts/shop/catalog/v1/catalog";
-import { demoCatalog } from "../services/catalog/src/demo-catalog.js";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { getProductRequest } from "./bytes-server.js";
 import type { LoadTarget } from "./load.js";
 import { findMainThreadProfile, summarizeCpuProfile } from "./profile-summary.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
@@ -55,9 +54,7 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
   const clients: Client[] = [];
   const cells: Cell[] = [];
   try {
-    const productId = demoCatalog[0]?.id;
-    if (productId === undefined) throw new Error("the demo catalog is empty: nothing to read");
-    const request = Buffer.from(toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId })));
+    const { request } = getProductRequest();
     // A caller mid-trace: the server extracts this parent and makes a child span.
     const metadata = new Metadata();
     metadata.set("traceparent", `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`);

@@ -15,7 +15,7 @@ export interface BenchOptions {
   readonly help: boolean;
 }
 
-/** Defaults: 5 rounds of 1 s warm-up + 2 s measured per cell keep the whole of `npm run bench` near 6 minutes on 2 cores. */
+/** Defaults: 5 rounds of 1 s warm-up + 2 s measured per cell keep the whole of `npm run bench` near 6.5 minutes on 2 cores. */
 export const DEFAULT_ROUNDS = 5;
 export const DEFAULT_WARMUP_SECONDS = 1;
 export const DEFAULT_MEASURE_SECONDS = 2;
@@ -34,11 +34,11 @@ export const USAGE = `usage: npm run bench -- [section...] [options]
   --help
 
 Sections: host-vs-bare, observability, edge, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
-and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds; the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
+and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds, then an open loop of BENCH_SAGA_OPEN_RATE orders/s (default 150) per round; the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
 The edge section measures BENCH_EDGE_PATHS (default: direct,gateway,cached,proxy); BENCH_EDGE_BASELINE=<another checkout> adds
 that checkout's gateway as path "baseline", for a before/after in one run (cache hits with BENCH_EDGE_BASELINE_CACHED=1);
 BENCH_HOST_BASELINE=<another checkout> adds that checkout's platform catalog to host-vs-bare the same way.
-With the defaults the whole run takes about 6 minutes.`;
+With the defaults the whole run takes about 6.5 minutes.`;
 
 /** A bad value: the message names the flag and the variable. */
 export class BenchOptionError extends Error {}
