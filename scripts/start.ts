@@ -2,6 +2,12 @@
  * `npm start`: the whole system in one Node process on embedded defaults
  * (scripts/lib/all-in-one.ts). Environment variables still override any
  * setting (see each service's README).
+ *
+ * Where things go: the embedded PostgreSQL and the generated keys in
+ * .data/ (each service's *_DATA_DIR moves them); the web app is built into
+ * web/dist, or into MESHWORK_WEB_BUILD_DIR when set (the start bench uses
+ * both for a first start in a temp dir); GATEWAY_WEB_DIR serves a built app
+ * as it is, without building.
  */
 import { performance } from "node:perf_hooks";
 import { SERVICE_DESCRIPTIONS, startAllInOne, type ServiceName } from "./lib/all-in-one.js";
@@ -13,9 +19,10 @@ const quiet = Object.fromEntries(["IDENTITY", "CATALOG", "PAYMENTS", "ORDERS", "
 
 async function main(): Promise<void> {
   // The gateway serves the shop's web app from web/dist unless told otherwise.
-  const web = process.env.GATEWAY_WEB_DIR === undefined ? await ensureWebBuild() : undefined;
+  const buildDir = process.env.MESHWORK_WEB_BUILD_DIR || undefined;
+  const web = process.env.GATEWAY_WEB_DIR === undefined ? await ensureWebBuild(buildDir) : undefined;
   if (web?.reason) process.stdout.write(`Built the web app (${web.reason}) in ${web.ms} ms.\n`);
-  const shop = await startAllInOne({ ...quiet, ...process.env });
+  const shop = await startAllInOne({ ...quiet, ...process.env, ...(buildDir && web ? { GATEWAY_WEB_DIR: web.dir } : {}) });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -34,7 +41,7 @@ async function main(): Promise<void> {
   const curl = "npx buf curl --protocol connect --http2-prior-knowledge";
   const lines = [
     "",
-    `Meshwork is running (embedded mode: PostgreSQL in .data/pglite, in-process broker), ready in ${readyMs} ms, ${rssMb} MB resident.`,
+    `Meshwork is running (embedded mode: PostgreSQL in ${process.env.CATALOG_DATA_DIR ?? ".data/pglite"}, in-process broker), ready in ${readyMs} ms, ${rssMb} MB resident.`,
     "",
     `  web shop       ${gateway}/   open it in a browser: sign up, shop, follow your order live, watch the mesh`,
     `  gateway        ${gateway}   ${SERVICE_DESCRIPTIONS.gateway}`,
