@@ -19,6 +19,19 @@ export function parentPidFromStat(stat: string): number | undefined {
   return Number.isInteger(ppid) ? ppid : undefined;
 }
 
+/**
+ * CPU time of the process and of its children it has waited for (utime,
+ * stime, cutime, cstime), in clock ticks, from the text of /proc/<pid>/stat.
+ */
+export function cpuTicksFromStat(stat: string): number {
+  const fields = stat
+    .slice(stat.lastIndexOf(")") + 1)
+    .trim()
+    .split(/\s+/);
+  // After the comm: state is field 3 of the line, utime 14 … cstime 17.
+  return [11, 12, 13, 14].reduce((sum, index) => sum + (Number(fields[index]) || 0), 0);
+}
+
 /** VmRSS in kB from the text of /proc/<pid>/status; 0 when absent (a zombie, a kernel thread). */
 export function vmRssKbFromStatus(status: string): number {
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
@@ -55,10 +68,18 @@ export interface ProcessRss {
   readonly pid: number;
   readonly name: string;
   readonly rssKb: number;
+  /** CPU so far, clock ticks (see cpuTicksFromStat). */
+  readonly cpuTicks: number;
 }
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux everywhere that matters here). */
+export const TICKS_PER_SECOND = 100;
 
 /** Sum of the processes' resident kB. */
 export const totalRssKb = (processes: readonly ProcessRss[]): number => processes.reduce((sum, process) => sum + process.rssKb, 0);
+
+/** Sum of the processes' CPU, seconds. */
+export const totalCpuSeconds = (processes: readonly ProcessRss[]): number => processes.reduce((sum, process) => sum + process.cpuTicks, 0) / TICKS_PER_SECOND;
 
 const readOrUndefined = (file: string): Promise<string | undefined> => readFile(file, "utf8").catch(() => undefined);
 
@@ -66,18 +87,21 @@ const readOrUndefined = (file: string): Promise<string | undefined> => readFile(
 export async function treeRss(root: number): Promise<ProcessRss[]> {
   const pids = (await readdir("/proc")).filter((entry) => /^\d+$/.test(entry)).map(Number);
   const parents = new Map<number, number>();
+  const stats = new Map<number, string>();
   await Promise.all(
     pids.map(async (pid) => {
       const stat = await readOrUndefined(`/proc/${pid}/stat`);
       const parent = stat === undefined ? undefined : parentPidFromStat(stat);
-      if (parent !== undefined) parents.set(pid, parent);
+      if (parent === undefined) return;
+      parents.set(pid, parent);
+      stats.set(pid, stat!);
     }),
   );
   if (!parents.has(root)) return [];
   const processes = await Promise.all(
     treeOf(root, parents).map(async (pid) => {
       const status = await readOrUndefined(`/proc/${pid}/status`);
-      return status === undefined ? undefined : { pid, name: nameFromStatus(status), rssKb: vmRssKbFromStatus(status) };
+      return status === undefined ? undefined : { pid, name: nameFromStatus(status), rssKb: vmRssKbFromStatus(status), cpuTicks: cpuTicksFromStat(stats.get(pid) ?? "") };
     }),
   );
   return processes.filter((process) => process !== undefined);

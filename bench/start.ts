@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { ChildGroup } from "./child-group.js";
-import { totalRssKb, treeRss, type ProcessRss } from "./process-tree.js";
+import { totalCpuSeconds, totalRssKb, treeRss, type ProcessRss } from "./process-tree.js";
 import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { fixed, formatRounds, formatTable, goalLine, roundFigures, roundOrder, roundsCaveat, straddles, type Goal } from "./stats.js";
 
@@ -153,7 +153,8 @@ function breakdown(processes: readonly ProcessRss[]): string {
 
 export async function runStartBench({ options, print, children }: BenchContext): Promise<SectionOutcome> {
   print(`## start: npm start to its banner, first (empty data dir, no web build) and warm, then ${fixed(options.startLoadMs / 1000, 0)} s of npm run load`);
-  print("memory: VmRSS summed over npm and every process below it. The machine is shared: rounds alternate first/warm; figures are medians (min–max).");
+  print("memory: VmRSS summed over npm and every process below it; CPU: theirs and their waited-for children's (less noisy than wall time on a busy machine).");
+  print("The machine is shared: rounds alternate first/warm; figures are medians (min–max).");
   const caveat = roundsCaveat(options.startRounds);
   if (caveat) print(caveat);
   const root = await mkdtemp(path.join(tmpdir(), "meshwork-bench-start-"));
@@ -170,7 +171,9 @@ export async function runStartBench({ options, print, children }: BenchContext):
         if (!run.loadOk) failed++;
         runs.push(run);
         const after = run.afterLoad ? `; after load ${mbText(mb(totalRssKb(run.afterLoad)))} (${breakdown(run.afterLoad)})` : "";
-        print(`round ${round} ${kind.padEnd(5)} ${msText(run.wallMs)} wall (${msText(run.insideMs)} inside), ${mbText(mb(totalRssKb(run.processes)))} (${breakdown(run.processes)})${after}`);
+        print(
+          `round ${round} ${kind.padEnd(5)} ${msText(run.wallMs)} wall (${msText(run.insideMs)} inside, ${fixed(totalCpuSeconds(run.processes), 2)} s CPU), ${mbText(mb(totalRssKb(run.processes)))} (${breakdown(run.processes)})${after}`,
+        );
         if (kind === "first") await rm(dir, { recursive: true, force: true });
       }
     }
@@ -182,15 +185,17 @@ export async function runStartBench({ options, print, children }: BenchContext):
   const of = (kind: Kind, figure: (run: StartRun) => number) => roundFigures(runs.filter((run) => run.kind === kind).map(figure));
   const wall = { first: of("first", (run) => run.wallMs), warm: of("warm", (run) => run.wallMs) };
   const inside = { first: of("first", (run) => run.insideMs), warm: of("warm", (run) => run.insideMs) };
+  const cpu = { first: of("first", (run) => totalCpuSeconds(run.processes)), warm: of("warm", (run) => totalCpuSeconds(run.processes)) };
   const memory = { first: of("first", (run) => mb(totalRssKb(run.processes))), warm: of("warm", (run) => mb(totalRssKb(run.processes))) };
   const afterLoad = of("warm", (run) => (run.afterLoad ? mb(totalRssKb(run.afterLoad)) : Number.NaN));
   const seconds = (value: number, digits: number) => fixed(value / 1000, digits);
   for (const line of formatTable(
-    ["start", "wall to banner s", "inside the process s", "MB at banner", "MB after load"],
+    ["start", "wall to banner s", "inside the process s", "CPU to banner s", "MB at banner", "MB after load"],
     (["first", "warm"] as const).map((kind) => [
       kind,
       formatRounds(wall[kind], 2, seconds),
       formatRounds(inside[kind], 2, seconds),
+      formatRounds(cpu[kind], 2),
       formatRounds(memory[kind], 0),
       kind === "warm" ? formatRounds(afterLoad, 0) : "-",
     ]),
