@@ -9,6 +9,7 @@
  * both for a first start in a temp dir); GATEWAY_WEB_DIR serves a built app
  * as it is, without building.
  */
+import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { SERVICE_DESCRIPTIONS, startAllInOne, type ServiceName } from "./lib/all-in-one.js";
 import { ensureWebBuild } from "./lib/web-build.js";
@@ -19,10 +20,25 @@ const quiet = Object.fromEntries(["IDENTITY", "CATALOG", "PAYMENTS", "ORDERS", "
 
 async function main(): Promise<void> {
   // The gateway serves the shop's web app from web/dist unless told otherwise.
+  // The build (a child process, on a first start or after web changes) runs
+  // while the services start: the gateway reads web files per request only.
   const buildDir = process.env.MESHWORK_WEB_BUILD_DIR || undefined;
-  const web = process.env.GATEWAY_WEB_DIR === undefined ? await ensureWebBuild(buildDir) : undefined;
-  if (web?.reason) process.stdout.write(`Built the web app (${web.reason}) in ${web.ms} ms.\n`);
-  const shop = await startAllInOne({ ...quiet, ...process.env, ...(buildDir && web ? { GATEWAY_WEB_DIR: web.dir } : {}) });
+  const building = process.env.GATEWAY_WEB_DIR === undefined ? ensureWebBuild(buildDir) : undefined;
+  building?.catch(() => {}); // awaited below; not unhandled meanwhile
+  let shop: Awaited<ReturnType<typeof startAllInOne>>;
+  try {
+    shop = await startAllInOne({ ...quiet, ...process.env, ...(buildDir && building ? { GATEWAY_WEB_DIR: path.resolve(buildDir) } : {}) });
+  } catch (error) {
+    await building?.catch(() => {}); // no build left running (and holding its lock) behind the error
+    throw error;
+  }
+  try {
+    const web = await building;
+    if (web?.reason) process.stdout.write(`Built the web app (${web.reason}) in ${web.ms} ms.\n`);
+  } catch (error) {
+    await shop.stop("the web build failed");
+    throw error;
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
