@@ -1,9 +1,10 @@
 /**
  * Section "start" (`npm run bench -- start`): what `npm start` costs, as the
  * user sees it. Each round runs, in alternating order:
- *  - a first start: `npm start` on an empty data dir and no web build (as in
- *    a fresh clone; the tsx transform cache in the OS temp dir is left as it
- *    is), stopped at the banner;
+ *  - a first start: `npm start` on an empty data dir, no web build and no
+ *    bundle of the start code (node_modules/.cache/meshwork-launch, removed
+ *    before it: a cache npm start rebuilds), as in a fresh clone, stopped at
+ *    the banner;
  *  - a warm start: on a data dir and web build made by an earlier start,
  *    then `npm run load` for --load-seconds against it.
  * Each is timed from spawning npm to the banner line, and its memory is the
@@ -100,8 +101,12 @@ async function stopGroup(child: ChildProcess): Promise<void> {
   killGroup(child, "SIGKILL");
 }
 
+/** Where scripts/launch.mjs keeps its bundles. */
+const LAUNCH_CACHE = path.join(REPO_ROOT, "node_modules", ".cache", "meshwork-launch");
+
 async function startOnce(children: ChildGroup, kind: Kind, dir: string, loadMs: number): Promise<StartRun> {
   const env = startEnv(process.env, dir);
+  if (kind === "first") await rm(LAUNCH_CACHE, { recursive: true, force: true });
   const began = performance.now();
   const child = children.spawnGroup("npm", ["start"], { ...env, FORCE_COLOR: "0" }, REPO_ROOT);
   let output = "";
@@ -152,7 +157,7 @@ function breakdown(processes: readonly ProcessRss[]): string {
 }
 
 export async function runStartBench({ options, print, children }: BenchContext): Promise<SectionOutcome> {
-  print(`## start: npm start to its banner, first (empty data dir, no web build) and warm, then ${fixed(options.startLoadMs / 1000, 0)} s of npm run load`);
+  print(`## start: npm start to its banner, first (empty data dir, no web build, no start bundle) and warm, then ${fixed(options.startLoadMs / 1000, 0)} s of npm run load`);
   print("memory: VmRSS summed over npm and every process below it; CPU: theirs and their waited-for children's (less noisy than wall time on a busy machine).");
   print("The machine is shared: rounds alternate first/warm; figures are medians (min–max).");
   const caveat = roundsCaveat(options.startRounds);
