@@ -38,7 +38,8 @@ export async function loadEmbeddedPostgres(urlSetting: string, load: () => Promi
  * One embedded PostgreSQL (PGlite) per data directory per process, shared by
  * every service of the all-in-one mode, each in a schema of its own.
  *
- * Why shared: a PGlite instance costs about 200 MB resident (its WASM heap),
+ * Why shared: a PGlite instance costs about 120 MB resident (its WASM heap,
+ * with EMBEDDED_SETTINGS below; 260 MB with PostgreSQL's default buffers),
  * so six of them break the all-in-one memory budget; and two instances must
  * never open one directory. Why a lock: PGlite is a single session, so a
  * service holds it from the moment its knex takes the connection (a query,
