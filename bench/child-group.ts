@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 
 /**
  * Every child process the bench started, so that whatever way the bench ends
@@ -7,12 +7,18 @@ import { fork, type ChildProcess } from "node:child_process";
  */
 export interface ChildGroup {
   fork(modulePath: string, args: readonly string[], execArgv: readonly string[]): ChildProcess;
+  /**
+   * Runs a command as the leader of a process group of its own (npm and what
+   * it starts), output piped; killAll kills the whole group.
+   */
+  spawnGroup(command: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): ChildProcess;
   /** SIGKILLs every child still alive. Synchronous, so it is safe in an "exit" handler. */
   killAll(): void;
 }
 
 export function createChildGroup(): ChildGroup {
   const live = new Set<ChildProcess>();
+  const groups = new Set<ChildProcess>();
   return {
     fork(modulePath, args, execArgv) {
       const child = fork(modulePath, [...args], {
@@ -24,7 +30,21 @@ export function createChildGroup(): ChildGroup {
       child.once("exit", () => live.delete(child));
       return child;
     },
+    spawnGroup(command, args, env, cwd) {
+      const child = spawn(command, [...args], { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      groups.add(child);
+      child.once("exit", () => groups.delete(child));
+      return child;
+    },
     killAll() {
+      for (const child of groups) {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      groups.clear();
       for (const child of live) {
         if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       }

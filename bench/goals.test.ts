@@ -3,7 +3,7 @@ import { edgeGoalLines, selectPaths } from "./edge.js";
 import { hostGoalLines } from "./host-vs-bare.js";
 import { telemetryGoalLine } from "./observability.js";
 import { parseBenchOptions } from "./options.js";
-import { estimateMs, SECTIONS, selectSections } from "./sections.js";
+import { estimateMs, selectSections } from "./sections.js";
 import type { Cell } from "./server-rounds.js";
 import type { ServerKind } from "./server-protocol.js";
 
@@ -77,7 +77,15 @@ describe("bench defaults", () => {
   });
 
   it("are estimated to keep the whole run under seven minutes", () => {
-    expect(estimateMs(SECTIONS, defaults)).toBeLessThan(7 * 60_000);
+    expect(estimateMs(selectSections(defaults), defaults)).toBeLessThan(7 * 60_000);
+  });
+
+  it("leave the start section (minutes of npm start and npm run load) to runs that name it, with three rounds unless --rounds is given", () => {
+    expect(selectSections(defaults).map((section) => section.name)).not.toContain("start");
+    expect(selectSections(parseBenchOptions(["start"], {})).map((section) => section.name)).toEqual(["start"]);
+    expect(defaults.startRounds).toBe(3);
+    expect(parseBenchOptions(["start", "--rounds=5"], {}).startRounds).toBe(5);
+    expect(parseBenchOptions(["start", "--load-seconds=10"], {}).startLoadMs).toBe(10_000);
   });
 
   it("give the saga about sixteen seconds a round: ten of closed loop, four of open loop and its drain", () => {

@@ -8,6 +8,10 @@ export interface BenchOptions {
   readonly concurrency: readonly number[];
   /** Rounds; the order of the servers alternates from one round to the next. */
   readonly rounds: number;
+  /** Rounds of the start section (each a first and a warm start and a load run): --rounds when given, else START_DEFAULT_ROUNDS. */
+  readonly startRounds: number;
+  /** How long the start section runs `npm run load` against the warm start before measuring memory again, ms. */
+  readonly startLoadMs: number;
   /** Write V8 CPU profiles of the server children here (and summarize them). */
   readonly cpuProfDir: string | undefined;
   /** Sections to run by name; all when empty. */
@@ -19,6 +23,10 @@ export interface BenchOptions {
 export const DEFAULT_ROUNDS = 5;
 export const DEFAULT_WARMUP_SECONDS = 1;
 export const DEFAULT_MEASURE_SECONDS = 2;
+/** A start round takes over a minute (a first start, a warm one, a load run): three by default. */
+export const START_DEFAULT_ROUNDS = 3;
+/** The issue's figure: memory after 60 s of `npm run load`. */
+export const START_DEFAULT_LOAD_SECONDS = 60;
 /** A saga round measures this many --seconds windows in one: orders take tens of ms each, and a round needs thousands. */
 export const SAGA_WINDOWS_PER_ROUND = 5;
 /** A streams read is a few hundred µs: a fraction of --seconds per round gives it thousands of samples. */
@@ -31,14 +39,16 @@ export const USAGE = `usage: npm run bench -- [section...] [options]
   --concurrency=1,16 calls in flight, one cell each    (BENCH_CONCURRENCY, default 1,16)
   --rounds=N         rounds, server order alternating  (BENCH_ROUNDS, default ${DEFAULT_ROUNDS}; figures are medians over them)
   --cpu-prof[=DIR]   CPU-profile the server processes  (BENCH_CPU_PROF=DIR; default DIR: a new temp dir)
+  --load-seconds=N   start section: npm run load time  (BENCH_START_LOAD_SECONDS, default ${START_DEFAULT_LOAD_SECONDS})
   --help
 
-Sections: host-vs-bare, observability, edge, saga, streams (default: all). The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
+Sections: host-vs-bare, observability, edge, saga, streams (default: all), start. The start section runs ${START_DEFAULT_ROUNDS} rounds unless --rounds is given,
+each a first start (empty data dir, no web build) and a warm one followed by --load-seconds of npm run load, in temp dirs. The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
 and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds, then an open loop of BENCH_SAGA_OPEN_RATE orders/s (default 150) per round; the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
 The edge section measures BENCH_EDGE_PATHS (default: direct,gateway,cached,proxy); BENCH_EDGE_BASELINE=<another checkout> adds
 that checkout's gateway as path "baseline", for a before/after in one run (cache hits with BENCH_EDGE_BASELINE_CACHED=1);
 BENCH_HOST_BASELINE=<another checkout> adds that checkout's platform catalog to host-vs-bare the same way.
-With the defaults the whole run takes about 6.5 minutes.`;
+With the defaults the whole run takes about 6.5 minutes; start (about 5 minutes) runs only when named: npm run bench -- start.`;
 
 /** A bad value: the message names the flag and the variable. */
 export class BenchOptionError extends Error {}
@@ -54,7 +64,7 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
     const [name = "", ...rest] = arg.slice(2).split("=");
     flags.set(name, rest.join("="));
   }
-  const known = new Set(["seconds", "warmup", "concurrency", "rounds", "cpu-prof", "help"]);
+  const known = new Set(["seconds", "warmup", "concurrency", "rounds", "cpu-prof", "load-seconds", "help"]);
   for (const name of flags.keys()) {
     if (!known.has(name)) throw new BenchOptionError(`unknown option --${name}\n\n${USAGE}`);
   }
@@ -91,11 +101,14 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
   // "" means "profile, into a temp dir chosen later".
   const cpuProfDir = cpuProfFlag ?? (cpuProfEnv === undefined || cpuProfEnv === "" ? undefined : cpuProfEnv);
 
+  const rounds = roundsRaw ? integer(roundsRaw, 1, 20) : DEFAULT_ROUNDS;
   return {
     warmupMs: seconds("warmup", "BENCH_WARMUP_SECONDS", DEFAULT_WARMUP_SECONDS, 0),
     measureMs: seconds("seconds", "BENCH_SECONDS", DEFAULT_MEASURE_SECONDS, 0.1),
     concurrency: [...new Set(concurrency)],
-    rounds: roundsRaw ? integer(roundsRaw, 1, 20) : DEFAULT_ROUNDS,
+    rounds,
+    startRounds: roundsRaw ? rounds : START_DEFAULT_ROUNDS,
+    startLoadMs: seconds("load-seconds", "BENCH_START_LOAD_SECONDS", START_DEFAULT_LOAD_SECONDS, 1),
     cpuProfDir,
     sections,
     help: flags.has("help"),

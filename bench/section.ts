@@ -16,6 +16,8 @@ export interface SectionOutcome {
 /** One figure of `npm run bench`, e.g. "host-vs-bare"; later ones (a saga hop) sit beside it. */
 export interface BenchSection {
   readonly name: string;
+  /** Left out of a run that names no section (a long one): `npm run bench -- <name>` runs it. */
+  readonly onlyWhenNamed?: boolean;
   /** Rough duration with the given options, printed up front. */
   estimateMs(options: BenchOptions): number;
   run(context: BenchContext): Promise<SectionOutcome>;

@@ -4,14 +4,15 @@ import { observabilitySection } from "./observability.js";
 import type { BenchOptions } from "./options.js";
 import { sagaSection } from "./saga.js";
 import type { BenchSection } from "./section.js";
+import { startSection } from "./start.js";
 import { streamsSection } from "./streams.js";
 
 /** Every section of `npm run bench`, in the order they run; add one here. */
-export const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, edgeSection, sagaSection, streamsSection];
+export const SECTIONS: readonly BenchSection[] = [hostVsBareSection, observabilitySection, edgeSection, sagaSection, streamsSection, startSection];
 
-/** The sections a run selects: all when none is named. */
+/** The sections a run selects: all but the onlyWhenNamed ones when none is named. */
 export function selectSections(options: BenchOptions): readonly BenchSection[] {
-  return SECTIONS.filter((section) => options.sections.length === 0 || options.sections.includes(section.name));
+  return SECTIONS.filter((section) => (options.sections.length === 0 ? !section.onlyWhenNamed : options.sections.includes(section.name)));
 }
 
 /** What the selected sections are expected to take, ms (printed up front). */

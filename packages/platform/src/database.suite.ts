@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
-import { openDatabase, type Database, type Migration } from "./database.js";
+import { openDatabase, upToDate, type Database, type Migration } from "./database.js";
 import { createSilentLogger } from "./logger.js";
 import { createTestDatabase, openEmbeddedTestDatabase } from "@meshwork/testing";
 
@@ -42,6 +42,17 @@ export function databaseSuite(engine: keyof typeof engines): void {
       assert.deepEqual(await database.migrate(), []);
       const tables = await database.knex("information_schema.tables").whereRaw("table_schema = current_schema()").pluck("table_name");
       assert.ok(tables.includes("demo_migrations"), `tables: ${tables.join(", ")}`);
+    });
+
+    test("a schema counts as migrated only when its table lists exactly the known migrations: a new one still runs", async (t) => {
+      const database = await open(t);
+      if (!database) return;
+      t.onTestFinished(() => database.close());
+      assert.equal(await upToDate(database.knex, "demo_migrations", migrations), false, "no migrations table yet");
+      await database.migrate();
+      assert.equal(await upToDate(database.knex, "demo_migrations", migrations), true);
+      const later: Migration = { name: "0002_more", up: (db) => db.raw("alter table things add column note text"), down: (db) => db.raw("alter table things drop column note") };
+      assert.equal(await upToDate(database.knex, "demo_migrations", [...migrations, later]), false);
     });
 
     test("result types are the same on both engines: int8 and count(*) as numbers, numeric as exact text, arrays, jsonb, dates, booleans", async (t) => {

@@ -87,6 +87,31 @@ async function withMigrationLock<T>(knex: Knex, table: string, work: () => Promi
 }
 
 /**
+ * True when the migrations table lists exactly the given migrations: then
+ * there is nothing to apply, and one query replaces the knex migrator's
+ * round of catalogue lookups, lock-table updates and reads (about 15
+ * statements a service; a warm `npm start` migrates six schemas on one
+ * PGlite session). Any doubt (no table yet, a name missing or unknown) is
+ * left to the migrator, which applies, locks and checks as before.
+ */
+export async function upToDate(knex: Knex, table: string, migrations: readonly Migration[]): Promise<boolean> {
+  // to_regclass, not a failing select: an error would be logged by the server (and by PGlite on stderr).
+  const found = (await knex.raw("select to_regclass(?) is not null as present", [table])) as { rows: { present: boolean }[] };
+  if (!found.rows[0]?.present) return false;
+  const rows: { name: string }[] = await knex(table).select("name");
+  return sameNames(
+    rows.map((row) => row.name),
+    migrations.map((migration) => migration.name),
+  );
+}
+
+/** The same names, each once, in any order. */
+export function sameNames(applied: readonly string[], known: readonly string[]): boolean {
+  const set = new Set(applied);
+  return set.size === applied.length && applied.length === known.length && known.every((name) => set.has(name));
+}
+
+/**
  * knex on pg when a PostgreSQL URL is given, on PGlite otherwise: the same
  * SQL, the same result types, each service with its own migrations table.
  */
@@ -126,6 +151,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     knex,
     kind,
     async migrate() {
+      if (await upToDate(knex, options.migrationsTable, options.migrations)) return [];
       const [, applied] = (await (kind === "postgres" ? withMigrationLock(knex, options.migrationsTable, latest) : latest())) as [number, string[]];
       if (applied.length) options.log.info({ applied, kind }, "database migrated");
       return applied;

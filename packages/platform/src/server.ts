@@ -8,7 +8,7 @@ import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
 import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
-import { createReflection } from "./reflection.js";
+import { addLazyReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
 import { startServerSpan, type ServerSpan } from "./telemetry/grpc.js";
 import type { Telemetry } from "./telemetry/index.js";
@@ -99,7 +99,7 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
     },
     async listen({ host, port }) {
       if (!reflectionAdded) {
-        createReflection(services).addToServer(server);
+        addLazyReflection(server, services);
         reflectionAdded = true;
       }
       const bound = await new Promise<number>((resolve, reject) => {
