@@ -43,7 +43,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     shop.stop(signal).then(
-      (ok) => process.exit(ok ? 0 : 1),
+      (ok) => {
+        process.stdout.write(ok ? "Meshwork stopped: every service drained and closed.\n" : "Meshwork stopped, with errors (see above).\n");
+        process.exit(ok ? 0 : 1);
+      },
       () => process.exit(1),
     );
   };
