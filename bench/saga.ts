@@ -191,21 +191,28 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   const openWindowMs = options.measureMs * OPEN_LOOP_WINDOWS_PER_ROUND;
   print();
   print(`open loop: ${openRate} orders/s for ${openWindowMs / 1000} s per round, latency from each order's intended send time to its final event; each round waits for its orders to finish`);
+  /** One open-loop order: placed, then awaited to its final event. */
+  const placeAndFinish = async (index: number, statuses: Map<string, number>): Promise<void> => {
+    const { order } = await orders.client.placeOrder(
+      {
+        idempotencyKey: `bench-open-${randomUUID()}`,
+        items: [{ productId: products[index % products.length]!, quantity: 1 }],
+        paymentMethod: { cardToken: index % 20 === 0 ? "tok_declined" : "tok_visa" },
+      },
+      { headers: shoppers[index % shoppers.length]!, parent: null },
+    );
+    const status = await finalOf(order!.id);
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+  };
   const openP99: number[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     const statuses = new Map<string, number>();
-    const result = await runOpenLoop({ ratePerSecond: openRate, count: Number.MAX_SAFE_INTEGER, durationMs: openWindowMs, maxInFlight: 10_000 }, realClock, async ({ index }) => {
-      const { order } = await orders.client.placeOrder(
-        {
-          idempotencyKey: `bench-open-${randomUUID()}`,
-          items: [{ productId: products[index % products.length]!, quantity: 1 }],
-          paymentMethod: { cardToken: index % 20 === 0 ? "tok_declined" : "tok_visa" },
-        },
-        { headers: shoppers[index % shoppers.length]!, parent: null },
-      );
-      const status = await finalOf(order!.id);
-      statuses.set(status, (statuses.get(status) ?? 0) + 1);
-    });
+    const result = await runOpenLoop({ ratePerSecond: openRate, count: Number.MAX_SAFE_INTEGER, durationMs: openWindowMs, maxInFlight: 10_000 }, realClock, ({ index }) =>
+      placeAndFinish(index, statuses).catch((error: unknown) => {
+        firstFailure ??= `open loop: ${error instanceof Error ? error.message : String(error)}`;
+        throw error;
+      }),
+    );
     const sorted = Float64Array.from(result.latenciesMs);
     openP99.push(percentile(sorted, 99));
     failed += result.failed;
