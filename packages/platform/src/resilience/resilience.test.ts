@@ -262,6 +262,31 @@ describe("the bulkhead", () => {
     release();
     assert.equal((await busy).product?.id, "slow");
   });
+  test("a call already cancelled when it meets a full bulkhead is refused, and leaves no rejection unhandled (one crashed npm start under load)", async (t) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const server = await serve(t, async (request) => {
+      await gate;
+      return { product: product(request.productId) };
+    });
+    const { client: catalog } = client(t, server.address, { retry: { maxAttempts: 1 }, bulkhead: { maxConcurrent: 1, maxQueue: 4 } });
+    const busy = catalog.getProduct({ productId: "slow" }, { timeoutMs: 10_000 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on("unhandledRejection", onUnhandled);
+    t.onTestFinished(() => {
+      process.off("unhandledRejection", onUnhandled);
+    });
+    const cancelled = await catalog.getProduct({ productId: "gone" }, { signal: AbortSignal.abort() }).catch((caught: unknown) => caught);
+    assert.ok(isRpcError(cancelled), `got ${String(cancelled)}`);
+    // Node reports an unhandled rejection once the microtasks have run: a macrotask later it would have.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled, []);
+    release();
+    assert.equal((await busy).product?.id, "slow");
+  });
 });
 
 describe("load balancing with ejection", () => {
