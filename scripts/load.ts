@@ -236,8 +236,11 @@ async function openLoopOrder(clients: Clients, recorder: Recorder, signals: Call
 
 async function runOpenLoopMode(clients: Clients, recorder: Recorder, signals: CallSignals, options: Options, rate: number, stop: AbortSignal): Promise<OpenLoopResult> {
   const call = callsThrough(recorder, signals);
-  const shoppers: Shopper[] = [];
-  for (let index = 0; index < options.concurrency; index++) shoppers.push(await signUp(clients, call));
+  const shoppers: { shopper: Shopper; clients: Clients }[] = [];
+  for (let index = 0; index < options.concurrency; index++) {
+    const own = connect(options.url);
+    shoppers.push({ shopper: await signUp(own, call), clients: own });
+  }
   const { products } = await call("CatalogService.ListProducts", (init) => clients.catalog.listProducts({ pageSize: 12 }, init));
   if (products.length === 0) throw new Error("the catalog lists no products: nothing to order");
   process.stdout.write(`  ${shoppers.length} shoppers signed in, ${products.length} products; sending\n`);
@@ -245,7 +248,10 @@ async function runOpenLoopMode(clients: Clients, recorder: Recorder, signals: Ca
   return runOpenLoop(
     plan,
     realClock,
-    (arrival) => openLoopOrder(clients, recorder, signals, options, shoppers[arrival.index % shoppers.length]!, products[arrival.index % products.length]!.id, arrival),
+    (arrival) => {
+      const { shopper, clients: own } = shoppers[arrival.index % shoppers.length]!;
+      return openLoopOrder(own, recorder, signals, options, shopper, products[arrival.index % products.length]!.id, arrival);
+    },
     stop,
   );
 }
@@ -262,15 +268,26 @@ function openLoopSummary(result: OpenLoopResult, rate: number): string[] {
   ];
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const transport: Transport = createConnectTransport({ baseUrl: options.url, httpVersion: "2", useBinaryFormat: true });
-  const clients: Clients = {
+/**
+ * Clients over an HTTP/2 connection of their own. Each shopper gets one, as
+ * each browser has its own: the gateway admits at most 100 streams per
+ * connection (GATEWAY_MAX_STREAMS_PER_CONNECTION), and one connection shared
+ * by every shopper turned each call past 100 in flight into a refused
+ * stream, which the client reports as Internal.
+ */
+function connect(url: string): Clients {
+  const transport: Transport = createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: true });
+  return {
     identity: createClient(IdentityService, transport),
     catalog: createClient(CatalogService, transport),
     orders: createClient(OrderService, transport),
     notifications: createClient(NotificationService, transport),
   };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const clients = connect(options.url);
   const recorder = new Recorder();
   const started = Date.now();
   const deadline = started + options.durationS * 1000;
@@ -303,7 +320,7 @@ async function main(): Promise<void> {
   if (options.rate !== undefined) {
     openLoop = await runOpenLoopMode(clients, recorder, signals, options, options.rate, stop.signal);
   } else {
-    const sessions = Array.from({ length: options.concurrency }, () => shopperSession(clients, recorder, signals, options, deadline, stop.signal).catch(() => undefined));
+    const sessions = Array.from({ length: options.concurrency }, () => shopperSession(connect(options.url), recorder, signals, options, deadline, stop.signal).catch(() => undefined));
     await Promise.all(sessions);
   }
   clearInterval(progress);
