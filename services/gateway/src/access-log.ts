@@ -13,7 +13,6 @@ export function createAccessLog(log: Logger): Interceptor {
     const started = performance.now();
     const fields = {
       rpc: `${request.service.name}.${request.method.name}`,
-      requestId: request.contextValues.get(requestIdKey),
       // Named as every service's lines name it (the logger's mixin does so
       // only inside a request scope, which the edge enters with tracing on only).
       request_id: request.contextValues.get(requestIdKey),
