@@ -211,6 +211,19 @@ describe("the circuit breaker", () => {
   });
 });
 
+/** A client whose bulkhead (one slot, four queued) is taken by a call the server holds until `release()`. */
+async function oneSlotTaken(t: TestScope) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const server = await serve(t, async (request) => {
+    await gate;
+    return { product: product(request.productId) };
+  });
+  const { client: catalog } = client(t, server.address, { retry: { maxAttempts: 1 }, bulkhead: { maxConcurrent: 1, maxQueue: 4 } });
+  const busy = catalog.getProduct({ productId: "slow" }, { timeoutMs: 10_000 });
+  return { catalog, busy, release };
+}
+
 describe("the bulkhead", () => {
   test("runs at most maxConcurrent calls, queues maxQueue more and refuses the rest at once", async (t) => {
     let release!: () => void;
@@ -246,14 +259,7 @@ describe("the bulkhead", () => {
   });
 
   test("a queued call whose deadline passes gives up then, not when a slot frees", async (t) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const server = await serve(t, async (request) => {
-      await gate;
-      return { product: product(request.productId) };
-    });
-    const { client: catalog } = client(t, server.address, { retry: { maxAttempts: 1 }, bulkhead: { maxConcurrent: 1, maxQueue: 4 } });
-    const busy = catalog.getProduct({ productId: "slow" }, { timeoutMs: 10_000 });
+    const { catalog, busy, release } = await oneSlotTaken(t);
     const started = performance.now();
     const queued = await catalog.getProduct({ productId: "queued" }, { timeoutMs: 100 }).catch((caught: unknown) => caught);
     const waited = performance.now() - started;
@@ -262,15 +268,9 @@ describe("the bulkhead", () => {
     release();
     assert.equal((await busy).product?.id, "slow");
   });
+
   test("a call already cancelled when it meets a full bulkhead is refused, and leaves no rejection unhandled (one crashed npm start under load)", async (t) => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const server = await serve(t, async (request) => {
-      await gate;
-      return { product: product(request.productId) };
-    });
-    const { client: catalog } = client(t, server.address, { retry: { maxAttempts: 1 }, bulkhead: { maxConcurrent: 1, maxQueue: 4 } });
-    const busy = catalog.getProduct({ productId: "slow" }, { timeoutMs: 10_000 });
+    const { catalog, busy, release } = await oneSlotTaken(t);
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown): void => {
       unhandled.push(reason);
