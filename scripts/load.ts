@@ -26,7 +26,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { NotificationService } from "@meshwork/contracts/shop/notifications/v1/notifications";
-import { OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v1/orders";
+import { DeliveryOption, OrderService, OrderStatus } from "@meshwork/contracts/shop/orders/v2/orders";
 import { createCallSignals, type CallSignals } from "./lib/call-signals.js";
 import { percentileOf, plannedCount, realClock, runOpenLoop, type Arrival, type OpenLoopResult } from "./lib/open-loop.js";
 
@@ -149,6 +149,16 @@ function callsThrough(recorder: Recorder, signals: CallSignals): Call {
   return (rpc, work) => recorder.time(rpc, () => signals.run((signal) => work({ signal, timeoutMs: CALL_TIMEOUT_MS })));
 }
 
+/**
+ * Where the load's orders go. The load drives shop.orders.v2, as the web shop
+ * does: through the deprecated v1 it kept meshwork_api_deprecated_calls_total
+ * climbing, the very figure an operator watches to decide when v1 may go.
+ */
+const SHIPPING = {
+  shippingAddress: { recipientName: "Load Test", line1: "1 Benchmark Road", line2: "", city: "Testville", postalCode: "12345", countryCode: "DE" },
+  deliveryOption: DeliveryOption.STANDARD,
+};
+
 interface Shopper {
   readonly headers: Record<string, string>;
 }
@@ -183,7 +193,7 @@ async function oneOrder(clients: Clients, recorder: Recorder, signals: CallSigna
   await call("CatalogService.GetProduct", (init) => clients.catalog.getProduct({ productId: product.id }, init));
   const cardToken = Math.random() < options.declined ? "tok_declined" : "tok_visa";
   const { order } = await call("OrderService.PlaceOrder", (init) =>
-    clients.orders.placeOrder({ idempotencyKey: `load-${randomUUID()}`, items: [{ productId: product.id, quantity: 1 }], paymentMethod: { cardToken } }, { ...init, headers }),
+    clients.orders.placeOrder({ idempotencyKey: `load-${randomUUID()}`, items: [{ productId: product.id, quantity: 1 }], paymentMethod: { cardToken }, ...SHIPPING }, { ...init, headers }),
   );
   const started = performance.now();
   await watchToFinal(clients, recorder, signals, order!.id, headers, started, "OrderService.WatchOrder (to final)");
@@ -221,7 +231,7 @@ async function openLoopOrder(clients: Clients, recorder: Recorder, signals: Call
   try {
     const { order } = await signals.run((signal) =>
       clients.orders.placeOrder(
-        { idempotencyKey: `load-${randomUUID()}`, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken } },
+        { idempotencyKey: `load-${randomUUID()}`, items: [{ productId, quantity: 1 }], paymentMethod: { cardToken }, ...SHIPPING },
         { headers: shopper.headers, signal, timeoutMs: CALL_TIMEOUT_MS },
       ),
     );
