@@ -80,8 +80,11 @@ export function parseBanner(output: string): { gatewayUrl: string; insideMs: num
   return { gatewayUrl: gateway[1]!, insideMs: Number(ready[1]) };
 }
 
-const exited = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+/** How `child` ended, once it has (at once if it already had). */
+export const exited = (child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+    : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 
 const killGroup = (child: ChildProcess, signal: NodeJS.Signals): void => {
   try {
@@ -136,7 +139,7 @@ async function startOnce(children: ChildGroup, kind: Kind, dir: string, loadMs: 
       let loadOutput = "";
       load.stdout?.on("data", (chunk: Buffer) => (loadOutput += chunk.toString()));
       load.stderr?.on("data", (chunk: Buffer) => (loadOutput += chunk.toString()));
-      const code = await exited(load);
+      const { code } = await exited(load);
       loadOk = code === 0;
       if (!loadOk) process.stderr.write(`npm run load exited ${code}:\n${loadOutput.slice(-2000)}\n`);
       afterLoad = await treeRss(child.pid!);

@@ -7,19 +7,14 @@
  * goes through npm and the launcher, which is what a fresh clone runs.
  * Everything lives in a temp dir (startEnv: data dirs, web build, ports 0).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { parseBanner, startEnv } from "../../bench/start.js";
+import { exited, parseBanner, startEnv } from "../../bench/start.js";
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
-
-const exited = (child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-    : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 
 describe("npm start", () => {
   const dirs: string[] = [];
