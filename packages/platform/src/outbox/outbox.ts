@@ -3,6 +3,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
 import type { Logger } from "../logger.js";
+import { runSql, sqlStatement, type SqlStatement } from "../sql.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
 import { startPublishSpans } from "../telemetry/messaging.js";
 import { currentTraceHeaders } from "../telemetry/tracing.js";
@@ -89,8 +90,27 @@ export async function enqueueOutbox(trx: Knex.Transaction, events: readonly Outb
     headers: JSON.stringify({ ...event.headers, ...trace }),
     body: Buffer.from(event.body),
   }));
-  await trx(table).insert(rows);
+  const [only] = rows;
+  // One event (what a service writes per change): prepared SQL; several: one knex insert of them all.
+  if (rows.length === 1 && only) {
+    await runSql(trx, enqueueStatement(table), [only.message_id, only.partition, only.aggregate_id, only.exchange, only.routing_key, only.message_type, only.content_type, only.headers, only.body]);
+  } else await trx(table).insert(rows);
   return rows.map((row) => row.message_id);
+}
+
+const enqueueStatements = new Map<string, SqlStatement>();
+/** The insert of one outbox row into `table`, one statement per table name. */
+function enqueueStatement(table: string): SqlStatement {
+  let statement = enqueueStatements.get(table);
+  if (!statement) {
+    statement = sqlStatement(
+      `${table}_enqueue`,
+      `insert into ${table} (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, headers, body)
+       values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)`,
+    );
+    enqueueStatements.set(table, statement);
+  }
+  return statement;
 }
 
 interface OutboxRow {
