@@ -179,7 +179,7 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       const orderDeps: OrderServiceDeps = {
         store,
         authenticate: (context) => verifier.authenticate(context),
-        products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
+        products: createGrpcProductCheck(clients.catalog.client, { timeoutMs: config.sagaStepTimeoutMs, knownForMs: config.productKnownForMs }),
         event,
         watchHub,
         startSaga: (order) => {
