@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { openMigratedTestDatabase, type TestScope } from "@meshwork/testing";
-import { runSql, sqlStatement } from "./sql.js";
+import { inSqlTransaction, runSql, sqlStatement } from "./sql.js";
 
 async function pglite(t: TestScope) {
   const database = await openMigratedTestDatabase(t, "PGlite", {
@@ -11,7 +11,7 @@ async function pglite(t: TestScope) {
       {
         name: "0001_notes",
         up: async (db) => {
-          await db.raw("create table notes (id integer primary key, body text not null)");
+          await db.raw("create table notes (id integer primary key, body text not null, written_at timestamptz not null default now())");
         },
         down: async (db) => {
           await db.raw("drop table notes");
@@ -62,5 +62,43 @@ describe("runSql on PGlite", () => {
     const db = await pglite(t);
     await runSql(db, insert, [1, "first"]);
     await assert.rejects(runSql(db, insert, [1, "again"]), (error: unknown) => (error as { code?: string }).code === "23505");
+  });
+
+  test("inSqlTransaction commits its statements, and its now is the time the rows' now() defaults take", async (t) => {
+    const db = await pglite(t);
+    const stamped = sqlStatement("test_notes_stamped", "insert into notes (id, body) values ($1, $2) returning written_at");
+    const { now, writtenAt } = await inSqlTransaction(db, async (trx) => {
+      const { rows } = await runSql<{ written_at: Date }>(trx, stamped, [1, "first"]);
+      await runSql(trx, insert, [2, "second"]);
+      return { now: trx.now, writtenAt: rows[0]!.written_at };
+    });
+    assert.ok(now instanceof Date);
+    assert.equal(writtenAt.getTime(), now.getTime());
+    assert.equal((await runSql<{ n: number }>(db, count, [])).rows[0]?.n, 2);
+  });
+
+  test("inSqlTransaction rolls back when its work throws, and refuses statements once it is over", async (t) => {
+    const db = await pglite(t);
+    let over: Parameters<Parameters<typeof inSqlTransaction>[1]>[0] | undefined;
+    await assert.rejects(
+      inSqlTransaction(db, async (trx) => {
+        over = trx;
+        await runSql(trx, insert, [1, "rolled back"]);
+        throw new Error("abort");
+      }),
+      /abort/,
+    );
+    assert.equal((await runSql<{ n: number }>(db, count, [])).rows[0]?.n, 0);
+    await assert.rejects(runSql(over!, insert, [2, "late"]), /already complete/);
+    // The connection went back to the pool usable: a failed statement inside also rolls back and frees it.
+    await assert.rejects(
+      inSqlTransaction(db, async (trx) => {
+        await runSql(trx, insert, [1, "a"]);
+        await runSql(trx, insert, [1, "a again"]);
+      }),
+      (error: unknown) => (error as { code?: string }).code === "23505",
+    );
+    await runSql(db, insert, [3, "after"]);
+    assert.equal((await runSql<{ n: number }>(db, count, [])).rows[0]?.n, 1);
   });
 });

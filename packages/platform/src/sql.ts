@@ -8,10 +8,12 @@
  * PGlite (the embedded mode and the unit tests) the same text goes as a
  * plain parameterised query: the SQL is the same on both.
  *
- * knex stays for migrations, admin and cold paths, and for transactions:
- * runSql takes a knex transaction as well and runs inside it. The statement
- * still raises knex's query events, so database spans (telemetry/knex.ts)
- * cover it as before.
+ * knex stays for migrations, admin and cold paths. runSql also runs inside
+ * a knex transaction, or inside inSqlTransaction's, which costs no knex
+ * machinery and one round trip less: its BEGIN brings back the transaction's
+ * now(), so a statement can carry the time the database will give its rows
+ * (an outbox message announcing them, say). Statements still raise knex's
+ * query events, so database spans (telemetry/knex.ts) cover them as before.
  */
 import type { EventEmitter } from "node:events";
 import type { Knex } from "knex";
@@ -47,21 +49,87 @@ interface KnexClientInternals extends EventEmitter {
 /** The part of PGlite's interface runSql uses. */
 interface PgliteConnection {
   query<Row>(text: string, values: readonly unknown[]): Promise<{ rows: Row[]; affectedRows?: number }>;
+  exec(text: string): Promise<{ rows: Record<string, unknown>[] }[]>;
 }
 
 let sequence = 0;
 
+/** A transaction of inSqlTransaction's, for runSql. */
+export interface SqlTransaction {
+  /** The transaction's now() (its start, on the database's clock): the time every default now() of its rows takes. */
+  readonly now: Date;
+}
+
+class Session implements SqlTransaction {
+  done = false;
+  constructor(
+    readonly client: KnexClientInternals,
+    readonly connection: unknown,
+    readonly now: Date,
+  ) {}
+}
+
+/** Statements without values (BEGIN, COMMIT), as one simple query; the rows of the last. */
+async function simpleQuery(connection: unknown, text: string): Promise<Record<string, unknown>[]> {
+  if (connection instanceof pg.Client) {
+    const result = (await connection.query(text)) as pg.QueryResult | pg.QueryResult[];
+    return (Array.isArray(result) ? result.at(-1) : result)?.rows ?? [];
+  }
+  return (await (connection as PgliteConnection).exec(text)).at(-1)?.rows ?? [];
+}
+
+/**
+ * Runs `work` in a transaction on one of knex's pooled connections: BEGIN
+ * (with the transaction's now() in the same round trip), `work`'s statements
+ * through runSql, COMMIT; ROLLBACK when `work` throws. Only runSql may use
+ * the transaction: on PGlite, a knex query of `db` inside `work` would wait
+ * for the one connection this transaction holds.
+ */
+export async function inSqlTransaction<T>(db: Knex, work: (trx: SqlTransaction) => Promise<T>): Promise<T> {
+  const client = db.client as KnexClientInternals;
+  const connection = await client.acquireConnection();
+  let session: Session | undefined;
+  try {
+    const [started] = await simpleQuery(connection, "begin; select now() as now");
+    session = new Session(client, connection, new Date(started?.now as Date | string));
+    const result = await work(session);
+    session.done = true;
+    await simpleQuery(connection, "commit");
+    return result;
+  } catch (error) {
+    if (session) session.done = true;
+    await simpleQuery(connection, "rollback").catch((rollbackError: unknown) => {
+      // A connection that cannot roll back may still be in the transaction: knex's pool drops it instead of lending it again.
+      (connection as { __knex__disposed?: unknown }).__knex__disposed = rollbackError;
+    });
+    throw error;
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
 /**
  * Runs `statement` with `values` on `db`: a pooled connection of knex's for
- * the one statement, or the connection of the knex transaction `db` is.
+ * the one statement, or the connection of the transaction `db` is (knex's or
+ * inSqlTransaction's).
  * Errors are the driver's own (code, constraint...), without knex's prefix
  * of the statement's text.
  */
-export async function runSql<Row = Record<string, unknown>>(db: Knex | Knex.Transaction, statement: SqlStatement, values: readonly unknown[]): Promise<SqlResult<Row>> {
-  // A finished transaction's client still hands out its connection: refuse, as knex does, rather than run outside it.
-  if ("isCompleted" in db && typeof db.isCompleted === "function" && db.isCompleted()) throw new Error(`${statement.name}: the transaction is already complete`);
-  const client = db.client as KnexClientInternals;
-  const connection = await client.acquireConnection();
+export async function runSql<Row = Record<string, unknown>>(db: Knex | Knex.Transaction | SqlTransaction, statement: SqlStatement, values: readonly unknown[]): Promise<SqlResult<Row>> {
+  let client: KnexClientInternals;
+  let connection: unknown;
+  let pooled = false;
+  if (db instanceof Session) {
+    if (db.done) throw new Error(`${statement.name}: the transaction is already complete`);
+    ({ client, connection } = db);
+  } else {
+    const knex = db as Knex | Knex.Transaction;
+    // A finished transaction's client still hands out its connection: refuse, as knex does, rather than run outside it.
+    if ("isCompleted" in knex && typeof knex.isCompleted === "function" && knex.isCompleted()) throw new Error(`${statement.name}: the transaction is already complete`);
+    client = knex.client as KnexClientInternals;
+    connection = await client.acquireConnection();
+    pooled = true;
+  }
   // knex's query events, as its own statements raise them: the database spans hang on them.
   const query = { __knexQueryUid: `sql-${++sequence}`, sql: statement.text, method: statement.operation };
   client.emit("query", query);
@@ -80,6 +148,6 @@ export async function runSql<Row = Record<string, unknown>>(db: Knex | Knex.Tran
     client.emit("query-error", error, query);
     throw error;
   } finally {
-    await client.releaseConnection(connection);
+    if (pooled) await client.releaseConnection(connection);
   }
 }

@@ -17,7 +17,6 @@ import {
   createTokenVerifier,
   tokenVerifierOptions,
   createWatchHub,
-  enqueueOutbox,
   parseAddressList,
   registerOutboxMetrics,
   runMain,
@@ -131,21 +130,16 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       const store = createKnexOrderStore({
         db: database.knex,
         cardTokens: createCardTokenCipher(cardTokenKey.key),
-        enqueue: async (trx, aggregateId, events) => {
-          await enqueueOutbox(
-            trx,
-            events.map((item) => ({
-              aggregateId,
-              exchange: config.eventsExchange,
-              routingKey: item.routingKey,
-              type: ORDER_EVENT_TYPE,
-              contentType: "application/json",
-              body: item.body,
-              headers: item.headers,
-              messageId: item.messageId,
-            })),
-          );
-        },
+        outbox: (aggregateId, item) => ({
+          aggregateId,
+          exchange: config.eventsExchange,
+          routingKey: item.routingKey,
+          type: ORDER_EVENT_TYPE,
+          contentType: "application/json",
+          body: item.body,
+          headers: item.headers,
+          messageId: item.messageId,
+        }),
       });
       const watchHub = createWatchHub();
       const owner = config.instanceId || `orders-${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;

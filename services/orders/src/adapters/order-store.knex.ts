@@ -1,4 +1,15 @@
-import { createEventStore, currentTraceHeaders, runSql, StreamConflictError, type EventStore, type Knex } from "@meshwork/platform";
+import {
+  createEventStore,
+  currentTraceHeaders,
+  inSqlTransaction,
+  outboxRowValues,
+  runSql,
+  StreamConflictError,
+  type EventStore,
+  type Knex,
+  type OutboxEvent,
+  type SqlTransaction,
+} from "@meshwork/platform";
 import { eventForStep, evolveOrder, foldOrder, ORDER_SCHEMA_VERSION, orderStreamId, orderUpcasters, type OrderEvent, type OrderPlacedData } from "../order-events.js";
 import { IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
@@ -8,8 +19,8 @@ import { orderStoreSql } from "./order-store.sql.js";
 
 export interface KnexOrderStoreDeps {
   readonly db: Knex;
-  /** Called inside each transaction that writes events, to put them in the outbox (in that same transaction). */
-  readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+  /** The outbox row announcing a status change of an order; the store writes it in the statement that makes the change. */
+  readonly outbox: (aggregateId: string, event: StatusEvent) => OutboxEvent;
   /** Seals the card token at rest (card-token-cipher.ts). */
   readonly cardTokens: CardTokenCipher;
 }
@@ -60,7 +71,7 @@ interface SagaRow {
 interface AppendedRow {
   position: number | string;
   version: number;
-  recorded_at: string;
+  recorded_at: string | Date;
 }
 
 /** What a saga decision's statement answers. */
@@ -132,7 +143,7 @@ export interface KnexOrderStore extends OrderStore {
   sealClearCardTokens(): Promise<number>;
 }
 
-export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
+export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
   const events = orderEventStore();
   const sql = orderStoreSql(events);
   // Opened only for orders whose saga may still authorise (pending); others carry none.
@@ -195,11 +206,12 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
       };
       // The stream is new (expected version 0): the row inserted with it, unique per key, already makes this the only writer.
       const append = events.appendStatement(orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
-      return db.transaction(async (trx) => {
-        // The order row, its saga, its first event and its timeline in one
-        // statement (sql.place). The outbox row follows in a second statement of
-        // the same transaction: its message carries the event's time, the
-        // transaction's now(), known only from what this statement returns.
+      const outcome = await inSqlTransaction(db, async (trx) => {
+        // The order row, its saga, its first event, its timeline and the outbox row
+        // announcing it in one statement (sql.place). The message carries the
+        // event's time, which is the transaction's now(): BEGIN brought it back.
+        const atNow = (rows: readonly AppendedRow[]) => rows.map((row) => ({ ...row, recorded_at: trx.now }));
+        const announced = { ...foldOrder(order.id, append.recorded(atNow([{ position: 0, version: 1, recorded_at: trx.now }])))!, cardToken: request.cardToken };
         let result: { created: number; appended: AppendedRow[] | null };
         try {
           [result] = (
@@ -219,24 +231,24 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
               append.values.streamId,
               append.values.expectedVersion,
               append.values.events,
+              ...outboxRowValues(outbox(order.id, event(announced, undefined))),
             ])
           ).rows as [typeof result];
         } catch (error) {
           throw append.conflict(error);
         }
-
-        if (result.created === 0) {
-          const existing = await trx<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
-          if (!existing) throw new Error("idempotency conflict without an existing order");
-          if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
-          return { order: (await read(trx, existing.id))!, created: false };
-        }
+        // Another order has this key: nothing was written.
+        if (result.created === 0) return undefined;
         // A stream that already existed: nothing appended; throwing rolls the row back too.
         if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
-        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(result.appended))!, cardToken: request.cardToken };
-        await enqueue(trx, order.id, [event(placed, undefined)]);
+        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(atNow(result.appended)))!, cardToken: request.cardToken };
         return { order: placed, created: true };
       });
+      if (outcome) return outcome;
+      const existing = await db<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
+      if (!existing) throw new Error("idempotency conflict without an existing order");
+      if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
+      return { order: (await read(db, existing.id))!, created: false };
     },
 
     get: (id) => read(db, id),
@@ -323,12 +335,22 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
           view.delivery_option,
         );
       }
-      const statement = withView ? sql.apply.withView : sql.apply.withoutView;
-
-      const runOn = async (trx?: Knex.Transaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
+      const runOn = async (trx?: SqlTransaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
+        // In a transaction, the events' time is its now(), known before the statement runs.
+        const atNow = (rows: readonly AppendedRow[]) => (trx ? rows.map((row) => ({ ...row, recorded_at: trx.now })) : rows);
+        let statement = withView ? sql.apply.withView : sql.apply.withoutView;
+        let all = values;
+        if (trx) {
+          // A status change: the outbox row announcing it, in the same statement.
+          const announced = append
+            .recorded(atNow(facts.map((_, index) => ({ position: 0, version: current.version + index + 1, recorded_at: trx.now }))))
+            .reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+          statement = sql.apply.withOutbox;
+          all = [...values, ...outboxRowValues(outbox(saga.orderId, event(announced, current.status)))];
+        }
         let row: ApplyRow;
         try {
-          [row] = (await runSql<ApplyRow>(trx ?? db, statement, values)).rows as [ApplyRow];
+          [row] = (await runSql<ApplyRow>(trx ?? db, statement, all)).rows as [ApplyRow];
         } catch (error) {
           throw append.conflict(error);
         }
@@ -336,14 +358,13 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
           if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
           return undefined;
         }
-        const order = append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
-        if (trx) await enqueue(trx, saga.orderId, [event(order, current.status)]);
+        const order = append.recorded(atNow(row.appended ?? [])).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
         return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
       };
       // A status change also writes its outbox row, whose message carries the
-      // events' time: the transaction's now(), known only from what the
-      // statement returns. Then it is a transaction of the two statements.
-      return folded.status !== current.status ? db.transaction((trx) => runOn(trx)) : runOn();
+      // events' time: the transaction's now(), which its BEGIN brings back
+      // (inSqlTransaction). Without one, the decision's statement runs alone.
+      return folded.status !== current.status ? inSqlTransaction(db, (trx) => runOn(trx)) : runOn();
     },
 
     async sealClearCardTokens() {

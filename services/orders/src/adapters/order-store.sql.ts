@@ -6,7 +6,7 @@
  * not depend on how many there are. The rest of the store (listing, reading
  * the view, admin) is knex.
  */
-import { sqlStatement, type EventStore, type SqlStatement } from "@meshwork/platform";
+import { outboxInsertSql, sqlStatement, type EventStore, type SqlStatement } from "@meshwork/platform";
 
 /** What a claim returns of the saga rows it leased. */
 const SAGA_COLUMNS = "order_id, step, attempts, authorize_attempted, outcome_status, outcome_reason, lease_owner, trace_context";
@@ -19,7 +19,8 @@ export interface OrderStoreSql {
    * $1 id, $2 user_id, $3 idempotency_key, $4 fingerprint, $5 request_id,
    * $6 lines (json), $7 card_token_sealed, $8 shipping_address (json or null),
    * $9 delivery_option, $10 trace_context (json), $11 stream id, $12 expected
-   * version (0), $13 events (json).
+   * version (0), $13 events (json), $14 to $22 the outbox row announcing the
+   * placement (outboxRowValues), written only with the order.
    */
   readonly place: SqlStatement;
   /** $1 owner, $2 lease ms, $3 how many: due sagas, oldest due first. */
@@ -34,9 +35,10 @@ export interface OrderStoreSql {
    * [{step, detail}]); `withView` also: $16 status, $17 reason, $18 lines
    * (json), $19 total_minor, $20 currency, $21 version, $22 user_id,
    * $23 idempotency_key, $24 fingerprint, $25 request_id, $26
-   * shipping_address (json or null), $27 delivery_option.
+   * shipping_address (json or null), $27 delivery_option; `withOutbox` (a
+   * change of status) also $28 to $36, the outbox row announcing it.
    */
-  readonly apply: { readonly withView: SqlStatement; readonly withoutView: SqlStatement };
+  readonly apply: { readonly withoutView: SqlStatement; readonly withView: SqlStatement; readonly withOutbox: SqlStatement };
   /** $1 id: what the saga needs of the row beside the stream (its sealed token). */
   readonly cardToken: SqlStatement;
 }
@@ -59,7 +61,7 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
     );
 
   // Every write depends on the saga update having matched, and the update on the stream being at the expected version.
-  const apply = (name: string, withView: boolean) =>
+  const apply = (name: string, withView: boolean, withOutbox = false) =>
     sqlStatement(
       name,
       `with saga as (
@@ -88,7 +90,12 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
          select $1, entry->>'step', entry->>'detail' from jsonb_array_elements($15::jsonb) with ordinality as entries (entry, n)
           where exists (select 1 from saga)
           order by n
-       )
+       )${
+         withOutbox
+           ? `,
+       outboxed as (${outboxInsertSql(28, "exists (select 1 from appended)")})`
+           : ""
+       }
        select (select row_to_json(written) from saga as written) as saga,
               ${APPENDED_JSON} as appended,
               exists (select 1 from sagas where order_id = $1 and lease_owner = $2 and lease_until > now()) as lease_held,
@@ -97,7 +104,7 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
     );
 
   return {
-    // The order row, its saga, its first event and its timeline in one statement.
+    // The order row, its saga, its first event, its timeline and its outbox row in one statement.
     // The unique (user_id, idempotency_key) makes a concurrent duplicate wait for
     // the first transaction and then insert nothing: exactly one order per key.
     place: sqlStatement(
@@ -110,13 +117,18 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
        ),
        saga as (insert into sagas (order_id, step, trace_context) select id, 'reserve_stock', $10::jsonb from placed),
        appended as (${placeAppend.insert(`exists (select 1 from placed) and ${placeAppend.atExpectedVersion}`)}),
-       timeline as (insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed)
+       timeline as (insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed),
+       outboxed as (${outboxInsertSql(14, "exists (select 1 from appended)")})
        select (select count(*) from placed)::integer as created, ${APPENDED_JSON} as appended`,
       "insert",
     ),
     claimDue: claim("orders_claim_due", "true"),
     claimOne: claim("orders_claim_one", "order_id = $4"),
-    apply: { withView: apply("orders_apply_with_view", true), withoutView: apply("orders_apply_without_view", false) },
+    apply: {
+      withoutView: apply("orders_apply_without_view", false),
+      withView: apply("orders_apply_with_view", true),
+      withOutbox: apply("orders_apply_with_outbox", true, true),
+    },
     cardToken: sqlStatement("orders_card_token", "select id, card_token, card_token_sealed from orders where id = $1"),
   };
 }
