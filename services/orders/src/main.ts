@@ -176,10 +176,11 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
         products: createGrpcProductCheck(clients.catalog.client, { timeoutMs: config.sagaStepTimeoutMs, knownForMs: config.productKnownForMs }),
         event,
         watchHub,
-        startSaga: (order) => {
+        startSaga: (order, saga) => {
           relay.nudge();
-          runner.kick(order.id, order);
+          runner.kick(order.id, order, saga);
         },
+        sagaLease: { owner, leaseMs: config.sagaLeaseMs },
         watchPollMs: config.watchPollMs,
       };
       // The sales view, kept asynchronously from the order streams (sales-view.ts).

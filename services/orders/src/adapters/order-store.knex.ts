@@ -194,7 +194,7 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
   };
 
   return {
-    async place(order, event) {
+    async place(order, event, lease) {
       const { request } = order;
       const data: OrderPlacedData = {
         userId: order.userId,
@@ -212,7 +212,7 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
         // event's time, which is the transaction's now(): BEGIN brought it back.
         const atNow = (rows: readonly AppendedRow[]) => rows.map((row) => ({ ...row, recorded_at: trx.now }));
         const announced = { ...foldOrder(order.id, append.recorded(atNow([{ position: 0, version: 1, recorded_at: trx.now }])))!, cardToken: request.cardToken };
-        let result: { created: number; appended: AppendedRow[] | null };
+        let result: { created: number; appended: AppendedRow[] | null; saga: SagaRow | null };
         try {
           [result] = (
             await runSql<typeof result>(trx, sql.place, [
@@ -232,6 +232,8 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
               append.values.expectedVersion,
               append.values.events,
               ...outboxRowValues(outbox(order.id, event(announced, undefined))),
+              lease?.owner ?? null,
+              lease?.leaseMs ?? null,
             ])
           ).rows as [typeof result];
         } catch (error) {
@@ -242,7 +244,7 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
         // A stream that already existed: nothing appended; throwing rolls the row back too.
         if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
         const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(atNow(result.appended)))!, cardToken: request.cardToken };
-        return { order: placed, created: true };
+        return { order: placed, created: true, ...(lease && result.saga ? { saga: toSaga(result.saga) } : {}) };
       });
       if (outcome) return outcome;
       const existing = await db<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
@@ -280,6 +282,10 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
     async claim(owner, limit, leaseMs, orderId) {
       const { rows } = orderId === undefined ? await runSql<SagaRow>(db, sql.claimDue, [owner, leaseMs, limit]) : await runSql<SagaRow>(db, sql.claimOne, [owner, leaseMs, limit, orderId]);
       return rows.map(toSaga);
+    },
+
+    async releaseLease(orderId, owner) {
+      await runSql(db, sql.releaseLease, [orderId, owner]);
     },
 
     async apply(saga, current, decision, leaseMs, event) {

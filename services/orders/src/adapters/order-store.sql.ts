@@ -20,7 +20,8 @@ export interface OrderStoreSql {
    * $6 lines (json), $7 card_token_sealed, $8 shipping_address (json or null),
    * $9 delivery_option, $10 trace_context (json), $11 stream id, $12 expected
    * version (0), $13 events (json), $14 to $22 the outbox row announcing the
-   * placement (outboxRowValues), written only with the order.
+   * placement (outboxRowValues), written only with the order; $23 the owner
+   * the new saga is leased to (null: none), $24 for how many ms.
    */
   readonly place: SqlStatement;
   /** $1 owner, $2 lease ms, $3 how many: due sagas, oldest due first. */
@@ -39,6 +40,8 @@ export interface OrderStoreSql {
    * change of status) also $28 to $36, the outbox row announcing it.
    */
   readonly apply: { readonly withoutView: SqlStatement; readonly withView: SqlStatement; readonly withOutbox: SqlStatement };
+  /** $1 order id, $2 owner: frees the lease. */
+  readonly releaseLease: SqlStatement;
   /** $1 id: what the saga needs of the row beside the stream (its sealed token). */
   readonly cardToken: SqlStatement;
 }
@@ -115,11 +118,15 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
          on conflict (user_id, idempotency_key) do nothing
          returning id
        ),
-       saga as (insert into sagas (order_id, step, trace_context) select id, 'reserve_stock', $10::jsonb from placed),
+       saga as (
+         insert into sagas (order_id, step, trace_context, lease_owner, lease_until)
+         select id, 'reserve_stock', $10::jsonb, $23::text, now() + $24::float8 * interval '1 millisecond' from placed
+         returning ${SAGA_COLUMNS}
+       ),
        appended as (${placeAppend.insert(`exists (select 1 from placed) and ${placeAppend.atExpectedVersion}`)}),
        timeline as (insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed),
        outboxed as (${outboxInsertSql(14, "exists (select 1 from appended)")})
-       select (select count(*) from placed)::integer as created, ${APPENDED_JSON} as appended`,
+       select (select count(*) from placed)::integer as created, ${APPENDED_JSON} as appended, (select row_to_json(leased) from saga as leased) as saga`,
       "insert",
     ),
     claimDue: claim("orders_claim_due", "true"),
@@ -129,6 +136,7 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
       withView: apply("orders_apply_with_view", true),
       withOutbox: apply("orders_apply_with_outbox", true, true),
     },
+    releaseLease: sqlStatement("orders_release_lease", "update sagas set lease_owner = null, lease_until = null where order_id = $1 and lease_owner = $2"),
     cardToken: sqlStatement("orders_card_token", "select id, card_token, card_token_sealed from orders where id = $1"),
   };
 }
