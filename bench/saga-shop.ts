@@ -19,7 +19,7 @@ const suffix = randomBytes(4).toString("hex");
 const names = ["identity", "catalog", "payments", "orders"].map((service) => `mw_bench_${service}_${suffix}`);
 
 async function main(): Promise<void> {
-  countSql();
+  countSql({ byText: Boolean(process.env.BENCH_SAGA_SQL) });
   for (const name of names) await admin(`create database "${name}"`);
   const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(databaseUrl) as [string, string, string, string];
   const exchange = `bench.orders.${suffix}`;

@@ -263,6 +263,19 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
     ]),
   ))
     print(line);
+  if (process.env.BENCH_SAGA_SQL) {
+    // BENCH_SAGA_SQL=1: what those statements are, per finished order, most frequent first.
+    for (const service of services) {
+      const before = sqlBefore.counts[service]?.texts ?? {};
+      const texts = Object.entries(sqlAfter.counts[service]?.texts ?? {})
+        .map(([text, count]) => [text, (count - (before[text] ?? 0)) / finishedOrders] as const)
+        .filter(([, count]) => count >= 0.01)
+        .sort((x, y) => y[1] - x[1]);
+      print();
+      print(`${service}: statements per finished order`);
+      for (const [text, count] of texts) print(`  ${fixed(count, 2).padStart(6)}  ${text}`);
+    }
+  }
   // CPU per order against the window's wall time: on 2 cores, whether orders wait or burn CPU (the machine is shared, so the rest is not all idle).
   const windowSeconds = (rounds.length * roundMs) / 1000;
   const shopMs = sqlAfter.cpu.shopMs - sqlBefore.cpu.shopMs;
@@ -302,7 +315,7 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
 
 interface ShopSnapshot {
   /** SQL statements and transactions so far, by service. */
-  readonly counts: Record<string, { statements: number; transactions: number }>;
+  readonly counts: Record<string, { statements: number; transactions: number; texts?: Record<string, number> }>;
   /** CPU ms so far: the shop process, and its PostgreSQL backends (undefined when /proc could not tell). */
   readonly cpu: { shopMs: number; postgresMs?: number };
 }

@@ -4,6 +4,7 @@ export * from "./client.js";
 export * from "./config.js";
 export * from "./config-schemas.js";
 export * from "./database.js";
+export * from "./sql.js";
 export * from "./errors.js";
 export * from "./key-file.js";
 export * from "./rpc-errors.js";

@@ -85,6 +85,16 @@ export function catalogStoreBehaviour(adapter: string, open: StoreFactory): void
       assert.equal(await stockOf(store, "P-B"), 1);
     });
 
+    test("repeating a reservation after the rest of the stock is gone returns the reservation, not a refusal", async (t) => {
+      const store = await seeded(t);
+      if (!store) return;
+      const first = await store.reserve("order-7", [{ productId: "P-B", quantity: 1 }]);
+      await store.reserve("order-8", [{ productId: "P-B", quantity: 1 }]);
+      assert.equal(await stockOf(store, "P-B"), 0);
+      assert.deepEqual(await store.reserve("order-7", [{ productId: "P-B", quantity: 1 }]), first);
+      assert.equal(await stockOf(store, "P-B"), 0);
+    });
+
     test("insufficient stock on any line takes nothing at all", async (t) => {
       const store = await seeded(t);
       if (!store) return;

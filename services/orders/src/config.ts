@@ -21,6 +21,12 @@ export const ordersConfigSpec = {
   tokenIssuer: { env: "ORDERS_TOKEN_ISSUER", doc: "Issuer (iss) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork-identity" },
   tokenAudience: { env: "ORDERS_TOKEN_AUDIENCE", doc: "Audience (aud) access tokens must carry.", schema: settings.nonEmpty(), default: "meshwork" },
   ...tokenVerifierSettings("ORDERS"),
+  productKnownForMs: {
+    env: "ORDERS_PRODUCT_KNOWN_FOR_MS",
+    doc: "How long a product the catalog confirmed at a placement is taken as known without asking it again (0: ask at every placement). Unknown products are asked about every time; a product withdrawn meanwhile is refused by the saga's stock reservation.",
+    schema: settings.nonNegativeInt(),
+    default: 10_000,
+  },
   sagaStepTimeoutMs: { env: "ORDERS_SAGA_STEP_TIMEOUT_MS", doc: "Deadline of each saga call to catalog or payments.", schema: settings.positiveInt(), default: 2000 },
   sagaMaxAttempts: {
     env: "ORDERS_SAGA_MAX_ATTEMPTS",

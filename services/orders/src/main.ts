@@ -17,7 +17,6 @@ import {
   createTokenVerifier,
   tokenVerifierOptions,
   createWatchHub,
-  enqueueOutbox,
   parseAddressList,
   registerOutboxMetrics,
   runMain,
@@ -131,21 +130,16 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       const store = createKnexOrderStore({
         db: database.knex,
         cardTokens: createCardTokenCipher(cardTokenKey.key),
-        enqueue: async (trx, aggregateId, events) => {
-          await enqueueOutbox(
-            trx,
-            events.map((item) => ({
-              aggregateId,
-              exchange: config.eventsExchange,
-              routingKey: item.routingKey,
-              type: ORDER_EVENT_TYPE,
-              contentType: "application/json",
-              body: item.body,
-              headers: item.headers,
-              messageId: item.messageId,
-            })),
-          );
-        },
+        outbox: (aggregateId, item) => ({
+          aggregateId,
+          exchange: config.eventsExchange,
+          routingKey: item.routingKey,
+          type: ORDER_EVENT_TYPE,
+          contentType: "application/json",
+          body: item.body,
+          headers: item.headers,
+          messageId: item.messageId,
+        }),
       });
       const watchHub = createWatchHub();
       const owner = config.instanceId || `orders-${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -179,13 +173,14 @@ export async function startOrders(env: Readonly<Record<string, string | undefine
       const orderDeps: OrderServiceDeps = {
         store,
         authenticate: (context) => verifier.authenticate(context),
-        products: createGrpcProductCheck(clients.catalog.client, config.sagaStepTimeoutMs),
+        products: createGrpcProductCheck(clients.catalog.client, { timeoutMs: config.sagaStepTimeoutMs, knownForMs: config.productKnownForMs }),
         event,
         watchHub,
-        startSaga: (order) => {
+        startSaga: (order, saga) => {
           relay.nudge();
-          runner.kick(order.id, order);
+          runner.kick(order.id, order, saga);
         },
+        sagaLease: { owner, leaseMs: config.sagaLeaseMs },
         watchPollMs: config.watchPollMs,
       };
       // The sales view, kept asynchronously from the order streams (sales-view.ts).

@@ -19,6 +19,12 @@ export interface StatusEvent {
 
 export type EventFactory = (order: OrderRecord, previous: OrderStatus | undefined) => StatusEvent;
 
+/** Who leases a newly placed saga, and for how long (see OrderStore.place). */
+export interface SagaLease {
+  readonly owner: string;
+  readonly leaseMs: number;
+}
+
 export interface ClaimedSaga extends SagaState {
   readonly leaseOwner: string;
   /** W3C trace context of the placement (traceparent), {} when it was not traced. */
@@ -35,8 +41,10 @@ export interface OrderStore {
    * Records a new order as PENDING with its saga and its ORDER_PLACED event in
    * one transaction. When the user already used the key, returns that order
    * (created: false) — or throws IdempotencyConflictError for a different request.
+   * With `lease`, the new saga is leased to its owner at once and returned, so
+   * that instance runs it without claiming it first.
    */
-  place(order: NewOrder, event: EventFactory): Promise<{ order: OrderRecord; created: boolean }>;
+  place(order: NewOrder, event: EventFactory, lease?: SagaLease): Promise<{ order: OrderRecord; created: boolean; saga?: ClaimedSaga }>;
   /** The order as the view (the inline projection) has it: what GetOrder, ListOrders and WatchOrder read. */
   get(id: string): Promise<OrderRecord | undefined>;
   /** The order as its event stream folds it (with its card token while the saga needs it): what the saga reads. */
@@ -48,6 +56,8 @@ export interface OrderStore {
    * attempt is due and whose lease is free or expired, or just `orderId`.
    */
   claim(owner: string, limit: number, leaseMs: number, orderId?: string): Promise<ClaimedSaga[]>;
+  /** Frees the lease `owner` holds on the saga of `orderId` (one it took but will not run), for any instance's next poll. */
+  releaseLease(orderId: string, owner: string): Promise<void>;
   /**
    * Applies a saga decision to `order` (as the saga last saw it): appends the
    * decision's events to the order's stream at `order.version`, updates the

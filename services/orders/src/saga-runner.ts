@@ -31,9 +31,11 @@ export interface SagaRunner {
   /**
    * Runs a freshly placed order's saga now instead of at the next poll.
    * `placed`, the order as placement folded it, spares the first step a read
-   * of the stream.
+   * of the stream; `leased`, its saga as placement leased it to this runner,
+   * spares the claim. Without room for it, the runner gives that lease back
+   * for the next poll.
    */
-  kick(orderId: string, placed?: OrderRecord): void;
+  kick(orderId: string, placed?: OrderRecord, leased?: ClaimedSaga): void;
   /** Stops claiming and waits for the sagas in hand (bounded by their step deadlines). */
   stop(): Promise<void>;
   /** Sagas being worked on by this process. */
@@ -158,7 +160,15 @@ export function createSagaRunner(options: SagaRunnerOptions): SagaRunner {
     start() {
       schedule(0);
     },
-    kick(orderId, placed) {
+    kick(orderId, placed, leased) {
+      if (leased) {
+        if (!stopping && inHand.size < options.concurrency) run(leased, placed);
+        else
+          store
+            .releaseLease(orderId, leased.leaseOwner)
+            .catch((error: unknown) => log.warn({ err: error instanceof Error ? error.message : String(error), orderId }, "could not give a saga's lease back; it expires"));
+        return;
+      }
       if (stopping || inHand.size >= options.concurrency) return;
       store
         .claim(options.owner, 1, options.leaseMs, orderId)

@@ -17,7 +17,7 @@ import {
   type PlacementRequest,
   type Shipping,
 } from "./orders.js";
-import type { EventFactory, OrderStore, ProductCheck } from "./ports.js";
+import type { ClaimedSaga, EventFactory, OrderStore, ProductCheck, SagaLease } from "./ports.js";
 
 export interface OrderServiceDeps {
   readonly store: OrderStore;
@@ -26,8 +26,13 @@ export interface OrderServiceDeps {
   readonly event: EventFactory;
   /** Notified with the order id at every change this process commits (see main.ts). */
   readonly watchHub: WatchHub;
-  /** Starts the saga of a newly placed order at once (from the order as placed, which spares it a read). */
-  readonly startSaga: (order: OrderRecord) => void;
+  /**
+   * Starts the saga of a newly placed order at once (from the order as placed,
+   * which spares it a read; with the saga when placement leased it).
+   */
+  readonly startSaga: (order: OrderRecord, saga?: ClaimedSaga) => void;
+  /** Who a newly placed order's saga is leased to in the placement itself (the saga runner of this instance); none when absent. */
+  readonly sagaLease?: SagaLease;
   /** How often a WatchOrder stream re-reads the order, for changes made by other instances. */
   readonly watchPollMs: number;
 }
@@ -77,13 +82,14 @@ export function createOrderOperations(deps: OrderServiceDeps): OrderOperations {
         const unknown = await deps.products.unknownProducts(placement.items.map((item) => item.productId));
         const firstUnknown = request.items.findIndex((item) => unknown.has(item.productId));
         if (firstUnknown >= 0) throw new InvalidFieldError(`items[${firstUnknown}].product_id`, `unknown product ${request.items[firstUnknown]!.productId}`);
-        const { order, created } = await store.place(
+        const { order, created, saga } = await store.place(
           { id: randomUUID(), userId: user.userId, requestId: context.requestId, request: placement, fingerprint: placementFingerprint(placement) },
           deps.event,
+          deps.sagaLease,
         );
         if (created) {
           context.log.info({ orderId: order.id }, "order placed");
-          deps.startSaga(order);
+          deps.startSaga(order, saga);
         }
         return order;
       }),

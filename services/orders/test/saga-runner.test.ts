@@ -42,11 +42,23 @@ async function setup(t: TestScope, script: Script, owner = "runner-1") {
   const loads: string[] = [];
   const reading = orderStore(db);
   // The stream reads the runner makes, by order id.
+  // The claims of one order (a kick's), and the leases given back.
+  const kickClaims: string[] = [];
+  let leaseGivenBack: (orderId: string) => void = () => {};
+  const leasesGivenBack = new Promise<string>((resolve) => (leaseGivenBack = resolve));
   const store: typeof reading = {
     ...reading,
     load: (id) => {
       loads.push(id);
       return reading.load(id);
+    },
+    claim: (claimer, limit, leaseMs, orderId) => {
+      if (orderId !== undefined) kickClaims.push(orderId);
+      return reading.claim(claimer, limit, leaseMs, orderId);
+    },
+    releaseLease: async (orderId, holder) => {
+      await reading.releaseLease(orderId, holder);
+      leaseGivenBack(orderId);
     },
   };
   const calls: string[] = [];
@@ -68,7 +80,7 @@ async function setup(t: TestScope, script: Script, owner = "runner-1") {
   });
   t.onTestFinished(() => runner.stop());
   const finalOf = (orderId: string) => new Promise<OrderRecord>((resolve) => finals.set(orderId, resolve));
-  return { db, store, calls, runner, finalOf, loads };
+  return { db, store, calls, runner, finalOf, loads, kickClaims, leasesGivenBack };
 }
 
 const place = async (env: { store: ReturnType<typeof orderStore>; runner: SagaRunner }) => {
@@ -86,6 +98,33 @@ describe("saga runner", () => {
     assert.equal(final.status, "confirmed");
     assert.deepEqual(env.calls, ["reserve", "authorize"]);
     assert.deepEqual(env.loads, []);
+  });
+
+  test("a saga leased in its placement runs at once without a claim, and no other instance can take it meanwhile", async (t) => {
+    const env = await setup(t, {});
+    const { order, saga } = await env.store.place(newOrder("u1"), eventFactory, { owner: "runner-1", leaseMs: 5000 });
+    assert.equal(saga?.leaseOwner, "runner-1");
+    assert.equal(saga?.step, "reserve_stock");
+    assert.deepEqual(await env.store.claim("runner-2", 10, 5000), [], "the lease keeps other instances out");
+    const done = env.finalOf(order.id);
+    env.runner.kick(order.id, order, saga);
+    assert.equal((await done).status, "confirmed");
+    assert.deepEqual(env.calls, ["reserve", "authorize"]);
+    assert.deepEqual(env.kickClaims, []);
+    assert.deepEqual(env.loads, []);
+  });
+
+  test("a runner with no room for a saga leased in its placement gives the lease back, for any instance's poll", async (t) => {
+    const env = await setup(t, {});
+    const { order, saga } = await env.store.place(newOrder("u1"), eventFactory, { owner: "runner-1", leaseMs: 60_000 });
+    await env.runner.stop();
+    env.runner.kick(order.id, order, saga);
+    assert.equal(await env.leasesGivenBack, order.id);
+    assert.deepEqual(
+      (await env.store.claim("runner-2", 10, 5000)).map((claimed) => claimed.orderId),
+      [order.id],
+    );
+    assert.deepEqual(env.calls, []);
   });
 
   test("happy path: reserved, authorized, CONFIRMED, with its timeline and two events", async (t) => {

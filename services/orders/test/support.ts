@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { createSilentLogger, enqueueOutbox, openDatabase, type Knex } from "@meshwork/platform";
+import { createSilentLogger, openDatabase, type Knex } from "@meshwork/platform";
 import { openMigratedTestDatabase, type TestEngine, type TestScope } from "@meshwork/testing";
 import { migrations } from "../migrations/index.js";
 import { createCardTokenCipher } from "../src/adapters/card-token-cipher.js";
@@ -29,21 +29,16 @@ export function orderStore(db: Knex, key: Buffer = TEST_CARD_TOKEN_KEY): KnexOrd
   return createKnexOrderStore({
     db,
     cardTokens: createCardTokenCipher(key),
-    enqueue: async (trx, aggregateId, events) => {
-      await enqueueOutbox(
-        trx,
-        events.map((event) => ({
-          aggregateId,
-          exchange: "shop.orders.v1",
-          routingKey: event.routingKey,
-          type: ORDER_EVENT_TYPE,
-          contentType: "application/json",
-          body: event.body,
-          headers: event.headers,
-          messageId: event.messageId,
-        })),
-      );
-    },
+    outbox: (aggregateId, event) => ({
+      aggregateId,
+      exchange: "shop.orders.v1",
+      routingKey: event.routingKey,
+      type: ORDER_EVENT_TYPE,
+      contentType: "application/json",
+      body: event.body,
+      headers: event.headers,
+      messageId: event.messageId,
+    }),
   });
 }
 

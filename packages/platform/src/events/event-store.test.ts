@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { openMigratedTestDatabase, type TestScope } from "@meshwork/testing";
 import { enqueueOutbox, outboxMigration } from "../outbox/outbox.js";
-import { createEventStore, createUpcast, eventStoreMigration, StreamConflictError, type RecordedEvent } from "./event-store.js";
+import { runSql, sqlStatement } from "../sql.js";
+import { createEventStore, createUpcast, eventStoreMigration, StreamConflictError, type NewEvent, type RecordedEvent } from "./event-store.js";
 import { createProjectionReader } from "./projection-reader.js";
 
 async function pglite(t: TestScope) {
@@ -71,27 +72,40 @@ describe("event store on PGlite", () => {
     assert.equal((await store.readStream(db, "order-1")).length, 1);
   });
 
-  test("appendStatement: one statement appends at the expected version, writes nothing past its guard, and a race past the guard is a StreamConflictError", async (t) => {
+  test("appendSql: one statement of fixed text appends at the expected version, writes nothing past its guard, and a race past the guard is a StreamConflictError", async (t) => {
     const db = await pglite(t);
     const store = createEventStore();
+    const sql = store.appendSql({ streamId: "$1", expectedVersion: "$2", events: "$3" });
     // The append as a data-modifying CTE beside another write that depends on the same guard.
-    const appendWithMarker = async (expected: number, guarded: boolean) => {
-      const append = store.appendStatement("order-1", expected, [placed("a")]);
-      const condition = guarded ? append.atExpectedVersion : { sql: "true", bindings: [] };
-      const insert = append.insert(condition);
-      const { rows } = (await db.raw(
-        `with appended as (${insert.sql}),
+    const appendWithMarker = async (expected: number, guarded: boolean, events: NewEvent[] = [placed("a")]) => {
+      const append = store.appendStatement("order-1", expected, events);
+      const statement = sqlStatement(
+        `test_append_${guarded}`,
+        `with appended as (${sql.insert(guarded ? sql.atExpectedVersion : "true")}),
               marked as (insert into outbox (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, body)
                          select gen_random_uuid(), 0, 'order-1', 'x', 'r', 'T', 'application/json', '\\x00'::bytea where exists (select 1 from appended))
          select (select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended`,
-        [...insert.bindings],
-      )) as { rows: { appended: { position: number; version: number; recorded_at: string }[] | null }[] };
+      );
+      const { rows } = await runSql<{ appended: { position: number; version: number; recorded_at: string }[] | null }>(db, statement, [
+        append.values.streamId,
+        append.values.expectedVersion,
+        append.values.events,
+      ]);
       return { append, appended: rows[0]!.appended };
     };
     const first = await appendWithMarker(0, true);
     assert.deepEqual(
       first.append.recorded(first.appended!).map((event) => [event.version, event.type]),
       [[1, "OrderPlaced"]],
+    );
+    // Any number of events through the same text, numbered after the expected version.
+    const two = await appendWithMarker(1, true, [placed("b"), { type: "OrderConfirmed", schemaVersion: 1, data: {}, metadata: { by: "saga" } }]);
+    assert.deepEqual(
+      two.append.recorded(two.appended!).map((event) => [event.version, event.type]),
+      [
+        [2, "OrderPlaced"],
+        [3, "OrderConfirmed"],
+      ],
     );
     // A stale expected version: the guard is false, nothing is written.
     assert.equal((await appendWithMarker(0, true)).appended, null);
@@ -100,8 +114,15 @@ describe("event store on PGlite", () => {
     const error = await appendWithMarker(0, false).catch((caught: unknown) => stale.conflict(caught));
     assert.ok(error instanceof StreamConflictError, String(error));
     assert.equal(error.expectedVersion, 0);
-    assert.equal((await store.readStream(db, "order-1")).length, 1);
-    assert.equal((await db("outbox").count({ n: "*" }))[0]!.n, 1);
+    assert.deepEqual(
+      (await store.readStream(db, "order-1")).map((event) => [event.version, event.type, event.data, event.metadata]),
+      [
+        [1, "OrderPlaced", { sku: "a", quantity: 1 }, {}],
+        [2, "OrderPlaced", { sku: "b", quantity: 1 }, {}],
+        [3, "OrderConfirmed", {}, { by: "saga" }],
+      ],
+    );
+    assert.equal((await db("outbox").count({ n: "*" }))[0]!.n, 2);
   });
 
   test("the unique (stream_id, version) constraint itself refuses a second event at a taken version", async (t) => {

@@ -6,6 +6,7 @@
  */
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
+import { runSql, sqlStatement } from "../sql.js";
 
 /**
  * Event streams on knex. A stream (one per aggregate, e.g. per order) is the
@@ -127,25 +128,32 @@ export interface AppendResult {
   readonly events: readonly RecordedEvent[];
 }
 
-/** SQL text and its bindings, to put into a statement of the caller's. */
-export interface SqlPart {
-  readonly sql: string;
-  readonly bindings: readonly Knex.Value[];
+/** Where an append's values go in a statement of the caller's: its placeholders ("$1"...) of the stream id, the expected version and the events. */
+export interface AppendPlaceholders {
+  readonly streamId: string;
+  readonly expectedVersion: string;
+  readonly events: string;
 }
 
 /**
- * An append as parts of one statement of the caller's (a data-modifying CTE
- * that writes the events with the state they change, without BEGIN and
- * COMMIT): a guard, the insert, and how to read what it returned. The caller
- * makes every write of its statement depend on the guard; a writer racing
- * past it meets the unique (stream_id, version) constraint, which fails the
- * whole statement, and `conflict` turns that error into a StreamConflictError.
+ * An append as SQL text to put into one statement of the caller's (a
+ * data-modifying CTE that writes the events with the state they change,
+ * without BEGIN and COMMIT). The text is the same for any number of events
+ * (they go as one jsonb array), so the caller's statement can be prepared
+ * once (runSql). The caller makes every write of its statement depend on the
+ * guard; a writer racing past it meets the unique (stream_id, version)
+ * constraint, which fails the whole statement.
  */
-export interface AppendStatement {
+export interface AppendSql {
   /** A boolean expression: the stream is at the expected version (true when there is nothing to append, as `append` does not check then either). */
-  readonly atExpectedVersion: SqlPart;
+  readonly atExpectedVersion: string;
   /** An INSERT ... RETURNING position, version, recorded_at of the events, inserting only where `condition` (an SQL boolean expression) holds. */
-  insert(condition: SqlPart): SqlPart;
+  insert(condition: string): string;
+}
+
+/** One append's values for AppendSql's placeholders, and how to read what its insert returned. */
+export interface AppendStatement {
+  readonly values: { readonly streamId: string; readonly expectedVersion: number; readonly events: string };
   /** The appended events as stored, from the rows the insert returned. */
   recorded(rows: readonly { position: number | string; version: number; recorded_at: Date | string }[]): RecordedEvent[];
   /** A StreamConflictError for the database's unique violation on the stream's version; other errors as they are. */
@@ -160,7 +168,9 @@ export interface EventStore {
    * aborted, so the caller retries the whole transaction, not just this call.
    */
   append(trx: Knex.Transaction, streamId: string, expectedVersion: number, events: readonly NewEvent[]): Promise<AppendResult>;
-  /** The parts of an append for the caller's own single statement (see AppendStatement); append() is the transactional form. */
+  /** The SQL of an append for the caller's own single statement, at the caller's placeholders (see AppendSql); append() is the transactional form. */
+  appendSql(placeholders: AppendPlaceholders): AppendSql;
+  /** The values of one such append, and how to read its result. */
   appendStatement(streamId: string, expectedVersion: number, events: readonly NewEvent[]): AppendStatement;
   /** The stream's events in version order, upcast to their current shapes; [] when the stream does not exist. */
   readStream(db: Knex | Knex.Transaction, streamId: string, options?: { readonly fromVersion?: number }): Promise<RecordedEvent[]>;
@@ -240,11 +250,25 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     if (!Number.isInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`expected version must be a whole number >= 0, not ${expectedVersion}`);
   };
 
-  /** The events as rows of a VALUES list, at the versions after `expectedVersion`. */
-  const valuesOf = (streamId: string, expectedVersion: number, events: readonly NewEvent[]): SqlPart => ({
-    sql: events.map(() => "(?, ?::integer, ?, ?::integer, ?::jsonb, ?::jsonb)").join(", "),
-    bindings: events.flatMap((event, index) => [streamId, expectedVersion + index + 1, event.type, event.schemaVersion, JSON.stringify(event.data), JSON.stringify(event.metadata ?? {})]),
+  const appendSql = ({ streamId, expectedVersion, events }: AppendPlaceholders): AppendSql => ({
+    atExpectedVersion: `(jsonb_array_length(${events}::jsonb) = 0 or (select coalesce(max(version), 0) from ${table} where stream_id = ${streamId}) = ${expectedVersion}::integer)`,
+    insert: (condition) =>
+      `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
+       select ${streamId}, ${expectedVersion}::integer + appended.n::integer, appended.event->>'type', (appended.event->>'schemaVersion')::integer,
+              appended.event->'data', coalesce(appended.event->'metadata', '{}'::jsonb)
+         from jsonb_array_elements(${events}::jsonb) with ordinality as appended (event, n)
+        where ${condition}
+       returning position, version, recorded_at`,
   });
+  /** The events as the one jsonb value of AppendSql's `events` placeholder. */
+  const eventsValue = (events: readonly NewEvent[]): string =>
+    JSON.stringify(events.map((event) => ({ type: event.type, schemaVersion: event.schemaVersion, data: event.data ?? null, metadata: event.metadata ?? {} })));
+  const appendText = appendSql({ streamId: "$1", expectedVersion: "$2", events: "$3" });
+  const APPEND = sqlStatement(`${table}_append`, appendText.insert(appendText.atExpectedVersion));
+  const READ_STREAM = sqlStatement(
+    `${table}_read_stream`,
+    `select position, stream_id, version, type, schema_version, data, metadata, recorded_at from ${table} where stream_id = $1 and version >= $2 order by version`,
+  );
 
   /** What a fold continues with: the events as given, with what the database assigned them. */
   const recordedOf = (
@@ -270,22 +294,12 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       });
 
   return {
+    appendSql,
+
     appendStatement(streamId, expectedVersion, events) {
       checkExpected(expectedVersion);
-      const values = valuesOf(streamId, expectedVersion, events);
       return {
-        atExpectedVersion:
-          events.length === 0 ? { sql: "true", bindings: [] } : { sql: `(select coalesce(max(version), 0) from ${table} where stream_id = ?) = ?`, bindings: [streamId, expectedVersion] },
-        insert: (condition) => ({
-          sql:
-            events.length === 0
-              ? `select null::bigint as position, null::integer as version, null::timestamptz as recorded_at where false`
-              : `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
-                 select * from (values ${values.sql}) as appended (stream_id, version, type, schema_version, data, metadata)
-                  where ${condition.sql}
-                 returning position, version, recorded_at`,
-          bindings: events.length === 0 ? [] : [...values.bindings, ...condition.bindings],
-        }),
+        values: { streamId, expectedVersion, events: eventsValue(events) },
         recorded: (rows) => recordedOf(streamId, expectedVersion, events, rows),
         conflict: (error) => (isStreamVersionViolation(error, constraint) ? new StreamConflictError(streamId, expectedVersion, undefined) : error),
       };
@@ -302,15 +316,8 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       // expected version, so a stale or too-high one inserts nothing (and does
       // not abort the transaction); a writer racing past the check meets the
       // unique (stream_id, version) constraint instead.
-      const values = valuesOf(streamId, expectedVersion, events);
       try {
-        const { rows: returned } = (await trx.raw(
-          `insert into ${table} (stream_id, version, type, schema_version, data, metadata)
-           select * from (values ${values.sql}) as appended (stream_id, version, type, schema_version, data, metadata)
-            where (select coalesce(max(version), 0) from ${table} where stream_id = ?) = ?
-           returning position, version, recorded_at`,
-          [...values.bindings, streamId, expectedVersion],
-        )) as { rows: { position: number | string; version: number; recorded_at: Date }[] };
+        const { rows: returned } = await runSql<{ position: number | string; version: number; recorded_at: Date }>(trx, APPEND, [streamId, expectedVersion, eventsValue(events)]);
         if (returned.length === 0) throw new StreamConflictError(streamId, expectedVersion, await currentVersion(trx, streamId));
         const recorded = recordedOf(streamId, expectedVersion, events, returned);
         return { nextExpectedVersion: expectedVersion + events.length, positions: recorded.map((event) => event.position), events: recorded };
@@ -321,11 +328,7 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     },
 
     async readStream(db, streamId, readOptions = {}) {
-      const rows = (await db(table)
-        .where({ stream_id: streamId })
-        .andWhere("version", ">=", readOptions.fromVersion ?? 1)
-        .orderBy("version")
-        .select("position", "stream_id", "version", "type", "schema_version", "data", "metadata", "recorded_at")) as EventRow[];
+      const { rows } = await runSql<EventRow>(db, READ_STREAM, [streamId, readOptions.fromVersion ?? 1]);
       return rows.map(decode);
     },
 

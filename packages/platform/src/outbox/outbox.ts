@@ -3,6 +3,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
 import type { Logger } from "../logger.js";
+import { runSql, sqlStatement, type SqlStatement, type SqlTransaction } from "../sql.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
 import { startPublishSpans } from "../telemetry/messaging.js";
 import { currentTraceHeaders } from "../telemetry/tracing.js";
@@ -70,27 +71,62 @@ export function partitionOf(aggregateId: string): number {
 }
 
 /**
- * Adds events to the outbox inside the caller's transaction. Returns their
- * message ids. The active trace context (when tracing is on) is stored in
- * each row's headers, so the relay's publish, which runs later and elsewhere,
- * continues the trace of the work that wrote the event.
+ * An INSERT of one outbox row into `table` whose values are the caller's
+ * placeholders $first to $first+8 (outboxRowValues gives them), inserting
+ * only where `condition` holds: for a statement of the caller's that writes
+ * the row with the change it announces (a data-modifying CTE).
  */
-export async function enqueueOutbox(trx: Knex.Transaction, events: readonly OutboxEvent[], table = "outbox"): Promise<string[]> {
-  if (events.length === 0) return [];
-  const trace = currentTraceHeaders();
-  const rows = events.map((event) => ({
-    message_id: event.messageId ?? randomUUID(),
-    partition: partitionOf(event.aggregateId),
-    aggregate_id: event.aggregateId,
-    exchange: event.exchange,
-    routing_key: event.routingKey,
-    message_type: event.type,
-    content_type: event.contentType,
-    headers: JSON.stringify({ ...event.headers, ...trace }),
-    body: Buffer.from(event.body),
-  }));
-  await trx(table).insert(rows);
-  return rows.map((row) => row.message_id);
+export function outboxInsertSql(first: number, condition: string, table = "outbox"): string {
+  const at = (offset: number): string => `$${first + offset}`;
+  return `insert into ${table} (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, headers, body)
+          select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${at(8)}::bytea
+           where ${condition}`;
+}
+
+/**
+ * The values of outboxInsertSql's placeholders for `event`: a new message id
+ * unless it has one, its partition, and the active trace context (when
+ * tracing is on) in its headers, so the relay's publish, which runs later
+ * and elsewhere, continues the trace of the work that wrote the event.
+ */
+export function outboxRowValues(event: OutboxEvent): readonly [messageId: string, ...rest: unknown[]] {
+  return [
+    event.messageId ?? randomUUID(),
+    partitionOf(event.aggregateId),
+    event.aggregateId,
+    event.exchange,
+    event.routingKey,
+    event.type,
+    event.contentType,
+    JSON.stringify({ ...event.headers, ...currentTraceHeaders() }),
+    Buffer.from(event.body),
+  ];
+}
+
+/**
+ * Adds events to the outbox inside the caller's transaction (knex's or
+ * inSqlTransaction's). Returns their message ids.
+ */
+export async function enqueueOutbox(trx: Knex.Transaction | SqlTransaction, events: readonly OutboxEvent[], table = "outbox"): Promise<string[]> {
+  const ids: string[] = [];
+  // One row per statement: a service writes one event per change, and one text is prepared once.
+  for (const event of events) {
+    const values = outboxRowValues(event);
+    await runSql(trx, enqueueStatement(table), values);
+    ids.push(values[0]);
+  }
+  return ids;
+}
+
+const enqueueStatements = new Map<string, SqlStatement>();
+/** The insert of one outbox row into `table`, one statement per table name. */
+function enqueueStatement(table: string): SqlStatement {
+  let statement = enqueueStatements.get(table);
+  if (!statement) {
+    statement = sqlStatement(`${table}_enqueue`, outboxInsertSql(1, "true", table), "insert");
+    enqueueStatements.set(table, statement);
+  }
+  return statement;
 }
 
 interface OutboxRow {

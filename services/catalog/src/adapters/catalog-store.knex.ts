@@ -1,5 +1,6 @@
-import type { Knex } from "@meshwork/platform";
+import { runSql, sqlStatement, type Knex } from "@meshwork/platform";
 import {
+  compareIds,
   InsufficientStockError,
   ProductNotFoundError,
   ReservationMismatchError,
@@ -50,14 +51,89 @@ const toProduct = (row: ProductRow): ProductRecord => ({
   updatedAt: new Date(row.updated_at),
 });
 
+/**
+ * A reservation in one statement (one round trip, atomic without BEGIN and
+ * COMMIT). It locks the products asked for in id order (the order every
+ * reservation takes them in, so two never deadlock) and reads their latest
+ * committed stock; only if every line can be served does it claim the order
+ * id, and only a new claim takes the stock and records the lines. Nothing is
+ * written when a line falls short: the statement answers which line (by
+ * product id) and what is left. A second reservation of the same order waits
+ * on the product locks, then finds the claim taken and writes nothing; the
+ * caller reads the existing reservation then. The table's check (stock >= 0)
+ * stays the last word: should the stock ever go below zero, the whole
+ * statement fails, nothing is written, and reserve() runs it again.
+ */
+const RESERVE = sqlStatement(
+  "catalog_reserve",
+  `with wanted as (
+     select product_id, quantity from unnest($2::text[], $3::integer[]) as wanted (product_id, quantity)
+   ),
+   locked as materialized (
+     select id, stock from products where id = any($2::text[]) order by id for update
+   ),
+   short as (
+     select wanted.product_id, wanted.quantity, locked.stock
+       from wanted left join locked on locked.id = wanted.product_id
+      where locked.stock is null or locked.stock < wanted.quantity
+      order by wanted.product_id
+      limit 1
+   ),
+   claim as (
+     insert into reservations (order_id, state)
+     select $1, 'reserved' where not exists (select 1 from short)
+     on conflict (order_id) do nothing
+     returning created_at, updated_at
+   ),
+   taken as (
+     update products set stock = products.stock - wanted.quantity, updated_at = now()
+       from wanted
+      where products.id = wanted.product_id and exists (select 1 from claim)
+     returning products.id as product_id, wanted.quantity, products.price_minor, products.currency
+   ),
+   recorded as (
+     insert into reservation_lines (order_id, product_id, quantity, unit_price_minor, currency)
+     select $1, product_id, quantity, price_minor, currency from taken
+   )
+   select (select created_at from claim) as created_at,
+          (select updated_at from claim) as updated_at,
+          (select json_agg(taken) from taken) as lines,
+          (select product_id from short) as short_product_id,
+          (select quantity from short) as short_quantity,
+          (select stock from short) as short_stock`,
+);
+
+/** Runs of RESERVE before a reservation that keeps meeting the stock check gives up (each run waits for the writers before it). */
+const RESERVE_ATTEMPTS = 3;
+
+const isStockCheckViolation = (error: unknown): boolean => {
+  const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
+  return code === "23514" && constraint === "products_stock_check";
+};
+
+interface ReserveRow {
+  /** Null when the order id was not claimed: a line fell short, or the order has a reservation already. */
+  created_at: Date | null;
+  updated_at: Date | null;
+  lines: { product_id: string; quantity: number; price_minor: number; currency: string }[] | null;
+  /** The first line (by product id) that cannot be served, when one cannot; its stock is null for an unknown product. */
+  short_product_id: string | null;
+  short_quantity: number | null;
+  short_stock: number | null;
+}
+
+const GET_PRODUCT = sqlStatement("catalog_get_product", "select id, name, description, price_minor, currency, stock, categories, image_url, updated_at from products where id = $1");
+
 const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 /**
  * The catalog on knex, for PostgreSQL and PGlite alike. Overselling is
- * impossible because stock only ever moves through one conditional UPDATE
- * (`stock >= quantity`), which PostgreSQL re-checks after waiting for any
- * concurrent writer of the row; lines are taken in product-id order so two
- * reservations can never deadlock on each other.
+ * impossible because a reservation takes stock only after locking the
+ * products' rows and finding enough on each (RESERVE, one statement), and
+ * the table's check (stock >= 0) fails the whole statement should it ever
+ * not (and the statement runs again); rows are locked in product-id order so two reservations can never
+ * deadlock on each other. The hot statements (RESERVE, GET_PRODUCT) are
+ * prepared SQL (runSql); the rest is knex.
  */
 export function createKnexCatalogStore(db: Knex): CatalogStore {
   const readReservation = async (trx: Knex | Knex.Transaction, orderId: string, lock: boolean): Promise<ReservationRecord | undefined> => {
@@ -100,44 +176,38 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
     },
 
     async getProduct(id) {
-      const row = await db<ProductRow>("products").where({ id }).first();
+      const {
+        rows: [row],
+      } = await runSql<ProductRow>(db, GET_PRODUCT, [id]);
       return row ? toProduct(row) : undefined;
     },
 
     async reserve(orderId, lines) {
-      return db.transaction(async (trx) => {
-        // Claiming the order id first makes concurrent reservations of the same
-        // order queue on the primary key: only the winner takes stock. A retry
-        // finds the claim and gets the existing reservation back.
-        const claimed: ReservationRow[] = await trx("reservations")
-          .insert({ order_id: orderId, state: "reserved" })
-          .onConflict("order_id")
-          .ignore()
-          .returning(["order_id", "state", "created_at", "updated_at"]);
-        const claim = claimed[0];
-        if (!claim) {
-          const existing = await readReservation(trx, orderId, true);
-          return existingOutcome(existing!, lines);
+      const values = [orderId, lines.map((line) => line.productId), lines.map((line) => line.quantity)];
+      let row: ReserveRow | undefined;
+      for (let attempt = 1; !row; attempt++) {
+        try {
+          [row] = (await runSql<ReserveRow>(db, RESERVE, values)).rows;
+          if (!row) throw new Error("the reservation statement returned no row");
+        } catch (error) {
+          // Stock that would go below zero fails the whole statement (the table's
+          // check), so nothing was written: run it again on the stock as it is now.
+          if (attempt >= RESERVE_ATTEMPTS || !isStockCheckViolation(error)) throw error;
         }
-        const reserved: ReservedLine[] = [];
-        for (const line of lines) {
-          const taken = await trx<ProductRow>("products")
-            .where({ id: line.productId })
-            .andWhere("stock", ">=", line.quantity)
-            .update({ stock: trx.raw("stock - ?", [line.quantity]), updated_at: trx.fn.now() })
-            .returning(["price_minor", "currency"]);
-          const price = taken[0];
-          if (!price) {
-            const product = await trx<ProductRow>("products").where({ id: line.productId }).first("stock");
-            throw product ? new InsufficientStockError(line.productId, line.quantity, product.stock) : new ProductNotFoundError(line.productId);
-          }
-          reserved.push({ productId: line.productId, quantity: line.quantity, unitPriceMinor: price.price_minor, currency: price.currency.trim() });
-        }
-        await trx("reservation_lines").insert(
-          reserved.map((line) => ({ order_id: orderId, product_id: line.productId, quantity: line.quantity, unit_price_minor: line.unitPriceMinor, currency: line.currency })),
-        );
-        return { orderId, state: "reserved", lines: reserved, createdAt: new Date(claim.created_at), updatedAt: new Date(claim.updated_at) };
-      });
+      }
+      if (row.created_at && row.updated_at) {
+        const reserved = (row.lines ?? [])
+          .map((line): ReservedLine => ({ productId: line.product_id, quantity: line.quantity, unitPriceMinor: Number(line.price_minor), currency: line.currency.trim() }))
+          .sort((a, b) => compareIds(a.productId, b.productId));
+        return { orderId, state: "reserved", lines: reserved, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
+      }
+      // Not claimed: a retry (or a release that came first) finds the order's reservation; otherwise a line fell short.
+      const existing = await readReservation(db, orderId, false);
+      if (existing) return existingOutcome(existing, lines);
+      if (row.short_product_id !== null) {
+        throw row.short_stock === null ? new ProductNotFoundError(row.short_product_id) : new InsufficientStockError(row.short_product_id, row.short_quantity ?? 0, row.short_stock);
+      }
+      throw new Error(`order ${orderId}: neither reserved nor refused`);
     },
 
     async release(orderId) {

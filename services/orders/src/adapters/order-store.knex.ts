@@ -1,14 +1,26 @@
-import { createEventStore, currentTraceHeaders, StreamConflictError, type EventStore, type Knex } from "@meshwork/platform";
+import {
+  createEventStore,
+  currentTraceHeaders,
+  inSqlTransaction,
+  outboxRowValues,
+  runSql,
+  StreamConflictError,
+  type EventStore,
+  type Knex,
+  type OutboxEvent,
+  type SqlTransaction,
+} from "@meshwork/platform";
 import { eventForStep, evolveOrder, foldOrder, ORDER_SCHEMA_VERSION, orderStreamId, orderUpcasters, type OrderEvent, type OrderPlacedData } from "../order-events.js";
 import { IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
 import type { SagaStep } from "../saga.js";
 import type { CardTokenCipher } from "./card-token-cipher.js";
+import { orderStoreSql } from "./order-store.sql.js";
 
 export interface KnexOrderStoreDeps {
   readonly db: Knex;
-  /** Called inside each transaction that writes events, to put them in the outbox (in that same transaction). */
-  readonly enqueue: (trx: Knex.Transaction, aggregateId: string, events: readonly StatusEvent[]) => Promise<void>;
+  /** The outbox row announcing a status change of an order; the store writes it in the statement that makes the change. */
+  readonly outbox: (aggregateId: string, event: StatusEvent) => OutboxEvent;
   /** Seals the card token at rest (card-token-cipher.ts). */
   readonly cardTokens: CardTokenCipher;
 }
@@ -59,7 +71,7 @@ interface SagaRow {
 interface AppendedRow {
   position: number | string;
   version: number;
-  recorded_at: string;
+  recorded_at: string | Date;
 }
 
 /** What a saga decision's statement answers. */
@@ -131,8 +143,9 @@ export interface KnexOrderStore extends OrderStore {
   sealClearCardTokens(): Promise<number>;
 }
 
-export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
+export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreDeps): KnexOrderStore {
   const events = orderEventStore();
+  const sql = orderStoreSql(events);
   // Opened only for orders whose saga may still authorise (pending); others carry none.
   const cardTokenOf = (row: Pick<OrderRow, "id" | "card_token" | "card_token_sealed">, status: OrderStatus): string =>
     row.card_token_sealed !== "" && status === "pending" ? cardTokens.open(row.id, row.card_token_sealed) : row.card_token;
@@ -181,7 +194,7 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
   };
 
   return {
-    async place(order, event) {
+    async place(order, event, lease) {
       const { request } = order;
       const data: OrderPlacedData = {
         userId: order.userId,
@@ -193,62 +206,51 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
       };
       // The stream is new (expected version 0): the row inserted with it, unique per key, already makes this the only writer.
       const append = events.appendStatement(orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
-      const insert = append.insert({ sql: `exists (select 1 from placed) and ${append.atExpectedVersion.sql}`, bindings: append.atExpectedVersion.bindings });
-      return db.transaction(async (trx) => {
-        // The order row, its saga, its first event and its timeline in one statement
-        // (a data-modifying CTE; raw SQL for the inserts that depend on the row's,
-        // which knex does not build). The unique (user_id, idempotency_key) makes a
-        // concurrent duplicate wait for the first transaction and then insert
-        // nothing: exactly one order per key. The outbox row follows in a second
-        // statement of the same transaction: its message carries the event's time,
-        // the transaction's now(), known only from what this statement returns.
-        const [result] = (await trx
-          .with(
-            "placed",
-            trx("orders")
-              .insert({
-                id: order.id,
-                user_id: order.userId,
-                idempotency_key: request.idempotencyKey,
-                fingerprint: order.fingerprint,
-                request_id: order.requestId,
-                status: "pending",
-                lines: JSON.stringify(request.items),
-                card_token: "",
-                card_token_sealed: cardTokens.seal(order.id, request.cardToken),
-                shipping_address: request.shipping ? JSON.stringify(request.shipping.address) : null,
-                delivery_option: request.shipping?.delivery ?? null,
-                version: 1,
-              })
-              .onConflict(["user_id", "idempotency_key"])
-              .ignore()
-              .returning("id"),
-          )
-          // The placement's trace context: the saga's steps, run later by whichever
-          // instance claims it, continue the order's trace from it.
-          .with("saga", trx.raw("insert into sagas (order_id, step, trace_context) select id, 'reserve_stock', ?::jsonb from placed", [JSON.stringify(currentTraceHeaders())]))
-          .with("appended", trx.raw(insert.sql, insert.bindings))
-          .with("timeline", trx.raw("insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed"))
-          .select(
-            trx.raw("(select count(*) from placed)::integer as created"),
-            trx.raw("(select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended"),
-          )
-          .catch((error: unknown) => {
-            throw append.conflict(error);
-          })) as [{ created: number; appended: AppendedRow[] | null }];
-
-        if (result.created === 0) {
-          const existing = await trx<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
-          if (!existing) throw new Error("idempotency conflict without an existing order");
-          if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
-          return { order: (await read(trx, existing.id))!, created: false };
+      const outcome = await inSqlTransaction(db, async (trx) => {
+        // The order row, its saga, its first event, its timeline and the outbox row
+        // announcing it in one statement (sql.place). The message carries the
+        // event's time, which is the transaction's now(): BEGIN brought it back.
+        const atNow = (rows: readonly AppendedRow[]) => rows.map((row) => ({ ...row, recorded_at: trx.now }));
+        const announced = { ...foldOrder(order.id, append.recorded(atNow([{ position: 0, version: 1, recorded_at: trx.now }])))!, cardToken: request.cardToken };
+        let result: { created: number; appended: AppendedRow[] | null; saga: SagaRow | null };
+        try {
+          [result] = (
+            await runSql<typeof result>(trx, sql.place, [
+              order.id,
+              order.userId,
+              request.idempotencyKey,
+              order.fingerprint,
+              order.requestId,
+              JSON.stringify(request.items),
+              cardTokens.seal(order.id, request.cardToken),
+              request.shipping ? JSON.stringify(request.shipping.address) : null,
+              request.shipping?.delivery ?? null,
+              // The placement's trace context: the saga's steps, run later by whichever
+              // instance claims it, continue the order's trace from it.
+              JSON.stringify(currentTraceHeaders()),
+              append.values.streamId,
+              append.values.expectedVersion,
+              append.values.events,
+              ...outboxRowValues(outbox(order.id, event(announced, undefined))),
+              lease?.owner ?? null,
+              lease?.leaseMs ?? null,
+            ])
+          ).rows as [typeof result];
+        } catch (error) {
+          throw append.conflict(error);
         }
+        // Another order has this key: nothing was written.
+        if (result.created === 0) return undefined;
         // A stream that already existed: nothing appended; throwing rolls the row back too.
         if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
-        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(result.appended))!, cardToken: request.cardToken };
-        await enqueue(trx, order.id, [event(placed, undefined)]);
-        return { order: placed, created: true };
+        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(atNow(result.appended)))!, cardToken: request.cardToken };
+        return { order: placed, created: true, ...(lease && result.saga ? { saga: toSaga(result.saga) } : {}) };
       });
+      if (outcome) return outcome;
+      const existing = await db<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
+      if (!existing) throw new Error("idempotency conflict without an existing order");
+      if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
+      return { order: (await read(db, existing.id))!, created: false };
     },
 
     get: (id) => read(db, id),
@@ -256,7 +258,7 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
     async load(id) {
       const [stream, secret] = await Promise.all([
         events.readStream(db, orderStreamId(id)),
-        db<OrderRow>("orders").where("id", id).first("id", "card_token", "card_token_sealed") as Promise<Pick<OrderRow, "id" | "card_token" | "card_token_sealed"> | undefined>,
+        runSql<Pick<OrderRow, "id" | "card_token" | "card_token_sealed">>(db, sql.cardToken, [id]).then(({ rows }) => rows[0]),
       ]);
       const order = foldOrder(id, stream);
       if (!order) return undefined;
@@ -278,21 +280,12 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
     },
 
     async claim(owner, limit, leaseMs, orderId) {
-      const due = db("sagas")
-        .select("order_id")
-        .whereNot("step", "done")
-        .andWhere("next_attempt_at", "<=", db.fn.now())
-        .andWhere((where) => where.whereNull("lease_until").orWhere("lease_until", "<", db.fn.now()))
-        .orderBy("next_attempt_at")
-        .limit(limit)
-        .forUpdate()
-        .skipLocked();
-      if (orderId !== undefined) due.andWhere("order_id", orderId);
-      const rows: SagaRow[] = await db("sagas")
-        .whereIn("order_id", due)
-        .update({ lease_owner: owner, lease_until: db.raw("now() + (? * interval '1 millisecond')", [leaseMs]) })
-        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
+      const { rows } = orderId === undefined ? await runSql<SagaRow>(db, sql.claimDue, [owner, leaseMs, limit]) : await runSql<SagaRow>(db, sql.claimOne, [owner, leaseMs, limit, orderId]);
       return rows.map(toSaga);
+    },
+
+    async releaseLease(orderId, owner) {
+      await runSql(db, sql.releaseLease, [orderId, owner]);
     },
 
     async apply(saga, current, decision, leaseMs, event) {
@@ -310,57 +303,60 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
       const append = events.appendStatement(orderStreamId(saga.orderId), current.version, facts);
       // The view's columns hold no time (see viewColumns), so a fold with a stand-in time gives them before the statement runs.
       const folded = facts.reduce<OrderRecord>((state, fact, index) => evolveOrder(saga.orderId, state, { ...fact, version: current.version + index + 1, recordedAt: current.updatedAt }), current);
-      const written = { sql: "exists (select 1 from saga)", bindings: [] };
-      const changes: Record<string, unknown> = facts.length === 0 ? {} : { ...viewColumns(folded), updated_at: db.fn.now() };
-      if (TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "") {
-        changes.card_token = "";
-        changes.card_token_sealed = "";
-      }
-      const sagaUpdate = db("sagas")
-        .where({ order_id: saga.orderId, lease_owner: saga.leaseOwner })
-        .andWhere("lease_until", ">", db.fn.now())
-        .andWhereRaw(append.atExpectedVersion.sql, append.atExpectedVersion.bindings)
-        .update({
-          step: decision.step,
-          attempts: decision.attempts,
-          authorize_attempted: decision.authorizeAttempted,
-          outcome_status: decision.outcome?.status ?? null,
-          outcome_reason: decision.outcome?.reason ?? "",
-          next_attempt_at: db.raw("now() + (? * interval '1 millisecond')", [decision.delayMs]),
-          lease_owner: keepLease ? saga.leaseOwner : null,
-          lease_until: keepLease ? db.raw("now() + (? * interval '1 millisecond')", [leaseMs]) : null,
-          updated_at: db.fn.now(),
-        })
-        .returning(["order_id", "step", "attempts", "authorize_attempted", "outcome_status", "outcome_reason", "lease_owner", "trace_context"]);
-      const viewUpdate = Object.keys(changes).length > 0 ? db("orders").where("id", saga.orderId).andWhereRaw(written.sql).update(changes) : undefined;
-      const timeline = historyRows(folded, current.history.length);
-      const insert = append.insert(written);
-      const statement = db
-        .with("saga", sagaUpdate)
-        .with("appended", db.raw(insert.sql, insert.bindings))
-        .modify((query) => {
-          if (viewUpdate) query.with("viewed", viewUpdate);
-          if (timeline.length > 0)
-            query.with(
-              "timeline",
-              db.raw(
-                `insert into order_history (order_id, step, detail) select * from (values ${timeline.map(() => "(?, ?, ?)").join(", ")}) as entries (order_id, step, detail) where ${written.sql}`,
-                timeline.flatMap((entry) => [entry.order_id, entry.step, entry.detail] as Knex.Value[]),
-              ),
-            );
-        })
-        .select(
-          db.raw("(select row_to_json(written) from saga as written) as saga"),
-          db.raw("(select json_agg(json_build_object('position', position, 'version', version, 'recorded_at', recorded_at)) from appended) as appended"),
-          // Why nothing was written, when nothing was: the lease (checked first, as a lost lease ends the run) or the stream.
-          db.raw("exists (select 1 from sagas where order_id = ? and lease_owner = ? and lease_until > now()) as lease_held", [saga.orderId, saga.leaseOwner]),
-          db.raw(`${append.atExpectedVersion.sql} as at_expected_version`, append.atExpectedVersion.bindings),
+      const eraseToken = TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "";
+      const timeline = historyRows(folded, current.history.length).map((entry) => ({ step: entry.step, detail: entry.detail }));
+      const values: unknown[] = [
+        saga.orderId,
+        saga.leaseOwner,
+        append.values.streamId,
+        append.values.expectedVersion,
+        append.values.events,
+        decision.step,
+        decision.attempts,
+        decision.authorizeAttempted,
+        decision.outcome?.status ?? null,
+        decision.outcome?.reason ?? "",
+        decision.delayMs,
+        keepLease,
+        leaseMs,
+        eraseToken,
+        JSON.stringify(timeline),
+      ];
+      // The view's columns change with the events; without any, the row keeps them (and its updated_at).
+      const withView = facts.length > 0;
+      if (withView) {
+        const view = viewColumns(folded);
+        values.push(
+          view.status,
+          view.reason,
+          view.lines,
+          view.total_minor,
+          view.currency,
+          view.version,
+          view.user_id,
+          view.idempotency_key,
+          view.fingerprint,
+          view.request_id,
+          view.shipping_address,
+          view.delivery_option,
         );
-
-      const runOn = async (trx?: Knex.Transaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
+      }
+      const runOn = async (trx?: SqlTransaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
+        // In a transaction, the events' time is its now(), known before the statement runs.
+        const atNow = (rows: readonly AppendedRow[]) => (trx ? rows.map((row) => ({ ...row, recorded_at: trx.now })) : rows);
+        let statement = withView ? sql.apply.withView : sql.apply.withoutView;
+        let all = values;
+        if (trx) {
+          // A status change: the outbox row announcing it, in the same statement.
+          const announced = append
+            .recorded(atNow(facts.map((_, index) => ({ position: 0, version: current.version + index + 1, recorded_at: trx.now }))))
+            .reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+          statement = sql.apply.withOutbox;
+          all = [...values, ...outboxRowValues(outbox(saga.orderId, event(announced, current.status)))];
+        }
         let row: ApplyRow;
         try {
-          [row] = (await (trx ? statement.transacting(trx) : statement)) as [ApplyRow];
+          [row] = (await runSql<ApplyRow>(trx ?? db, statement, all)).rows as [ApplyRow];
         } catch (error) {
           throw append.conflict(error);
         }
@@ -368,14 +364,13 @@ export function createKnexOrderStore({ db, enqueue, cardTokens }: KnexOrderStore
           if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
           return undefined;
         }
-        const order = append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
-        if (trx) await enqueue(trx, saga.orderId, [event(order, current.status)]);
+        const order = append.recorded(atNow(row.appended ?? [])).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
         return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
       };
       // A status change also writes its outbox row, whose message carries the
-      // events' time: the transaction's now(), known only from what the
-      // statement returns. Then it is a transaction of the two statements.
-      return folded.status !== current.status ? db.transaction((trx) => runOn(trx)) : runOn();
+      // events' time: the transaction's now(), which its BEGIN brings back
+      // (inSqlTransaction). Without one, the decision's statement runs alone.
+      return folded.status !== current.status ? inSqlTransaction(db, (trx) => runOn(trx)) : runOn();
     },
 
     async sealClearCardTokens() {

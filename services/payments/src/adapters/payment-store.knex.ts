@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Knex } from "@meshwork/platform";
+import { runSql, sqlStatement, type Knex, type SqlStatement } from "@meshwork/platform";
 import type { PaymentRecord, PaymentStatus } from "../payments.js";
 import type { PaymentStore } from "../ports.js";
 
@@ -28,86 +28,85 @@ const toRecord = (row: PaymentRow): PaymentRecord => ({
   updatedAt: new Date(row.updated_at),
 });
 
+const COLUMNS = "order_id, id, status, amount_minor, currency, request_fingerprint, decline_reason, claim_id, claim_expires_at, created_at, updated_at";
+
 /**
- * Payments on knex, for PostgreSQL and PGlite alike. Every change is one
- * conditional statement on the order's row, so concurrent callers are
- * serialised by the primary key and the row lock, and PostgreSQL re-checks
- * each condition after waiting for a concurrent writer. Lease times use the
- * database's clock, the one clock every instance shares. No transaction is
- * ever held open while the processor is asked.
+ * The store's statements: each runs for every authorization or void, so each
+ * is prepared SQL (runSql) rather than built by knex per call. $n * interval
+ * '1 millisecond' is a lease ending on the database's clock.
+ */
+const SQL = {
+  /**
+   * A new claim of the order id, or the take-over of an expired one: the
+   * holder of an expired claim is presumed dead (crashed between claim and
+   * outcome), so the very same request may ask the processor again. Returns
+   * no row when another claim holds or the payment is final.
+   */
+  claim: sqlStatement(
+    "payments_claim",
+    `insert into payments as current (order_id, id, status, amount_minor, currency, request_fingerprint, claim_id, claim_expires_at)
+     values ($1, $2, 'pending', $3, $4, $5, $6, now() + $7::integer * interval '1 millisecond')
+     on conflict (order_id) do update set claim_id = excluded.claim_id, claim_expires_at = excluded.claim_expires_at
+      where current.status = 'pending' and current.request_fingerprint = excluded.request_fingerprint and current.claim_expires_at <= now()
+     returning ${COLUMNS}`,
+  ),
+  finish: sqlStatement(
+    "payments_finish",
+    `update payments set status = $3, decline_reason = $4, claim_id = null, claim_expires_at = null, updated_at = now()
+      where order_id = $1 and status = 'pending' and claim_id = $2
+     returning ${COLUMNS}`,
+  ),
+  release: sqlStatement("payments_release", "update payments set claim_expires_at = now() where order_id = $1 and status = 'pending' and claim_id = $2"),
+  tombstone: sqlStatement("payments_void_tombstone", `insert into payments (order_id, id, status) values ($1, $2, 'voided') on conflict (order_id) do nothing returning ${COLUMNS}`),
+  void: sqlStatement(
+    "payments_void",
+    `update payments set status = 'voided', claim_id = null, claim_expires_at = null, updated_at = now()
+      where order_id = $1 and status in ('authorized', 'pending')
+     returning ${COLUMNS}`,
+  ),
+  get: sqlStatement("payments_get", `select ${COLUMNS} from payments where order_id = $1`),
+};
+
+/**
+ * Payments on knex's connections, for PostgreSQL and PGlite alike. Every
+ * change is one conditional statement on the order's row, so concurrent
+ * callers are serialised by the primary key and the row lock, and PostgreSQL
+ * re-checks each condition after waiting for a concurrent writer. Lease
+ * times use the database's clock, the one clock every instance shares. No
+ * transaction is ever held open while the processor is asked.
  */
 export function createKnexPaymentStore(db: Knex): PaymentStore {
-  // Reads are typed by the row; writes take SQL expressions (now(), leases)
-  // that the row type cannot describe, so their results are typed on return.
-  const table = () => db<PaymentRow>("payments");
-  const write = () => db("payments");
-  const leaseEnd = (leaseMs: number) => db.raw("now() + ?::integer * interval '1 millisecond'", [Math.ceil(leaseMs)]);
-
-  const read = async (orderId: string): Promise<PaymentRecord | undefined> => {
-    const row = await table().where({ order_id: orderId }).first();
+  const one = async (statement: SqlStatement, values: readonly unknown[]): Promise<PaymentRecord | undefined> => {
+    const {
+      rows: [row],
+    } = await runSql<PaymentRow>(db, statement, values);
     return row ? toRecord(row) : undefined;
   };
+  const read = (orderId: string): Promise<PaymentRecord | undefined> => one(SQL.get, [orderId]);
 
   return {
     async claim({ orderId, amountMinor, currency, fingerprint, leaseMs }) {
       const claimId = randomUUID();
-      const [inserted] = (await write()
-        .insert({
-          order_id: orderId,
-          id: randomUUID(),
-          status: "pending",
-          amount_minor: amountMinor,
-          currency,
-          request_fingerprint: fingerprint,
-          claim_id: claimId,
-          claim_expires_at: leaseEnd(leaseMs),
-        })
-        .onConflict("order_id")
-        .ignore()
-        .returning("*")) as PaymentRow[];
-      if (inserted) return { claimed: true, claimId, payment: toRecord(inserted) };
-      // The holder of an expired claim is presumed dead (crashed between claim
-      // and outcome): the very same request may ask the processor again.
-      const [taken] = (await write()
-        .where({ order_id: orderId, status: "pending", request_fingerprint: fingerprint })
-        .andWhere("claim_expires_at", "<=", db.fn.now())
-        .update({ claim_id: claimId, claim_expires_at: leaseEnd(leaseMs) })
-        .returning("*")) as PaymentRow[];
-      if (taken) return { claimed: true, claimId, payment: toRecord(taken) };
-      // Rows are never deleted, so a failed insert means this read finds one.
+      const claimed = await one(SQL.claim, [orderId, randomUUID(), amountMinor, currency, fingerprint, claimId, Math.ceil(leaseMs)]);
+      if (claimed) return { claimed: true, claimId, payment: claimed };
+      // Rows are never deleted, so a claim refused means this read finds one.
       return { claimed: false, payment: (await read(orderId))! };
     },
 
     async finish(orderId, claimId, outcome) {
-      const [finished] = (await write()
-        .where({ order_id: orderId, status: "pending", claim_id: claimId })
-        .update({
-          status: outcome.status,
-          decline_reason: outcome.status === "declined" ? outcome.reason : "",
-          claim_id: null,
-          claim_expires_at: null,
-          updated_at: db.fn.now(),
-        })
-        .returning("*")) as PaymentRow[];
-      if (finished) return toRecord(finished);
+      const finished = await one(SQL.finish, [orderId, claimId, outcome.status, outcome.status === "declined" ? outcome.reason : ""]);
+      if (finished) return finished;
       const current = await read(orderId);
       if (!current) throw new Error(`no payment for order ${orderId}`);
       return current;
     },
 
     async release(orderId, claimId) {
-      await write().where({ order_id: orderId, status: "pending", claim_id: claimId }).update({ claim_expires_at: db.fn.now() });
+      await runSql(db, SQL.release, [orderId, claimId]);
     },
 
     async void(orderId) {
-      const [tombstone] = (await write().insert({ order_id: orderId, id: randomUUID(), status: "voided" }).onConflict("order_id").ignore().returning("*")) as PaymentRow[];
-      if (tombstone) return toRecord(tombstone);
-      const [voided] = (await write()
-        .where({ order_id: orderId })
-        .whereIn("status", ["authorized", "pending"])
-        .update({ status: "voided", claim_id: null, claim_expires_at: null, updated_at: db.fn.now() })
-        .returning("*")) as PaymentRow[];
-      return voided ? toRecord(voided) : (await read(orderId))!;
+      return (await one(SQL.tombstone, [orderId, randomUUID()])) ?? (await one(SQL.void, [orderId])) ?? (await read(orderId))!;
     },
 
     get: read,
