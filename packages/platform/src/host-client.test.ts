@@ -96,6 +96,19 @@ describe("the gRPC host and its typed client", () => {
     assert.ok(await client.listProducts({}));
   });
 
+  test("a handler that throws instead of returning a rejected promise is answered the same way: INTERNAL, its cause logged", async (t) => {
+    const lines: string[] = [];
+    const log = createLogger({ service: "test", destination: { write: (line: string) => void lines.push(line) } });
+    const throwing = (() => {
+      throw new Error("thrown before any promise");
+    }) as unknown as CatalogHandlers["getProduct"];
+    const { client } = await serve(t, { getProduct: throwing }, undefined, log);
+    const error = await client.getProduct({ productId: "A1" }).catch((caught: unknown) => caught);
+    assert.ok(isRpcError(error, Code.INTERNAL));
+    assert.equal(error.message, "internal error");
+    assert.ok(lines.some((line) => line.includes("thrown before any promise")));
+  });
+
   test("the handler sees the caller's deadline and request id, and the response carries the request id", async (t) => {
     let seen: CallContext | undefined;
     const { port } = await serve(t, {
