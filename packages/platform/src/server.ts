@@ -145,11 +145,16 @@ function methodDefinition(method: DescMethod): ServiceDefinition[string] {
     path: methodPath(method),
     requestStream: false,
     responseStream: method.methodKind === "server_streaming",
-    requestSerialize: (value: Message) => Buffer.from(toBinary(method.input, value)),
+    requestSerialize: (value: Message) => asBuffer(toBinary(method.input, value)),
     requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-    responseSerialize: (value: Message) => Buffer.from(toBinary(method.output, value)),
+    responseSerialize: (value: Message) => asBuffer(toBinary(method.output, value)),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
   };
+}
+
+/** The encoded bytes as a Buffer over the same memory: toBinary's result is a fresh array of its own, no need to copy it. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {
