@@ -10,7 +10,7 @@ import type { Logger } from "./logger.js";
 import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
-import { startServerSpan, type ServerSpan } from "./telemetry/grpc.js";
+import { serverSpanStarter, type ServerSpan } from "./telemetry/grpc.js";
 import { LOGGER_REQUEST_ID } from "./telemetry/log-context.js";
 import type { Telemetry } from "./telemetry/index.js";
 
@@ -277,7 +277,8 @@ function wrapHandler(
   const service = method.parent.typeName;
   const site: MethodSite = { service, method: method.name, rpc: `${method.parent.name}.${method.name}`, log: baseLog };
   const tracer = telemetry?.tracer;
-  const recordCall = telemetry?.metrics.serverCall;
+  const startSpan = tracer ? serverSpanStarter(tracer, service, method.name) : undefined;
+  const recordCall = telemetry?.metrics.serverCallsOf(service, method.name);
 
   const countDeprecated = deprecation ? telemetry?.metrics.deprecatedCall : undefined;
   const deprecationEntries = deprecation ? Object.entries(deprecation) : [];
@@ -304,7 +305,7 @@ function wrapHandler(
   const finish = (context: HostCallContext, started: number, code: Code, span?: ServerSpan, message?: string): void => {
     context.finished();
     track.end();
-    recordCall?.(service, method.name, code, (performance.now() - started) / 1000);
+    recordCall?.(code, (performance.now() - started) / 1000);
     // INTERNAL and UNKNOWN were already logged with their cause.
     if (code !== Code.INTERNAL && code !== Code.UNKNOWN && baseLog.isLevelEnabled("debug")) {
       // Written in the call's scope, so the line carries its trace and request id.
@@ -323,7 +324,7 @@ function wrapHandler(
       track.begin();
       const started = performance.now();
       const context = new HostCallContext(site, call);
-      const span = tracer ? startServerSpan(tracer, service, method.name, call.metadata) : undefined;
+      const span = startSpan?.(call.metadata);
       call.sendMetadata(responseHeaders(context));
       let outcome: Promise<unknown>;
       try {
@@ -361,7 +362,7 @@ function wrapHandler(
     const context = new HostCallContext(site, call);
     // Listened to from the start: the pump stops when the reader goes away.
     const signal = context.signal;
-    const span = tracer ? startServerSpan(tracer, service, method.name, call.metadata) : undefined;
+    const span = startSpan?.(call.metadata);
     call.sendMetadata(responseHeaders(context));
     // The whole pump runs inside the call's scope: a generator's body resumes
     // in the async context of whoever calls next(), which is this loop.
