@@ -121,6 +121,7 @@ describe("the gRPC host and its typed client", () => {
     t.onTestFinished(close);
     await client.getProduct({ productId: "A1" }, { headers: { [REQUEST_ID_HEADER]: "req-123" } });
     assert.equal(seen?.requestId, "req-123");
+    assert.match(seen?.peer ?? "", /^127\.0\.0\.1:\d+$/, "the caller's address");
     const left = seen?.timeoutMs();
     assert.ok(left !== undefined && left > 0 && left <= 1500, `remaining deadline ${left} within the client's 1500 ms`);
   });

@@ -198,8 +198,7 @@ function cancelReason(): RpcError {
 /**
  * A handler's CallContext. Built per call, so it stays cheap: plain fields
  * and prototype methods, and what costs (the AbortController and its
- * listener, the child logger, the peer's address) made only when a handler
- * asks for it.
+ * listener, the child logger) made only when a handler asks for it.
  */
 class HostCallContext implements CallContext {
   readonly service: string;
@@ -207,6 +206,8 @@ class HostCallContext implements CallContext {
   readonly requestId: string;
   readonly metadata: Metadata;
   readonly deadline: number | undefined;
+  /** Read now: once the call is answered its stream has no socket, and grpc-js says "unknown". */
+  readonly peer: string;
   #site: MethodSite;
   #call: ServedCall;
   #controller: AbortController | undefined;
@@ -223,6 +224,7 @@ class HostCallContext implements CallContext {
     const rawDeadline = call.getDeadline();
     const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
     this.deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
+    this.peer = call.getPeer();
   }
 
   timeoutMs(): number | undefined {
@@ -254,10 +256,6 @@ class HostCallContext implements CallContext {
       this.#log = log;
     }
     return this.#log;
-  }
-
-  get peer(): string {
-    return this.#call.getPeer();
   }
 
   /** The call is answered: a "cancelled" from now on is its stream closing. */
