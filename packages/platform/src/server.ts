@@ -209,10 +209,10 @@ class HostCallContext implements CallContext {
   /** Read now: once the call is answered its stream has no socket, and grpc-js says "unknown". */
   readonly peer: string;
   #site: MethodSite;
-  #call: ServedCall;
+  /** Until the call is answered (finished()). */
+  #call: ServedCall | undefined;
   #controller: AbortController | undefined;
   #log: Logger | undefined;
-  #done = false;
 
   constructor(site: MethodSite, call: ServedCall) {
     this.#site = site;
@@ -237,11 +237,12 @@ class HostCallContext implements CallContext {
       this.#controller = controller;
       // grpc-js marks the call cancelled, then emits "cancelled"; it also does
       // both when a finished call's stream closes: only a call still running
-      // is really cancelled.
-      if (this.#call.cancelled && !this.#done) controller.abort(cancelReason());
+      // (one this context still holds) is really cancelled.
+      const call = this.#call;
+      if (call?.cancelled) controller.abort(cancelReason());
       else {
-        this.#call.once("cancelled", () => {
-          if (!this.#done) controller.abort(cancelReason());
+        call?.once("cancelled", () => {
+          if (this.#call) controller.abort(cancelReason());
         });
       }
     }
@@ -258,9 +259,14 @@ class HostCallContext implements CallContext {
     return this.#log;
   }
 
-  /** The call is answered: a "cancelled" from now on is its stream closing. */
+  /**
+   * The call is answered: a "cancelled" from now on is its stream closing.
+   * The context lets go of grpc-js's call (its stream, buffers, listeners):
+   * a context kept longer, by a handler or inside an async context, must
+   * not keep the whole call alive with it.
+   */
   finished(): void {
-    this.#done = true;
+    this.#call = undefined;
   }
 }
 
