@@ -1,6 +1,6 @@
 import { Client, credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
-import { currentCall, REQUEST_ID_HEADER } from "./call-context.js";
+import { currentCall, REQUEST_ID_HEADER, wantCallScope } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./rpc-errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
@@ -68,6 +68,8 @@ export interface ClosableClient<S extends AnyService> {
  * call's. The parent's request id travels as x-request-id.
  */
 export function createClient<S extends AnyService>(service: S, config: ClientConfig): ClosableClient<S> {
+  // From now on, handlers in this process run in their call scope: what this client reads the parent call from.
+  wantCallScope();
   const name = config.name ?? service.typeName;
   const resilience = config.resilience ?? DEFAULT_RESILIENCE;
   const settings = "get" in resilience ? () => resilience.get() : () => resilience;

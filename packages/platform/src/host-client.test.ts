@@ -96,6 +96,19 @@ describe("the gRPC host and its typed client", () => {
     assert.ok(await client.listProducts({}));
   });
 
+  test("a handler that throws instead of returning a rejected promise is answered the same way: INTERNAL, its cause logged", async (t) => {
+    const lines: string[] = [];
+    const log = createLogger({ service: "test", destination: { write: (line: string) => void lines.push(line) } });
+    const throwing = (() => {
+      throw new Error("thrown before any promise");
+    }) as unknown as CatalogHandlers["getProduct"];
+    const { client } = await serve(t, { getProduct: throwing }, undefined, log);
+    const error = await client.getProduct({ productId: "A1" }).catch((caught: unknown) => caught);
+    assert.ok(isRpcError(error, Code.INTERNAL));
+    assert.equal(error.message, "internal error");
+    assert.ok(lines.some((line) => line.includes("thrown before any promise")));
+  });
+
   test("the handler sees the caller's deadline and request id, and the response carries the request id", async (t) => {
     let seen: CallContext | undefined;
     const { port } = await serve(t, {
@@ -108,6 +121,7 @@ describe("the gRPC host and its typed client", () => {
     t.onTestFinished(close);
     await client.getProduct({ productId: "A1" }, { headers: { [REQUEST_ID_HEADER]: "req-123" } });
     assert.equal(seen?.requestId, "req-123");
+    assert.match(seen?.peer ?? "", /^127\.0\.0\.1:\d+$/, "the caller's address");
     const left = seen?.timeoutMs();
     assert.ok(left !== undefined && left > 0 && left <= 1500, `remaining deadline ${left} within the client's 1500 ms`);
   });

@@ -62,11 +62,19 @@ export function codeName(code: Code): string {
  * INTERNAL). Each service passes its own mapping.
  */
 export function errorMapper(toRpcError: (error: unknown) => unknown = (error) => error): <T>(work: () => Promise<T>) => Promise<T> {
-  return async (work) => {
+  const map = (error: unknown): unknown => (error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : toRpcError(error));
+  // One derived promise per call, not an async wrapper awaiting the work: this
+  // runs on every call a service serves, and each promise costs (more so
+  // once async hooks are on: call-context.ts).
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    let pending: Promise<T>;
     try {
-      return await work();
+      pending = work();
     } catch (error) {
-      throw error instanceof InvalidFieldError ? invalidArgument(error.field, error.problem) : toRpcError(error);
+      return Promise.reject(map(error));
     }
+    return pending.then(undefined, (error: unknown) => {
+      throw map(error);
+    });
   };
 }

@@ -3,14 +3,15 @@ import { context as otelContext } from "@opentelemetry/api";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
 import { deprecationHeaders, type ApiLifecycle } from "./api-deprecation.js";
-import { acceptRequestId, REQUEST_ID_HEADER, runInCall, type CallContext } from "./call-context.js";
+import { acceptRequestId, REQUEST_ID_HEADER, runInCall, withCall, type CallContext } from "./call-context.js";
 import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
 import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
-import { startServerSpan, type ServerSpan } from "./telemetry/grpc.js";
+import { serverSpanStarter, type ServerSpan } from "./telemetry/grpc.js";
+import { LOGGER_REQUEST_ID } from "./telemetry/log-context.js";
 import type { Telemetry } from "./telemetry/index.js";
 
 export interface GrpcHostOptions {
@@ -144,11 +145,16 @@ function methodDefinition(method: DescMethod): ServiceDefinition[string] {
     path: methodPath(method),
     requestStream: false,
     responseStream: method.methodKind === "server_streaming",
-    requestSerialize: (value: Message) => Buffer.from(toBinary(method.input, value)),
+    requestSerialize: (value: Message) => asBuffer(toBinary(method.input, value)),
     requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-    responseSerialize: (value: Message) => Buffer.from(toBinary(method.output, value)),
+    responseSerialize: (value: Message) => asBuffer(toBinary(method.output, value)),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
   };
+}
+
+/** The encoded bytes as a Buffer over the same memory: toBinary's result is a fresh array of its own, no need to copy it. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {
@@ -174,6 +180,96 @@ function toStatus(error: unknown, log: Logger): StatusError {
   return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };
 }
 
+/** What every call of one method shares: built once per method, not per call. */
+interface MethodSite {
+  readonly service: string;
+  readonly method: string;
+  /** "CatalogService.GetProduct", the `rpc` of the call's log lines. */
+  readonly rpc: string;
+  readonly log: Logger;
+}
+
+type ServedCall = ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>;
+
+function cancelReason(): RpcError {
+  return new RpcError(Code.CANCELLED, "call cancelled by the client or its deadline");
+}
+
+/**
+ * A handler's CallContext. Built per call, so it stays cheap: plain fields
+ * and prototype methods, and what costs (the AbortController and its
+ * listener, the child logger) made only when a handler asks for it.
+ */
+class HostCallContext implements CallContext {
+  readonly service: string;
+  readonly method: string;
+  readonly requestId: string;
+  readonly metadata: Metadata;
+  readonly deadline: number | undefined;
+  /** Read now: once the call is answered its stream has no socket, and grpc-js says "unknown". */
+  readonly peer: string;
+  #site: MethodSite;
+  /** Until the call is answered (finished()). */
+  #call: ServedCall | undefined;
+  #controller: AbortController | undefined;
+  #log: Logger | undefined;
+
+  constructor(site: MethodSite, call: ServedCall) {
+    this.#site = site;
+    this.#call = call;
+    this.service = site.service;
+    this.method = site.method;
+    this.metadata = call.metadata;
+    this.requestId = acceptRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]);
+    const rawDeadline = call.getDeadline();
+    const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
+    this.deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
+    this.peer = call.getPeer();
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - Date.now());
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      // grpc-js marks the call cancelled, then emits "cancelled"; it also does
+      // both when a finished call's stream closes: only a call still running
+      // (one this context still holds) is really cancelled.
+      const call = this.#call;
+      if (call?.cancelled) controller.abort(cancelReason());
+      else {
+        call?.once("cancelled", () => {
+          if (this.#call) controller.abort(cancelReason());
+        });
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  get log(): Logger {
+    if (!this.#log) {
+      const log = this.#site.log.child({ requestId: this.requestId, rpc: this.#site.rpc });
+      // Its lines name the request id wherever they are written (log-context.ts).
+      (log as Logger & { [LOGGER_REQUEST_ID]?: string })[LOGGER_REQUEST_ID] = this.requestId;
+      this.#log = log;
+    }
+    return this.#log;
+  }
+
+  /**
+   * The call is answered: a "cancelled" from now on is its stream closing.
+   * The context lets go of grpc-js's call (its stream, buffers, listeners):
+   * a context kept longer, by a handler or inside an async context, must
+   * not keep the whole call alive with it.
+   */
+  finished(): void {
+    this.#call = undefined;
+  }
+}
+
 function wrapHandler(
   method: DescMethod,
   handler: AnyHandler,
@@ -183,97 +279,71 @@ function wrapHandler(
   deprecation: Readonly<Record<string, string>> | undefined,
 ): UntypedServiceImplementation[string] {
   const service = method.parent.typeName;
+  const site: MethodSite = { service, method: method.name, rpc: `${method.parent.name}.${method.name}`, log: baseLog };
   const tracer = telemetry?.tracer;
-  const recordCall = telemetry?.metrics.serverCall;
-  // With tracing on, the handler runs inside its server span (downstream calls,
-  // queries and log lines join it); off, no span object is made at all.
-  const startSpan = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): ServerSpan | undefined =>
-    tracer ? startServerSpan(tracer, service, method.name, call.metadata) : undefined;
-  const inSpan = <T>(span: ServerSpan | undefined, run: () => T): T => (span ? otelContext.with(span.context, run) : run());
-
-  // Built per call, so it stays cheap: the AbortController and the child
-  // logger are made only when a handler asks for them.
-  const makeContext = (call: ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>): CallContext & { finished(): void } => {
-    const requestId = acceptRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]);
-    const rawDeadline = call.getDeadline();
-    const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
-    const deadline = Number.isFinite(deadlineMs) ? deadlineMs : undefined;
-    let controller: AbortController | undefined;
-    let cancelled = false;
-    let done = false;
-    let log: Logger | undefined;
-    const cancelReason = (): RpcError => new RpcError(Code.CANCELLED, "call cancelled by the client or its deadline");
-    // grpc-js also emits "cancelled" when a finished call's stream closes: only
-    // a call still running is really cancelled.
-    call.once("cancelled", () => {
-      if (done) return;
-      cancelled = true;
-      controller?.abort(cancelReason());
-    });
-    return {
-      service,
-      method: method.name,
-      requestId,
-      metadata: call.metadata,
-      deadline,
-      timeoutMs: () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now())),
-      get signal() {
-        if (!controller) {
-          controller = new AbortController();
-          if (cancelled) controller.abort(cancelReason());
-        }
-        return controller.signal;
-      },
-      get log() {
-        log ??= baseLog.child({ requestId, rpc: `${method.parent.name}.${method.name}` });
-        return log;
-      },
-      peer: call.getPeer(),
-      finished() {
-        done = true;
-      },
-    };
-  };
+  const startSpan = tracer ? serverSpanStarter(tracer, service, method.name) : undefined;
+  const recordCall = telemetry?.metrics.serverCallsOf(service, method.name);
 
   const countDeprecated = deprecation ? telemetry?.metrics.deprecatedCall : undefined;
+  const deprecationEntries = deprecation ? Object.entries(deprecation) : [];
   const responseHeaders = (context: CallContext): Metadata => {
     const headers = new Metadata();
     headers.set(REQUEST_ID_HEADER, context.requestId);
     if (deprecation) {
       // Every call of a deprecated package says so, and is counted, whatever its outcome.
-      for (const [name, value] of Object.entries(deprecation)) headers.set(name, value);
+      for (const [name, value] of deprecationEntries) headers.set(name, value);
       countDeprecated?.(service, method.name);
     }
     return headers;
   };
 
-  const finish = (context: CallContext & { finished(): void }, started: number, code: Code, span?: ServerSpan, message?: string): void => {
+  /**
+   * Runs `work(...args)` in the call's scope: inside its server span's
+   * context, which carries the call too, when tracing is on (downstream
+   * calls, queries and log lines join the span); else in the call scope
+   * alone (call-context.ts), entered only when the process can read it.
+   */
+  const inCall = <A extends unknown[], T>(context: HostCallContext, span: ServerSpan | undefined, work: (...args: A) => T, ...args: A): T =>
+    span ? otelContext.with(withCall(span.context, context), work, undefined, ...args) : runInCall(context, work, ...args);
+
+  const finish = (context: HostCallContext, started: number, code: Code, span?: ServerSpan, message?: string): void => {
     context.finished();
     track.end();
-    recordCall?.(service, method.name, code, (performance.now() - started) / 1000);
+    recordCall?.(code, (performance.now() - started) / 1000);
     // INTERNAL and UNKNOWN were already logged with their cause.
     if (code !== Code.INTERNAL && code !== Code.UNKNOWN && baseLog.isLevelEnabled("debug")) {
       // Written in the call's scope, so the line carries its trace and request id.
-      const write = (): void => context.log.debug({ code: codeName(code), durationMs: Math.round(performance.now() - started) }, "call finished");
-      inSpan(span, () => runInCall(context, write));
+      inCall(context, span, () => context.log.debug({ code: codeName(code), durationMs: Math.round(performance.now() - started) }, "call finished"));
     }
     span?.end(code, message);
   };
 
+  /** The handler's outcome as a status, its cause logged in the call's span. */
+  const failed = (context: HostCallContext, span: ServerSpan | undefined, error: unknown): StatusError =>
+    span ? otelContext.with(span.context, toStatus, undefined, error, context.log) : toStatus(error, context.log);
+
   if (method.methodKind === "unary") {
+    const unaryHandler = handler as (request: Message, context: CallContext) => Promise<unknown>;
     return ((call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
       track.begin();
       const started = performance.now();
-      const context = makeContext(call);
-      const span = startSpan(call);
+      const context = new HostCallContext(site, call);
+      const span = startSpan?.(call.metadata);
       call.sendMetadata(responseHeaders(context));
-      inSpan(span, () => runInCall(context, () => handler(call.request, context) as Promise<unknown>)).then(
+      let outcome: Promise<unknown>;
+      try {
+        outcome = inCall(context, span, unaryHandler, call.request, context);
+      } catch (error) {
+        // A handler that throws instead of rejecting is answered the same way.
+        outcome = Promise.reject(error);
+      }
+      outcome.then(
         (result) => {
           let response: Message;
           try {
             response = toMessage(method.output, result);
           } catch (error) {
-            const status = inSpan(span, () => toStatus(error, context.log));
+            const status = failed(context, span, error);
             finish(context, started, status.code, span, status.details);
             callback(status);
             return;
@@ -282,7 +352,7 @@ function wrapHandler(
           callback(null, response);
         },
         (error: unknown) => {
-          const status = inSpan(span, () => toStatus(error, context.log));
+          const status = failed(context, span, error);
           finish(context, started, status.code, span, status.details);
           callback(status);
         },
@@ -293,38 +363,40 @@ function wrapHandler(
   return ((call: ServerWritableStream<Message, Message>) => {
     track.begin();
     const started = performance.now();
-    const context = makeContext(call);
-    const span = startSpan(call);
+    const context = new HostCallContext(site, call);
+    // Listened to from the start: the pump stops when the reader goes away.
+    const signal = context.signal;
+    const span = startSpan?.(call.metadata);
     call.sendMetadata(responseHeaders(context));
     // The whole pump runs inside the call's scope: a generator's body resumes
     // in the async context of whoever calls next(), which is this loop.
     const pump = async (): Promise<void> => {
       const iterable = handler(call.request, context) as AsyncIterable<unknown>;
       for await (const item of iterable) {
-        if (context.signal.aborted) break;
+        if (signal.aborted) break;
         if (!call.write(toMessage(method.output, item))) {
           // Honour back-pressure: a slow reader must not make us buffer without bound.
           await new Promise<void>((resolve) => {
             const done = (): void => {
               call.off("drain", done);
-              context.signal.removeEventListener("abort", done);
+              signal.removeEventListener("abort", done);
               resolve();
             };
             call.on("drain", done);
-            context.signal.addEventListener("abort", done);
+            signal.addEventListener("abort", done);
           });
         }
       }
     };
-    inSpan(span, () => runInCall(context, pump)).then(
+    inCall(context, span, pump).then(
       () => {
         finish(context, started, Code.OK, span);
-        if (!context.signal.aborted) call.end();
+        if (!signal.aborted) call.end();
       },
       (error: unknown) => {
-        const status = inSpan(span, () => toStatus(error, context.log));
+        const status = failed(context, span, error);
         finish(context, started, status.code, span, status.details);
-        if (!context.signal.aborted) call.emit("error", status);
+        if (!signal.aborted) call.emit("error", status);
       },
     );
   }) as never;

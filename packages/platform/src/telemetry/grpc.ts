@@ -4,7 +4,7 @@
  * client interceptor that times each outgoing call, makes its client span and
  * puts that span's traceparent into the call's metadata.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type SpanOptions, type Tracer } from "@opentelemetry/api";
 import { InterceptingCall, type Interceptor, type StatusObject } from "@grpc/grpc-js";
 import { Code } from "../rpc-errors.js";
 import type { RpcRecorder } from "./metrics.js";
@@ -24,15 +24,34 @@ export interface ServerSpan {
  * metadata (grpc-js Metadata, or fetch Headers at the edge).
  */
 export function startServerSpan(tracer: Tracer, service: string, method: string, headers: { get(key: string): unknown }, system: "grpc" | "connect_rpc" = "grpc"): ServerSpan {
-  const parent = extractFromHeaders(headers);
-  const span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes: { "rpc.system": system, "rpc.service": service, "rpc.method": method } }, parent);
-  return {
-    context: trace.setSpan(parent, span),
-    end(code, message) {
-      span.setAttribute("rpc.grpc.status_code", code);
-      if (SERVER_FAULTS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
-      span.end();
-    },
+  return serverSpanStarter(tracer, service, method, system)(headers);
+}
+
+/**
+ * startServerSpan for one method: its span name, start options and rpc.*
+ * attributes (the same on every call) are built once, not per call.
+ *
+ * The attributes are set on the started span rather than given to
+ * startSpan: the SDK checks attributes given at start twice (before and
+ * after sampling), each check of a value allocating a WeakSet, and once when
+ * set. The sampler, the provider's default parent-based always-on
+ * (tracing.ts names none), does not read them.
+ */
+export function serverSpanStarter(tracer: Tracer, service: string, method: string, system: "grpc" | "connect_rpc" = "grpc"): (headers: { get(key: string): unknown }) => ServerSpan {
+  const name = `${service}/${method}`;
+  const options: SpanOptions = { kind: SpanKind.SERVER };
+  const attributes: Attributes = Object.freeze({ "rpc.system": system, "rpc.service": service, "rpc.method": method });
+  return (headers) => {
+    const parent = extractFromHeaders(headers);
+    const span = tracer.startSpan(name, options, parent).setAttributes(attributes);
+    return {
+      context: trace.setSpan(parent, span),
+      end(code, message) {
+        span.setAttribute("rpc.grpc.status_code", code);
+        if (SERVER_FAULTS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
+        span.end();
+      },
+    };
   };
 }
 

@@ -20,8 +20,21 @@ export function currentRequestId(): string | undefined {
   return currentCall()?.requestId ?? requestScope.getStore();
 }
 
-/** pino mixin: trace_id, span_id, request_id of the current async context. */
-export function logCorrelation(): Record<string, string> {
+/**
+ * Marks a call's own logger (context.log) with its request id, so that its
+ * lines carry it wherever they are written, in the call's scope or not (a
+ * call runs in a scope only when something in the process reads it:
+ * call-context.ts).
+ */
+export const LOGGER_REQUEST_ID: unique symbol = Symbol("meshwork logger request id");
+
+/** A logger that may carry a request id of its own (LOGGER_REQUEST_ID). */
+interface MaybeCallLogger {
+  readonly [LOGGER_REQUEST_ID]?: string;
+}
+
+/** pino mixin: trace_id, span_id, request_id of the current async context (request_id of the call whose logger writes, first). */
+export function logCorrelation(_fields?: object, _level?: number, logger?: object): Record<string, string> {
   const fields: Record<string, string> = {};
   const span = trace.getSpan(context.active());
   if (span) {
@@ -29,7 +42,7 @@ export function logCorrelation(): Record<string, string> {
     fields.trace_id = traceId;
     fields.span_id = spanId;
   }
-  const requestId = currentRequestId();
+  const requestId = (logger as MaybeCallLogger | undefined)?.[LOGGER_REQUEST_ID] ?? currentRequestId();
   if (requestId) fields.request_id = requestId;
   return fields;
 }

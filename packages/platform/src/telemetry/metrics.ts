@@ -27,6 +27,11 @@ export interface ServiceMetrics {
   readonly registry: Registry;
   /** RED of the RPCs this service serves (grpc_server_handling_seconds). */
   readonly serverCall: RpcRecorder;
+  /**
+   * serverCall for one method, looked up once (the host takes one per method
+   * it mounts): what it records per call is the status code and the seconds.
+   */
+  serverCallsOf(service: string, method: string): (code: Code, seconds: number) => void;
   /** Calls this service makes to `downstream` (grpc_client_handling_seconds), one recorder per downstream. */
   clientCall(downstream: string): RpcRecorder;
   /**
@@ -95,24 +100,35 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     registers: [registry],
   });
 
-  // Children are looked up once per (method, code) and kept: prom-client
-  // hashes the label values on every observe() otherwise.
+  // Children are looked up once per (method, code) and kept: labels() checks
+  // and copies the label values, which a call need not pay for each time.
   type Child = { observe(value: number): void };
-  const serverChildren = new Map<string, Child>();
-  const serverCall: RpcRecorder = (service, method, code, seconds) => {
-    const key = `${service}/${method}/${code}`;
-    let child = serverChildren.get(key);
-    if (!child) {
-      child = server.labels(service, method, codeName(code));
-      serverChildren.set(key, child);
+  const serverMethods = new Map<string, (code: Code, seconds: number) => void>();
+  const serverCallsOf = (service: string, method: string): ((code: Code, seconds: number) => void) => {
+    const key = `${service}/${method}`;
+    let record = serverMethods.get(key);
+    if (!record) {
+      // By status code, a small integer: an array index, no key to build per call.
+      const children: Child[] = [];
+      record = (code, seconds) => {
+        let child = children[code];
+        if (!child) {
+          child = server.labels(service, method, codeName(code));
+          children[code] = child;
+        }
+        child.observe(seconds);
+      };
+      serverMethods.set(key, record);
     }
-    child.observe(seconds);
+    return record;
   };
+  const serverCall: RpcRecorder = (service, method, code, seconds) => serverCallsOf(service, method)(code, seconds);
   const clientRecorders = new Map<string, RpcRecorder>();
 
   return {
     registry,
     serverCall,
+    serverCallsOf,
     clientCall(downstream) {
       let recorder = clientRecorders.get(downstream);
       if (!recorder) {
