@@ -20,14 +20,21 @@ async function postgres(t: TestScope): Promise<Knex | undefined> {
   return database.knex;
 }
 
+/** An outbox database, and a queue collecting what reaches a new exchange; undefined when either server is missing. */
+async function setUp(t: TestScope) {
+  const db = await postgres(t);
+  if (!db) return undefined;
+  const connection = await connectRabbit(t);
+  if (!connection) return undefined;
+  const exchange = uniqueName("outbox");
+  return { db, exchange, collector: await collectFromExchange(connection, exchange) };
+}
+
 describe("transactional outbox on PostgreSQL and RabbitMQ", () => {
   test("on PostgreSQL and RabbitMQ, three relays at once publish every row exactly once, in order per aggregate", async (t) => {
-    const db = await postgres(t);
-    if (!db) return;
-    const connection = await connectRabbit(t);
-    if (!connection) return;
-    const exchange = uniqueName("outbox");
-    const collector = await collectFromExchange(connection, exchange);
+    const setup = await setUp(t);
+    if (!setup) return;
+    const { db, exchange, collector } = setup;
     const aggregates = 40;
     const perAggregate = 10;
     for (let sequence = 1; sequence <= perAggregate; sequence++) {
@@ -72,12 +79,9 @@ describe("transactional outbox on PostgreSQL and RabbitMQ", () => {
   });
 
   test("a partition another relay holds is left to it: the rest is published meanwhile, its rows once it is let go", async (t) => {
-    const db = await postgres(t);
-    if (!db) return;
-    const connection = await connectRabbit(t);
-    if (!connection) return;
-    const exchange = uniqueName("outbox");
-    const collector = await collectFromExchange(connection, exchange);
+    const setup = await setUp(t);
+    if (!setup) return;
+    const { db, exchange, collector } = setup;
     const aggregates = Array.from({ length: 24 }, (_, index) => `agg-${index}`);
     await db.transaction((trx) =>
       enqueueOutbox(
