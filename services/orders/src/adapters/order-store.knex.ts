@@ -210,8 +210,8 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
         // The order row, its saga, its first event, its timeline and the outbox row
         // announcing it in one statement (sql.place). The message carries the
         // event's time, which is the transaction's now(): BEGIN brought it back.
-        const atNow = (rows: readonly AppendedRow[]) => rows.map((row) => ({ ...row, recorded_at: trx.now }));
-        const announced = { ...foldOrder(order.id, append.recorded(atNow([{ position: 0, version: 1, recorded_at: trx.now }])))!, cardToken: request.cardToken };
+        // The order as placed: its one event is version 1 at that time (position is not part of an order).
+        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded([{ position: 0, version: 1, recorded_at: trx.now }]))!, cardToken: request.cardToken };
         let result: { created: number; appended: AppendedRow[] | null; saga: SagaRow | null };
         try {
           [result] = (
@@ -231,7 +231,7 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
               append.values.streamId,
               append.values.expectedVersion,
               append.values.events,
-              ...outboxRowValues(outbox(order.id, event(announced, undefined))),
+              ...outboxRowValues(outbox(order.id, event(placed, undefined))),
               lease?.owner ?? null,
               lease?.leaseMs ?? null,
             ])
@@ -243,7 +243,6 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
         if (result.created === 0) return undefined;
         // A stream that already existed: nothing appended; throwing rolls the row back too.
         if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
-        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(atNow(result.appended)))!, cardToken: request.cardToken };
         return { order: placed, created: true, ...(lease && result.saga ? { saga: toSaga(result.saga) } : {}) };
       });
       if (outcome) return outcome;
@@ -343,13 +342,13 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
       }
       const runOn = async (trx?: SqlTransaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
         // In a transaction, the events' time is its now(), known before the statement runs.
-        const atNow = (rows: readonly AppendedRow[]) => (trx ? rows.map((row) => ({ ...row, recorded_at: trx.now })) : rows);
+        let announced: OrderRecord | undefined;
         let statement = withView ? sql.apply.withView : sql.apply.withoutView;
         let all = values;
         if (trx) {
           // A status change: the outbox row announcing it, in the same statement.
-          const announced = append
-            .recorded(atNow(facts.map((_, index) => ({ position: 0, version: current.version + index + 1, recorded_at: trx.now }))))
+          announced = append
+            .recorded(facts.map((_, index) => ({ position: 0, version: current.version + index + 1, recorded_at: trx.now })))
             .reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
           statement = sql.apply.withOutbox;
           all = [...values, ...outboxRowValues(outbox(saga.orderId, event(announced, current.status)))];
@@ -364,7 +363,8 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
           if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
           return undefined;
         }
-        const order = append.recorded(atNow(row.appended ?? [])).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+        // In a transaction the order is the one its outbox row announced (the events' time is the transaction's now()).
+        const order = announced ?? append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
         return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
       };
       // A status change also writes its outbox row, whose message carries the
