@@ -54,8 +54,19 @@ export interface DownstreamView {
   retryTokens(): number;
 }
 
+/**
+ * A unary call of one of the service's methods with the request and the
+ * answer as encoded protobuf bytes: the same deadline, retry, breaker,
+ * bulkhead, ejection and telemetry as the typed client, without decoding
+ * and encoding. For a proxy that passes messages through (the gateway's
+ * gRPC path), where decoding only to encode again is most of a hop's cost.
+ */
+export type BytesUnaryCall = (method: DescMethod, request: Uint8Array, options?: CallOptions) => Promise<Uint8Array>;
+
 export interface ClosableClient<S extends AnyService> {
   readonly client: ServiceClient<S>;
+  /** Unary calls as bytes in, bytes out; throws for a method that is not one of the service's unary methods. */
+  readonly unaryBytes: BytesUnaryCall;
   readonly downstream: DownstreamView;
   /** Closes every channel. */
   close(): void;
@@ -97,10 +108,13 @@ export function createClient<S extends AnyService>(service: S, config: ClientCon
     }
   }
   const client: Record<string, unknown> = {};
+  const unaryMethods = new Set<DescMethod>();
   for (const method of service.methods) {
     if (method.methodKind === "unary") {
+      unaryMethods.add(method);
       const retried = idempotent.has(method.localName);
-      client[method.localName] = (request: unknown, options: CallOptions = {}) => unary(channels, policy, retried, config, method, request, options);
+      const codec = messageCodec(method);
+      client[method.localName] = (request: unknown, options: CallOptions = {}) => unary(channels, policy, retried, config, method, codec, create(method.input, request as never) as Message, options);
     } else if (method.methodKind === "server_streaming") {
       client[method.localName] = (request: unknown, options: CallOptions = {}) => serverStream(channels, config, method, request, options);
     }
@@ -113,7 +127,11 @@ export function createClient<S extends AnyService>(service: S, config: ClientCon
     counters: policy.counters,
     retryTokens: () => policy.budget.tokens(),
   };
-  return { client: client as ServiceClient<S>, downstream, close: () => channels.close() };
+  const unaryBytes: BytesUnaryCall = (method, request, options = {}) => {
+    if (!unaryMethods.has(method)) return Promise.reject(new Error(`${service.typeName} has no unary method ${method.parent.typeName}.${method.name}`));
+    return unary(channels, policy, idempotent.has(method.localName), config, method, BYTES, Buffer.from(request.buffer, request.byteOffset, request.byteLength), options);
+  };
+  return { client: client as ServiceClient<S>, unaryBytes, downstream, close: () => channels.close() };
 }
 
 /** One grpc-js channel per address; the balancer picks among the watch's passing instances. */
@@ -210,35 +228,56 @@ function serializer(method: DescMethod) {
   return (value: Message) => Buffer.from(toBinary(method.input, value));
 }
 
-async function unary(channels: ChannelPool, policy: DownstreamPolicy, idempotent: boolean, config: ClientConfig, method: DescMethod, request: unknown, options: CallOptions): Promise<Message> {
+/** How a unary call's request goes onto the wire and its answer comes off it. */
+interface Codec<Request, Response> {
+  readonly serialize: (request: Request) => Buffer;
+  readonly deserialize: (bytes: Buffer) => Response;
+}
+
+function messageCodec(method: DescMethod): Codec<Message, Message> {
+  return { serialize: serializer(method), deserialize: (bytes) => fromBinary(method.output, bytes) as Message };
+}
+
+/** Bytes as they are, both ways. */
+const BYTES: Codec<Buffer, Buffer> = { serialize: (bytes) => bytes, deserialize: (bytes) => bytes };
+
+async function unary<Request, Response>(
+  channels: ChannelPool,
+  policy: DownstreamPolicy,
+  idempotent: boolean,
+  config: ClientConfig,
+  method: DescMethod,
+  codec: Codec<Request, Response>,
+  request: Request,
+  options: CallOptions,
+): Promise<Response> {
   const { metadata, deadline, signal } = prepare(options, config.defaultTimeoutMs ?? 5000);
   const effectiveDeadline = deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000);
-  const message = create(method.input, request as never) as Message;
-  return policy.run(() => attempt(channels, method, message, metadata, effectiveDeadline, signal), { idempotent, deadline: effectiveDeadline, signal });
+  return policy.run(() => attempt(channels, methodPath(method), codec, request, metadata, effectiveDeadline, signal), { idempotent, deadline: effectiveDeadline, signal });
 }
 
 /** One try on one instance; its outcome feeds that instance's ejection and latency. */
-async function attempt(channels: ChannelPool, method: DescMethod, message: Message, metadata: Metadata, effectiveDeadline: number, signal: AbortSignal | undefined): Promise<Message> {
+async function attempt<Request, Response>(
+  channels: ChannelPool,
+  path: string,
+  codec: Codec<Request, Response>,
+  request: Request,
+  metadata: Metadata,
+  effectiveDeadline: number,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   if (effectiveDeadline <= Date.now()) throw new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed before the call started");
   const { address, channel } = await channels.pick(effectiveDeadline);
   const started = performance.now();
-  return new Promise<Message>((resolve, reject) => {
-    const call = channel.makeUnaryRequest<Message, Message>(
-      methodPath(method),
-      serializer(method),
-      (bytes: Buffer) => fromBinary(method.output, bytes) as Message,
-      message,
-      metadata,
-      { deadline: effectiveDeadline },
-      (error, response) => {
-        signal?.removeEventListener("abort", onAbort);
-        const failure = error ? toRpcError(error) : undefined;
-        channels.record(address, performance.now() - started, failure !== undefined && isDownstreamFailure(failure));
-        if (failure) reject(failure);
-        else resolve(response!);
-      },
-    );
+  return new Promise<Response>((resolve, reject) => {
+    const call = channel.makeUnaryRequest<Request, Response>(path, codec.serialize, codec.deserialize, request, metadata, { deadline: effectiveDeadline }, (error, response) => {
+      signal?.removeEventListener("abort", onAbort);
+      const failure = error ? toRpcError(error) : undefined;
+      channels.record(address, performance.now() - started, failure !== undefined && isDownstreamFailure(failure));
+      if (failure) reject(failure);
+      else resolve(response!);
+    });
     const onAbort = (): void => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
   });

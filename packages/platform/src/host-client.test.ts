@@ -4,7 +4,8 @@ import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { Metadata } from "@grpc/grpc-js";
 import { HealthCheckResponse_ServingStatus, Health } from "@meshwork/contracts/health/v1/health";
-import { CatalogService, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { CatalogService, GetProductRequestSchema, GetProductResponseSchema, StockService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { currentCall, REQUEST_ID_HEADER, type CallContext } from "./call-context.js";
 import { createClient } from "./client.js";
@@ -42,6 +43,29 @@ describe("the gRPC host and its typed client", () => {
     const response = await client.getProduct({ productId: "A1" });
     assert.equal(response.product?.name, "Product A1");
     assert.equal(response.product?.price?.amountMinor, 100n);
+  });
+
+  test("unaryBytes sends the caller's bytes and returns the answer's, undecoded, with statuses as the typed client's", async (t) => {
+    let seenId = "";
+    const { port } = await serve(t, {
+      getProduct: async (request) => {
+        seenId = request.productId;
+        if (request.productId === "NONE") throw notFound("no product NONE");
+        return { product: product(request.productId) };
+      },
+    });
+    const { unaryBytes, close } = createClient(CatalogService, { target: `127.0.0.1:${port}` });
+    t.onTestFinished(close);
+    const request = toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId: "B2" }));
+    const answer = await unaryBytes(CatalogService.method.getProduct, request);
+    assert.equal(seenId, "B2");
+    assert.ok(answer instanceof Uint8Array);
+    assert.equal(fromBinary(GetProductResponseSchema, answer).product?.name, "Product B2");
+    const missing = await unaryBytes(CatalogService.method.getProduct, toBinary(GetProductRequestSchema, create(GetProductRequestSchema, { productId: "NONE" }))).catch((error: unknown) => error);
+    assert.ok(isRpcError(missing, Code.NOT_FOUND));
+    assert.equal(missing.message, "no product NONE");
+    // A method of another service is refused before anything is sent.
+    await assert.rejects(unaryBytes(StockService.method.reserveStock, new Uint8Array()), /CatalogService has no unary method shop\.catalog\.v1\.StockService\.ReserveStock/);
   });
 
   test("a thrown RpcError reaches the client with its code, message and named field", async (t) => {
