@@ -7,6 +7,15 @@
  *   cached   client → gateway (every call a cache hit)
  *   proxy    client → minimal grpc-js proxy (bench/bare-proxy.ts) → catalog
  *
+ * and, only when BENCH_EDGE_PATHS names it:
+ *
+ *   connect  client → gateway with GATEWAY_GRPC_PASSTHROUGH=false (gRPC
+ *            served by Connect, messages decoded and encoded again) → catalog
+ *
+ * The gateway serves gRPC itself by default (services/gateway/src/grpc-passthrough.ts);
+ * "connect" is the path every gRPC call took before, and that Connect and
+ * gRPC-web calls take still.
+ *
  * The catalog is the platform catalog of host-vs-bare (memory store); the
  * gateways are the real one (bench/gateway-server.ts) with the rate limits
  * raised. Every server runs in its own process; one raw grpc-js load client
@@ -45,7 +54,16 @@ export const EDGE_PATHS = ["direct", "gateway", "cached", "proxy"] as const;
 export type EdgePath = (typeof EDGE_PATHS)[number];
 /** The extra path of BENCH_EDGE_BASELINE. */
 const BASELINE = "baseline";
-const LABEL: Record<string, string> = { direct: "direct", gateway: "gateway, cache off", cached: "gateway, cache hit", proxy: "bare grpc-js proxy", [BASELINE]: "baseline gateway" };
+/** The gateway with gRPC through Connect: measured only when BENCH_EDGE_PATHS names it. */
+const CONNECT = "connect";
+const LABEL: Record<string, string> = {
+  direct: "direct",
+  gateway: "gateway, cache off",
+  cached: "gateway, cache hit",
+  proxy: "bare grpc-js proxy",
+  [CONNECT]: "gateway via Connect",
+  [BASELINE]: "baseline gateway",
+};
 const label = (kind: CellKind): string => LABEL[kind] ?? kind;
 /** Goals are judged at these concurrencies when the run measured them. */
 const GOAL_CONCURRENCIES = [1, 16] as const;
@@ -59,18 +77,19 @@ export const edgeSection: BenchSection = {
 };
 
 /** The processes of the section, by the name their profiles are kept under. */
-type ProcessName = "catalog" | "gateway" | "gateway-cached" | "proxy" | "gateway-baseline";
+type ProcessName = "catalog" | "gateway" | "gateway-cached" | "proxy" | "gateway-connect" | "gateway-baseline";
 
-/** The paths a run measures: all four, "baseline" too with BENCH_EDGE_BASELINE, or those BENCH_EDGE_PATHS names. */
+/** The paths a run measures: all four, "baseline" too with BENCH_EDGE_BASELINE, or those BENCH_EDGE_PATHS names ("connect" only then). */
 export function selectPaths(env: Readonly<Record<string, string | undefined>>): readonly string[] {
   const all: string[] = [...EDGE_PATHS, ...(env.BENCH_EDGE_BASELINE ? [BASELINE] : [])];
+  const known = [...all, CONNECT];
   const named = (env.BENCH_EDGE_PATHS ?? "")
     .split(",")
     .map((name) => name.trim())
     .filter((name) => name !== "");
-  const unknown = named.filter((name) => !all.includes(name));
-  if (unknown.length > 0) throw new Error(`BENCH_EDGE_PATHS: unknown path(s) ${unknown.join(", ")} (known: ${all.join(", ")})`);
-  return named.length === 0 ? all : all.filter((name) => named.includes(name));
+  const unknown = named.filter((name) => !known.includes(name));
+  if (unknown.length > 0) throw new Error(`BENCH_EDGE_PATHS: unknown path(s) ${unknown.join(", ")} (known: ${known.join(", ")})`);
+  return named.length === 0 ? all : known.filter((name) => named.includes(name));
 }
 
 async function runEdgeBench({ options, print, children }: BenchContext): Promise<SectionOutcome> {
@@ -97,9 +116,10 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
     ...(kinds.includes("gateway") ? { gateway: forkServer(children, "gateway", { cpuProfDir: profileDir("gateway") }) } : {}),
     ...(kinds.includes("cached") ? { "gateway-cached": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-cached") }) } : {}),
     ...(kinds.includes("proxy") ? { proxy: forkServer(children, "proxy", { cpuProfDir: profileDir("proxy") }) } : {}),
+    ...(kinds.includes(CONNECT) ? { "gateway-connect": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-connect") }) } : {}),
     ...(kinds.includes(BASELINE) ? { "gateway-baseline": forkServer(children, "gateway", { cpuProfDir: profileDir("gateway-baseline"), checkout: baseline }) } : {}),
   };
-  const front: Record<string, ProcessName> = { direct: "catalog", gateway: "gateway", cached: "gateway-cached", proxy: "proxy", [BASELINE]: "gateway-baseline" };
+  const front: Record<string, ProcessName> = { direct: "catalog", gateway: "gateway", cached: "gateway-cached", proxy: "proxy", [CONNECT]: "gateway-connect", [BASELINE]: "gateway-baseline" };
   const measured: Record<string, Measured> = Object.fromEntries(kinds.map((kind) => [kind, kind === "direct" ? catalog : [processes[front[kind]!]!, catalog]]));
   const clients: Client[] = [];
   const cells: Cell[] = [];
@@ -111,6 +131,7 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
       gateway: { upstream, catalogCacheMs: 0 },
       cached: { upstream, catalogCacheMs: CACHE_HIT_TTL_MS },
       proxy: { upstream },
+      [CONNECT]: { upstream, catalogCacheMs: 0, grpcPassthrough: false },
       [BASELINE]: { upstream, catalogCacheMs: baselineCached ? CACHE_HIT_TTL_MS : 0 },
     };
     const ports: Record<string, number> = {
@@ -161,7 +182,7 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
   print();
   for (const line of edgeGoalLines(cells)) print(line);
 
-  for (const name of ["gateway", "gateway-cached", "proxy", "gateway-baseline"] as const) {
+  for (const name of ["gateway", "gateway-cached", "proxy", "gateway-connect", "gateway-baseline"] as const) {
     const dir = profileDir(name);
     if (dir === undefined || processes[name] === undefined) continue;
     const kind = Object.keys(front).find((path) => front[path] === name)!;
@@ -181,7 +202,7 @@ async function runEdgeBench({ options, print, children }: BenchContext): Promise
 }
 
 /** `kind`'s figure over direct's, round by round (the paths of a round ran back to back). */
-function ratioToDirect(cells: readonly Cell[], kind: EdgePath, concurrency: number, figure: (cell: Cell) => number): number[] {
+function ratioToDirect(cells: readonly Cell[], kind: EdgePath | typeof CONNECT, concurrency: number, figure: (cell: Cell) => number): number[] {
   const direct = byRound(cells, "direct", concurrency, figure);
   return byRound(cells, kind, concurrency, figure).map((value, index) => value / (direct[index] ?? Number.NaN));
 }
@@ -195,7 +216,7 @@ const ratio = (figures: RoundFigures): string => (figures.rounds === 0 ? "-" : `
 /** Per concurrency: each path's ratio to direct by calls/s and by server CPU, and what the gateway adds over the bare proxy's hop. */
 export function edgeRatioLines(cells: readonly Cell[], concurrency: number): string[] {
   const lines = [`c=${concurrency}: ratio to direct, round by round, median (min–max):`];
-  for (const kind of ["gateway", "cached", "proxy"] as const) {
+  for (const kind of ["gateway", "cached", "proxy", CONNECT] as const) {
     if (!cells.some((cell) => cell.kind === kind)) continue;
     lines.push(
       `  ${label(kind).padEnd(20)} calls/s ${ratio(roundFigures(ratioToDirect(cells, kind, concurrency, callsPerSecond)))}; ` +

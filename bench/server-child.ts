@@ -20,7 +20,7 @@ async function startServer(kind: ServerKind, responseBase64: string | undefined,
       return startBareProxy(settings.upstream);
     }
     const { startBenchGateway } = await import("./gateway-server.js");
-    return startBenchGateway(settings.upstream, settings.catalogCacheMs ?? 0);
+    return startBenchGateway(settings.upstream, settings.catalogCacheMs ?? 0, settings.grpcPassthrough ?? true);
   }
   if (kind === "platform" || kind === "observed") {
     const { startPlatformCatalog } = await import("./platform-server.js");

@@ -37,6 +37,8 @@ export interface StartSettings {
   readonly upstream?: string;
   /** The gateway's GATEWAY_CATALOG_CACHE_MS (0: off). */
   readonly catalogCacheMs?: number;
+  /** The gateway's GATEWAY_GRPC_PASSTHROUGH (default true; false: gRPC through Connect too). */
+  readonly grpcPassthrough?: boolean;
 }
 
 export type FromChild =

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
+import http2 from "node:http2";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -254,4 +255,34 @@ export async function signedInShopper(identity: Client<typeof IdentityService>, 
 export async function nextEvent<T = unknown>(emitter: EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
   const [value] = (await once(emitter, event, { signal: AbortSignal.timeout(timeoutMs) })) as [T];
   return value;
+}
+
+/** One raw HTTP/2 request; returns status, headers, body and trailers. */
+export async function h2Post(baseUrl: string, path: string, headers: Record<string, string>, body: Uint8Array) {
+  const session = http2.connect(baseUrl);
+  try {
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    const chunks: Buffer[] = [];
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => (responseHeaders = h));
+    stream.on("trailers", (h) => (trailers = h));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.end(body);
+    await new Promise<void>((resolve, reject) => {
+      stream.on("end", resolve);
+      stream.on("error", reject);
+    });
+    return { status: Number(responseHeaders[":status"]), headers: responseHeaders, body: Buffer.concat(chunks), trailers };
+  } finally {
+    session.close();
+  }
+}
+
+/** One gRPC message frame: the flags byte (bit 0: compressed), the length big-endian, the bytes. */
+export function grpcFrame(flags: number, payload: Uint8Array): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(flags, 0);
+  head.writeUInt32BE(payload.byteLength, 1);
+  return Buffer.concat([head, payload]);
 }

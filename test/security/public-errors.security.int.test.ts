@@ -5,45 +5,28 @@
  * detail is in the gateway's log under the request id the client was given.
  */
 import assert from "node:assert/strict";
-import http2 from "node:http2";
 import { beforeAll, describe, test } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { IdentityService } from "@meshwork/contracts/shop/identity/v1/identity";
 import { OrderService } from "@meshwork/contracts/shop/orders/v1/orders";
 import { connectError, createSuiteScope } from "@meshwork/testing";
-import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, nextLog, signedInShopper, startEmbeddedBackends, startNotificationsStandIn, startTestGateway, transportsFor } from "../e2e/gateway-harness.js";
+import {
+  CLOSED_ADDRESS,
+  connectClient,
+  GENEROUS_LIMITS,
+  grpcFrame,
+  h2Post,
+  nextLog,
+  signedInShopper,
+  startEmbeddedBackends,
+  startNotificationsStandIn,
+  startTestGateway,
+  transportsFor,
+} from "../e2e/gateway-harness.js";
 
 // Field 1, length-delimited, promising 5 bytes and carrying 1.
 const MALFORMED = Uint8Array.from([0x0a, 0x05, 0x41]);
-const envelope = (flags: number, payload: Uint8Array): Buffer => {
-  const head = Buffer.alloc(5);
-  head.writeUInt8(flags, 0);
-  head.writeUInt32BE(payload.byteLength, 1);
-  return Buffer.concat([head, payload]);
-};
-
-/** One raw HTTP/2 request; returns status, headers, body and trailers. */
-async function h2Post(baseUrl: string, path: string, headers: Record<string, string>, body: Uint8Array) {
-  const session = http2.connect(baseUrl);
-  try {
-    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
-    const chunks: Buffer[] = [];
-    let responseHeaders: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    stream.on("response", (h) => (responseHeaders = h));
-    stream.on("trailers", (h) => (trailers = h));
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.end(body);
-    await new Promise<void>((resolve, reject) => {
-      stream.on("end", resolve);
-      stream.on("error", reject);
-    });
-    return { status: Number(responseHeaders[":status"]), headers: responseHeaders, body: Buffer.concat(chunks), trailers };
-  } finally {
-    session.close();
-  }
-}
 
 describe("errors at the edge say what the caller did wrong and nothing of the inside", { timeout: 120_000 }, () => {
   const scope = createSuiteScope("public errors at the edge");
@@ -85,7 +68,7 @@ describe("errors at the edge say what the caller did wrong and nothing of the in
       { path: "/grpc.health.v1.Health/Watch", contentType: "application/grpc-web+proto" },
     ];
     for (const { path, contentType } of cases) {
-      const response = await h2Post(gateway.baseUrl, path, { "content-type": contentType, te: "trailers" }, envelope(0, MALFORMED));
+      const response = await h2Post(gateway.baseUrl, path, { "content-type": contentType, te: "trailers" }, grpcFrame(0, MALFORMED));
       let status: string | undefined;
       let message: string | undefined;
       if (contentType === "application/grpc") {

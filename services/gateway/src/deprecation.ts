@@ -10,8 +10,8 @@
  * which Connect runs only after the gate: a v1 call refused for its token or
  * its rate is still a v1 call, and its client should still learn that v1 ends.
  */
-import type { HandlerContext } from "@connectrpc/connect";
 import { deprecationHeaders, type ApiLifecycle, type ServiceMetrics } from "@meshwork/platform";
+import type { RequestGate } from "./edge-context.js";
 
 export interface DeprecationOptions {
   readonly metrics: Pick<ServiceMetrics, "deprecatedCall">;
@@ -19,7 +19,7 @@ export interface DeprecationOptions {
   readonly lifecycle?: ApiLifecycle;
 }
 
-export function createDeprecationGate(options: DeprecationOptions): (inner: (ctx: HandlerContext) => Promise<void>) => (ctx: HandlerContext) => Promise<void> {
+export function createDeprecationGate(options: DeprecationOptions): (inner: RequestGate) => RequestGate {
   // Per service, once: the dates are those of the release this build carries.
   const known = new Map<string, Readonly<Record<string, string>> | undefined>();
   const headersOf = (service: string): Readonly<Record<string, string>> | undefined => {

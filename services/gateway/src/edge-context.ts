@@ -3,7 +3,8 @@
  * the node adapter and the request gate to the handlers as Connect context
  * values (never module state: many calls run at once).
  */
-import { createContextKey } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { createContextKey, type ContextValues } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "@meshwork/platform";
 
 /** The request id the call carries downstream and returns to the caller. */
@@ -17,3 +18,18 @@ export const tokenExpiresAtKey = createContextKey<number | undefined>(undefined,
 
 /** The verified user, for RPCs that need a token; undefined on public ones. */
 export const userKey = createContextKey<AuthenticatedUser | undefined>(undefined, { description: "verified caller" });
+
+/**
+ * What the request gate reads and writes of a call: Connect's HandlerContext
+ * has it, and so does the gateway's own gRPC path (grpc-passthrough.ts), which
+ * runs the same gate without Connect.
+ */
+export interface GateContext {
+  readonly method: DescMethod;
+  readonly requestHeader: Pick<Headers, "get">;
+  readonly responseHeader: Pick<Headers, "set">;
+  readonly values: ContextValues;
+}
+
+/** The request gate: refuses a call by throwing a ConnectError. */
+export type RequestGate = (ctx: GateContext) => Promise<void>;

@@ -6,10 +6,10 @@
  * is checked, and a verified user's limit needs the verified user.
  */
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger, TokenVerifier } from "@meshwork/platform";
 import { rateLimitKeyOf } from "./client-address.js";
-import { clientAddressKey, requestIdKey, tokenExpiresAtKey, userKey } from "./edge-context.js";
+import { clientAddressKey, requestIdKey, tokenExpiresAtKey, userKey, type RequestGate } from "./edge-context.js";
 import { requestIdFrom, REQUEST_ID_HEADER } from "./request-id.js";
 import { methodKey } from "./routes.js";
 import type { KeyedRateLimiter } from "./token-bucket.js";
@@ -32,7 +32,7 @@ export interface EdgeGateOptions {
 // (which join a repeated header with ", ", so a doubled header fails it too).
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
-export function createEdgeGate(options: EdgeGateOptions): (ctx: HandlerContext) => Promise<void> {
+export function createEdgeGate(options: EdgeGateOptions): RequestGate {
   // Per method descriptor, decided once: the key would otherwise be built as a new string on every call.
   const isPublic = new WeakMap<DescMethod, boolean>();
   const publicMethod = (method: DescMethod): boolean => {

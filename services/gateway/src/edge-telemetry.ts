@@ -6,9 +6,9 @@
  * interceptor runs the handler inside that span — for streams, each step of
  * the stream — and counts the calls that got past the gate when they end.
  */
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { inServerSpan, runWithRequestId, startServerSpan, type Code as GrpcCode, type ServerSpan, type Telemetry } from "@meshwork/platform";
-import { requestIdKey } from "./edge-context.js";
+import { requestIdKey, type RequestGate } from "./edge-context.js";
 
 interface EdgeCall {
   readonly service: string;
@@ -22,9 +22,17 @@ const edgeCallKey = createContextKey<EdgeCall | undefined>(undefined, { descript
 
 export interface EdgeTelemetry {
   /** Wraps the request gate: the span starts before it, and a refusal is recorded. */
-  gate(inner: (ctx: HandlerContext) => Promise<void>): (ctx: HandlerContext) => Promise<void>;
+  gate(inner: RequestGate): RequestGate;
   /** First in the interceptor list. */
   readonly interceptor: Interceptor;
+  /**
+   * For a call the gate let in and that is served without Connect (the
+   * gRPC path, grpc-passthrough.ts): runs `work` in the call's span and
+   * request-id scope, as the interceptor runs a handler.
+   */
+  within<T>(values: ContextValues, work: () => T): T;
+  /** Records the end of such a call (metrics, span), as the interceptor does. */
+  settle(values: ContextValues, code: Code, message?: string): void;
 }
 
 export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metrics">): EdgeTelemetry {
@@ -37,6 +45,18 @@ export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metri
     call.span?.end(code as number as GrpcCode, message);
   };
   const codeOf = (error: unknown): ConnectError => ConnectError.from(error);
+  // With tracing on, the OpenTelemetry context manager keeps an
+  // AsyncLocalStorage active anyway, and the call's log lines join the
+  // request id's scope too. Off, that scope would be the only
+  // AsyncLocalStorage in the gateway, and entering it switches async
+  // hooks on for the whole process: every promise, tick and handle pays
+  // for them (15–19% of a cache hit's server CPU at c=16 by the medians
+  // of two npm run bench -- edge runs, though within their spread on
+  // shared cores). The gateway's own lines inside a call name the
+  // request id themselves (upstream.ts, public-errors.ts, access-log.ts).
+  const within = tracer
+    ? <T>(values: ContextValues, work: () => T): T => inServerSpan(values.get(edgeCallKey)?.span, () => runWithRequestId(values.get(requestIdKey), work))
+    : <T>(_values: ContextValues, work: () => T): T => work();
 
   return {
     gate(inner) {
@@ -62,17 +82,7 @@ export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metri
     },
     interceptor: (next) => async (request) => {
       const call = request.contextValues.get(edgeCallKey);
-      const requestId = request.contextValues.get(requestIdKey);
-      // With tracing on, the OpenTelemetry context manager keeps an
-      // AsyncLocalStorage active anyway, and the call's log lines join the
-      // request id's scope too. Off, that scope would be the only
-      // AsyncLocalStorage in the gateway, and entering it switches async
-      // hooks on for the whole process: every promise, tick and handle pays
-      // for them (15–19% of a cache hit's server CPU at c=16 by the medians
-      // of two npm run bench -- edge runs, though within their spread on
-      // shared cores). The gateway's own lines inside a call name the
-      // request id themselves (upstream.ts, public-errors.ts, access-log.ts).
-      const inCall = tracer ? <T>(work: () => T): T => inServerSpan(call?.span, () => runWithRequestId(requestId, work)) : <T>(work: () => T): T => work();
+      const inCall = <T>(work: () => T): T => within(request.contextValues, work);
       let response: Awaited<ReturnType<typeof next>>;
       try {
         response = await inCall(() => next(request));
@@ -107,5 +117,7 @@ export function createEdgeTelemetry(telemetry: Pick<Telemetry, "tracer" | "metri
       };
       return { ...response, message: { [Symbol.asyncIterator]: () => traced } };
     },
+    within,
+    settle: (values, code, message) => finish(values.get(edgeCallKey), code, message),
   };
 }

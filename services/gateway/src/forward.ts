@@ -5,7 +5,7 @@
  * the descriptor, method by method, so a new RPC in a public contract is
  * served without code here.
  */
-import { toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { FastFailError, isDownstreamFailure, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { untilAborted } from "./abortable.js";
@@ -24,7 +24,7 @@ export interface ForwardingOptions {
   /** Aborted when the gateway shuts down: open streams end so clients reconnect elsewhere. */
   readonly streamsClosing: AbortSignal;
   /** Unary answers served from here for a short while (the catalog's reads). */
-  readonly cache?: TtlCache<unknown>;
+  readonly cache?: TtlCache<CachedAnswer>;
   readonly log: Logger;
 }
 
@@ -76,35 +76,74 @@ function forwardStream(call: StreamCall, route: ForwardedService, options: Forwa
 export const STALE_HEADER = "x-meshwork-stale";
 
 /**
+ * A cached answer, as a message (what Connect's handlers return) or as its
+ * encoded bytes (what the gRPC path sends on, grpc-passthrough.ts): one cache
+ * serves both paths, each form made from the other once, when first asked for.
+ */
+export class CachedAnswer {
+  private constructor(
+    private readonly schema: DescMessage,
+    private decoded: Message | undefined,
+    private encoded: Uint8Array | undefined,
+  ) {}
+
+  static ofMessage(schema: DescMessage, message: Message): CachedAnswer {
+    return new CachedAnswer(schema, message, undefined);
+  }
+
+  static ofBytes(schema: DescMessage, bytes: Uint8Array): CachedAnswer {
+    return new CachedAnswer(schema, undefined, bytes);
+  }
+
+  message(): Message {
+    this.decoded ??= fromBinary(this.schema, this.encoded!);
+    return this.decoded;
+  }
+
+  bytes(): Uint8Array {
+    this.encoded ??= toBinary(this.schema, this.decoded!);
+    return this.encoded;
+  }
+}
+
+/** The cache key of a unary request: the method and the request's encoding (the same message encodes to the same bytes). */
+export function cacheKey(method: DescMethod, request: Uint8Array): string {
+  return `${method.name}:${Buffer.from(request.buffer, request.byteOffset, request.byteLength).toString("base64")}`;
+}
+
+/**
  * Cached unary reads. One load per key is shared by every caller waiting for
  * it, so it cannot carry any one caller's deadline or cancellation (the first
  * caller hanging up must not fail the others): it runs with the gateway's own
  * upstream deadline and the first caller's request id, and each caller waits
  * for it only as long as its own deadline and connection last.
  */
-function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<unknown>, options: ForwardingOptions) {
+function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<CachedAnswer>, options: ForwardingOptions) {
   return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
-    const key = `${method.name}:${Buffer.from(toBinary(method.input, request as never)).toString("base64")}`;
+    const key = cacheKey(method, toBinary(method.input, request as never));
     // A fresh answer is returned as is: waiting on it through a promise and
     // an abort listener (below) is only worth it when there is a load to wait for.
     const fresh = cache.get(key);
-    if (fresh !== undefined) return fresh;
-    const shared = cache.getOrLoad(key, () => call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null }));
+    if (fresh !== undefined) return fresh.message();
+    const shared = cache.getOrLoad(key, async () =>
+      CachedAnswer.ofMessage(method.output, (await call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null })) as Message),
+    );
     try {
-      return await untilAborted(shared, ctx.signal);
+      return (await untilAborted(shared, ctx.signal)).message();
     } catch (error) {
       // The fallback: while the backend is down (or its breaker open), the
       // last good answer beats an error, and the header says it is old.
-      const stale = isDownstreamFailure(error) || isFastFail(error) ? cache.getStale(key) : undefined;
+      const stale = isStaleFallback(error) ? cache.getStale(key) : undefined;
       if (stale !== undefined) {
         ctx.responseHeader.set(STALE_HEADER, "true");
-        return stale;
+        return stale.message();
       }
       throw toConnectError(error, options.log, ctx.values.get(requestIdKey));
     }
   };
 }
 
-function isFastFail(error: unknown): boolean {
-  return error instanceof FastFailError;
+/** Whether a failed load may be answered from a stale entry: the backend is down, or its breaker or bulkhead refused the call. */
+export function isStaleFallback(error: unknown): boolean {
+  return isDownstreamFailure(error) || error instanceof FastFailError;
 }

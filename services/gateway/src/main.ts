@@ -18,6 +18,7 @@ import {
   runMain,
   startEdgeService,
   tokenVerifierOptions,
+  type BytesUnaryCall,
   type Endpoint,
   type RunningService,
   type StartOptions,
@@ -30,9 +31,10 @@ import { createDeprecationGate } from "./deprecation.js";
 import { clientAddressKey } from "./edge-context.js";
 import { createEdgeGate } from "./edge-gate.js";
 import { createEdgeHandler } from "./edge-handler.js";
-import { createEdgeServer } from "./edge-server.js";
+import { createEdgeServer, type EdgeRequest } from "./edge-server.js";
 import { createEdgeTelemetry } from "./edge-telemetry.js";
-import { createForwardingImplementation } from "./forward.js";
+import { createForwardingImplementation, type CachedAnswer } from "./forward.js";
+import { createGrpcPassthrough, passthroughMethods } from "./grpc-passthrough.js";
 import { createHealthHandlers } from "./health.js";
 import { bindRateLimitSettings } from "./live-settings.js";
 import { createHealthChecker, createMeshHandlers, createMeshStatus } from "./mesh-status.js";
@@ -45,7 +47,11 @@ import { createKeyedRateLimiter } from "./token-bucket.js";
 import { createTtlCache } from "./ttl-cache.js";
 
 export interface GatewayOptions extends StartOptions {
-  /** Connect interceptors run inside the access log, around every RPC (the web contract test uses one to break a response on purpose). */
+  /**
+   * Connect interceptors run inside the access log, around every RPC (the
+   * web contract test uses one to break a response on purpose). With any
+   * given, every call goes through Connect, the gRPC path's too, so they see it.
+   */
   readonly interceptors?: readonly Interceptor[];
 }
 
@@ -108,8 +114,8 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       // The sales view is a read: safe to send twice.
       const sales = clientOf(SalesService, "orders", ["getSalesReport"]);
       /** The client that forwards a routed service's calls. */
-      const clientFor = (route: (typeof FORWARDED_SERVICES)[number]): object =>
-        route.service === OrderServiceV2 ? ordersV2.client : route.service === SalesService ? sales.client : clients[route.backend].client;
+      const clientFor = (route: (typeof FORWARDED_SERVICES)[number]): { readonly client: object; readonly unaryBytes: BytesUnaryCall } =>
+        route.service === OrderServiceV2 ? ordersV2 : route.service === SalesService ? sales : clients[route.backend];
       shutdown.add("close clients", async () =>
         [...Object.values(clients), ordersV2, sales].forEach((client) => {
           client.close();
@@ -139,17 +145,33 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       // instance) and the gateway's own health turns NOT_SERVING.
       const stopping = new AbortController();
       let serving = false;
-      const catalogCache = config.catalogCacheMs > 0 ? createTtlCache<unknown>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
+      const catalogCache =
+        config.catalogCacheMs > 0 ? createTtlCache<CachedAnswer>({ ttlMs: config.catalogCacheMs, maxEntries: config.catalogCacheMaxEntries, staleMs: config.catalogStaleMs }) : undefined;
 
       const edgeTelemetry = createEdgeTelemetry(telemetry);
       const publicErrors = createPublicErrors(log);
       const served = servedServices(config);
       const streamGuard = createStreamGuard({ maxPerUser: config.maxStreamsPerUser });
+      // One gate for both paths: Connect's, and the gRPC path's (grpc-passthrough.ts).
+      const gate = publicErrors.gate(
+        edgeTelemetry.gate(
+          createDeprecationGate({ metrics: telemetry.metrics })(
+            createEdgeGate({
+              publicMethods: publicMethods(config),
+              verifier,
+              perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+              perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+              log,
+            }),
+          ),
+        ),
+      );
+      const contextValues = (request: EdgeRequest) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies));
       const connect = connectNodeAdapter({
         routes(router) {
           for (const route of FORWARDED_SERVICES) {
             const implementation = createForwardingImplementation(route, {
-              client: clientFor(route),
+              client: clientFor(route).client,
               upstreamTimeoutMs: config.upstreamTimeoutMs,
               streamsClosing: stopping.signal,
               log,
@@ -167,25 +189,30 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         },
         readMaxBytes: config.maxRequestBytes,
         interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), streamGuard.interceptor, ...(options.interceptors ?? [])],
-        requestGate: publicErrors.gate(
-          edgeTelemetry.gate(
-            createDeprecationGate({ metrics: telemetry.metrics })(
-              createEdgeGate({
-                publicMethods: publicMethods(config),
-                verifier,
-                perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-                perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
-                log,
-              }),
-            ),
-          ),
-        ),
-        contextValues: (request) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies)),
+        requestGate: gate,
+        contextValues,
       });
+      const passthroughOn = config.grpcPassthrough && (options.interceptors ?? []).length === 0;
+      const grpc = passthroughOn
+        ? createGrpcPassthrough({
+            methods: passthroughMethods(FORWARDED_SERVICES, (route) => ({
+              call: clientFor(route).unaryBytes,
+              forwardAuthorization: route.forwardAuthorization,
+              ...(route.cacheable && catalogCache ? { cache: catalogCache } : {}),
+            })),
+            gate,
+            telemetry: edgeTelemetry,
+            contextValues,
+            maxRequestBytes: config.maxRequestBytes,
+            upstreamTimeoutMs: config.upstreamTimeoutMs,
+            log,
+          })
+        : undefined;
 
       const server = createEdgeServer({
         handler: createEdgeHandler({
           connect,
+          ...(grpc ? { grpc } : {}),
           cors: createCorsPolicy(corsOrigins),
           maxRequestBytes: config.maxRequestBytes,
           serving: () => serving,
@@ -210,7 +237,14 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       };
       return {
         endpoint,
-        logFields: { corsOrigins, catalogCacheMs: config.catalogCacheMs, meshStatus: config.meshStatus, reflection: config.reflection, trustedProxies: config.trustedProxies },
+        logFields: {
+          corsOrigins,
+          grpcPassthrough: passthroughOn,
+          catalogCacheMs: config.catalogCacheMs,
+          meshStatus: config.meshStatus,
+          reflection: config.reflection,
+          trustedProxies: config.trustedProxies,
+        },
       };
     },
   });

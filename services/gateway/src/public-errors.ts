@@ -24,13 +24,13 @@
  * and calls interceptors only with a decoded message, so the two marks below
  * bracket exactly reading, decompressing and decoding.
  */
-import { Code, ConnectError, createContextKey, createContextValues, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { encodeEnvelope, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { Logger } from "@meshwork/platform";
-import { requestIdKey } from "./edge-context.js";
+import { requestIdKey, type RequestGate } from "./edge-context.js";
 
 /** Codes whose message is the service's meaningful answer ("order X not found", "page_size: must be ..."): sent as is. */
 const MEANINGFUL = new Set<Code>([
@@ -82,7 +82,7 @@ export interface PublicErrors {
    * Marked here rather than by wrapping the body in a generator of our own,
    * which cost every call another async iteration.
    */
-  gate(inner: (ctx: HandlerContext) => Promise<void>): (ctx: HandlerContext) => Promise<void>;
+  gate(inner: RequestGate): RequestGate;
   /** Replaces each of the router's handlers with one whose error answers follow the rules above. */
   wrapHandlers(handlers: UniversalHandler[]): void;
 }

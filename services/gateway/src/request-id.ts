@@ -7,6 +7,6 @@ export { REQUEST_ID_HEADER };
  * (the same one every backend applies), otherwise a new one. A header sent
  * twice arrives joined with ", ", which is not well-formed: it is replaced.
  */
-export function requestIdFrom(headers: Headers): string {
+export function requestIdFrom(headers: Pick<Headers, "get">): string {
   return acceptRequestId(headers.get(REQUEST_ID_HEADER) ?? undefined);
 }

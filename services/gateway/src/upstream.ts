@@ -5,7 +5,7 @@
  * comes back up (same code, the field trailer kept, the message where it is
  * meant for the caller).
  */
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { CLIENT_ADDRESS_HEADER, INVALID_FIELD_TRAILER, isRpcError, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { clientAddressKey, requestIdKey } from "./edge-context.js";
 import { genericMessage, isMeaningful } from "./public-errors.js";
@@ -26,14 +26,7 @@ export interface UpstreamOptions {
 
 /** Options for the platform client's call that serves `ctx`. */
 export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream", options: UpstreamOptions): CallOptions {
-  // The caller's address as the gateway resolved it (trusted proxies only), for
-  // backends that throttle per address. A client's own header of that name is
-  // never passed on: only the headers built here travel downstream.
-  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey), [CLIENT_ADDRESS_HEADER]: ctx.values.get(clientAddressKey) };
-  if (options.forwardAuthorization) {
-    const authorization = ctx.requestHeader.get(AUTHORIZATION_HEADER);
-    if (authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
-  }
+  const headers = upstreamHeaders(ctx.values, options.forwardAuthorization ? ctx.requestHeader.get(AUTHORIZATION_HEADER) : null);
   const remaining = ctx.timeoutMs();
   const timeoutMs = kind === "unary" ? Math.min(remaining ?? Number.POSITIVE_INFINITY, options.maxTimeoutMs) : remaining;
   const signal = options.signal ? AbortSignal.any([ctx.signal, options.signal]) : ctx.signal;
@@ -44,6 +37,19 @@ export function upstreamCallOptions(ctx: HandlerContext, kind: "unary" | "stream
     parent: null,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   };
+}
+
+/**
+ * The headers a backend call carries: the request id, the caller's address as
+ * the gateway resolved it (trusted proxies only, for backends that throttle
+ * per address), and the caller's `authorization` when given (routes whose
+ * backend verifies the token again). A client's own header of the address's
+ * name is never passed on: only the headers built here travel downstream.
+ */
+export function upstreamHeaders(values: ContextValues, authorization: string | null): Record<string, string> {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: values.get(requestIdKey), [CLIENT_ADDRESS_HEADER]: values.get(clientAddressKey) };
+  if (authorization !== null) headers[AUTHORIZATION_HEADER] = authorization;
+  return headers;
 }
 
 /**
