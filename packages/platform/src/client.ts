@@ -159,12 +159,24 @@ class ChannelPool {
     }
   }
 
-  async pick(deadline: number): Promise<{ address: string; channel: Client }> {
+  async pick(deadline: number, signal: AbortSignal | undefined): Promise<{ address: string; channel: Client }> {
     const target = this.config.target;
     if (typeof target === "string") return { address: target, channel: this.channel(target) };
     let instances = target.instances();
     if (instances.length === 0) {
-      await Promise.race([target.ready(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())]);
+      // Waits for discovery's first answer, until the deadline or the caller gives up.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        timer.unref();
+        signal?.addEventListener("abort", done, { once: true });
+        target.ready().then(done, done);
+      });
+      if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled while waiting for a passing instance");
       instances = target.instances();
     }
     if (instances.length === 0) throw new RpcError(Code.UNAVAILABLE, "no passing instance to call");
@@ -210,13 +222,16 @@ interface Prepared {
 function prepare(options: CallOptions, fallbackTimeoutMs: number | undefined): Prepared {
   const parent = options.parent === null ? undefined : (options.parent ?? currentCall());
   const metadata = new Metadata();
-  for (const [key, value] of Object.entries(options.headers ?? {})) metadata.set(key, value);
+  const headers = options.headers;
+  if (headers) for (const key in headers) metadata.set(key, headers[key]!);
   if (parent && !metadata.get(REQUEST_ID_HEADER).length) metadata.set(REQUEST_ID_HEADER, parent.requestId);
+  // The earlier of the call's own deadline and the parent's (no arrays: this runs on every call).
   const own = options.timeoutMs ?? fallbackTimeoutMs;
-  const candidates = [own === undefined ? undefined : Date.now() + own, parent?.deadline].filter((value): value is number => value !== undefined);
-  const deadline = candidates.length ? Math.min(...candidates) : undefined;
-  const signals = [options.signal, parent?.signal].filter((signal): signal is AbortSignal => signal !== undefined);
-  const signal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
+  let deadline = own === undefined ? undefined : Date.now() + own;
+  const inherited = parent?.deadline;
+  if (inherited !== undefined && (deadline === undefined || inherited < deadline)) deadline = inherited;
+  const parentSignal = parent?.signal;
+  const signal = options.signal && parentSignal ? AbortSignal.any([options.signal, parentSignal]) : (options.signal ?? parentSignal);
   return { metadata, deadline, signal };
 }
 
@@ -268,7 +283,7 @@ async function attempt<Request, Response>(
 ): Promise<Response> {
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   if (effectiveDeadline <= Date.now()) throw new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed before the call started");
-  const { address, channel } = await channels.pick(effectiveDeadline);
+  const { address, channel } = await channels.pick(effectiveDeadline, signal);
   const started = performance.now();
   return new Promise<Response>((resolve, reject) => {
     const call = channel.makeUnaryRequest<Request, Response>(path, codec.serialize, codec.deserialize, request, metadata, { deadline: effectiveDeadline }, (error, response) => {
@@ -286,7 +301,7 @@ async function attempt<Request, Response>(
 async function* serverStream(channels: ChannelPool, config: ClientConfig, method: DescMethod, request: unknown, options: CallOptions): AsyncGenerator<Message> {
   const { metadata, deadline, signal } = prepare(options, config.streamTimeoutMs);
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
-  const { channel } = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000));
+  const { channel } = await channels.pick(deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000), signal);
   const message = create(method.input, request as never) as Message;
   const call = channel.makeServerStreamRequest<Message, Message>(
     methodPath(method),

@@ -9,6 +9,7 @@ import { CatalogService, GetProductRequestSchema, GetProductResponseSchema, Stoc
 import { MeshService } from "@meshwork/contracts/shop/gateway/v1/mesh";
 import { currentCall, REQUEST_ID_HEADER, type CallContext } from "./call-context.js";
 import { createClient } from "./client.js";
+import type { InstanceWatch } from "./discovery/ports.js";
 import { createStaticDiscovery } from "./discovery/static.js";
 import { Code, invalidArgument, isRpcError, notFound, RpcError } from "./rpc-errors.js";
 import { createLogger, createSilentLogger } from "./logger.js";
@@ -326,6 +327,18 @@ describe("the gRPC host and its typed client", () => {
     t.onTestFinished(close);
     for (let call = 0; call < 6; call++) await client.getProduct({ productId: "A1" });
     assert.deepEqual(Object.fromEntries(hits), { first: 3, second: 3 });
+  });
+
+  test("a call waiting for discovery's first instance gives up when its caller cancels, not only at its deadline", async (t) => {
+    // Discovery that has not answered yet (a Consul watch before its first result).
+    const pending: InstanceWatch = { instances: () => [], ready: () => new Promise(() => {}), onChange: () => () => {}, close: () => {} };
+    const { client, close } = createClient(CatalogService, { target: pending });
+    t.onTestFinished(close);
+    const caller = new AbortController();
+    const call = client.getProduct({ productId: "A1" }, { timeoutMs: 60_000, signal: caller.signal }).catch((error: unknown) => error);
+    caller.abort();
+    const error = await call;
+    assert.ok(isRpcError(error, Code.CANCELLED), String(error));
   });
 
   test("request metadata reaches the handler", async (t) => {

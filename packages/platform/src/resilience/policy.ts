@@ -179,7 +179,8 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
   const once = async <T>(attempt: () => Promise<T>, options: RunOptions): Promise<T> => {
     const { bulkhead, codes } = build();
     // Only a call that will wait in the queue needs a deadline signal (a timer): the others start at once.
-    const signal = bulkhead.executionSlots > 0 ? options.signal : queueSignal(options);
+    const queued = bulkhead.executionSlots === 0;
+    const signal = queued ? queueSignal(options) : options.signal;
     const guarded = bulkhead.execute(async () => {
       counters.attempts += 1;
       try {
@@ -196,8 +197,10 @@ export function createDownstreamPolicy(name: string, settings: () => ResilienceS
     }, signal);
     try {
       // The bulkhead's queue notices an abort only when a slot frees; a
-      // queued call whose deadline passed must not wait for that.
-      return await (signal === undefined ? guarded : untilAborted(guarded, signal, queueAbortReason));
+      // queued call whose deadline passed must not wait for that. A call that
+      // started at once needs no race: its attempt cancels itself on the
+      // caller's signal (an abort listener and a promise less per call).
+      return await (queued && signal !== undefined ? untilAborted(guarded, signal, queueAbortReason) : guarded);
     } catch (error) {
       throw translate(error, name, bulkhead, counters);
     }
