@@ -48,22 +48,26 @@ const MALFORMED = Uint8Array.from([0x0a, 0x05, 0x41]);
 describe("gRPC calls at the edge get the same answers on the gRPC path and through Connect", { timeout: 120_000 }, () => {
   const scope = createSuiteScope("the gateway's gRPC path");
   let notifications: NotificationsStandIn;
+  let backendEnv: Record<string, string>;
   const gateways = new Map<string, RunningTestGateway>();
   let authorization: string;
 
   beforeAll(async () => {
     const backends = await startEmbeddedBackends(scope);
     notifications = await startNotificationsStandIn(scope);
+    backendEnv = {
+      GATEWAY_IDENTITY_ADDR: `127.0.0.1:${backends.identity}`,
+      GATEWAY_CATALOG_ADDR: `127.0.0.1:${backends.catalog}`,
+      GATEWAY_NOTIFICATIONS_ADDR: notifications.address,
+      GATEWAY_ORDERS_ADDR: CLOSED_ADDRESS,
+      GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
+    };
     for (const { passthrough } of PATHS) {
       gateways.set(
         passthrough,
         await startTestGateway(scope, {
           ...GENEROUS_LIMITS,
-          GATEWAY_IDENTITY_ADDR: `127.0.0.1:${backends.identity}`,
-          GATEWAY_CATALOG_ADDR: `127.0.0.1:${backends.catalog}`,
-          GATEWAY_NOTIFICATIONS_ADDR: notifications.address,
-          GATEWAY_ORDERS_ADDR: CLOSED_ADDRESS,
-          GATEWAY_PAYMENTS_ADDR: CLOSED_ADDRESS,
+          ...backendEnv,
           GATEWAY_CATALOG_CACHE_MS: "0",
           GATEWAY_UPSTREAM_TIMEOUT_MS: "4000",
           GATEWAY_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES),
@@ -204,5 +208,24 @@ describe("gRPC calls at the edge get the same answers on the gRPC path and throu
       const { product } = await catalog.getProduct({ productId: "MW-HEADLAMP" });
       assert.equal(product?.id, "MW-HEADLAMP");
     });
+  });
+
+  test("shutdown waits for a call in flight on the gRPC path, then the gateway stops accepting", async (t) => {
+    const stopping = await startTestGateway(t, { ...GENEROUS_LIMITS, ...backendEnv, GATEWAY_LOG_LEVEL: "debug" });
+    const requestId = "grpc-path-shutdown";
+    const line = nextLog(stopping.logs, (entry) => entry.request_id === requestId && entry.msg === "call answered");
+    const held = nextEvent(notifications.events, "held");
+    const inFlight = connectClient(NotificationService, transportsFor(stopping.baseUrl)["gRPC over h2c"]).listNotifications(
+      { pageToken: "hold" },
+      { headers: { authorization, "x-request-id": requestId } },
+    );
+    await held;
+    const shutdown = stopping.shutdown();
+    notifications.release();
+    assert.equal((await inFlight).notifications.length, 1, "the call in flight was answered");
+    assert.equal((await line).via, "grpc-passthrough");
+    assert.equal(await shutdown, true, "drained: no call was cut off");
+    const refused = await connectError(connectClient(CatalogService, transportsFor(stopping.baseUrl)["gRPC over h2c"]).getProduct({ productId: "MW-HEADLAMP" }));
+    assert.equal(refused.code, Code.Unavailable);
   });
 });

@@ -26,13 +26,14 @@ export function createDeprecationGate(options: DeprecationOptions): (inner: Requ
     if (!known.has(service)) known.set(service, deprecationHeaders(service, options.lifecycle));
     return known.get(service);
   };
-  return (inner) => async (ctx) => {
+  // Not async itself: the inner gate's promise is returned as it is, one promise less per call.
+  return (inner) => (ctx) => {
     const service = ctx.method.parent.typeName;
     const headers = headersOf(service);
     if (headers) {
       for (const [name, value] of Object.entries(headers)) ctx.responseHeader.set(name, value);
       options.metrics.deprecatedCall(service, ctx.method.name);
     }
-    await inner(ctx);
+    return inner(ctx);
   };
 }

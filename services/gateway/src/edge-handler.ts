@@ -5,15 +5,12 @@
 import { acceptRequestId } from "@meshwork/platform";
 import type { CorsPolicy } from "./cors.js";
 import type { EdgeHandler } from "./edge-server.js";
-import type { GrpcPassthrough } from "./grpc-passthrough.js";
 import { REQUEST_ID_HEADER } from "./request-id.js";
 import type { StaticWeb } from "./static-web.js";
 
 export interface EdgeHandlerOptions {
   /** Connect's node adapter. */
   readonly connect: EdgeHandler;
-  /** The gRPC path (grpc-passthrough.ts): serves what it takes; the rest goes to Connect. */
-  readonly grpc?: GrpcPassthrough;
   readonly cors: CorsPolicy;
   readonly maxRequestBytes: number;
   /** False once shutdown started: the probe answers 503 so a load balancer stops sending. */
@@ -61,7 +58,6 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
       return;
     }
 
-    if (options.grpc?.(request, response)) return;
     options.connect(request, response);
   };
 }

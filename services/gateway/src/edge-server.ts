@@ -4,10 +4,15 @@
  * made here: a net.Server reads the first bytes of each connection, and hands
  * the socket to the http2 server when they are the HTTP/2 client preface,
  * to the http server otherwise. The bytes read are put back (unshift) first.
+ *
+ * HTTP/2 streams are offered to `streamHandler` first (the gateway's gRPC
+ * path), as raw streams; those it declines get Node's compatibility
+ * request and response, made here as Node's own compatibility layer makes
+ * them (a server with a request listener would make them for every stream).
  */
 import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import net, { type Socket } from "node:net";
 import type { Logger } from "@meshwork/platform";
 
@@ -19,9 +24,17 @@ const FLUSH_MS = 1000;
 export type EdgeRequest = IncomingMessage | Http2ServerRequest;
 export type EdgeResponse = ServerResponse | Http2ServerResponse;
 export type EdgeHandler = (request: EdgeRequest, response: EdgeResponse) => void;
+/**
+ * Takes an HTTP/2 stream as it is, or declines it (false) for `handler`.
+ * A stream taken must be answered with `respond(..., { waitForTrailers:
+ * true })` and trailers: the answer counts as written when they are wanted.
+ */
+export type EdgeStreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 
 export interface EdgeServerOptions {
   readonly handler: EdgeHandler;
+  /** Tried first for each HTTP/2 stream whose header block is within maxHeaderBytes. */
+  readonly streamHandler?: EdgeStreamHandler;
   readonly log: Logger;
   /** A connection that has not sent its first bytes (or HTTP/1.1 request headers) by then is closed. Default 10 s. */
   readonly headersTimeoutMs?: number;
@@ -59,11 +72,45 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const maxHeaderBytes = options.maxHeaderBytes ?? 16 * 1024;
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   let draining = false;
-  /** Requests whose answer is not fully written yet. */
-  const requests = new Set<EdgeRequest>();
+  /** Requests (or raw HTTP/2 streams) whose answer is not fully written yet, each with its "HTTP/2.0 POST /path". */
+  const requests = new Map<object, () => string>();
   const http1Responses = new Set<ServerResponse>();
   /** HTTP/2 streams answered in full whose client has not finished sending (see below). */
   const lingering = new Set<ServerHttp2Stream>();
+
+  /**
+   * HTTP/1.1's request timeout, for HTTP/2: a stream whose client has not
+   * finished sending by then is cancelled. Without it a client could open
+   * streams and send nothing more, and an open stream keeps its connection
+   * from ever being idle. Answers may stream on for as long as they like:
+   * only the request side is timed. `onAnswered` runs when the answer's
+   * trailers are wanted: all of it is queued then.
+   */
+  const timeRequestSide = (stream: ServerHttp2Stream, onAnswered: () => void): void => {
+    const requestTimer = setTimeout(() => {
+      if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, requestTimeoutMs);
+    requestTimer.unref();
+    // One listener for both: the timer, and the lingering entry if any.
+    stream.once("close", () => {
+      clearTimeout(requestTimer);
+      lingering.delete(stream);
+    });
+    stream.once("wantTrailers", onAnswered);
+  };
+
+  /** A raw stream `streamHandler` took: in flight until its answer is written, as a compatibility request is. */
+  const trackedStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+    requests.set(stream, () => `HTTP/2.0 ${headers[":method"]} ${headers[":path"]}`);
+    const answered = (): void => {
+      if (requests.delete(stream)) changed();
+    };
+    stream.once("close", answered);
+    timeRequestSide(stream, () => {
+      answered();
+      if (!stream.readableEnded) lingering.add(stream);
+    });
+  };
   /** Connections, and those still being sniffed. */
   const sockets = new Set<Socket>();
   const sniffing = new Set<Socket>();
@@ -75,7 +122,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
     });
 
   const tracked: EdgeHandler = (request, response) => {
-    requests.add(request);
+    requests.set(request, () => `HTTP/${request.httpVersion} ${request.method} ${request.url}`);
     const isHttp1 = request.httpVersionMajor === 1;
     if (isHttp1) http1Responses.add(response as ServerResponse);
     const answered = (): void => {
@@ -93,21 +140,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       // with trailers (possibly empty), sent from its own, earlier,
       // "wantTrailers" listener, so the answer is queued when this one runs.
       const stream = (request as Http2ServerRequest).stream;
-      // HTTP/1.1's request timeout, for HTTP/2: a stream whose client has not
-      // finished sending by then is cancelled. Without it a client could open
-      // streams and send nothing more, and an open stream keeps its
-      // connection from ever being idle. Answers may stream on for as long as
-      // they like: only the request side is timed.
-      const requestTimer = setTimeout(() => {
-        if (!stream.destroyed && stream.state.remoteClose !== 1) stream.close(http2.constants.NGHTTP2_CANCEL);
-      }, requestTimeoutMs);
-      requestTimer.unref();
-      // One listener for both: the timer, and the lingering entry if any.
-      stream.once("close", () => {
-        clearTimeout(requestTimer);
-        lingering.delete(stream);
-      });
-      stream.once("wantTrailers", () => {
+      timeRequestSide(stream, () => {
         answered();
         if (!request.complete) lingering.add(stream);
       });
@@ -145,7 +178,33 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   // (RST_STREAM, or GOAWAY once the client has acknowledged the cap), and so
   // is a stream whose header list is larger (RST_STREAM ENHANCE_YOUR_CALM).
   // Either way only that client's stream or connection is refused.
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: options.maxStreamsPerConnection ?? 100, maxHeaderListSize: maxHeaderBytes } }, tracked);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: options.maxStreamsPerConnection ?? 100, maxHeaderListSize: maxHeaderBytes } });
+  h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    // An oversized header block goes to `tracked`, which refuses it.
+    if (options.streamHandler && headerListSize(rawHeaders) <= maxHeaderBytes && options.streamHandler(stream, headers)) {
+      trackedStream(stream, headers);
+      return;
+    }
+    // What Node's compatibility layer does for a server with a request
+    // listener: a CONNECT is refused (this server serves no tunnels), an
+    // Expect other than 100-continue is 417, 100-continue is granted.
+    const request = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const response = new http2.Http2ServerResponse(stream);
+    if (headers[":method"] === "CONNECT") {
+      response.statusCode = 405;
+      response.end();
+      return;
+    }
+    if (headers.expect !== undefined) {
+      if (headers.expect !== "100-continue") {
+        response.writeHead(417);
+        response.end();
+        return;
+      }
+      response.writeContinue();
+    }
+    tracked(request, response);
+  });
   const sessions = new Set<ServerHttp2Session>();
   h2.on("session", (session: ServerHttp2Session) => {
     sessions.add(session);
@@ -218,7 +277,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       for (const session of sessions) session.close();
 
       const drained = await until(() => requests.size === 0, deadline);
-      const cutOff = [...requests].map((request) => `HTTP/${request.httpVersion} ${request.method} ${request.url}`);
+      const cutOff = [...requests.values()].map((label) => label());
       if (drained) {
         // Every answer is queued; connections flush it and close by
         // themselves. A lingering stream is told to stop sending with

@@ -1,7 +1,9 @@
 /**
  * The gateway's gRPC path: unary gRPC calls (HTTP/2, `application/grpc` or
  * `application/grpc+proto`, uncompressed) to a forwarded service are served
- * here, without Connect, passing the request and the answer through as bytes.
+ * here, without Connect, passing the request and the answer through as bytes,
+ * on the raw HTTP/2 stream (edge-server.ts offers each stream here before it
+ * makes Node's compatibility request and response for Connect).
  * Everything else (Connect, gRPC-web, HTTP/1.1, streams, compressed messages,
  * the gateway's own services, anything unusual in the headers) goes to
  * Connect as before, and Connect answers it, errors included.
@@ -26,7 +28,7 @@
  * once, to refuse what is not a valid message at the edge (as Connect does),
  * but the bytes that go on are the caller's own.
  */
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { constants as h2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { fromBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -34,7 +36,7 @@ import { REQUEST_ID_HEADER, type BytesUnaryCall, type Logger } from "@meshwork/p
 import { untilAborted } from "./abortable.js";
 import { logCall } from "./access-log.js";
 import { requestIdKey, type GateContext, type RequestGate } from "./edge-context.js";
-import type { EdgeRequest, EdgeResponse } from "./edge-server.js";
+import type { EdgeStreamHandler } from "./edge-server.js";
 import type { EdgeTelemetry } from "./edge-telemetry.js";
 import { CachedAnswer, cacheKey, isStaleFallback, STALE_HEADER } from "./forward.js";
 import type { TtlCache } from "./ttl-cache.js";
@@ -57,8 +59,8 @@ export interface GrpcPassthroughOptions {
   /** The request gate, the same Connect runs. */
   readonly gate: RequestGate;
   readonly telemetry: Pick<EdgeTelemetry, "within" | "settle">;
-  /** The call's context values as Connect's adapter would start them (the client address). */
-  readonly contextValues: (request: EdgeRequest) => ContextValues;
+  /** The call's context values as Connect's adapter would start them (the client address, from the TCP peer and X-Forwarded-For). */
+  readonly contextValues: (peer: string | undefined, headers: IncomingHttpHeaders) => ContextValues;
   /** Largest request message in bytes (Connect's readMaxBytes). */
   readonly maxRequestBytes: number;
   /** Longest deadline of an upstream call. */
@@ -66,8 +68,8 @@ export interface GrpcPassthroughOptions {
   readonly log: Logger;
 }
 
-/** Answers a request and returns true, or returns false and leaves it to Connect. */
-export type GrpcPassthrough = (request: EdgeRequest, response: EdgeResponse) => boolean;
+/** Takes an HTTP/2 stream and answers it (true), or leaves it to Connect (false). */
+export type GrpcPassthrough = EdgeStreamHandler;
 
 /** What Connect answers gRPC binary calls with. */
 const RESPONSE_CONTENT_TYPE = "application/grpc+proto";
@@ -76,11 +78,10 @@ const FRAME_HEADER_BYTES = 5;
 
 export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPassthrough {
   const { log } = options;
-  return (request, response) => {
-    if (request.httpVersionMajor !== 2 || request.method !== "POST") return false;
-    const served = options.methods.get(request.url ?? "");
+  return (stream, headers) => {
+    if (headers[":method"] !== "POST") return false;
+    const served = options.methods.get(headers[":path"] ?? "");
     if (served === undefined) return false;
-    const headers = request.headers;
     const contentType = headers["content-type"];
     if (contentType !== "application/grpc" && contentType !== "application/grpc+proto") return false;
     const encoding = headers["grpc-encoding"];
@@ -93,39 +94,43 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
       if (parsed.error !== undefined || parsed.timeoutMs === undefined) return false;
       timeoutMs = parsed.timeoutMs;
     }
-    void serve(request as Http2ServerRequest, response as Http2ServerResponse, served, timeoutMs === undefined ? undefined : Date.now() + timeoutMs).catch((error: unknown) => {
+    // A raw stream has no error listener of its own (the compatibility layer
+    // adds one): a reset or a write after the client left must not become an
+    // uncaught exception. What it means for the call shows as "close".
+    stream.on("error", ignoreStreamError);
+    void serve(stream, headers, served, timeoutMs === undefined ? undefined : Date.now() + timeoutMs).catch((error: unknown) => {
       // Nothing above throws past its own catch; if it ever does, the stream must not hang.
-      log.error({ err: error, rpc: request.url }, "gRPC path failed to answer");
-      (response as Http2ServerResponse).stream.close(0x02 /* INTERNAL_ERROR */);
+      log.error({ err: error, rpc: headers[":path"] }, "gRPC path failed to answer");
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
     });
     return true;
   };
 
-  async function serve(request: Http2ServerRequest, response: Http2ServerResponse, served: PassthroughMethod, deadline: number | undefined): Promise<void> {
+  async function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, served: PassthroughMethod, deadline: number | undefined): Promise<void> {
     const { method } = served;
     const started = performance.now();
     const responseHeader = new HeaderBag();
-    const values = options.contextValues(request);
-    const ctx: GateContext = { method, requestHeader: { get: (name) => headerValue(request, name) }, responseHeader, values };
+    const values = options.contextValues(stream.session?.socket?.remoteAddress, headers);
+    const ctx: GateContext = { method, requestHeader: { get: (name) => headerValue(headers, name) }, responseHeader, values };
     try {
       await options.gate(ctx);
     } catch (error) {
       // Refused: the gate has recorded it (span, metrics); the body is never read.
-      answer(response, responseHeader, undefined, toConnectError(error, log, values.get(requestIdKey)));
+      answer(stream, responseHeader, undefined, toConnectError(error, log, values.get(requestIdKey)));
       return;
     }
     const requestId = values.get(requestIdKey);
     let failure: ConnectError | undefined;
     let bytes: Uint8Array | undefined;
     try {
-      const message = await readMessage(request, options.maxRequestBytes);
+      const message = await readMessage(stream, options.maxRequestBytes);
       // A fresh cache entry is answered at once: its key is these very bytes,
       // which decoded when the entry was loaded, and there is nothing to cancel.
       const key = served.cache && cacheKey(method, message);
       bytes = key === undefined ? undefined : served.cache?.get(key)?.bytes();
       if (bytes === undefined) {
-        refuseUndecodable(method, message, requestId, request.url);
-        bytes = await cancelledWithCaller(response, (signal) =>
+        refuseUndecodable(method, message, requestId, headers[":path"]);
+        bytes = await cancelledWithCaller(stream, (signal) =>
           options.telemetry.within(values, () =>
             served.cache && key !== undefined ? load(served, served.cache, key, message, requestId, signal, responseHeader) : forward(served, ctx, message, deadline, signal),
           ),
@@ -136,7 +141,7 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
     }
     options.telemetry.settle(values, failure?.code ?? (0 as Code), failure?.rawMessage);
     logCall(log, { rpc: `${method.parent.name}.${method.name}`, via: "grpc-passthrough", values, started, code: failure?.code });
-    answer(response, responseHeader, bytes, failure);
+    answer(stream, responseHeader, bytes, failure);
   }
 
   /** A request that is not a valid message is refused at the edge, naming the type, as Connect refuses it (public-errors.ts). */
@@ -187,23 +192,25 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
 }
 
 /** `work`, given a signal that aborts when the caller hangs up: the upstream call (or the wait for a shared load) is cancelled then. */
-async function cancelledWithCaller<T>(response: Http2ServerResponse, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function cancelledWithCaller<T>(stream: ServerHttp2Stream, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const cancel = new AbortController();
   const onClose = (): void => cancel.abort(new ConnectError("the client went away", Code.Canceled));
-  response.once("close", onClose);
+  stream.once("close", onClose);
   try {
     return await work(cancel.signal);
   } finally {
-    response.off("close", onClose);
+    stream.off("close", onClose);
   }
 }
+
+function ignoreStreamError(): void {}
 
 /**
  * The one message of a unary request, unframed. Refusals say what is wrong
  * with the body, as Connect's would: too large (RESOURCE_EXHAUSTED, before
  * the rest is read), compressed without an encoding, or not exactly one message.
  */
-function readMessage(request: Http2ServerRequest, maxBytes: number): Promise<Uint8Array> {
+function readMessage(request: ServerHttp2Stream, maxBytes: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -211,6 +218,7 @@ function readMessage(request: Http2ServerRequest, maxBytes: number): Promise<Uin
       request.off("data", onData);
       request.off("end", onEnd);
       request.off("aborted", onAborted);
+      request.off("close", onAborted);
       if (error) reject(error);
       else resolve(message!);
     };
@@ -240,6 +248,8 @@ function readMessage(request: Http2ServerRequest, maxBytes: number): Promise<Uin
     request.on("data", onData);
     request.on("end", onEnd);
     request.on("aborted", onAborted);
+    // A stream closed before its end (reset by the client) may not say "aborted" first.
+    request.on("close", onAborted);
   });
 }
 
@@ -247,21 +257,24 @@ function readMessage(request: Http2ServerRequest, maxBytes: number): Promise<Uin
 const OK_TRAILERS: Readonly<Record<string, string>> = { "grpc-status": "0" };
 
 /** Headers then trailers, as connect-node's gRPC answers are: the message (if any) between, the status in the trailers. */
-function answer(response: Http2ServerResponse, responseHeader: HeaderBag, message: Uint8Array | undefined, failure: ConnectError | undefined): void {
-  if (response.stream.destroyed || response.headersSent) return;
-  responseHeader.fields["content-type"] = RESPONSE_CONTENT_TYPE;
-  response.writeHead(200, responseHeader.fields);
-  if (failure !== undefined || message === undefined) {
-    response.addTrailers(errorTrailers(failure ?? new ConnectError("no answer", Code.Internal)));
-    response.end();
+function answer(stream: ServerHttp2Stream, responseHeader: HeaderBag, message: Uint8Array | undefined, failure: ConnectError | undefined): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const fields = responseHeader.fields;
+  fields[":status"] = "200";
+  fields["content-type"] = RESPONSE_CONTENT_TYPE;
+  const trailers = failure !== undefined || message === undefined ? errorTrailers(failure ?? new ConnectError("no answer", Code.Internal)) : OK_TRAILERS;
+  stream.respond(fields, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  if (trailers !== OK_TRAILERS) {
+    stream.end();
     return;
   }
-  response.addTrailers(OK_TRAILERS);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.byteLength);
+  const body = message!;
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.byteLength);
   frame[0] = 0;
-  frame.writeUInt32BE(message.byteLength, 1);
-  frame.set(message, FRAME_HEADER_BYTES);
-  response.end(frame);
+  frame.writeUInt32BE(body.byteLength, 1);
+  frame.set(body, FRAME_HEADER_BYTES);
+  stream.end(frame);
 }
 
 /** A failure's status as gRPC trailers, encoded by Connect's own codec (grpc-message percent-encoded, the error's metadata as fields). */
@@ -275,8 +288,8 @@ function errorTrailers(failure: ConnectError): Record<string, string> {
 }
 
 /** A request header as Fetch Headers would give it: null when absent, repeated values joined with ", ". */
-function headerValue(request: Http2ServerRequest, name: string): string | null {
-  const value = request.headers[name.toLowerCase()];
+function headerValue(headers: IncomingHttpHeaders, name: string): string | null {
+  const value = headers[name.toLowerCase()];
   if (value === undefined) return null;
   return typeof value === "string" ? value : value.join(", ");
 }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http2";
 import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ServerReflection } from "@meshwork/contracts/grpc/reflection/v1/reflection";
@@ -31,7 +32,7 @@ import { createDeprecationGate } from "./deprecation.js";
 import { clientAddressKey } from "./edge-context.js";
 import { createEdgeGate } from "./edge-gate.js";
 import { createEdgeHandler } from "./edge-handler.js";
-import { createEdgeServer, type EdgeRequest } from "./edge-server.js";
+import { createEdgeServer } from "./edge-server.js";
 import { createEdgeTelemetry } from "./edge-telemetry.js";
 import { createForwardingImplementation, type CachedAnswer } from "./forward.js";
 import { createGrpcPassthrough, passthroughMethods } from "./grpc-passthrough.js";
@@ -152,21 +153,21 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       const publicErrors = createPublicErrors(log);
       const served = servedServices(config);
       const streamGuard = createStreamGuard({ maxPerUser: config.maxStreamsPerUser });
-      // One gate for both paths: Connect's, and the gRPC path's (grpc-passthrough.ts).
-      const gate = publicErrors.gate(
-        edgeTelemetry.gate(
-          createDeprecationGate({ metrics: telemetry.metrics })(
-            createEdgeGate({
-              publicMethods: publicMethods(config),
-              verifier,
-              perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
-              perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
-              log,
-            }),
-          ),
+      // One gate for both paths: Connect's, and the gRPC path's (grpc-passthrough.ts),
+      // which reads the body itself and so needs no public-errors mark of when Connect does.
+      const edgeChecks = edgeTelemetry.gate(
+        createDeprecationGate({ metrics: telemetry.metrics })(
+          createEdgeGate({
+            publicMethods: publicMethods(config),
+            verifier,
+            perAddress: createKeyedRateLimiter({ limits: limits.perAddress, maxKeys: config.rateLimitMaxKeys }),
+            perUser: createKeyedRateLimiter({ limits: limits.perUser, maxKeys: config.rateLimitMaxKeys }),
+            log,
+          }),
         ),
       );
-      const contextValues = (request: EdgeRequest) => createContextValues().set(clientAddressKey, clientAddress(request.socket.remoteAddress, request.headers["x-forwarded-for"], trustedProxies));
+      const gate = publicErrors.gate(edgeChecks);
+      const contextValues = (peer: string | undefined, headers: IncomingHttpHeaders) => createContextValues().set(clientAddressKey, clientAddress(peer, headers["x-forwarded-for"], trustedProxies));
       const connect = connectNodeAdapter({
         routes(router) {
           for (const route of FORWARDED_SERVICES) {
@@ -190,7 +191,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
         readMaxBytes: config.maxRequestBytes,
         interceptors: [publicErrors.interceptor, edgeTelemetry.interceptor, createAccessLog(log), streamGuard.interceptor, ...(options.interceptors ?? [])],
         requestGate: gate,
-        contextValues,
+        contextValues: (request) => contextValues(request.socket.remoteAddress, request.headers),
       });
       const passthroughOn = config.grpcPassthrough && (options.interceptors ?? []).length === 0;
       const grpc = passthroughOn
@@ -200,7 +201,7 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
               forwardAuthorization: route.forwardAuthorization,
               ...(route.cacheable && catalogCache ? { cache: catalogCache } : {}),
             })),
-            gate,
+            gate: edgeChecks,
             telemetry: edgeTelemetry,
             contextValues,
             maxRequestBytes: config.maxRequestBytes,
@@ -212,12 +213,12 @@ export async function startGateway(env: Readonly<Record<string, string | undefin
       const server = createEdgeServer({
         handler: createEdgeHandler({
           connect,
-          ...(grpc ? { grpc } : {}),
           cors: createCorsPolicy(corsOrigins),
           maxRequestBytes: config.maxRequestBytes,
           serving: () => serving,
           ...(config.webDir ? { web: createStaticWeb({ root: resolveWebDir(config.webDir), onError: (err, url) => log.warn({ err, url }, "web file not served") }) } : {}),
         }),
+        ...(grpc ? { streamHandler: grpc } : {}),
         log,
         maxStreamsPerConnection: config.maxStreamsPerConnection,
         idleTimeoutMs: config.idleTimeoutMs,

@@ -184,4 +184,96 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
     assert.match(Buffer.concat(chunks).toString(), /^h2 GET \/slow /);
     assert.deepEqual(await closing, { drained: true, cutOff: [] });
   });
+
+  test("a stream handler takes the HTTP/2 streams it wants; the rest reach the request handler", TIMEOUT, async (t) => {
+    const echo = createEchoHandler();
+    const server = createEdgeServer({
+      handler: echo.handler,
+      streamHandler: (stream, headers) => {
+        if (headers[":path"] !== "/raw") return false;
+        stream.respond({ ":status": 200 }, { waitForTrailers: true });
+        stream.once("wantTrailers", () => stream.sendTrailers({ "x-answered-by": "stream handler" }));
+        stream.end("raw");
+        return true;
+      },
+      log: createSilentLogger(),
+    });
+    const port = await server.listen("127.0.0.1", 0);
+    t.onTestFinished(async () => {
+      await server.close(0);
+    });
+    assert.equal(await h2(port, "/raw"), "raw");
+    assert.match(await h2(port, "/echo", Buffer.from("x")), /^h2 POST \/echo /);
+    // HTTP/1.1 never meets the stream handler.
+    assert.match((await http1(port, "/raw")).text, /^http\/1\.1 GET \/raw /);
+    assert.equal(server.inFlight(), 0);
+  });
+
+  test("a stream the stream handler took is in flight until answered: close() waits for it, or names it when cut off", TIMEOUT, async (t) => {
+    const taken: ((text: string) => void)[] = [];
+    let arrived: (() => void) | undefined;
+    const server = createEdgeServer({
+      handler: createEchoHandler().handler,
+      streamHandler: (stream) => {
+        stream.on("error", () => {});
+        taken.push((text) => {
+          stream.respond({ ":status": 200 }, { waitForTrailers: true });
+          stream.once("wantTrailers", () => stream.sendTrailers({}));
+          stream.end(text);
+        });
+        arrived?.();
+        return true;
+      },
+      log: createSilentLogger(),
+    });
+    const port = await server.listen("127.0.0.1", 0);
+    t.onTestFinished(async () => {
+      await server.close(0);
+    });
+    const waitFor = (count: number) =>
+      new Promise<void>((resolve) => {
+        arrived = () => {
+          if (taken.length >= count) resolve();
+        };
+        arrived();
+      });
+
+    const first = h2(port, "/held", Buffer.from("a"));
+    await waitFor(1);
+    assert.equal(server.inFlight(), 1);
+    taken[0]!("first");
+    assert.equal(await first, "first");
+    assert.equal(server.inFlight(), 0);
+
+    const second = h2(port, "/held", Buffer.from("b"));
+    await waitFor(2);
+    const closing = server.close(5000);
+    assert.equal(server.inFlight(), 1, "close() waits for the taken stream");
+    taken[1]!("second");
+    assert.equal(await second, "second");
+    assert.deepEqual(await closing, { drained: true, cutOff: [] });
+  });
+
+  test("a taken stream still unanswered after the grace period is cut off and named", TIMEOUT, async (t) => {
+    let arrived: (() => void) | undefined;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    const server = createEdgeServer({
+      handler: createEchoHandler().handler,
+      streamHandler: (stream) => {
+        stream.on("error", () => {});
+        arrived?.();
+        return true;
+      },
+      log: createSilentLogger(),
+    });
+    const port = await server.listen("127.0.0.1", 0);
+    t.onTestFinished(async () => {
+      await server.close(0);
+    });
+    const stuck = h2(port, "/never", Buffer.from("x"));
+    await reached;
+    assert.deepEqual(await server.close(100), { drained: false, cutOff: ["HTTP/2.0 POST /never"] });
+    // Its session was destroyed: the client got no answer (an empty body, or an error).
+    assert.equal(await stuck.catch(() => ""), "");
+  });
 });
