@@ -11,7 +11,7 @@ import net from "node:net";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { createSilentLogger } from "@meshwork/platform";
-import { createEdgeServer, type EdgeHandler, type EdgeServer } from "../src/edge-server.js";
+import { createEdgeServer, type EdgeHandler, type EdgeServer, type EdgeStreamHandler } from "../src/edge-server.js";
 
 const TIMEOUT = { timeout: 20_000 };
 
@@ -51,7 +51,7 @@ function createEchoHandler() {
   };
 }
 
-async function start(t: TestScope, handler: EdgeHandler, options: { headersTimeoutMs?: number } = {}): Promise<{ server: EdgeServer; port: number }> {
+async function start(t: TestScope, handler: EdgeHandler, options: { headersTimeoutMs?: number; streamHandler?: EdgeStreamHandler } = {}): Promise<{ server: EdgeServer; port: number }> {
   const server = createEdgeServer({ handler, log: createSilentLogger(), ...options });
   const port = await server.listen("127.0.0.1", 0);
   t.onTestFinished(async () => {
@@ -187,8 +187,7 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
 
   test("a stream handler takes the HTTP/2 streams it wants; the rest reach the request handler", TIMEOUT, async (t) => {
     const echo = createEchoHandler();
-    const server = createEdgeServer({
-      handler: echo.handler,
+    const { server, port } = await start(t, echo.handler, {
       streamHandler: (stream, headers) => {
         if (headers[":path"] !== "/raw") return false;
         stream.respond({ ":status": 200 }, { waitForTrailers: true });
@@ -196,11 +195,6 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
         stream.end("raw");
         return true;
       },
-      log: createSilentLogger(),
-    });
-    const port = await server.listen("127.0.0.1", 0);
-    t.onTestFinished(async () => {
-      await server.close(0);
     });
     assert.equal(await h2(port, "/raw"), "raw");
     assert.match(await h2(port, "/echo", Buffer.from("x")), /^h2 POST \/echo /);
@@ -212,8 +206,7 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
   test("a stream the stream handler took is in flight until answered: close() waits for it, or names it when cut off", TIMEOUT, async (t) => {
     const taken: ((text: string) => void)[] = [];
     let arrived: (() => void) | undefined;
-    const server = createEdgeServer({
-      handler: createEchoHandler().handler,
+    const { server, port } = await start(t, createEchoHandler().handler, {
       streamHandler: (stream) => {
         stream.on("error", () => {});
         taken.push((text) => {
@@ -224,11 +217,6 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
         arrived?.();
         return true;
       },
-      log: createSilentLogger(),
-    });
-    const port = await server.listen("127.0.0.1", 0);
-    t.onTestFinished(async () => {
-      await server.close(0);
     });
     const waitFor = (count: number) =>
       new Promise<void>((resolve) => {
@@ -257,18 +245,12 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
   test("a taken stream still unanswered after the grace period is cut off and named", TIMEOUT, async (t) => {
     let arrived: (() => void) | undefined;
     const reached = new Promise<void>((resolve) => (arrived = resolve));
-    const server = createEdgeServer({
-      handler: createEchoHandler().handler,
+    const { server, port } = await start(t, createEchoHandler().handler, {
       streamHandler: (stream) => {
         stream.on("error", () => {});
         arrived?.();
         return true;
       },
-      log: createSilentLogger(),
-    });
-    const port = await server.listen("127.0.0.1", 0);
-    t.onTestFinished(async () => {
-      await server.close(0);
     });
     const stuck = h2(port, "/never", Buffer.from("x"));
     await reached;
