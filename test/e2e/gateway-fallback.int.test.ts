@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import { test } from "vitest";
 import { startCatalog } from "@meshwork/catalog";
-import { CLOSED_ADDRESS, GENEROUS_LIMITS, startTestGateway } from "./gateway-harness.js";
+import { Code } from "@connectrpc/connect";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { connectError } from "@meshwork/testing";
+import { CLOSED_ADDRESS, connectClient, GENEROUS_LIMITS, startTestGateway, transportsFor } from "./gateway-harness.js";
 
 const CACHE_MS = 100;
 
@@ -53,4 +56,14 @@ test("while catalog is down, the gateway serves the last good catalog answer mar
   const neverSeen = await getProduct("MW-TEA-TIN");
   assert.equal(neverSeen.status, 503);
   assert.equal(((await neverSeen.json()) as { code: string }).code, "unavailable");
+
+  // The gRPC path (bytes through) shares the cache: the answer Connect loaded
+  // is served stale over gRPC too, as its encoding, and the unseen read fails the same way.
+  const grpc = connectClient(CatalogService, transportsFor(gateway.baseUrl)["gRPC over h2c"]);
+  let staleHeader: string | null = null;
+  const { product } = await grpc.getProduct({ productId: "MW-HEADLAMP" }, { onHeader: (headers) => (staleHeader = headers.get("x-meshwork-stale")) });
+  assert.equal(staleHeader, "true");
+  assert.equal(product?.id, "MW-HEADLAMP");
+  assert.equal(product?.stockAvailable, freshBody.product.stockAvailable);
+  assert.equal((await connectError(grpc.getProduct({ productId: "MW-TEA-TIN" }))).code, Code.Unavailable);
 });

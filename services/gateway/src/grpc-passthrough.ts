@@ -132,7 +132,7 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
         refuseUndecodable(method, message, requestId, headers[":path"]);
         bytes = await cancelledWithCaller(stream, (signal) =>
           options.telemetry.within(values, () =>
-            served.cache && key !== undefined ? load(served, served.cache, key, message, requestId, signal, responseHeader) : forward(served, ctx, message, deadline, signal),
+            served.cache && key !== undefined ? load(served, served.cache, key, message, requestId, deadline, signal, responseHeader) : forward(served, ctx, message, deadline, signal),
           ),
         );
       }
@@ -174,19 +174,25 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
     key: string,
     message: Uint8Array,
     requestId: string,
+    deadline: number | undefined,
     signal: AbortSignal,
     responseHeader: HeaderBag,
   ): Promise<Uint8Array> {
     const shared = cache.getOrLoad(key, async () =>
       CachedAnswer.ofBytes(served.method.output, await served.call(served.method, message, { headers: { [REQUEST_ID_HEADER]: requestId }, timeoutMs: options.upstreamTimeoutMs, parent: null })),
     );
+    // The shared load runs on the gateway's own deadline; this caller waits only until its own.
+    const expired = new AbortController();
+    const timer = deadline === undefined ? undefined : setTimeout(() => expired.abort(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), deadline - Date.now());
     try {
-      return (await untilAborted(shared, signal)).bytes();
+      return (await untilAborted(shared, timer === undefined ? signal : AbortSignal.any([signal, expired.signal]))).bytes();
     } catch (error) {
       const stale = isStaleFallback(error) ? cache.getStale(key) : undefined;
       if (stale === undefined) throw error;
       responseHeader.set(STALE_HEADER, "true");
       return stale.bytes();
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
