@@ -71,15 +71,49 @@ export function partitionOf(aggregateId: string): number {
 }
 
 /**
- * An INSERT of one outbox row into `table` whose values are the caller's
+ * A time that stands for "the now() of the statement that writes this row"
+ * in an outbox body built before the statement runs. A status change written
+ * by one statement (no BEGIN and COMMIT around it) announces rows whose time
+ * only the database knows: the body is built with this stand-in, and
+ * outboxInsertSql's `stampBody` replaces the stand-in's text with the
+ * statement's now(), written as protobuf's JSON mapping writes a Timestamp of
+ * millisecond precision ("...T10:20:30.456Z", no fraction when it is zero):
+ * the same text the body would hold had it been built from the rows' time as
+ * read back (pg and JavaScript's Date both drop the microseconds). Year 1 is
+ * no time a row is ever written at, and its text is the same in every
+ * writer's form (the milliseconds are not zero).
+ */
+export const STATEMENT_TIME = new Date("0001-01-01T00:00:00.001Z");
+const STATEMENT_TIME_TEXT = STATEMENT_TIME.toISOString();
+
+/**
+ * SQL text of the timestamptz `expression` as protobuf's JSON mapping writes
+ * it once a Date has dropped the microseconds: UTC, milliseconds when they
+ * are not zero (to_char's MS truncates, as pg's and JavaScript's parsers do).
+ */
+export function jsonTimestampSql(expression: string): string {
+  const utc = `(${expression}) at time zone 'UTC'`;
+  return `to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || coalesce(nullif(to_char(${utc}, '.MS'), '.000'), '') || 'Z'`;
+}
+
+export interface OutboxInsertOptions {
+  /** The outbox table (default "outbox"). */
+  readonly table?: string;
+  /** The body (UTF-8 text) carries STATEMENT_TIME: the row gets the statement's now() in its place. */
+  readonly stampBody?: boolean;
+}
+
+/**
+ * An INSERT of one outbox row into the table whose values are the caller's
  * placeholders $first to $first+8 (outboxRowValues gives them), inserting
  * only where `condition` holds: for a statement of the caller's that writes
  * the row with the change it announces (a data-modifying CTE).
  */
-export function outboxInsertSql(first: number, condition: string, table = "outbox"): string {
+export function outboxInsertSql(first: number, condition: string, { table = "outbox", stampBody = false }: OutboxInsertOptions = {}): string {
   const at = (offset: number): string => `$${first + offset}`;
+  const body = stampBody ? `convert_to(replace(convert_from(${at(8)}::bytea, 'UTF8'), '${STATEMENT_TIME_TEXT}', ${jsonTimestampSql("now()")}), 'UTF8')` : `${at(8)}::bytea`;
   return `insert into ${table} (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, headers, body)
-          select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${at(8)}::bytea
+          select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${body}
            where ${condition}`;
 }
 
@@ -123,7 +157,7 @@ const enqueueStatements = new Map<string, SqlStatement>();
 function enqueueStatement(table: string): SqlStatement {
   let statement = enqueueStatements.get(table);
   if (!statement) {
-    statement = sqlStatement(`${table}_enqueue`, outboxInsertSql(1, "true", table), "insert");
+    statement = sqlStatement(`${table}_enqueue`, outboxInsertSql(1, "true", { table }), "insert");
     enqueueStatements.set(table, statement);
   }
   return statement;
