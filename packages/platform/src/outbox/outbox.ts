@@ -3,7 +3,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
 import type { Logger } from "../logger.js";
-import { runSql, sqlStatement, type SqlStatement, type SqlTransaction } from "../sql.js";
+import { inSqlTransaction, runSql, sqlStatement, type SqlStatement, type SqlTransaction } from "../sql.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
 import { startPublishSpans } from "../telemetry/messaging.js";
 import { currentTraceHeaders } from "../telemetry/tracing.js";
@@ -213,6 +213,41 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+interface RelayStatements {
+  /** $1 lock namespace, $2 batch size: the rows of the partitions this relay could lock, oldest first, locked. */
+  readonly take: SqlStatement;
+  /** $1 ids (bigint[]). */
+  readonly markPublished: SqlStatement;
+  readonly anyPending: SqlStatement;
+}
+
+const relayStatementsByTable = new Map<string, RelayStatements>();
+/** The relay's statements on `table`, one set per table name (prepared statements are named per text). */
+function relayStatements(table: string): RelayStatements {
+  let statements = relayStatementsByTable.get(table);
+  if (!statements) {
+    statements = {
+      // The lock attempts must run once per pending partition before the rows are read, which a MATERIALIZED CTE guarantees.
+      take: sqlStatement(
+        `${table}_relay_take`,
+        `with pending as (select distinct partition from ${table} where published_at is null),
+              locked as materialized (select partition from pending where pg_try_advisory_xact_lock($1::integer, partition))
+         select id, message_id, exchange, routing_key, message_type, content_type, headers, body, created_at
+           from ${table}
+          where published_at is null and partition in (select partition from locked)
+          order by id
+          limit $2
+          for update of ${table}`,
+        "select",
+      ),
+      markPublished: sqlStatement(`${table}_relay_mark`, `update ${table} set published_at = now() where id = any($1::bigint[])`),
+      anyPending: sqlStatement(`${table}_relay_any_pending`, `select id from ${table} where published_at is null limit 1`),
+    };
+    relayStatementsByTable.set(table, statements);
+  }
+  return statements;
+}
+
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, publisher, log } = options;
   const table = options.table ?? "outbox";
@@ -220,6 +255,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const retentionMs = options.retentionMs ?? 60 * 60 * 1000;
   const lockNamespace = options.lockNamespace ?? createHash("sha1").update(`outbox:${table}`).digest().readInt32BE(0);
+  const statements = relayStatements(table);
   let published = 0;
   let running: Promise<void> | undefined;
   let stopping = false;
@@ -233,29 +269,19 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * rows. It tries their advisory locks and takes the rows of the partitions
    * it got in one statement, publishes them all as one batch (one wait for
    * the broker's confirms), marks them in one statement and commits: a fixed
-   * five round trips per pass however many orders it carries, where a
+   * four round trips per pass however many orders it carries, where a
    * transaction per partition cost five each and ran the confirms one
    * partition after the other. Rows are taken in id order under a global
    * limit, so what a pass takes of each partition is that partition's oldest
    * rows: order per aggregate holds. A partition another relay holds is left
    * to it; a row another relay published since this statement's snapshot
    * fails FOR UPDATE's recheck of `published_at is null` and is skipped.
+   * The statements are prepared SQL (runSql): a relay runs them for every
+   * few orders.
    */
   const relayPass = async (): Promise<number> =>
-    db.transaction(async (trx) => {
-      // Raw SQL: the lock attempts must run once per pending partition before
-      // the rows are read, which a MATERIALIZED CTE guarantees and knex cannot express.
-      const { rows } = (await trx.raw(
-        `with pending as (select distinct partition from ${table} where published_at is null),
-              locked as materialized (select partition from pending where pg_try_advisory_xact_lock(?, partition))
-         select id, message_id, exchange, routing_key, message_type, content_type, headers, body, created_at
-           from ${table}
-          where published_at is null and partition in (select partition from locked)
-          order by id
-          limit ?
-          for update of ${table}`,
-        [lockNamespace, batchSize],
-      )) as { rows: OutboxRow[] };
+    inSqlTransaction(db, async (trx) => {
+      const { rows } = await runSql<OutboxRow>(trx, statements.take, [lockNamespace, batchSize]);
       if (rows.length === 0) return 0;
       const messages: OutgoingMessage[] = rows.map((row) => ({
         messageId: row.message_id,
@@ -275,12 +301,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         throw error;
       }
       publishing.end();
-      await trx(table)
-        .whereIn(
-          "id",
-          rows.map((row) => row.id),
-        )
-        .update({ published_at: trx.fn.now() });
+      await runSql(trx, statements.markPublished, [rows.map((row) => row.id)]);
       return rows.length;
     });
 
@@ -288,7 +309,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // An idle relay first takes one cheap look (the partial index holds only
     // unpublished rows) instead of a transaction; a busy one, whose last pass
     // found rows, goes straight to the next pass.
-    const worthAPass = busy || (await db(table).whereNull("published_at").first("id")) !== undefined;
+    const worthAPass = busy || (await runSql(db, statements.anyPending, [])).rows.length > 0;
     const total = worthAPass ? await relayPass() : 0;
     busy = total > 0;
     published += total;
