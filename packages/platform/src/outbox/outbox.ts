@@ -81,7 +81,10 @@ export function partitionOf(aggregateId: string): number {
  * the same text the body would hold had it been built from the rows' time as
  * read back (pg and JavaScript's Date both drop the microseconds). Year 1 is
  * no time a row is ever written at, and its text is the same in every
- * writer's form (the milliseconds are not zero).
+ * writer's form (the milliseconds are not zero). Every occurrence of that
+ * text is replaced, so a body that carries free text from outside (which
+ * could spell it) must not be stamped; orders' events carry ids the catalog
+ * knows and reasons the services wrote.
  */
 export const STATEMENT_TIME = new Date("0001-01-01T00:00:00.001Z");
 const STATEMENT_TIME_TEXT = STATEMENT_TIME.toISOString();
