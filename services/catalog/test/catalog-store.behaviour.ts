@@ -157,6 +157,30 @@ export function catalogStoreBehaviour(adapter: string, open: StoreFactory): void
       assert.equal(await stockOf(store, "P-A"), 5);
     });
 
+    test("concurrent releases of one reservation give its stock back once", async (t) => {
+      const store = await seeded(t);
+      if (!store) return;
+      await store.reserve("order-7", [
+        { productId: "P-A", quantity: 3 },
+        { productId: "P-B", quantity: 2 },
+      ]);
+      const releases = await Promise.all(Array.from({ length: 6 }, () => store.release("order-7")));
+      assert.ok(releases.every((release) => release.state === "released" && release.lines.length === 2));
+      assert.equal(await stockOf(store, "P-A"), 5);
+      assert.equal(await stockOf(store, "P-B"), 2);
+    });
+
+    test("reservations and releases of orders racing each other leave the stock whole", async (t) => {
+      const store = await seeded(t);
+      if (!store) return;
+      // Each order's release races its own reservation: whichever comes first, no stock stays taken.
+      const orders = Array.from({ length: 5 }, (_, index) => `race-release-${index}`);
+      const outcomes = await Promise.allSettled(orders.flatMap((orderId) => [store.reserve(orderId, [{ productId: "P-A", quantity: 1 }]), store.release(orderId)]));
+      assert.ok(outcomes.every((outcome) => outcome.status === "fulfilled" || outcome.reason instanceof ReservationReleasedError));
+      assert.equal(await stockOf(store, "P-A"), 5);
+      for (const orderId of orders) assert.equal((await store.release(orderId)).state, "released");
+    });
+
     test("concurrent reservations for the last units never oversell", async (t) => {
       const store = await seeded(t);
       if (!store) return;

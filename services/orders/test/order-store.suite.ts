@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
+import { orderStreamId } from "../src/order-events.js";
 import { IdempotencyConflictError } from "../src/orders.js";
 import { eventFactory, newOrder, orderStore, ordersDatabase, outboxRoutingKeys, type Engine } from "./support.js";
 
@@ -110,6 +111,49 @@ export function orderStoreSuite(engine: Engine): void {
       assert.deepEqual(await outboxRoutingKeys(db, order.id), ["order.placed", "order.confirmed"]);
       assert.equal(await store.pendingSagas(), 0);
       assert.deepEqual(await store.claim("me", 1, 60_000), [], "a finished saga is never claimed again");
+    });
+
+    test("each outbox message announces the order as stored, at its events' time", async (t) => {
+      const db = await ordersDatabase(t, engine);
+      if (!db) return;
+      const store = orderStore(db);
+      const { order: placed, saga } = await store.place(newOrder("u1"), eventFactory, { owner: "me", leaseMs: 60_000 });
+      const rejected = await store.apply(
+        saga!,
+        placed,
+        {
+          step: "done",
+          attempts: 0,
+          delayMs: 0,
+          authorizeAttempted: false,
+          outcome: { status: "rejected", reason: "out of stock" },
+          status: "rejected",
+          reason: "out of stock",
+          history: [
+            { step: "stock_refused", detail: "out of stock" },
+            { step: "order_rejected", detail: "out of stock" },
+          ],
+        },
+        60_000,
+        eventFactory,
+      );
+      assert.equal(rejected?.order.status, "rejected");
+      const bodies: { event_id: string; body: Uint8Array }[] = await db("outbox").where({ aggregate_id: placed.id }).orderBy("id").select("message_id as event_id", "body");
+      const announced = bodies.map(({ body }) => JSON.parse(Buffer.from(body).toString()) as Record<string, unknown>);
+      // The message the factory builds from each order as returned (which the stream folds the same), but for the event's id.
+      const expected = [eventFactory(placed, undefined), eventFactory(rejected!.order, "pending")].map((event, index) => ({
+        ...(JSON.parse(Buffer.from(event.body).toString()) as Record<string, unknown>),
+        eventId: bodies[index]?.event_id,
+      }));
+      assert.deepEqual(announced, expected);
+      const recorded: Date[] = await db("events")
+        .where({ stream_id: orderStreamId(placed.id) })
+        .orderBy("version")
+        .pluck("recorded_at");
+      assert.deepEqual(
+        rejected?.order.history.map((entry) => entry.occurredAt.getTime()),
+        recorded.map((time) => new Date(time).getTime()),
+      );
     });
 
     test("lists a user's orders newest first, page by page", async (t) => {

@@ -3,6 +3,9 @@
  * within the refresh interval rather than while it stays cached; a key set
  * that cannot be refreshed is not trusted forever; tokens of the wrong type,
  * with no iat/exp, or living longer than the configured maximum are refused.
+ * A token the verifier remembers as verified (it spares the signature check
+ * when sent again) is refused all the same once it expires, once its key is
+ * retired or replaced, and a token one character off is not taken for it.
  * The clock is injected: nothing here waits.
  */
 import assert from "node:assert/strict";
@@ -111,6 +114,44 @@ describe("token verifier (security)", () => {
     await refused(verifier.verify(await sign(key, { iat: now - 86_400 * 365, exp: now + 60 })), Code.UNAUTHENTICATED, /exceeds the maximum/);
     const defaults = fixture([key.jwk]).verifier;
     await refused(defaults.verify(await sign(key, { iat: now, exp: now + 86_400 })), Code.UNAUTHENTICATED, /exceeds the maximum of 3600 s/);
+  });
+
+  test("a token accepted and remembered is refused from the moment jose would refuse it as expired", async () => {
+    const key = await newKey("k1");
+    const { verifier, state, sign } = fixture([key.jwk], { clockToleranceSec: 5, refreshIntervalMs: 3_600_000 });
+    const token = await sign(key);
+    assert.equal((await verifier.verify(token)).userId, "user-1");
+    // exp is 900 s after iat; tolerance 5 s: the last accepted millisecond, then the first refused one.
+    state.clock += 905_000 - 1;
+    assert.equal((await verifier.verify(token)).userId, "user-1");
+    state.clock += 1;
+    await refused(verifier.verify(token), Code.UNAUTHENTICATED, /token expired/);
+  });
+
+  test("a remembered token stops verifying when identity publishes other key material under its kid", async () => {
+    const original = await newKey("k1");
+    const replacement = await newKey("k1");
+    const { verifier, state, sign } = fixture([original.jwk], { refreshIntervalMs: 60_000 });
+    const token = await sign(original);
+    assert.equal((await verifier.verify(token)).userId, "user-1");
+    state.published = [replacement.jwk];
+    state.clock += 60_000;
+    await refused(verifier.verify(token), Code.UNAUTHENTICATED, /signature does not verify/);
+    assert.equal((await verifier.verify(await sign(replacement))).userId, "user-1");
+  });
+
+  test("a token differing from a remembered one by a character is checked in full and refused", async () => {
+    const key = await newKey("k1");
+    const { verifier, sign } = fixture([key.jwk]);
+    const token = await sign(key);
+    assert.equal((await verifier.verify(token)).userId, "user-1");
+    const [header, payload, signature] = token.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as Record<string, unknown>;
+    const forged = [header, Buffer.from(JSON.stringify({ ...claims, sub: "user-2" })).toString("base64url"), signature].join(".");
+    await refused(verifier.verify(forged), Code.UNAUTHENTICATED, /signature does not verify/);
+    // A character inside the signature (the last one's low bits are padding that decoders ignore).
+    const flipped = `${signature.slice(0, 10)}${signature[10] === "A" ? "B" : "A"}${signature.slice(11)}`;
+    await refused(verifier.verify([header, payload, flipped].join(".")), Code.UNAUTHENTICATED, /signature does not verify/);
   });
 
   test("a token without iat or without exp is refused", async () => {

@@ -95,6 +95,12 @@ const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
  * most 15 minutes, so the cost of the switch is one sign-in again, once.
  */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
+/**
+ * Tokens whose verification is remembered (see createTokenVerifier). A
+ * shopper sends one token for many calls; this many covers the distinct
+ * tokens of several minutes of busy traffic in a few hundred KB.
+ */
+const VERIFIED_TOKENS_KEPT = 1024;
 /** Our tokens are a few hundred bytes; anything this long is not one of them and is not parsed. */
 const MAX_TOKEN_LENGTH = 8 * 1024;
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -180,6 +186,17 @@ function refusal(error: unknown): unknown {
  * identity stopped publishing (retired) stops verifying within that bound. A
  * failed fetch keeps the keys already known, for at most `maxKeySetAgeMs`.
  * Identity publishes a new key before signing with it (see its rotation).
+ *
+ * A signature check (ECDSA P-256) costs more CPU than the rest of a call's
+ * authentication, and a client sends the same token with every call, so a
+ * token that verified is remembered by its exact text with the user it
+ * names, the key object that verified it and its expiry. Sent again, it is
+ * accepted without a new signature check only while that same key object is
+ * still in the key set (a refetch imports new objects, so every remembered
+ * token is checked in full again after a refresh: a retired key's tokens stop
+ * within the same bound), the clock has not gone back, and it has not
+ * expired; otherwise it is verified in full, which gives the refusal. Only
+ * tokens that verified are remembered, at most VERIFIED_TOKENS_KEPT.
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const now = options.now ?? Date.now;
@@ -195,6 +212,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let lastFetchFailed = false;
   let consecutiveFailures = 0;
   let inFlight: Promise<void> | undefined;
+  /** Tokens that verified, by their text (see above); oldest first, for eviction. */
+  const verified = new Map<string, { readonly user: AuthenticatedUser; readonly kid: string; readonly key: CryptoKey; readonly verifiedAt: number; readonly expiresAt: number }>();
 
   /** Fetches the keys unless a fetch is under way or one started less than `minIntervalMs` ago. */
   const refresh = async (minIntervalMs = refreshMinIntervalMs): Promise<void> => {
@@ -243,20 +262,43 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     throw unauthenticated("invalid token: signed by an unknown key");
   };
 
+  /** The user a remembered token names, when it may be accepted without a signature check (see above). */
+  const rememberedUser = async (token: string): Promise<AuthenticatedUser | undefined> => {
+    const entry = verified.get(token);
+    if (!entry) return undefined;
+    await ensureFresh();
+    const at = now();
+    if (keys.get(entry.kid) === entry.key && at >= entry.verifiedAt && at < entry.expiresAt) return entry.user;
+    verified.delete(token);
+    return undefined;
+  };
+
   const verify = async (token: string): Promise<AuthenticatedUser> => {
     if (token.length === 0) throw unauthenticated("invalid token: empty");
     if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated("invalid token: too long");
+    const remembered = await rememberedUser(token);
+    if (remembered) return remembered;
+    const verifiedAt = now();
     let payload: JWTPayload;
+    let signedWith: { kid: string; key: CryptoKey } | undefined;
     try {
-      ({ payload } = await jwtVerify(token, (header) => keyFor(header.kid), {
-        issuer: options.issuer,
-        audience: options.audience,
-        algorithms: [ALGORITHM],
-        clockTolerance,
-        currentDate: new Date(now()),
-        requiredClaims: ["sub", "exp", "iat"],
-        typ: ACCESS_TOKEN_TYPE,
-      }));
+      ({ payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const key = await keyFor(header.kid);
+          signedWith = { kid: header.kid!, key };
+          return key;
+        },
+        {
+          issuer: options.issuer,
+          audience: options.audience,
+          algorithms: [ALGORITHM],
+          clockTolerance,
+          currentDate: new Date(verifiedAt),
+          requiredClaims: ["sub", "exp", "iat"],
+          typ: ACCESS_TOKEN_TYPE,
+        },
+      ));
     } catch (error) {
       throw refusal(error);
     }
@@ -266,7 +308,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const { sub, email } = payload as { sub?: unknown; email?: unknown };
     if (typeof sub !== "string" || sub === "") throw unauthenticated("invalid token: no subject");
     if (typeof email !== "string" || email === "") throw unauthenticated("invalid token: no email claim");
-    return { userId: sub, email };
+    const user = { userId: sub, email };
+    if (signedWith) {
+      if (verified.size >= VERIFIED_TOKENS_KEPT) verified.delete(verified.keys().next().value!);
+      // Until jose's own expiry check would refuse it (exp plus the tolerance, on whole seconds).
+      verified.set(token, { user, ...signedWith, verifiedAt, expiresAt: ((payload.exp as number) + clockTolerance) * 1000 });
+    }
+    return user;
   };
 
   return {

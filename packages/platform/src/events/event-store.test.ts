@@ -134,6 +134,23 @@ describe("event store on PGlite", () => {
     await assert.rejects(db("events").insert({ stream_id: "order-1", version: 1, type: "X", schema_version: 1, data: "{}" }), /events_stream_version/);
   });
 
+  test("catching up ends at the first batch that is not full, without reading again for what committed meanwhile", async (t) => {
+    const db = await pglite(t);
+    const store = createEventStore();
+    const batches: number[] = [];
+    const reader = createProjectionReader({ name: "counted", store, batchSize: 2, handle: async (_trx, events) => void batches.push(events.length) });
+    for (const id of ["a", "b", "c"]) await db.transaction((trx) => store.append(trx, id, 0, [placed(id)]));
+    let reads = 0;
+    const countReads = (query: { sql: string }): void => {
+      if (query.sql.includes("pg_snapshot_xmin")) reads++;
+    };
+    db.on("query", countReads);
+    t.onTestFinished(() => void db.off("query", countReads));
+    assert.equal(await reader.catchUp(db), 3);
+    assert.deepEqual(batches, [2, 1]);
+    assert.equal(reads, 2, "a full batch, then one of one event, and no third read");
+  });
+
   test("the projection reader delivers every committed event once, in commit order, and keeps its checkpoint with its writes", async (t) => {
     const db = await pglite(t);
     const store = createEventStore();

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { toJson } from "@bufbuild/protobuf";
+import { timestampFromDate, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import type { Knex } from "knex";
@@ -6,7 +8,8 @@ import { createSilentLogger } from "../logger.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
 import { openEmbeddedTestDatabase } from "@meshwork/testing";
-import { createOutboxRelay, enqueueOutbox, outboxMigration, partitionOf } from "./outbox.js";
+import { runSql, sqlStatement } from "../sql.js";
+import { createOutboxRelay, enqueueOutbox, jsonTimestampSql, outboxInsertSql, outboxMigration, outboxRowValues, partitionOf, STATEMENT_TIME } from "./outbox.js";
 import { event, sequences } from "./outbox.suite.js";
 
 const log = createSilentLogger();
@@ -80,6 +83,29 @@ describe("transactional outbox", () => {
     relay.nudge();
     assert.equal(sequences([await arrived])[0]?.sequence, 1);
     await relay.stop();
+  });
+
+  test("a time written by jsonTimestampSql is the text protobuf's JSON mapping gives the Date read back", async (t) => {
+    const db = await pglite(t);
+    // Whole seconds (no fraction in the JSON), sub-millisecond digits that must be dropped, not rounded, and another offset.
+    const times = ["2026-03-01 10:20:30+00", "2026-03-01 10:20:30.000999+00", "2026-03-01 10:20:30.123456+00", "2026-12-31 23:59:59.999999+00", "2026-06-15 08:00:00.5+02"];
+    for (const time of times) {
+      const { rows } = await runSql<{ at: Date; text: string }>(db, sqlStatement("t_json_timestamp", `select $1::timestamptz as at, ${jsonTimestampSql("$1::timestamptz")} as text`), [time]);
+      const [row] = rows;
+      assert.ok(row, time);
+      assert.equal(row.text, toJson(TimestampSchema, timestampFromDate(new Date(row.at))), time);
+    }
+  });
+
+  test("a row written with a stamped body carries the statement's time wherever the body had STATEMENT_TIME", async (t) => {
+    const db = await pglite(t);
+    const stand = STATEMENT_TIME.toISOString();
+    const body = Buffer.from(JSON.stringify({ placedAt: stand, history: [{ at: "2020-01-01T00:00:00Z" }, { at: stand }] }));
+    const insert = sqlStatement("t_outbox_stamped", outboxInsertSql(1, "true", { stampBody: true }), "insert");
+    await runSql(db, insert, outboxRowValues({ ...event("s", 1), body }));
+    const [row] = (await db("outbox").where({ aggregate_id: "s" }).select("body", "created_at")) as { body: Uint8Array; created_at: Date }[];
+    const written = toJson(TimestampSchema, timestampFromDate(new Date(row!.created_at)));
+    assert.deepEqual(JSON.parse(Buffer.from(row!.body).toString()), { placedAt: written, history: [{ at: "2020-01-01T00:00:00Z" }, { at: written }] });
   });
 
   test("partitions are stable per aggregate and spread", () => {

@@ -3,7 +3,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Knex } from "knex";
 import type { Migration } from "../database.js";
 import type { Logger } from "../logger.js";
-import { runSql, sqlStatement, type SqlStatement, type SqlTransaction } from "../sql.js";
+import { inSqlTransaction, runSql, sqlStatement, type SqlStatement, type SqlTransaction } from "../sql.js";
 import type { MessagePublisher, OutgoingMessage } from "../messaging/ports.js";
 import { startPublishSpans } from "../telemetry/messaging.js";
 import { currentTraceHeaders } from "../telemetry/tracing.js";
@@ -71,15 +71,52 @@ export function partitionOf(aggregateId: string): number {
 }
 
 /**
- * An INSERT of one outbox row into `table` whose values are the caller's
+ * A time that stands for "the now() of the statement that writes this row"
+ * in an outbox body built before the statement runs. A status change written
+ * by one statement (no BEGIN and COMMIT around it) announces rows whose time
+ * only the database knows: the body is built with this stand-in, and
+ * outboxInsertSql's `stampBody` replaces the stand-in's text with the
+ * statement's now(), written as protobuf's JSON mapping writes a Timestamp of
+ * millisecond precision ("...T10:20:30.456Z", no fraction when it is zero):
+ * the same text the body would hold had it been built from the rows' time as
+ * read back (pg and JavaScript's Date both drop the microseconds). Year 1 is
+ * no time a row is ever written at, and its text is the same in every
+ * writer's form (the milliseconds are not zero). Every occurrence of that
+ * text is replaced, so a body that carries free text from outside (which
+ * could spell it) must not be stamped; orders' events carry ids the catalog
+ * knows and reasons the services wrote.
+ */
+export const STATEMENT_TIME = new Date("0001-01-01T00:00:00.001Z");
+const STATEMENT_TIME_TEXT = STATEMENT_TIME.toISOString();
+
+/**
+ * SQL text of the timestamptz `expression` as protobuf's JSON mapping writes
+ * it once a Date has dropped the microseconds: UTC, milliseconds when they
+ * are not zero (to_char's MS truncates, as pg's and JavaScript's parsers do).
+ */
+export function jsonTimestampSql(expression: string): string {
+  const utc = `(${expression}) at time zone 'UTC'`;
+  return `to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || coalesce(nullif(to_char(${utc}, '.MS'), '.000'), '') || 'Z'`;
+}
+
+export interface OutboxInsertOptions {
+  /** The outbox table (default "outbox"). */
+  readonly table?: string;
+  /** The body (UTF-8 text) carries STATEMENT_TIME: the row gets the statement's now() in its place. */
+  readonly stampBody?: boolean;
+}
+
+/**
+ * An INSERT of one outbox row into the table whose values are the caller's
  * placeholders $first to $first+8 (outboxRowValues gives them), inserting
  * only where `condition` holds: for a statement of the caller's that writes
  * the row with the change it announces (a data-modifying CTE).
  */
-export function outboxInsertSql(first: number, condition: string, table = "outbox"): string {
+export function outboxInsertSql(first: number, condition: string, { table = "outbox", stampBody = false }: OutboxInsertOptions = {}): string {
   const at = (offset: number): string => `$${first + offset}`;
+  const body = stampBody ? `convert_to(replace(convert_from(${at(8)}::bytea, 'UTF8'), '${STATEMENT_TIME_TEXT}', ${jsonTimestampSql("now()")}), 'UTF8')` : `${at(8)}::bytea`;
   return `insert into ${table} (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, headers, body)
-          select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${at(8)}::bytea
+          select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${body}
            where ${condition}`;
 }
 
@@ -123,7 +160,7 @@ const enqueueStatements = new Map<string, SqlStatement>();
 function enqueueStatement(table: string): SqlStatement {
   let statement = enqueueStatements.get(table);
   if (!statement) {
-    statement = sqlStatement(`${table}_enqueue`, outboxInsertSql(1, "true", table), "insert");
+    statement = sqlStatement(`${table}_enqueue`, outboxInsertSql(1, "true", { table }), "insert");
     enqueueStatements.set(table, statement);
   }
   return statement;
@@ -179,6 +216,41 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+interface RelayStatements {
+  /** $1 lock namespace, $2 batch size: the rows of the partitions this relay could lock, oldest first, locked. */
+  readonly take: SqlStatement;
+  /** $1 ids (bigint[]). */
+  readonly markPublished: SqlStatement;
+  readonly anyPending: SqlStatement;
+}
+
+const relayStatementsByTable = new Map<string, RelayStatements>();
+/** The relay's statements on `table`, one set per table name (prepared statements are named per text). */
+function relayStatements(table: string): RelayStatements {
+  let statements = relayStatementsByTable.get(table);
+  if (!statements) {
+    statements = {
+      // The lock attempts must run once per pending partition before the rows are read, which a MATERIALIZED CTE guarantees.
+      take: sqlStatement(
+        `${table}_relay_take`,
+        `with pending as (select distinct partition from ${table} where published_at is null),
+              locked as materialized (select partition from pending where pg_try_advisory_xact_lock($1::integer, partition))
+         select id, message_id, exchange, routing_key, message_type, content_type, headers, body, created_at
+           from ${table}
+          where published_at is null and partition in (select partition from locked)
+          order by id
+          limit $2
+          for update of ${table}`,
+        "select",
+      ),
+      markPublished: sqlStatement(`${table}_relay_mark`, `update ${table} set published_at = now() where id = any($1::bigint[])`),
+      anyPending: sqlStatement(`${table}_relay_any_pending`, `select id from ${table} where published_at is null limit 1`),
+    };
+    relayStatementsByTable.set(table, statements);
+  }
+  return statements;
+}
+
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, publisher, log } = options;
   const table = options.table ?? "outbox";
@@ -186,6 +258,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const retentionMs = options.retentionMs ?? 60 * 60 * 1000;
   const lockNamespace = options.lockNamespace ?? createHash("sha1").update(`outbox:${table}`).digest().readInt32BE(0);
+  const statements = relayStatements(table);
   let published = 0;
   let running: Promise<void> | undefined;
   let stopping = false;
@@ -199,29 +272,19 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * rows. It tries their advisory locks and takes the rows of the partitions
    * it got in one statement, publishes them all as one batch (one wait for
    * the broker's confirms), marks them in one statement and commits: a fixed
-   * five round trips per pass however many orders it carries, where a
+   * four round trips per pass however many orders it carries, where a
    * transaction per partition cost five each and ran the confirms one
    * partition after the other. Rows are taken in id order under a global
    * limit, so what a pass takes of each partition is that partition's oldest
    * rows: order per aggregate holds. A partition another relay holds is left
    * to it; a row another relay published since this statement's snapshot
    * fails FOR UPDATE's recheck of `published_at is null` and is skipped.
+   * The statements are prepared SQL (runSql): a relay runs them for every
+   * few orders.
    */
   const relayPass = async (): Promise<number> =>
-    db.transaction(async (trx) => {
-      // Raw SQL: the lock attempts must run once per pending partition before
-      // the rows are read, which a MATERIALIZED CTE guarantees and knex cannot express.
-      const { rows } = (await trx.raw(
-        `with pending as (select distinct partition from ${table} where published_at is null),
-              locked as materialized (select partition from pending where pg_try_advisory_xact_lock(?, partition))
-         select id, message_id, exchange, routing_key, message_type, content_type, headers, body, created_at
-           from ${table}
-          where published_at is null and partition in (select partition from locked)
-          order by id
-          limit ?
-          for update of ${table}`,
-        [lockNamespace, batchSize],
-      )) as { rows: OutboxRow[] };
+    inSqlTransaction(db, async (trx) => {
+      const { rows } = await runSql<OutboxRow>(trx, statements.take, [lockNamespace, batchSize]);
       if (rows.length === 0) return 0;
       const messages: OutgoingMessage[] = rows.map((row) => ({
         messageId: row.message_id,
@@ -241,12 +304,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         throw error;
       }
       publishing.end();
-      await trx(table)
-        .whereIn(
-          "id",
-          rows.map((row) => row.id),
-        )
-        .update({ published_at: trx.fn.now() });
+      await runSql(trx, statements.markPublished, [rows.map((row) => row.id)]);
       return rows.length;
     });
 
@@ -254,7 +312,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     // An idle relay first takes one cheap look (the partial index holds only
     // unpublished rows) instead of a transaction; a busy one, whose last pass
     // found rows, goes straight to the next pass.
-    const worthAPass = busy || (await db(table).whereNull("published_at").first("id")) !== undefined;
+    const worthAPass = busy || (await runSql(db, statements.anyPending, [])).rows.length > 0;
     const total = worthAPass ? await relayPass() : 0;
     busy = total > 0;
     published += total;

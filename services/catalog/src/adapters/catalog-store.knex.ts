@@ -122,6 +122,63 @@ interface ReserveRow {
   short_stock: number | null;
 }
 
+/**
+ * A release in one statement (one round trip instead of a transaction of up
+ * to nine). Where the order has no reservation, it records a released one (a
+ * tombstone that makes a late reservation fail); where the order's
+ * reservation is still reserved, it locks the reservation's products in id
+ * order (as RESERVE takes them, so the two never deadlock), gives their
+ * stock back and marks it released; where it is released already, it
+ * changes nothing. Each sub-statement sees the statement's snapshot, so a
+ * reservation or release of the same order committed since then is not seen
+ * and the statement writes nothing: it answers so (`settled` false) and
+ * release() runs it again on the state as it is now.
+ */
+const RELEASE = sqlStatement(
+  "catalog_release",
+  `with tombstone as (
+     insert into reservations (order_id, state) values ($1, 'released')
+     on conflict (order_id) do nothing
+     returning created_at, updated_at
+   ),
+   current as (
+     select state, created_at, updated_at from reservations where order_id = $1
+   ),
+   locked as materialized (
+     select id from products
+      where id in (select product_id from reservation_lines where order_id = $1) and exists (select 1 from current where state = 'reserved')
+      order by id
+      for update
+   ),
+   released as (
+     -- count(*) reads all of locked: every product is locked before any stock moves.
+     update reservations set state = 'released', updated_at = now()
+      where order_id = $1 and state = 'reserved' and (select count(*) from locked) > 0
+     returning created_at, updated_at
+   ),
+   restocked as (
+     update products set stock = products.stock + lines.quantity, updated_at = now()
+       from reservation_lines as lines
+      where lines.order_id = $1 and products.id = lines.product_id and exists (select 1 from released)
+   )
+   select coalesce((select created_at from tombstone), (select created_at from released), (select created_at from current where state = 'released')) as created_at,
+          coalesce((select updated_at from tombstone), (select updated_at from released), (select updated_at from current where state = 'released')) as updated_at,
+          exists (select 1 from tombstone) as tombstone,
+          (select json_agg(lines order by lines.product_id) from (select product_id, quantity, unit_price_minor, currency from reservation_lines where order_id = $1) as lines) as lines`,
+);
+
+/** Runs of RELEASE before giving up on a reservation that keeps changing under it (each run sees what committed before it). */
+const RELEASE_ATTEMPTS = 3;
+
+interface ReleaseRow {
+  /** Null when the statement saw the order's reservation change under it and wrote nothing. */
+  created_at: Date | null;
+  updated_at: Date | null;
+  /** The release is a new tombstone: the order had no reservation. */
+  tombstone: boolean;
+  lines: { product_id: string; quantity: number; unit_price_minor: number | string; currency: string }[] | null;
+}
+
 const GET_PRODUCT = sqlStatement("catalog_get_product", "select id, name, description, price_minor, currency, stock, categories, image_url, updated_at from products where id = $1");
 
 const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (char) => `\\${char}`);
@@ -132,15 +189,14 @@ const escapeLike = (text: string): string => text.replace(/[\\%_]/g, (char) => `
  * products' rows and finding enough on each (RESERVE, one statement), and
  * the table's check (stock >= 0) fails the whole statement should it ever
  * not (and the statement runs again); rows are locked in product-id order so two reservations can never
- * deadlock on each other. The hot statements (RESERVE, GET_PRODUCT) are
- * prepared SQL (runSql); the rest is knex.
+ * deadlock on each other. The hot statements (RESERVE, RELEASE,
+ * GET_PRODUCT) are prepared SQL (runSql); the rest is knex.
  */
 export function createKnexCatalogStore(db: Knex): CatalogStore {
-  const readReservation = async (trx: Knex | Knex.Transaction, orderId: string, lock: boolean): Promise<ReservationRecord | undefined> => {
-    const query = trx<ReservationRow>("reservations").where("order_id", orderId);
-    const row = await (lock ? query.forUpdate() : query).first();
+  const readReservation = async (orderId: string): Promise<ReservationRecord | undefined> => {
+    const row = await db<ReservationRow>("reservations").where("order_id", orderId).first();
     if (!row) return undefined;
-    const lines: LineRow[] = await trx("reservation_lines").where("order_id", orderId).orderBy("product_id").select("product_id", "quantity", "unit_price_minor", "currency");
+    const lines: LineRow[] = await db("reservation_lines").where("order_id", orderId).orderBy("product_id").select("product_id", "quantity", "unit_price_minor", "currency");
     return {
       orderId: row.order_id,
       state: row.state,
@@ -202,7 +258,7 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
         return { orderId, state: "reserved", lines: reserved, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
       }
       // Not claimed: a retry (or a release that came first) finds the order's reservation; otherwise a line fell short.
-      const existing = await readReservation(db, orderId, false);
+      const existing = await readReservation(orderId);
       if (existing) return existingOutcome(existing, lines);
       if (row.short_product_id !== null) {
         throw row.short_stock === null ? new ProductNotFoundError(row.short_product_id) : new InsufficientStockError(row.short_product_id, row.short_quantity ?? 0, row.short_stock);
@@ -211,21 +267,19 @@ export function createKnexCatalogStore(db: Knex): CatalogStore {
     },
 
     async release(orderId) {
-      return db.transaction(async (trx) => {
-        const claimed = await trx("reservations").insert({ order_id: orderId, state: "released" }).onConflict("order_id").ignore().returning("order_id");
-        if (claimed.length === 0) {
-          const existing = (await readReservation(trx, orderId, true))!;
-          if (existing.state === "reserved") {
-            for (const line of existing.lines) {
-              await trx("products")
-                .where({ id: line.productId })
-                .update({ stock: trx.raw("stock + ?", [line.quantity]), updated_at: trx.fn.now() });
-            }
-            await trx("reservations").where({ order_id: orderId }).update({ state: "released", updated_at: trx.fn.now() });
-          }
-        }
-        return (await readReservation(trx, orderId, false))!;
-      });
+      for (let attempt = 1; attempt <= RELEASE_ATTEMPTS; attempt++) {
+        const [row] = (await runSql<ReleaseRow>(db, RELEASE, [orderId])).rows;
+        if (!row?.created_at || !row.updated_at) continue;
+        const lines = row.tombstone ? [] : (row.lines ?? []);
+        return {
+          orderId,
+          state: "released",
+          lines: lines.map((line): ReservedLine => ({ productId: line.product_id, quantity: line.quantity, unitPriceMinor: Number(line.unit_price_minor), currency: line.currency.trim() })),
+          createdAt: new Date(row.created_at),
+          updatedAt: new Date(row.updated_at),
+        };
+      }
+      throw new Error(`order ${orderId}: the reservation kept changing during its release`);
     },
 
     async seed(products) {

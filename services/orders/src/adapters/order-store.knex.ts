@@ -1,15 +1,4 @@
-import {
-  createEventStore,
-  currentTraceHeaders,
-  inSqlTransaction,
-  outboxRowValues,
-  runSql,
-  StreamConflictError,
-  type EventStore,
-  type Knex,
-  type OutboxEvent,
-  type SqlTransaction,
-} from "@meshwork/platform";
+import { createEventStore, currentTraceHeaders, outboxRowValues, runSql, STATEMENT_TIME, StreamConflictError, type EventStore, type Knex, type OutboxEvent } from "@meshwork/platform";
 import { eventForStep, evolveOrder, foldOrder, ORDER_SCHEMA_VERSION, orderStreamId, orderUpcasters, type OrderEvent, type OrderPlacedData } from "../order-events.js";
 import { IdempotencyConflictError, type DeliveryOption, type HistoryEntry, type OrderLine, type OrderRecord, type OrderStatus, type ShippingAddress } from "../orders.js";
 import type { ClaimedSaga, OrderStore, StatusEvent } from "../ports.js";
@@ -206,46 +195,46 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
       };
       // The stream is new (expected version 0): the row inserted with it, unique per key, already makes this the only writer.
       const append = events.appendStatement(orderStreamId(order.id), 0, [asNewEvent({ type: "OrderPlaced", data })]);
-      const outcome = await inSqlTransaction(db, async (trx) => {
-        // The order row, its saga, its first event, its timeline and the outbox row
-        // announcing it in one statement (sql.place). The message carries the
-        // event's time, which is the transaction's now(): BEGIN brought it back.
-        // The order as placed: its one event is version 1 at that time (position is not part of an order).
-        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded([{ position: 0, version: 1, recorded_at: trx.now }]))!, cardToken: request.cardToken };
-        let result: { created: number; appended: AppendedRow[] | null; saga: SagaRow | null };
-        try {
-          [result] = (
-            await runSql<typeof result>(trx, sql.place, [
-              order.id,
-              order.userId,
-              request.idempotencyKey,
-              order.fingerprint,
-              order.requestId,
-              JSON.stringify(request.items),
-              cardTokens.seal(order.id, request.cardToken),
-              request.shipping ? JSON.stringify(request.shipping.address) : null,
-              request.shipping?.delivery ?? null,
-              // The placement's trace context: the saga's steps, run later by whichever
-              // instance claims it, continue the order's trace from it.
-              JSON.stringify(currentTraceHeaders()),
-              append.values.streamId,
-              append.values.expectedVersion,
-              append.values.events,
-              ...outboxRowValues(outbox(order.id, event(placed, undefined))),
-              lease?.owner ?? null,
-              lease?.leaseMs ?? null,
-            ])
-          ).rows as [typeof result];
-        } catch (error) {
-          throw append.conflict(error);
-        }
-        // Another order has this key: nothing was written.
-        if (result.created === 0) return undefined;
-        // A stream that already existed: nothing appended; throwing rolls the row back too.
-        if (!result.appended?.length) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
+      // The order row, its saga, its first event, its timeline and the outbox row
+      // announcing it in one statement (sql.place), atomic without BEGIN and COMMIT.
+      // The message carries the event's time, the statement's now(): built with
+      // STATEMENT_TIME in its place, which the statement fills in.
+      const announced = foldOrder(order.id, append.recorded([{ position: 0, version: 1, recorded_at: STATEMENT_TIME }]))!;
+      let result: { created: number; appended: AppendedRow[] | null; saga: SagaRow | null; at_expected_version: boolean };
+      try {
+        [result] = (
+          await runSql<typeof result>(db, sql.place, [
+            order.id,
+            order.userId,
+            request.idempotencyKey,
+            order.fingerprint,
+            order.requestId,
+            JSON.stringify(request.items),
+            cardTokens.seal(order.id, request.cardToken),
+            request.shipping ? JSON.stringify(request.shipping.address) : null,
+            request.shipping?.delivery ?? null,
+            // The placement's trace context: the saga's steps, run later by whichever
+            // instance claims it, continue the order's trace from it.
+            JSON.stringify(currentTraceHeaders()),
+            append.values.streamId,
+            append.values.expectedVersion,
+            append.values.events,
+            ...outboxRowValues(outbox(order.id, event(announced, undefined))),
+            lease?.owner ?? null,
+            lease?.leaseMs ?? null,
+          ])
+        ).rows as [typeof result];
+      } catch (error) {
+        throw append.conflict(error);
+      }
+      // A stream that already existed: nothing was written.
+      if (!result.at_expected_version) throw new StreamConflictError(orderStreamId(order.id), 0, undefined);
+      if (result.created > 0) {
+        // The order as stored: its one event at the statement's time.
+        const placed: OrderRecord = { ...foldOrder(order.id, append.recorded(result.appended ?? []))!, cardToken: request.cardToken };
         return { order: placed, created: true, ...(lease && result.saga ? { saga: toSaga(result.saga) } : {}) };
-      });
-      if (outcome) return outcome;
+      }
+      // Another order has this key: nothing was written.
       const existing = await db<OrderRow>("orders").where({ user_id: order.userId, idempotency_key: request.idempotencyKey }).first();
       if (!existing) throw new Error("idempotency conflict without an existing order");
       if (existing.fingerprint !== order.fingerprint) throw new IdempotencyConflictError(request.idempotencyKey);
@@ -291,7 +280,8 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
       // Round trips are the cost of a saga step, so a decision is one statement
       // (a data-modifying CTE, atomic without BEGIN and COMMIT): the lease-fenced
       // saga update, the event append at the version the saga last saw, the view's
-      // row and its timeline. Every write depends on the saga update having
+      // row, its timeline and, for a change of status, the outbox row announcing
+      // it. Every write depends on the saga update having
       // matched, and the update on the stream being at that version, so a lost
       // lease or a moved stream writes nothing; a writer racing past the version
       // check meets the unique (stream_id, version) constraint, which fails the
@@ -300,8 +290,11 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
       const keepLease = decision.step !== "done" && decision.delayMs === 0;
       const facts = decision.history.map((entry) => asNewEvent(eventForStep(entry.step, entry.detail, decision.lines)));
       const append = events.appendStatement(orderStreamId(saga.orderId), current.version, facts);
-      // The view's columns hold no time (see viewColumns), so a fold with a stand-in time gives them before the statement runs.
-      const folded = facts.reduce<OrderRecord>((state, fact, index) => evolveOrder(saga.orderId, state, { ...fact, version: current.version + index + 1, recordedAt: current.updatedAt }), current);
+      // The view's columns hold no time (see viewColumns), so a fold with a stand-in time
+      // gives them before the statement runs; the message announcing a status change is
+      // built from the same fold, its stand-in (STATEMENT_TIME) replaced in the statement
+      // by the events' time, the statement's now().
+      const folded = facts.reduce<OrderRecord>((state, fact, index) => evolveOrder(saga.orderId, state, { ...fact, version: current.version + index + 1, recordedAt: STATEMENT_TIME }), current);
       const eraseToken = TOKEN_NO_LONGER_NEEDED.has(decision.step) && current.cardToken !== "";
       const timeline = historyRows(folded, current.history.length).map((entry) => ({ step: entry.step, detail: entry.detail }));
       const values: unknown[] = [
@@ -340,37 +333,21 @@ export function createKnexOrderStore({ db, outbox, cardTokens }: KnexOrderStoreD
           view.delivery_option,
         );
       }
-      const runOn = async (trx?: SqlTransaction): Promise<{ order: OrderRecord; saga: ClaimedSaga } | undefined> => {
-        // In a transaction, the events' time is its now(), known before the statement runs.
-        let announced: OrderRecord | undefined;
-        let statement = withView ? sql.apply.withView : sql.apply.withoutView;
-        let all = values;
-        if (trx) {
-          // A status change: the outbox row announcing it, in the same statement.
-          announced = append
-            .recorded(facts.map((_, index) => ({ position: 0, version: current.version + index + 1, recorded_at: trx.now })))
-            .reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
-          statement = sql.apply.withOutbox;
-          all = [...values, ...outboxRowValues(outbox(saga.orderId, event(announced, current.status)))];
-        }
-        let row: ApplyRow;
-        try {
-          [row] = (await runSql<ApplyRow>(trx ?? db, statement, all)).rows as [ApplyRow];
-        } catch (error) {
-          throw append.conflict(error);
-        }
-        if (!row.saga) {
-          if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
-          return undefined;
-        }
-        // In a transaction the order is the one its outbox row announced (the events' time is the transaction's now()).
-        const order = announced ?? append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
-        return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
-      };
-      // A status change also writes its outbox row, whose message carries the
-      // events' time: the transaction's now(), which its BEGIN brings back
-      // (inSqlTransaction). Without one, the decision's statement runs alone.
-      return folded.status !== current.status ? inSqlTransaction(db, (trx) => runOn(trx)) : runOn();
+      // A status change also writes the outbox row announcing it, in the same statement.
+      const announces = folded.status !== current.status;
+      if (announces) values.push(...outboxRowValues(outbox(saga.orderId, event(folded, current.status))));
+      let row: ApplyRow;
+      try {
+        [row] = (await runSql<ApplyRow>(db, announces ? sql.apply.withOutbox : withView ? sql.apply.withView : sql.apply.withoutView, values)).rows as [ApplyRow];
+      } catch (error) {
+        throw append.conflict(error);
+      }
+      if (!row.saga) {
+        if (row.lease_held && !row.at_expected_version) throw new StreamConflictError(orderStreamId(saga.orderId), current.version, undefined);
+        return undefined;
+      }
+      const order = append.recorded(row.appended ?? []).reduce<OrderRecord>((state, fact) => evolveOrder(saga.orderId, state, fact), current);
+      return { order: TOKEN_NO_LONGER_NEEDED.has(decision.step) ? { ...order, cardToken: "" } : order, saga: { ...toSaga(row.saga), leaseOwner: saga.leaseOwner } };
     },
 
     async sealClearCardTokens() {

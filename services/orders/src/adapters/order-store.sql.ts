@@ -20,8 +20,10 @@ export interface OrderStoreSql {
    * $6 lines (json), $7 card_token_sealed, $8 shipping_address (json or null),
    * $9 delivery_option, $10 trace_context (json), $11 stream id, $12 expected
    * version (0), $13 events (json), $14 to $22 the outbox row announcing the
-   * placement (outboxRowValues), written only with the order; $23 the owner
-   * the new saga is leased to (null: none), $24 for how many ms.
+   * placement (outboxRowValues, its body built with STATEMENT_TIME for the
+   * events' time), written only with the order; $23 the owner the new saga
+   * is leased to (null: none), $24 for how many ms. Nothing is written when
+   * the key is taken or the stream already exists (at_expected_version false).
    */
   readonly place: SqlStatement;
   /** $1 owner, $2 lease ms, $3 how many: due sagas, oldest due first. */
@@ -37,7 +39,8 @@ export interface OrderStoreSql {
    * (json), $19 total_minor, $20 currency, $21 version, $22 user_id,
    * $23 idempotency_key, $24 fingerprint, $25 request_id, $26
    * shipping_address (json or null), $27 delivery_option; `withOutbox` (a
-   * change of status) also $28 to $36, the outbox row announcing it.
+   * change of status) also $28 to $36, the outbox row announcing it (its
+   * body built with STATEMENT_TIME for the events' time).
    */
   readonly apply: { readonly withoutView: SqlStatement; readonly withView: SqlStatement; readonly withOutbox: SqlStatement };
   /** $1 order id, $2 owner: frees the lease. */
@@ -96,7 +99,7 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
        )${
          withOutbox
            ? `,
-       outboxed as (${outboxInsertSql(28, "exists (select 1 from appended)")})`
+       outboxed as (${outboxInsertSql(28, "exists (select 1 from appended)", { stampBody: true })})`
            : ""
        }
        select (select row_to_json(written) from saga as written) as saga,
@@ -107,14 +110,17 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
     );
 
   return {
-    // The order row, its saga, its first event, its timeline and its outbox row in one statement.
-    // The unique (user_id, idempotency_key) makes a concurrent duplicate wait for
-    // the first transaction and then insert nothing: exactly one order per key.
+    // The order row, its saga, its first event, its timeline and its outbox row in one
+    // statement, atomic without BEGIN and COMMIT: every write depends on the order row,
+    // and the row on the stream not existing yet. The unique (user_id, idempotency_key)
+    // makes a concurrent duplicate wait for the first statement and then insert
+    // nothing: exactly one order per key.
     place: sqlStatement(
       "orders_place",
       `with placed as (
          insert into orders (id, user_id, idempotency_key, fingerprint, request_id, status, lines, card_token, card_token_sealed, shipping_address, delivery_option, version)
-         values ($1, $2, $3, $4, $5, 'pending', $6::jsonb, '', $7, $8::jsonb, $9, 1)
+         select $1::text, $2::text, $3::text, $4::text, $5::text, 'pending', $6::jsonb, '', $7::text, $8::jsonb, $9::text, 1
+          where ${placeAppend.atExpectedVersion}
          on conflict (user_id, idempotency_key) do nothing
          returning id
        ),
@@ -123,10 +129,11 @@ export function orderStoreSql(events: EventStore): OrderStoreSql {
          select id, 'reserve_stock', $10::jsonb, $23::text, now() + $24::float8 * interval '1 millisecond' from placed
          returning ${SAGA_COLUMNS}
        ),
-       appended as (${placeAppend.insert(`exists (select 1 from placed) and ${placeAppend.atExpectedVersion}`)}),
+       appended as (${placeAppend.insert("exists (select 1 from placed)")}),
        timeline as (insert into order_history (order_id, step, detail) select id, 'order_placed', '' from placed),
-       outboxed as (${outboxInsertSql(14, "exists (select 1 from appended)")})
-       select (select count(*) from placed)::integer as created, ${APPENDED_JSON} as appended, (select row_to_json(leased) from saga as leased) as saga`,
+       outboxed as (${outboxInsertSql(14, "exists (select 1 from appended)", { stampBody: true })})
+       select (select count(*) from placed)::integer as created, ${APPENDED_JSON} as appended, (select row_to_json(leased) from saga as leased) as saga,
+              ${placeAppend.atExpectedVersion} as at_expected_version`,
       "insert",
     ),
     claimDue: claim("orders_claim_due", "true"),
