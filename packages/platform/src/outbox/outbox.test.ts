@@ -100,12 +100,14 @@ describe("transactional outbox", () => {
   test("a row written with a stamped body carries the statement's time wherever the body had STATEMENT_TIME", async (t) => {
     const db = await pglite(t);
     const stand = STATEMENT_TIME.toISOString();
-    const body = Buffer.from(JSON.stringify({ placedAt: stand, history: [{ at: "2020-01-01T00:00:00Z" }, { at: stand }] }));
+    // Free text that spells the stand-in, bare or quoted, is left as it is: only whole member values are times.
+    const note = `shipped "${stand}" or ${stand}`;
+    const body = Buffer.from(JSON.stringify({ placedAt: stand, note, history: [{ at: "2020-01-01T00:00:00Z" }, { at: stand }] }));
     const insert = sqlStatement("t_outbox_stamped", outboxInsertSql(1, "true", { stampBody: true }), "insert");
     await runSql(db, insert, outboxRowValues({ ...event("s", 1), body }));
     const [row] = (await db("outbox").where({ aggregate_id: "s" }).select("body", "created_at")) as { body: Uint8Array; created_at: Date }[];
     const written = toJson(TimestampSchema, timestampFromDate(new Date(row!.created_at)));
-    assert.deepEqual(JSON.parse(Buffer.from(row!.body).toString()), { placedAt: written, history: [{ at: "2020-01-01T00:00:00Z" }, { at: written }] });
+    assert.deepEqual(JSON.parse(Buffer.from(row!.body).toString()), { placedAt: written, note, history: [{ at: "2020-01-01T00:00:00Z" }, { at: written }] });
   });
 
   test("partitions are stable per aggregate and spread", () => {

@@ -81,13 +81,17 @@ export function partitionOf(aggregateId: string): number {
  * the same text the body would hold had it been built from the rows' time as
  * read back (pg and JavaScript's Date both drop the microseconds). Year 1 is
  * no time a row is ever written at, and its text is the same in every
- * writer's form (the milliseconds are not zero). Every occurrence of that
- * text is replaced, so a body that carries free text from outside (which
- * could spell it) must not be stamped; orders' events carry ids the catalog
- * knows and reasons the services wrote.
+ * writer's form (the milliseconds are not zero). Only a JSON member whose
+ * whole value is that text is replaced (`"key":"0001-01-01T00:00:00.001Z"`,
+ * as JSON.stringify and protobuf's JSON mapping write members): inside a
+ * JSON string every quote is escaped, so free text that spells the stand-in,
+ * even with quotes around it, is never touched. A text field whose whole
+ * value is exactly the stand-in would be; orders' events carry ids the
+ * catalog knows and reasons the services wrote.
  */
 export const STATEMENT_TIME = new Date("0001-01-01T00:00:00.001Z");
-const STATEMENT_TIME_TEXT = STATEMENT_TIME.toISOString();
+/** The stand-in as a JSON member's whole value: the `":"` before it and the `"` after cannot occur inside a JSON string. */
+const STATEMENT_TIME_MEMBER = `":"${STATEMENT_TIME.toISOString()}"`;
 
 /**
  * SQL text of the timestamptz `expression` as protobuf's JSON mapping writes
@@ -114,7 +118,7 @@ export interface OutboxInsertOptions {
  */
 export function outboxInsertSql(first: number, condition: string, { table = "outbox", stampBody = false }: OutboxInsertOptions = {}): string {
   const at = (offset: number): string => `$${first + offset}`;
-  const body = stampBody ? `convert_to(replace(convert_from(${at(8)}::bytea, 'UTF8'), '${STATEMENT_TIME_TEXT}', ${jsonTimestampSql("now()")}), 'UTF8')` : `${at(8)}::bytea`;
+  const body = stampBody ? `convert_to(replace(convert_from(${at(8)}::bytea, 'UTF8'), '${STATEMENT_TIME_MEMBER}', '":"' || ${jsonTimestampSql("now()")} || '"'), 'UTF8')` : `${at(8)}::bytea`;
   return `insert into ${table} (message_id, partition, aggregate_id, exchange, routing_key, message_type, content_type, headers, body)
           select ${at(0)}::uuid, ${at(1)}::smallint, ${at(2)}::text, ${at(3)}::text, ${at(4)}::text, ${at(5)}::text, ${at(6)}::text, ${at(7)}::jsonb, ${body}
            where ${condition}`;
