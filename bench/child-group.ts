@@ -6,7 +6,8 @@ import { fork, spawn, type ChildProcess } from "node:child_process";
  * each by its own handle.
  */
 export interface ChildGroup {
-  fork(modulePath: string, args: readonly string[], execArgv: readonly string[]): ChildProcess;
+  /** `env` defaults to this process's environment. */
+  fork(modulePath: string, args: readonly string[], execArgv: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /**
    * Runs a command as the leader of a process group of its own (npm and what
    * it starts), output piped; killAll kills the whole group.
@@ -20,9 +21,10 @@ export function createChildGroup(): ChildGroup {
   const live = new Set<ChildProcess>();
   const groups = new Set<ChildProcess>();
   return {
-    fork(modulePath, args, execArgv) {
+    fork(modulePath, args, execArgv, env) {
       const child = fork(modulePath, [...args], {
         execArgv: [...execArgv],
+        ...(env ? { env } : {}),
         // stdout/stderr shared with the bench so a server's warning is seen; IPC for marks.
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { edgeGoalLines, selectPaths } from "./edge.js";
 import { hostGoalLines } from "./host-vs-bare.js";
 import { telemetryGoalLine } from "./observability.js";
+import { shopProcessesOf } from "./saga.js";
 import { parseBenchOptions } from "./options.js";
 import { estimateMs, selectSections } from "./sections.js";
 import type { Cell } from "./server-rounds.js";
@@ -137,5 +138,18 @@ describe("edge paths", () => {
   it("can be narrowed to those named, in the section's order, and refuse a name they do not know", () => {
     expect(selectPaths({ BENCH_EDGE_BASELINE: "../before", BENCH_EDGE_PATHS: "baseline, gateway" })).toEqual(["gateway", "baseline"]);
     expect(() => selectPaths({ BENCH_EDGE_PATHS: "gateway,baseline" })).toThrow(/unknown path\(s\) baseline/);
+  });
+
+  it("take the gateway with gRPC through Connect only when named", () => {
+    expect(selectPaths({ BENCH_EDGE_PATHS: "connect,gateway" })).toEqual(["gateway", "connect"]);
+    expect(selectPaths({})).not.toContain("connect");
+  });
+});
+
+describe("saga shop processes", () => {
+  it("are two by default (orders apart from its backends), one when asked, and nothing else", () => {
+    expect(shopProcessesOf({})).toBe(2);
+    expect(shopProcessesOf({ BENCH_SAGA_PROCESSES: "1" })).toBe(1);
+    expect(() => shopProcessesOf({ BENCH_SAGA_PROCESSES: "4" })).toThrow(/expected 1 or 2, got 4/);
   });
 });

@@ -43,7 +43,8 @@ export const USAGE = `usage: npm run bench -- [section...] [options]
   --help
 
 Sections: host-vs-bare, observability, edge, saga, streams (default: all), start. The start section runs ${START_DEFAULT_ROUNDS} rounds unless --rounds is given,
-each a first start (empty data dir, no web build) and a warm one followed by --load-seconds of npm run load, in temp dirs. The saga section keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
+each a first start (empty data dir, no web build) and a warm one followed by --load-seconds of npm run load, in temp dirs. The saga section runs orders in one process and identity, catalog and payments in another (BENCH_SAGA_PROCESSES=1: all four in one),
+keeps BENCH_SAGA_CONCURRENCY orders in flight (default 48)
 and measures each round for ${SAGA_WINDOWS_PER_ROUND} x --seconds, then an open loop of BENCH_SAGA_OPEN_RATE orders/s (default 150) per round
 (BENCH_SAGA_SQL=1 also lists the statements an order runs, per service); the streams section each read for --seconds / ${STREAMS_WINDOW_DIVISOR} per round.
 The edge section measures BENCH_EDGE_PATHS (default: direct,gateway,cached,proxy); BENCH_EDGE_BASELINE=<another checkout> adds

@@ -1,8 +1,11 @@
 /**
- * Child process of the "saga" section: the four services of the order flow
- * in one process, each on a fresh PostgreSQL database, orders publishing to
- * a RabbitMQ exchange of its own. Reports its ports over IPC; on "stop" it
- * shuts down and drops its databases.
+ * Child process of the "saga" section: services of the order flow, each on a
+ * fresh PostgreSQL database, orders publishing to a RabbitMQ exchange of its
+ * own. Its argument says which: "all" (the four in this process, the
+ * default), "backends" (identity, catalog, payments) or "orders" (orders
+ * alone, calling the backends at BENCH_SAGA_BACKENDS, a JSON of their
+ * ports). The children of one run share BENCH_SAGA_SUFFIX in their database
+ * names. Reports its ports over IPC; on "stop" it shuts down and drops its databases.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -15,37 +18,60 @@ import { startOrders } from "@meshwork/orders";
 import { startPayments } from "@meshwork/payments";
 
 const amqpUrl = process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const suffix = randomBytes(4).toString("hex");
-const names = ["identity", "catalog", "payments", "orders"].map((service) => `mw_bench_${service}_${suffix}`);
+const role = process.argv[2] ?? "all";
+if (role !== "all" && role !== "backends" && role !== "orders") throw new Error(`saga shop: unknown role ${role} (all, backends or orders)`);
+const suffix = process.env.BENCH_SAGA_SUFFIX ?? randomBytes(4).toString("hex");
+const SERVICES = { all: ["identity", "catalog", "payments", "orders"], backends: ["identity", "catalog", "payments"], orders: ["orders"] } as const;
+const dbName = (service: string): string => `mw_bench_${service}_${suffix}`;
+/** This process's databases: the SQL it counts and the PostgreSQL CPU it reports are theirs. */
+const names = SERVICES[role].map(dbName);
+
+interface BackendPorts {
+  readonly identity: number;
+  readonly catalog: number;
+  readonly payments: number;
+}
 
 async function main(): Promise<void> {
   countSql({ byText: Boolean(process.env.BENCH_SAGA_SQL) });
   for (const name of names) await admin(`create database "${name}"`);
-  const [identityDb, catalogDb, paymentsDb, ordersDb] = names.map(databaseUrl) as [string, string, string, string];
   const exchange = `bench.orders.${suffix}`;
   const quiet = "warn";
-  const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: identityDb, IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
-  const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: catalogDb, CATALOG_LOG_LEVEL: quiet });
-  const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: paymentsDb, PAYMENTS_LOG_LEVEL: quiet });
-  const orders = await startOrders({
-    ORDERS_PORT: "0",
-    ORDERS_DATABASE_URL: ordersDb,
-    ORDERS_CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
-    ORDERS_PAYMENTS_ADDR: `127.0.0.1:${payments.port}`,
-    ORDERS_IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
-    ORDERS_AMQP_URL: amqpUrl,
-    ORDERS_EVENTS_EXCHANGE: exchange,
-    ORDERS_LOG_LEVEL: quiet,
-    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith("ORDERS_"))),
-  });
-  // Plenty of stock: the figure is about the flow, not about running out.
-  const stock = new pg.Client({ connectionString: catalogDb });
-  await stock.connect();
-  await stock.query("update products set stock = 10000000");
-  await stock.end();
+  const services: { shutdown: { run(reason: string): Promise<unknown> } }[] = [];
+  let backends: BackendPorts | undefined;
+  if (role !== "orders") {
+    const identity = await startIdentity({ IDENTITY_PORT: "0", IDENTITY_DATABASE_URL: databaseUrl(dbName("identity")), IDENTITY_SCRYPT_N: "1024", IDENTITY_LOG_LEVEL: quiet });
+    const catalog = await startCatalog({ CATALOG_PORT: "0", CATALOG_DATABASE_URL: databaseUrl(dbName("catalog")), CATALOG_LOG_LEVEL: quiet });
+    const payments = await startPayments({ PAYMENTS_PORT: "0", PAYMENTS_DATABASE_URL: databaseUrl(dbName("payments")), PAYMENTS_LOG_LEVEL: quiet });
+    // Plenty of stock: the figure is about the flow, not about running out.
+    const stock = new pg.Client({ connectionString: databaseUrl(dbName("catalog")) });
+    await stock.connect();
+    await stock.query("update products set stock = 10000000");
+    await stock.end();
+    services.push(payments, catalog, identity);
+    backends = { identity: identity.port, catalog: catalog.port, payments: payments.port };
+  } else {
+    backends = JSON.parse(process.env.BENCH_SAGA_BACKENDS ?? "null") as BackendPorts | undefined;
+    if (!backends) throw new Error("saga shop: role orders needs BENCH_SAGA_BACKENDS (the backends' ports)");
+  }
+  let ordersPort: number | undefined;
+  if (role !== "backends") {
+    const orders = await startOrders({
+      ORDERS_PORT: "0",
+      ORDERS_DATABASE_URL: databaseUrl(dbName("orders")),
+      ORDERS_CATALOG_ADDR: `127.0.0.1:${backends.catalog}`,
+      ORDERS_PAYMENTS_ADDR: `127.0.0.1:${backends.payments}`,
+      ORDERS_IDENTITY_ADDR: `127.0.0.1:${backends.identity}`,
+      ORDERS_AMQP_URL: amqpUrl,
+      ORDERS_EVENTS_EXCHANGE: exchange,
+      ORDERS_LOG_LEVEL: quiet,
+      ...Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith("ORDERS_"))),
+    });
+    services.unshift(orders);
+    ordersPort = orders.port;
+  }
 
-  const services = [orders, payments, catalog, identity];
-  process.send?.({ kind: "ready", identityPort: identity.port, ordersPort: orders.port, exchange });
+  process.send?.({ kind: "ready", identityPort: backends.identity, ordersPort, backends, exchange });
   const stop = async (): Promise<void> => {
     for (const service of services) await service.shutdown.run("bench done");
     for (const name of names) await admin(`drop database if exists "${name}" with (force)`);

@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 /**
  * Section "saga": orders placed and carried to a final state per second, end
  * to end on real PostgreSQL and RabbitMQ. The four services run in a child
@@ -29,10 +30,25 @@ const FINAL_EVENT_TIMEOUT_MS = 30_000;
 const amqpUrl = process.env.MESHWORK_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const concurrencyOf = (env: NodeJS.ProcessEnv): number => Number(env.BENCH_SAGA_CONCURRENCY ?? 48);
 
+/**
+ * How many processes the shop runs in: 2 (the default), orders in one and
+ * identity, catalog and payments in the other, or 1, the four in one (as
+ * npm start runs them). Deployed, each service is a process of its own;
+ * orders carries most of the flow's work, and one Node process is one core:
+ * measured here at about 306 confirmed orders/s with 2 against 275 with 1
+ * (two pairs of alternating runs).
+ */
+export function shopProcessesOf(env: Readonly<Record<string, string | undefined>>): 1 | 2 {
+  const value = env.BENCH_SAGA_PROCESSES ?? "2";
+  if (value !== "1" && value !== "2") throw new Error(`BENCH_SAGA_PROCESSES: expected 1 or 2, got ${value}`);
+  return value === "1" ? 1 : 2;
+}
+
 interface Ready {
   readonly kind: "ready";
   readonly identityPort: number;
-  readonly ordersPort: number;
+  readonly ordersPort?: number;
+  readonly backends: { readonly identity: number; readonly catalog: number; readonly payments: number };
   readonly exchange: string;
 }
 
@@ -56,24 +72,43 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   const concurrency = concurrencyOf(process.env);
   const roundMs = options.measureMs * SAGA_WINDOWS_PER_ROUND;
   print(`## saga: orders placed and finished per second, end to end (PostgreSQL + RabbitMQ)`);
+  const processes = shopProcessesOf(process.env);
   print(
-    `identity, catalog, payments and orders in one child process, each on its own database; ${concurrency} orders in flight from this process ` +
+    `${processes === 1 ? "identity, catalog, payments and orders in one child process" : "orders in one child process, identity, catalog and payments in another (BENCH_SAGA_PROCESSES=2)"}, each on its own database; ${concurrency} orders in flight from this process ` +
       `(place, then await the order's final event on the exchange); ${sagaWarmupMs(options) / 1000} s warm-up, then ${options.rounds} round(s) of ${roundMs / 1000} s back to back`,
   );
   const caveat = roundsCaveat(options.rounds);
   if (caveat) print(caveat);
 
-  const child = children.fork(
-    path.join(import.meta.dirname, "saga-shop.ts"),
-    [],
-    ["--import", "tsx", ...(process.env.BENCH_SAGA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SAGA_PROF}`] : [])],
-  );
-  const ready = await new Promise<Ready>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`the shop exited with ${code} before it was ready`)));
-    child.on("message", (message: Ready) => {
-      if (message.kind === "ready") resolve(message);
+  const suffix = randomUUID().slice(0, 8);
+  const fork = (role: "all" | "backends" | "orders", env: Record<string, string>): Promise<{ child: ChildProcess; ready: Ready }> => {
+    const child = children.fork(
+      path.join(import.meta.dirname, "saga-shop.ts"),
+      [role],
+      ["--import", "tsx", ...(process.env.BENCH_SAGA_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SAGA_PROF}`] : [])],
+      { ...process.env, BENCH_SAGA_SUFFIX: suffix, ...env },
+    );
+    return new Promise((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`the shop (${role}) exited with ${code} before it was ready`)));
+      child.on("message", (message: Ready) => {
+        if (message.kind === "ready") resolve({ child, ready: message });
+      });
     });
-  });
+  };
+  /** The shop's processes, orders' first (stopped first). */
+  const shop: ChildProcess[] = [];
+  let ready: Ready;
+  if (processes === 1) {
+    const all = await fork("all", {});
+    shop.push(all.child);
+    ready = all.ready;
+  } else {
+    const backends = await fork("backends", {});
+    const ordersShop = await fork("orders", { BENCH_SAGA_BACKENDS: JSON.stringify(backends.ready.backends) });
+    shop.push(ordersShop.child, backends.child);
+    ready = { ...ordersShop.ready, identityPort: backends.ready.identityPort };
+  }
+  if (ready.ordersPort === undefined) throw new Error("the shop did not report orders' port");
   const identity = createClient(IdentityService, { target: `127.0.0.1:${ready.identityPort}` });
   const orders = createClient(OrderService, { target: `127.0.0.1:${ready.ordersPort}`, defaultTimeoutMs: 10_000 });
 
@@ -155,8 +190,8 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   };
   const workers = Array.from({ length: concurrency }, (_, index) => worker(index));
   await new Promise((resolve) => setTimeout(resolve, sagaWarmupMs(options)));
-  /** The child's SQL statements and transactions so far, by service. */
-  const sqlSnapshot = (): Promise<ShopSnapshot> =>
+  /** One child's SQL statements and transactions so far, by service, and its CPU. */
+  const childSnapshot = (child: ChildProcess): Promise<ShopSnapshot> =>
     new Promise((resolve) => {
       const onMessage = (message: { kind?: string } & Partial<ShopSnapshot>) => {
         if (message.kind !== "sql") return;
@@ -166,6 +201,18 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
       child.on("message", onMessage);
       child.send({ kind: "sql" });
     });
+  /** The whole shop's: each process counts its own services and databases. */
+  const sqlSnapshot = async (): Promise<ShopSnapshot> => {
+    const parts = await Promise.all(shop.map(childSnapshot));
+    const postgres = parts.map((part) => part.cpu.postgresMs);
+    return {
+      counts: Object.assign({}, ...parts.map((part) => part.counts)),
+      cpu: {
+        shopMs: parts.reduce((sum, part) => sum + part.cpu.shopMs, 0),
+        ...(postgres.every((ms) => ms !== undefined) ? { postgresMs: postgres.reduce((sum: number, ms) => sum + ms!, 0) } : {}),
+      },
+    };
+  };
   const sqlBefore = await sqlSnapshot();
   const rounds: SagaRound[] = [];
   for (let round = 1; round <= options.rounds; round++) {
@@ -307,9 +354,11 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   identity.close();
   orders.close();
   await connection.close();
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.send({ kind: "stop" });
-  await exited;
+  for (const child of shop) {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.send({ kind: "stop" });
+    await exited;
+  }
   return { failedCalls: failed };
 }
 
