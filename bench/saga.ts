@@ -329,7 +329,7 @@ export async function runSagaBench({ options, print, children }: BenchContext): 
   const postgresMs = sqlAfter.cpu.postgresMs !== undefined && sqlBefore.cpu.postgresMs !== undefined ? sqlAfter.cpu.postgresMs - sqlBefore.cpu.postgresMs : undefined;
   print();
   print(
-    `CPU per finished order: shop process ${fixed(shopMs / finishedOrders, 2)} ms (${fixed(shopMs / 10 / windowSeconds, 0)}% of one core), ` +
+    `CPU per finished order: shop (${shop.length === 1 ? "one process" : `${shop.length} processes together`}) ${fixed(shopMs / finishedOrders, 2)} ms (${fixed(shopMs / 10 / windowSeconds, 0)}% of one core), ` +
       (postgresMs === undefined
         ? "PostgreSQL backends not measured"
         : `its PostgreSQL backends ${fixed(postgresMs / finishedOrders, 2)} ms (${fixed(postgresMs / 10 / windowSeconds, 0)}% of one core)`),
