@@ -141,6 +141,11 @@ describe("hostile input at every public RPC, on every protocol", { timeout: 180_
         GATEWAY_MESH_STATUS: "public",
         GATEWAY_REFLECTION: "public",
         GATEWAY_HEALTH_WATCH: "public",
+        // The probe keeps CONCURRENCY calls in flight for one user, streams among them, and the
+        // gateway frees a user's stream slot when it sees the stream end, which can come just
+        // after the client has moved on to its next call: with as many slots as calls in flight,
+        // a probe could meet the per-user stream limit (the limit itself is tested in test/e2e/gateway-edge.security.int.test.ts).
+        GATEWAY_MAX_STREAMS_PER_USER: String(4 * CONCURRENCY),
         ...GENEROUS_LIMITS,
       },
       shop.defer,

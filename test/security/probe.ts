@@ -356,8 +356,10 @@ const UNARY_ANSWER_MS = 20_000;
 export function createSender(baseUrl: string, openMs: number): Sender {
   // A unary answer is awaited much longer than a stream's first message: `openMs` only
   // tells an idle stream from a refused one, and a busy machine (CI beside other work)
-  // answered unary probes after it, which read as aborted calls.
-  const waitMs = (method: DescMethod): number => (method.methodKind === "unary" ? UNARY_ANSWER_MS : openMs);
+  // answered unary probes after it, which read as aborted calls. So is a stream whose
+  // request must be refused: only a tolerated one may stay open with nothing to say
+  // (a busy machine once refused a malformed Health Watch after `openMs`, read as open).
+  const waitMs = (method: DescMethod, probe: ProbeCase): number => (method.methodKind === "unary" || probe.expect !== "tolerated" ? UNARY_ANSWER_MS : openMs);
   let session: http2.ClientHttp2Session | undefined;
   const h2 = (): http2.ClientHttp2Session => {
     if (!session || session.closed || session.destroyed) session = http2.connect(baseUrl);
@@ -366,7 +368,7 @@ export function createSender(baseUrl: string, openMs: number): Sender {
 
   const viaFetch = async (method: DescMethod, protocol: Protocol, probe: ProbeCase, headers: Record<string, string>): Promise<ProbeAnswer> => {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), waitMs(method));
+    const timer = setTimeout(() => controller.abort(), waitMs(method, probe));
     try {
       const response = await fetch(`${baseUrl}/${method.parent.typeName}/${method.name}`, {
         method: "POST",
@@ -384,7 +386,10 @@ export function createSender(baseUrl: string, openMs: number): Sender {
         body = concat(body, chunk.value);
       }
     } catch (error) {
-      if (controller.signal.aborted && method.methodKind !== "unary") return { httpStatus: 200, code: "ok", message: "", open: true };
+      if (controller.signal.aborted) {
+        if (method.methodKind !== "unary" && probe.expect === "tolerated") return { httpStatus: 200, code: "ok", message: "", open: true };
+        return { httpStatus: 0, code: "http", message: `no answer within ${UNARY_ANSWER_MS / 1000} s` };
+      }
       throw error;
     } finally {
       clearTimeout(timer);
@@ -414,10 +419,10 @@ export function createSender(baseUrl: string, openMs: number): Sender {
       };
       const timer = setTimeout(
         () =>
-          method.methodKind === "unary"
+          method.methodKind === "unary" || probe.expect !== "tolerated"
             ? settle({ httpStatus: status, code: "http", message: `no answer within ${UNARY_ANSWER_MS / 1000} s` })
             : settle({ httpStatus: status || 200, code: "ok", message: "", open: true }),
-        waitMs(method),
+        waitMs(method, probe),
       );
       const check = (ended: boolean): void => {
         const answer = interpret(protocol, method.methodKind !== "unary", status, received, body, ended);
