@@ -264,7 +264,8 @@ const OK_TRAILERS: Readonly<Record<string, string>> = { "grpc-status": "0" };
 
 /** Headers then trailers, as connect-node's gRPC answers are: the message (if any) between, the status in the trailers. */
 function answer(stream: ServerHttp2Stream, responseHeader: HeaderBag, message: Uint8Array | undefined, failure: ConnectError | undefined): void {
-  if (stream.destroyed || stream.headersSent) return;
+  // A stream the client reset or closed meanwhile cannot be answered (respond would throw).
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
   const fields = responseHeader.fields;
   fields[":status"] = "200";
   fields["content-type"] = RESPONSE_CONTENT_TYPE;
