@@ -125,25 +125,31 @@ function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<Cached
     // an abort listener (below) is only worth it when there is a load to wait for.
     const fresh = cache.get(key);
     if (fresh !== undefined) return fresh.message();
-    const shared = cache.getOrLoad(key, async () =>
-      CachedAnswer.ofMessage(method.output, (await call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null })) as Message),
-    );
+    const load = async () =>
+      CachedAnswer.ofMessage(method.output, (await call(request, { headers: { [REQUEST_ID_HEADER]: ctx.values.get(requestIdKey) }, timeoutMs: options.upstreamTimeoutMs, parent: null })) as Message);
     try {
-      return (await untilAborted(shared, ctx.signal)).message();
+      return (await sharedAnswer(cache, key, load, ctx.signal, () => ctx.responseHeader.set(STALE_HEADER, "true"))).message();
     } catch (error) {
-      // The fallback: while the backend is down (or its breaker open), the
-      // last good answer beats an error, and the header says it is old.
-      const stale = isStaleFallback(error) ? cache.getStale(key) : undefined;
-      if (stale !== undefined) {
-        ctx.responseHeader.set(STALE_HEADER, "true");
-        return stale.message();
-      }
       throw toConnectError(error, options.log, ctx.values.get(requestIdKey));
     }
   };
 }
 
-/** Whether a failed load may be answered from a stale entry: the backend is down, or its breaker or bulkhead refused the call. */
-export function isStaleFallback(error: unknown): boolean {
-  return isDownstreamFailure(error) || error instanceof FastFailError;
+/**
+ * The answer under `key` for a cache miss, on either path (Connect's
+ * handlers above, the gRPC path's bytes): one `load` shared by every caller
+ * waiting for the key, each waiting only until its own `signal` aborts. The
+ * fallback: while the backend is down (or its breaker or bulkhead refuses),
+ * the last good answer within the stale window beats an error, after
+ * `markStale` (the header saying it is old).
+ */
+export async function sharedAnswer(cache: TtlCache<CachedAnswer>, key: string, load: () => Promise<CachedAnswer>, signal: AbortSignal, markStale: () => void): Promise<CachedAnswer> {
+  try {
+    return await untilAborted(cache.getOrLoad(key, load), signal);
+  } catch (error) {
+    const stale = isDownstreamFailure(error) || error instanceof FastFailError ? cache.getStale(key) : undefined;
+    if (stale === undefined) throw error;
+    markStale();
+    return stale;
+  }
 }

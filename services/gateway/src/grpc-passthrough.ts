@@ -33,12 +33,11 @@ import { fromBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { REQUEST_ID_HEADER, type BytesUnaryCall, type Logger } from "@meshwork/platform";
-import { untilAborted } from "./abortable.js";
 import { logCall } from "./access-log.js";
 import { requestIdKey, type GateContext, type RequestGate } from "./edge-context.js";
 import type { EdgeStreamHandler } from "./edge-server.js";
 import type { EdgeTelemetry } from "./edge-telemetry.js";
-import { CachedAnswer, cacheKey, isStaleFallback, STALE_HEADER } from "./forward.js";
+import { CachedAnswer, cacheKey, sharedAnswer, STALE_HEADER } from "./forward.js";
 import type { TtlCache } from "./ttl-cache.js";
 import { AUTHORIZATION_HEADER, toConnectError, upstreamHeaders } from "./upstream.js";
 
@@ -178,19 +177,14 @@ export function createGrpcPassthrough(options: GrpcPassthroughOptions): GrpcPass
     signal: AbortSignal,
     responseHeader: HeaderBag,
   ): Promise<Uint8Array> {
-    const shared = cache.getOrLoad(key, async () =>
-      CachedAnswer.ofBytes(served.method.output, await served.call(served.method, message, { headers: { [REQUEST_ID_HEADER]: requestId }, timeoutMs: options.upstreamTimeoutMs, parent: null })),
-    );
+    const loadAnswer = async () =>
+      CachedAnswer.ofBytes(served.method.output, await served.call(served.method, message, { headers: { [REQUEST_ID_HEADER]: requestId }, timeoutMs: options.upstreamTimeoutMs, parent: null }));
     // The shared load runs on the gateway's own deadline; this caller waits only until its own.
     const expired = new AbortController();
     const timer = deadline === undefined ? undefined : setTimeout(() => expired.abort(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), deadline - Date.now());
     try {
-      return (await untilAborted(shared, timer === undefined ? signal : AbortSignal.any([signal, expired.signal]))).bytes();
-    } catch (error) {
-      const stale = isStaleFallback(error) ? cache.getStale(key) : undefined;
-      if (stale === undefined) throw error;
-      responseHeader.set(STALE_HEADER, "true");
-      return stale.bytes();
+      const waitUntil = timer === undefined ? signal : AbortSignal.any([signal, expired.signal]);
+      return (await sharedAnswer(cache, key, loadAnswer, waitUntil, () => responseHeader.set(STALE_HEADER, "true"))).bytes();
     } finally {
       clearTimeout(timer);
     }
