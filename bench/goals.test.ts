@@ -18,6 +18,7 @@ function cells(kind: ServerKind, concurrency: number, cpuUsPerCall: readonly num
     p50Ms: 1,
     p99Ms: 2,
     serverCpuUsPerCall: cpu,
+    serverGcPauseUsPerCall: 5,
     serverCore: 0.5,
     clientCpuUsPerCall: 100,
     clientCore: 0.5,

@@ -3,7 +3,7 @@
  * run by hand): `server-child.ts platform|bare|observed|gateway|proxy`. Each server gets a process of
  * its own so it does not share an event loop, or a CPU, with the load client.
  */
-import { performance } from "node:perf_hooks";
+import { performance, PerformanceObserver } from "node:perf_hooks";
 import type { RunningServer } from "./running-server.js";
 import { isServerKind, type FromChild, type ServerKind, type StartSettings, type ToChild } from "./server-protocol.js";
 
@@ -38,6 +38,13 @@ async function main(): Promise<void> {
   // The parent is gone (crashed, killed): never outlive it holding a port.
   process.on("disconnect", () => process.exit(0));
 
+  // Every GC pause of this thread, for the marks (background GC threads show in process CPU only).
+  let gcPauseMs = 0;
+  new PerformanceObserver((entries) => {
+    for (const entry of entries.getEntries()) gcPauseMs += entry.duration;
+  }).observe({ entryTypes: ["gc"] });
+  const collect = (globalThis as { gc?: () => void }).gc;
+
   let server: RunningServer | undefined;
   process.on("message", (message: ToChild) => {
     switch (message.type) {
@@ -63,9 +70,15 @@ async function main(): Promise<void> {
           served: server?.served() ?? 0,
           atMs: performance.now(),
           monotonicUs: Number(process.hrtime.bigint() / 1000n),
+          gcPauseUs: gcPauseMs * 1000,
         });
         return;
       }
+      case "collect":
+        if (!collect) throw new Error("server-child.ts needs --expose-gc for a full collection (server-process.ts passes it)");
+        collect();
+        send({ type: "collected", id: message.id });
+        return;
       case "stop":
         // process.exit (not a kill) so that --cpu-prof writes its profile.
         (server ? server.stop() : Promise.resolve()).finally(() => process.exit(0));

@@ -9,11 +9,15 @@ export interface ServerMark {
   readonly served: number;
   readonly atMs: number;
   readonly monotonicUs: number;
+  /** Main-thread GC pauses so far, µs; NaN from a child that does not report them. */
+  readonly gcPauseUs: number;
 }
 
 /** What a server used between two marks. */
 export interface ServerUsage {
   readonly cpuUs: number;
+  /** Main-thread GC pauses in the window, µs (part of cpuUs). */
+  readonly gcPauseUs: number;
   readonly calls: number;
   readonly wallMs: number;
   /** The window on the child's monotonic clock, µs. */
@@ -22,7 +26,7 @@ export interface ServerUsage {
 }
 
 export function usageBetween(from: ServerMark, to: ServerMark): ServerUsage {
-  return { cpuUs: to.cpuUs - from.cpuUs, calls: to.served - from.served, wallMs: to.atMs - from.atMs, fromUs: from.monotonicUs, toUs: to.monotonicUs };
+  return { cpuUs: to.cpuUs - from.cpuUs, gcPauseUs: to.gcPauseUs - from.gcPauseUs, calls: to.served - from.served, wallMs: to.atMs - from.atMs, fromUs: from.monotonicUs, toUs: to.monotonicUs };
 }
 
 /** The parent's handle on one forked server. */
@@ -31,6 +35,11 @@ export interface ServerProcess {
   /** Starts serving and resolves with the port. */
   start(response?: Uint8Array, settings?: StartSettings): Promise<number>;
   mark(): Promise<ServerMark>;
+  /**
+   * A full garbage collection in the child. False when the child did not
+   * answer within 5 s (a child from an older checkout knows no such message).
+   */
+  collect(): Promise<boolean>;
   /** Asks the child to shut down and exit; kills it if it has not within 5 s. */
   stop(): Promise<void>;
 }
@@ -53,7 +62,9 @@ const CHILD_ENTRY = path.join(import.meta.dirname, "server-child.ts");
 export function forkServer(children: ChildGroup, kind: ServerKind, options: ForkServerOptions = {}): ServerProcess {
   // The same execArgv as this process, so the child runs TypeScript through
   // tsx exactly as the parent does.
-  const execArgv = [...process.execArgv];
+  // --expose-gc: the rounds start every server from a full collection (server-rounds.ts).
+  // A parent without tsx's loader (a vitest worker) still forks a TypeScript child.
+  const execArgv = [...process.execArgv, ...(process.execArgv.some((arg) => arg.includes("tsx")) ? [] : ["--import", "tsx"]), "--expose-gc"];
   if (options.cpuProfDir !== undefined) {
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
   }
@@ -62,6 +73,7 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
 
   let nextMark = 0;
   const pendingMarks = new Map<number, { resolve(mark: ServerMark): void; reject(error: Error): void }>();
+  const pendingCollects = new Map<number, (answered: boolean) => void>();
   let pendingStart: { resolve(port: number): void; reject(error: Error): void } | undefined;
   let exited: Error | undefined;
 
@@ -70,6 +82,8 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
     pendingStart = undefined;
     for (const pending of pendingMarks.values()) pending.reject(error);
     pendingMarks.clear();
+    for (const answer of pendingCollects.values()) answer(false);
+    pendingCollects.clear();
   };
 
   child.on("message", (message: FromChild) => {
@@ -84,9 +98,19 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
       case "mark": {
         const pending = pendingMarks.get(message.id);
         pendingMarks.delete(message.id);
-        pending?.resolve({ cpuUs: message.cpuUserUs + message.cpuSystemUs, served: message.served, atMs: message.atMs, monotonicUs: message.monotonicUs });
+        pending?.resolve({
+          cpuUs: message.cpuUserUs + message.cpuSystemUs,
+          served: message.served,
+          atMs: message.atMs,
+          monotonicUs: message.monotonicUs,
+          gcPauseUs: message.gcPauseUs ?? Number.NaN,
+        });
         return;
       }
+      case "collected":
+        pendingCollects.get(message.id)?.(true);
+        pendingCollects.delete(message.id);
+        return;
     }
   });
   child.once("exit", (code, signal) => {
@@ -136,6 +160,25 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
         } catch (error) {
           pendingMarks.delete(id);
           reject(error as Error);
+        }
+      });
+    },
+    collect() {
+      return new Promise<boolean>((resolve) => {
+        const id = nextMark++;
+        const timer = setTimeout(() => {
+          pendingCollects.delete(id);
+          resolve(false);
+        }, 5000);
+        pendingCollects.set(id, (answered) => {
+          clearTimeout(timer);
+          resolve(answered);
+        });
+        try {
+          send({ type: "collect", id });
+        } catch {
+          pendingCollects.get(id)?.(false);
+          pendingCollects.delete(id);
         }
       });
     },

@@ -28,6 +28,8 @@ export type ToChild =
   | { readonly type: "start"; readonly responseBase64?: string; readonly settings?: StartSettings }
   /** Report CPU and served-call counters now; the parent diffs two marks. */
   | { readonly type: "mark"; readonly id: number }
+  /** A full garbage collection now (the child runs with --expose-gc); answered "collected". */
+  | { readonly type: "collect"; readonly id: number }
   /** Shut down and exit (cleanly, so a --cpu-prof profile gets written). */
   | { readonly type: "stop" };
 
@@ -55,7 +57,10 @@ export type FromChild =
       readonly atMs: number;
       /** process.hrtime in µs: the clock of V8 CPU profiles, to cut a profile to the measure windows. */
       readonly monotonicUs: number;
+      /** Garbage-collection pauses of the child's main thread so far, µs (absent from a child of an older checkout). */
+      readonly gcPauseUs?: number;
     }
+  | { readonly type: "collected"; readonly id: number }
   | { readonly type: "failed"; readonly message: string };
 
 export function isServerKind(value: unknown): value is ServerKind {

@@ -39,6 +39,11 @@ export interface Cell {
   readonly p99Ms: number;
   /** Server CPU per call, µs, from the server's own counters. */
   readonly serverCpuUsPerCall: number;
+  /**
+   * Main-thread GC pauses per call, µs (part of the CPU figure; the
+   * scavenger's helper threads add more, seen only in the CPU figure).
+   */
+  readonly serverGcPauseUsPerCall: number;
   /** Server CPU over the window as a share of one core. */
   readonly serverCore: number;
   readonly clientCpuUsPerCall: number;
@@ -67,8 +72,12 @@ export function callOnce(client: Client, path: string, request: Buffer, metadata
   });
 }
 
+function measuredProcesses(measured: Measured): readonly ServerProcess[] {
+  return Array.isArray(measured) ? measured : [measured as ServerProcess];
+}
+
 export async function measureCell(kind: CellKind, round: number, measured: Measured, target: LoadTarget, plan: LoadPlan): Promise<Cell> {
-  const servers: readonly ServerProcess[] = Array.isArray(measured) ? measured : [measured as ServerProcess];
+  const servers = measuredProcesses(measured);
   let startMarks: Promise<ServerMark[]> | undefined;
   let endMarks: Promise<ServerMark[]> | undefined;
   // A mark may reject if the child dies; the load then fails too and says so.
@@ -86,6 +95,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
   });
   let serverCpuUsPerCall = Number.NaN;
   let serverCore = Number.NaN;
+  let serverGcPauseUsPerCall = Number.NaN;
   let window: Cell["window"];
   if (result.failures === 0 && startMarks && endMarks) {
     const from = await startMarks;
@@ -94,6 +104,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
     const front = usages[0]!;
     const cpuUs = usages.reduce((sum, usage) => sum + usage.cpuUs, 0);
     serverCpuUsPerCall = cpuUs / Math.max(1, front.calls);
+    serverGcPauseUsPerCall = usages.reduce((sum, usage) => sum + usage.gcPauseUs, 0) / Math.max(1, front.calls);
     // Cores of all the processes together: above 100% when a path spans two.
     serverCore = cpuUs / 1000 / Math.max(1, front.wallMs);
     window = { fromUs: front.fromUs, toUs: front.toUs, calls: front.calls };
@@ -106,6 +117,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
     p50Ms: percentile(result.latenciesNs, 50) / 1e6,
     p99Ms: percentile(result.latenciesNs, 99) / 1e6,
     serverCpuUsPerCall,
+    serverGcPauseUsPerCall,
     serverCore,
     clientCpuUsPerCall: result.clientCpuUs / Math.max(1, result.calls),
     clientCore: result.windowSeconds > 0 ? result.clientCpuUs / 1e6 / result.windowSeconds : Number.NaN,
@@ -118,7 +130,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
 export function progressLine(cell: Cell, rounds: number, label: string = cell.kind): string {
   return (
     `round ${cell.round}/${rounds}  c=${String(cell.concurrency).padEnd(3)} ${label.padEnd(8)}  ` +
-    `server ${fixed(cell.serverCpuUsPerCall, 0).padStart(4)} µs CPU/call  ${grouped(cell.callsPerSecond).padStart(7)} calls/s  ` +
+    `server ${fixed(cell.serverCpuUsPerCall, 0).padStart(4)} µs CPU/call (GC ${fixed(cell.serverGcPauseUsPerCall, 0).padStart(3)})  ${grouped(cell.callsPerSecond).padStart(7)} calls/s  ` +
     `p50 ${fixed(cell.p50Ms, 3)} ms  p99 ${fixed(cell.p99Ms, 3)} ms` +
     (cell.failures > 0 ? `  FAILED ${cell.failures}` : "")
   );
@@ -147,7 +159,24 @@ export function roundsEstimateMs(options: BenchOptions, servers: number): number
   return servers * primeMs(options) + options.rounds * options.concurrency.length * servers * (options.warmupMs + options.measureMs);
 }
 
-/** Every cell of every round: for each round, each concurrency, each server in the round's order. */
+/**
+ * Every cell of every round: for each round, each concurrency, each server in the round's order.
+ *
+ * After the warm-up, every server process is given one full garbage
+ * collection, so all of them are measured in the state a long-running
+ * server is in. Why it matters: V8 (Node 20 and 22 alike) promotes
+ * everything a Map or Set that lives in the old generation and keeps
+ * changing still points to (a replaced backing table keeps a link to
+ * its successor), and Node's HTTP/2 session keeps its streams in such a
+ * Map. Before a server's first full collection under load that table is
+ * young and each call's objects die young; after it, every stream's
+ * objects are promoted (about 1.5 MB per scavenge here, plain node:http2
+ * or grpc-js alike) and the server pays 20 to 50 µs of GC per call more.
+ * When that first collection happens is chance (startup garbage, an idle
+ * spell), so without this the two sides of a comparison could be in
+ * different states, and were: two identical servers measured +11 and
+ * +30 µs apart.
+ */
 export async function runAlternatingRounds({ kinds, servers, targets, options, print, label }: RoundsPlan): Promise<Cell[]> {
   const top = Math.max(...options.concurrency);
   for (const kind of kinds) {
@@ -155,7 +184,13 @@ export async function runAlternatingRounds({ kinds, servers, targets, options, p
     const primed = await runLoad(targets[kind]!, plan, { start: () => undefined, end: () => undefined });
     if (primed.failures > 0) throw new Error(`${kind} server failed while warming up: ${primed.firstFailure ?? "?"}`);
   }
-  print(`(each server warmed up for ${primeMs(options) / 1000} s at c=${top} before round 1, unmeasured)`);
+  const processes = new Set(kinds.flatMap((kind) => measuredProcesses(servers[kind]!)));
+  const unanswered = (await Promise.all([...processes].map(async (server) => ((await server.collect()) ? [] : [server.kind])))).flat();
+  print(
+    `(each server warmed up for ${primeMs(options) / 1000} s at c=${top} before round 1, unmeasured, then given a full garbage collection: ` +
+      `measured as a long-running server is, see server-rounds.ts)`,
+  );
+  if (unanswered.length > 0) print(`(no full collection in: ${unanswered.join(", ")}: a child of an older checkout; its GC state is left to chance)`);
   const width = Math.max(...kinds.map((kind) => (label?.(kind) ?? kind).length));
   const cells: Cell[] = [];
   for (let round = 1; round <= options.rounds; round++) {
@@ -201,6 +236,7 @@ export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[],
           of((cell) => cell.serverCpuUsPerCall),
           0,
         ),
+        fixed(of((cell) => cell.serverGcPauseUsPerCall).median, 1),
         formatRounds(
           of((cell) => cell.callsPerSecond),
           0,
@@ -214,7 +250,7 @@ export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[],
       ]);
     }
   }
-  return formatTable(["server", "conc", "server µs CPU/call (min–max)", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"], rows);
+  return formatTable(["server", "conc", "server µs CPU/call (min–max)", "of it GC pauses", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"], rows);
 }
 
 /** The cells that failed, one line each. */
