@@ -12,14 +12,17 @@ describe("bench server child", () => {
     const before = await server.mark();
     expect(Number.isFinite(before.gcPauseUs)).toBe(true);
 
-    expect(await server.collect()).toBe(true);
-    // GC entries reach the child's observer after the collection, not within it: the next mark may miss it.
-    let after = await server.mark();
-    for (let tries = 0; tries < 50 && after.gcPauseUs === before.gcPauseUs; tries++) after = await server.mark();
-
-    const usage = usageBetween(before, after);
-    expect(usage.gcPauseUs).toBeGreaterThan(0);
-    expect(usage.gcPauseUs).toBeLessThanOrEqual(usage.cpuUs);
+    // Each collection is counted: two in a row, two increases. (Wall time of the
+    // pauses, so no comparison with CPU time: a descheduled pause counts whole.)
+    let last = before;
+    for (let collection = 1; collection <= 2; collection++) {
+      expect(await server.collect()).toBe(true);
+      // GC entries reach the child's observer after the collection, not within it: the next mark may miss it.
+      let after = await server.mark();
+      for (let tries = 0; tries < 50 && after.gcPauseUs === last.gcPauseUs; tries++) after = await server.mark();
+      expect(usageBetween(last, after).gcPauseUs).toBeGreaterThan(0);
+      last = after;
+    }
     await server.stop();
   });
 

@@ -9,14 +9,14 @@ export interface ServerMark {
   readonly served: number;
   readonly atMs: number;
   readonly monotonicUs: number;
-  /** Main-thread GC pauses so far, µs; NaN from a child that does not report them. */
+  /** Wall time of the main thread's GC pauses so far, µs; NaN from a child that does not report them. */
   readonly gcPauseUs: number;
 }
 
 /** What a server used between two marks. */
 export interface ServerUsage {
   readonly cpuUs: number;
-  /** Main-thread GC pauses in the window, µs (part of cpuUs). */
+  /** Wall time of the main thread's GC pauses in the window, µs. */
   readonly gcPauseUs: number;
   readonly calls: number;
   readonly wallMs: number;

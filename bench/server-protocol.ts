@@ -57,7 +57,7 @@ export type FromChild =
       readonly atMs: number;
       /** process.hrtime in µs: the clock of V8 CPU profiles, to cut a profile to the measure windows. */
       readonly monotonicUs: number;
-      /** Garbage-collection pauses of the child's main thread so far, µs (absent from a child of an older checkout). */
+      /** Wall time of the child's main-thread GC pauses so far, µs (absent from a child of an older checkout). */
       readonly gcPauseUs?: number;
     }
   | { readonly type: "collected"; readonly id: number }

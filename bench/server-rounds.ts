@@ -40,8 +40,10 @@ export interface Cell {
   /** Server CPU per call, µs, from the server's own counters. */
   readonly serverCpuUsPerCall: number;
   /**
-   * Main-thread GC pauses per call, µs (part of the CPU figure; the
-   * scavenger's helper threads add more, seen only in the CPU figure).
+   * Wall time of the main thread's GC pauses per call, µs: a sign of the
+   * process's GC state beside the CPU figure, not a part of it (a pause the
+   * OS descheduled counts whole; the scavenger's helper threads show only
+   * in the CPU figure).
    */
   readonly serverGcPauseUsPerCall: number;
   /** Server CPU over the window as a share of one core. */
@@ -250,7 +252,7 @@ export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[],
       ]);
     }
   }
-  return formatTable(["server", "conc", "server µs CPU/call (min–max)", "of it GC pauses", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"], rows);
+  return formatTable(["server", "conc", "server µs CPU/call (min–max)", "GC pauses µs", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"], rows);
 }
 
 /** The cells that failed, one line each. */
