@@ -166,7 +166,7 @@ export function roundsEstimateMs(options: BenchOptions, servers: number): number
  *
  * After the warm-up, every server process is given one full garbage
  * collection, so all of them are measured in the state a long-running
- * server is in. Why it matters: V8 (Node 20 and 22 alike) promotes
+ * server is in. Why it matters: V8 (Node 20, 22 and 24 alike) promotes
  * everything a Map or Set that lives in the old generation and keeps
  * changing still points to (a replaced backing table keeps a link to
  * its successor), and Node's HTTP/2 session keeps its streams in such a
