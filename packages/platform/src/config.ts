@@ -108,6 +108,12 @@ export function serviceSettings(prefix: string, defaults: { port: number; metric
       default: defaults.dataDir,
     },
     logLevel: { env: `${prefix}_LOG_LEVEL`, doc: "Log level.", schema: settings.logLevel(), default: "info" },
+    maxConnectionAgeMs: {
+      env: `${prefix}_MAX_CONNECTION_AGE_MS`,
+      doc: "Age after which the gRPC server asks a client to reconnect (HTTP/2 GOAWAY; calls in flight, streams included, finish on the old connection); 0 keeps connections. A few seconds keeps a busy server out of a costly GC state (see createGrpcHost).",
+      schema: settings.durationMs(),
+      default: 0,
+    },
     shutdownGraceMs: { env: `${prefix}_SHUTDOWN_GRACE_MS`, doc: "How long in-flight calls may run on after a shutdown signal.", schema: settings.durationMs(), default: 10_000 },
     consulAddr: { env: "CONSUL_HTTP_ADDR", doc: "Consul agent (host:port or URL); when set, the service registers there and resolves through it.", schema: settings.text(), default: "" },
     consulToken: { env: "CONSUL_HTTP_TOKEN", doc: "Consul ACL token.", schema: settings.text(), default: "", secret: true },

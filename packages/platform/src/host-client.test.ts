@@ -20,8 +20,8 @@ type CatalogHandlers = ServiceHandlers<typeof CatalogService>;
 
 const product = (id: string) => ({ id, name: `Product ${id}`, price: { currencyCode: "EUR", amountMinor: 100n } });
 
-async function serve(t: TestScope, catalog: Partial<CatalogHandlers>, extra?: (host: GrpcHost) => void, log = createSilentLogger()) {
-  const host = createGrpcHost({ name: "test", log });
+async function serve(t: TestScope, catalog: Partial<CatalogHandlers>, extra?: (host: GrpcHost) => void, log = createSilentLogger(), maxConnectionAgeMs?: number) {
+  const host = createGrpcHost({ name: "test", log, ...(maxConnectionAgeMs === undefined ? {} : { maxConnectionAgeMs }) });
   host.add(CatalogService, {
     listProducts: async () => ({ products: [] }),
     getProduct: async (request) => ({ product: product(request.productId) }),
@@ -352,5 +352,58 @@ describe("the gRPC host and its typed client", () => {
     await client.getProduct({ productId: "A1" }, { headers: { authorization: "Bearer abc" } });
     assert.equal(authorization, "Bearer abc");
     assert.ok(new Metadata());
+  });
+
+  test("connections older than the host's max age are replaced: calls carry on across the replacements, and a stream opened on the first connection keeps delivering", async (t) => {
+    const peers = new Set<string>();
+    const { port, client, host } = await serve(
+      t,
+      {
+        getProduct: async (request, context) => {
+          peers.add(context.peer);
+          return { product: product(request.productId) };
+        },
+      },
+      undefined,
+      undefined,
+      150,
+    );
+    const { client: health, close } = createClient(Health, { target: `127.0.0.1:${port}` });
+    t.onTestFinished(close);
+    // Opened first: it shares the first connection with the first call.
+    const watch = health.watch({ service: "" })[Symbol.asyncIterator]();
+    assert.equal((await watch.next()).value?.status, HealthCheckResponse_ServingStatus.SERVING);
+
+    // Until the client has been moved to a third connection (bounded: about 20 replacements' worth of time).
+    for (let call = 0; call < 400 && peers.size < 3; call++) {
+      await client.getProduct({ productId: "A1" });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(peers.size >= 3, `calls used ${peers.size} connection(s)`);
+
+    host.setServing(false);
+    assert.equal((await watch.next()).value?.status, HealthCheckResponse_ServingStatus.NOT_SERVING);
+    await watch.return?.();
+  });
+
+  test("with max age 0, one connection serves every call", async (t) => {
+    const peers = new Set<string>();
+    const { client } = await serve(
+      t,
+      {
+        getProduct: async (request, context) => {
+          peers.add(context.peer);
+          return { product: product(request.productId) };
+        },
+      },
+      undefined,
+      undefined,
+      0,
+    );
+    for (let call = 0; call < 30; call++) {
+      await client.getProduct({ productId: "A1" });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(peers.size, 1);
   });
 });

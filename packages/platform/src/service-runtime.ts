@@ -18,6 +18,8 @@ export interface RuntimeConfig extends TelemetryConfig {
 /** The settings every gRPC service has (see serviceSettings in config.ts): a RuntimeConfig, its database and the host it is reached on. */
 export interface CommonServiceConfig extends RuntimeConfig {
   readonly advertiseHost: string;
+  /** The gRPC host's maxConnectionAgeMs (0: connections are kept). */
+  readonly maxConnectionAgeMs: number;
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
 }
@@ -126,7 +128,7 @@ export function startService(definition: ServiceDefinition): Promise<RunningServ
       return database;
     },
     async serve(parts, database) {
-      const host = createGrpcHost({ name, log: parts.log, telemetry: parts.telemetry });
+      const host = createGrpcHost({ name, log: parts.log, telemetry: parts.telemetry, maxConnectionAgeMs: config.maxConnectionAgeMs });
       await definition.setup({ ...parts, database, host });
       return { endpoint: grpcEndpoint(host, parts.log), advertiseHost: config.advertiseHost, logFields: { database: database.kind } };
     },
