@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
 import { settings } from "./config-schemas.js";
+import { DEFAULT_MAX_CONNECTION_AGE_MS } from "./server.js";
 import { telemetrySettings } from "./telemetry/index.js";
 
 /** One configuration key: where it comes from, what it means, what it must be. */
@@ -112,7 +113,7 @@ export function serviceSettings(prefix: string, defaults: { port: number; metric
       env: `${prefix}_MAX_CONNECTION_AGE_MS`,
       doc: "Age after which the gRPC server asks a client to reconnect (HTTP/2 GOAWAY; calls in flight, streams included, finish on the old connection); 0 keeps connections. A few seconds keeps a busy server out of a costly GC state (see createGrpcHost).",
       schema: settings.durationMs(),
-      default: 0,
+      default: DEFAULT_MAX_CONNECTION_AGE_MS,
     },
     shutdownGraceMs: { env: `${prefix}_SHUTDOWN_GRACE_MS`, doc: "How long in-flight calls may run on after a shutdown signal.", schema: settings.durationMs(), default: 10_000 },
     consulAddr: { env: "CONSUL_HTTP_ADDR", doc: "Consul agent (host:port or URL); when set, the service registers there and resolves through it.", schema: settings.text(), default: "" },
