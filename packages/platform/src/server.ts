@@ -8,6 +8,7 @@ import { isDatabaseUnavailable } from "./database-errors.js";
 import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
 import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
+import { adoptStreamTablesOf } from "./http2-stream-tables.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
 import { serverSpanStarter, type ServerSpan } from "./telemetry/grpc.js";
@@ -78,10 +79,13 @@ export interface GrpcHost {
  * promoted, costing 20 to 50 µs of GC per call at c=16 on two cores. A new
  * connection's Map starts young, so the state lasts at most a connection's
  * age. Measured with `npm run bench -- host-vs-bare` (whose rounds start
- * after a full collection), main-thread GC pauses per call at c=16: 18–23 µs
- * without; 4–8 with 2 s (CPU per call about 105 down to 77); 6–16 with 5 s;
- * 6–23 with 30 s. Not on by default until measured over longer runs and
- * with the Linkerd proxy in between. grpc-js adds ±10% jitter to the age.
+ * after a full collection), main-thread GC pauses per call at c=16, 10 s
+ * windows: 18–23 µs without; 4–8 with 2 s; 6–16 with 5 s; 6–23 with 30 s.
+ * Over 30 s windows (3 rounds each, bare grpc-js beside it at 12–14): 13
+ * without, 6 with 5 s, 10 with 15 s, 16 with 60 s. Only ages of a few
+ * seconds help, so it stays off: the host now gives its connections stream
+ * tables that do not promote (http2-stream-tables.ts), which removes the
+ * cause instead. grpc-js adds ±10% jitter to the age.
  */
 export const DEFAULT_MAX_CONNECTION_AGE_MS = 0;
 
@@ -133,6 +137,8 @@ export function createGrpcHost(options: GrpcHostOptions): GrpcHost {
       const bound = await new Promise<number>((resolve, reject) => {
         server.bindAsync(formatBindAddress(host, port), ServerCredentials.createInsecure(), (error, actual) => (error ? reject(error) : resolve(actual)));
       });
+      // Connections get stream tables that do not promote every call (http2-stream-tables.ts).
+      if (!adoptStreamTablesOf(server)) options.log.debug("grpc-js HTTP/2 servers not found: connections keep Node's stream tables");
       return bound;
     },
     setServing(serving) {

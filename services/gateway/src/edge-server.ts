@@ -14,7 +14,7 @@ import { once } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import net, { type Socket } from "node:net";
-import type { Logger } from "@meshwork/platform";
+import { adoptStreamTables, type Logger } from "@meshwork/platform";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -207,6 +207,8 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   });
   const sessions = new Set<ServerHttp2Session>();
   h2.on("session", (session: ServerHttp2Session) => {
+    // Before its first stream: tables that do not promote every stream (@meshwork/platform's http2-stream-tables.ts).
+    adoptStreamTables(session);
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (draining) session.close();

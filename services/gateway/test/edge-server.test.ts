@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
-import http2 from "node:http2";
+import http2, { type Http2ServerRequest, type Http2Session } from "node:http2";
 import net from "node:net";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
-import { createSilentLogger } from "@meshwork/platform";
+import { createSilentLogger, hasStreamTables } from "@meshwork/platform";
 import { createEdgeServer, type EdgeHandler, type EdgeServer, type EdgeStreamHandler } from "../src/edge-server.js";
 
 const TIMEOUT = { timeout: 20_000 };
@@ -201,6 +201,27 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
     // HTTP/1.1 never meets the stream handler.
     assert.match((await http1(port, "/raw")).text, /^http\/1\.1 GET \/raw /);
     assert.equal(server.inFlight(), 0);
+  });
+
+  test("HTTP/2 connections get the platform's stream tables, on the stream handler's path and on the request handler's", TIMEOUT, async (t) => {
+    const tables = (session: Http2Session | undefined): string => (session && hasStreamTables(session) ? "tables" : "node's map");
+    const { port } = await start(
+      t,
+      (request, response) => {
+        response.end(request.httpVersionMajor === 2 ? tables((request as Http2ServerRequest).stream.session) : "http/1.1");
+      },
+      {
+        streamHandler: (stream, headers) => {
+          if (headers[":path"] !== "/raw") return false;
+          stream.respond({ ":status": 200 }, { waitForTrailers: true });
+          stream.once("wantTrailers", () => stream.sendTrailers({}));
+          stream.end(tables(stream.session));
+          return true;
+        },
+      },
+    );
+    assert.equal(await h2(port, "/raw"), "tables");
+    assert.equal(await h2(port, "/compat"), "tables");
   });
 
   test("a stream the stream handler took is in flight until answered: close() waits for it, or names it when cut off", TIMEOUT, async (t) => {
