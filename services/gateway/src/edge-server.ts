@@ -73,8 +73,7 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   let draining = false;
   /** Requests (or raw HTTP/2 streams) whose answer is not fully written yet, each with its "HTTP/2.0 POST /path". */
-  const requests = new Map<object, () => string>();
-  const http1Responses = new Set<ServerResponse>();
+  const requests = new InFlightList();
   /** HTTP/2 streams answered in full whose client has not finished sending (see below). */
   const lingering = new Set<ServerHttp2Stream>();
 
@@ -101,9 +100,9 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
 
   /** A raw stream `streamHandler` took: in flight until its answer is written, as a compatibility request is. */
   const trackedStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
-    requests.set(stream, () => `HTTP/2.0 ${headers[":method"]} ${headers[":path"]}`);
+    const entry = requests.add(() => `HTTP/2.0 ${headers[":method"]} ${headers[":path"]}`);
     const answered = (): void => {
-      if (requests.delete(stream)) changed();
+      if (requests.remove(entry)) changed();
     };
     stream.once("close", answered);
     timeRequestSide(stream, () => {
@@ -122,13 +121,10 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
     });
 
   const tracked: EdgeHandler = (request, response) => {
-    requests.set(request, () => `HTTP/${request.httpVersion} ${request.method} ${request.url}`);
     const isHttp1 = request.httpVersionMajor === 1;
-    if (isHttp1) http1Responses.add(response as ServerResponse);
+    const entry = requests.add(() => `HTTP/${request.httpVersion} ${request.method} ${request.url}`, isHttp1 ? (response as ServerResponse) : undefined);
     const answered = (): void => {
-      if (!requests.delete(request)) return;
-      if (isHttp1) http1Responses.delete(response as ServerResponse);
-      changed();
+      if (requests.remove(entry)) changed();
     };
     response.once("close", answered);
     if (!isHttp1) {
@@ -274,12 +270,12 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
       http1.closeIdleConnections();
       // A kept-alive HTTP/1.1 connection is closed after the answer in flight,
       // so its client reconnects (to another instance) for the next request.
-      for (const response of http1Responses) if (!response.headersSent) response.setHeader("connection", "close");
+      for (const { http1Response } of requests.entries()) if (http1Response && !http1Response.headersSent) http1Response.setHeader("connection", "close");
       // GOAWAY: no new streams; the session closes itself once its streams have.
       for (const session of sessions) session.close();
 
       const drained = await until(() => requests.size === 0, deadline);
-      const cutOff = [...requests.values()].map((label) => label());
+      const cutOff = [...requests.entries()].map(({ label }) => label());
       if (drained) {
         // Every answer is queued; connections flush it and close by
         // themselves. A lingering stream is told to stop sending with
@@ -299,6 +295,60 @@ export function createEdgeServer(options: EdgeServerOptions): EdgeServer {
     },
     inFlight: () => requests.size,
   };
+}
+
+/** A request being answered: its label for close()'s cut-off list, and its response when it is HTTP/1.1 (told to close its connection on a drain). */
+interface InFlightEntry {
+  readonly label: () => string;
+  readonly http1Response: ServerResponse | undefined;
+  previous: InFlightEntry | undefined;
+  next: InFlightEntry | undefined;
+  linked: boolean;
+}
+
+/**
+ * The requests in flight, as a doubly linked list whose entries the
+ * requests' own listeners hold. Not a Map or Set: one insert and one delete
+ * per request in a long-lived Map makes V8 promote every request that passes
+ * through it, as Node's HTTP/2 stream Map did (@meshwork/platform's
+ * http2-stream-tables.ts says why). An unlinked entry points at nothing.
+ */
+class InFlightList {
+  #head: InFlightEntry | undefined;
+  #tail: InFlightEntry | undefined;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Appended: entries() gives the oldest request first. */
+  add(label: () => string, http1Response?: ServerResponse): InFlightEntry {
+    const entry: InFlightEntry = { label, http1Response, previous: this.#tail, next: undefined, linked: true };
+    if (this.#tail) this.#tail.next = entry;
+    else this.#head = entry;
+    this.#tail = entry;
+    this.#size++;
+    return entry;
+  }
+
+  /** False when the entry was already removed. */
+  remove(entry: InFlightEntry): boolean {
+    if (!entry.linked) return false;
+    if (entry.previous) entry.previous.next = entry.next;
+    else this.#head = entry.next;
+    if (entry.next) entry.next.previous = entry.previous;
+    else this.#tail = entry.previous;
+    entry.previous = undefined;
+    entry.next = undefined;
+    entry.linked = false;
+    this.#size--;
+    return true;
+  }
+
+  *entries(): IterableIterator<InFlightEntry> {
+    for (let entry = this.#head; entry; entry = entry.next) yield entry;
+  }
 }
 
 /**

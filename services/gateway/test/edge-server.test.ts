@@ -166,6 +166,31 @@ describe("edge server: HTTP/1.1 and h2c on one plaintext port", () => {
     await assert.rejects(inFlight, /socket hang up|ECONNRESET/);
   });
 
+  test("requests answered out of order leave the in-flight count, and the rest are cut off oldest first", TIMEOUT, async (t) => {
+    const held = new Map<string, () => void>();
+    let arrived: (() => void) | undefined;
+    const { server, port } = await start(t, (request, response) => {
+      request.resume();
+      held.set(request.url ?? "", () => response.end("late"));
+      arrived?.();
+    });
+    const calls: Promise<unknown>[] = [];
+    for (const path of ["/one", "/two", "/three"]) {
+      const here = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      // Each on its own connection, so none waits behind another.
+      calls.push(http1(port, path, undefined, new http.Agent()).catch((error: unknown) => error));
+      await here;
+    }
+    assert.equal(server.inFlight(), 3);
+    held.get("/two")?.();
+    assert.equal((await calls[1]) instanceof Error, false, "the answered one arrives whole");
+    assert.equal(server.inFlight(), 2);
+    assert.deepEqual(await server.close(100), { drained: false, cutOff: ["HTTP/1.1 GET /one", "HTTP/1.1 GET /three"] });
+    await Promise.all(calls);
+  });
+
   test("close() sends HTTP/2 clients GOAWAY and waits for their open streams", TIMEOUT, async (t) => {
     const echo = createEchoHandler();
     const { server, port } = await start(t, echo.handler);
