@@ -111,7 +111,7 @@ export function serviceSettings(prefix: string, defaults: { port: number; metric
     logLevel: { env: `${prefix}_LOG_LEVEL`, doc: "Log level.", schema: settings.logLevel(), default: "info" },
     maxConnectionAgeMs: {
       env: `${prefix}_MAX_CONNECTION_AGE_MS`,
-      doc: "Age after which the gRPC server asks a client to reconnect (HTTP/2 GOAWAY; calls in flight, streams included, finish on the old connection); 0 keeps connections. A few seconds keeps a busy server out of a costly GC state (see createGrpcHost).",
+      doc: "Age after which the gRPC server asks a client to reconnect (HTTP/2 GOAWAY; calls in flight, streams included, finish on the old connection); 0 keeps connections. Off by default: the GC cost that short ages once avoided is removed by the host's HTTP/2 stream tables (see DEFAULT_MAX_CONNECTION_AGE_MS).",
       schema: settings.durationMs(),
       default: DEFAULT_MAX_CONNECTION_AGE_MS,
     },

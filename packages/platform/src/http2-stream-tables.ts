@@ -32,6 +32,8 @@ import type { Server } from "@grpc/grpc-js";
 
 /** Node majors whose http2 core was read for the calls above. */
 const CHECKED_NODE_MAJORS: ReadonlySet<number> = new Set([20, 22, 24]);
+/** Whether this process runs on one of them: decided once, not per connection. */
+const ON_CHECKED_NODE = CHECKED_NODE_MAJORS.has(Number(process.versions.node.split(".")[0]));
 
 const adopted = new WeakSet<Http2Session>();
 
@@ -135,7 +137,7 @@ function isEmptyNodeCollection(value: unknown, kind: "Map" | "Set"): boolean {
  */
 export function adoptStreamTables(session: Http2Session): boolean {
   if (adopted.has(session)) return true;
-  if (!CHECKED_NODE_MAJORS.has(Number(process.versions.node.split(".")[0]))) return false;
+  if (!ON_CHECKED_NODE) return false;
   const state = stateOf(session);
   if (!state || !isEmptyNodeCollection(state.streams, "Map") || !isEmptyNodeCollection(state.pendingStreams, "Set")) return false;
   state.streams = new StreamTable();
