@@ -159,7 +159,7 @@ class ChannelPool {
     }
   }
 
-  async pick(deadline: number, signal: AbortSignal | undefined): Promise<{ address: string; channel: Client }> {
+  async pick(deadline: number, signal: AbortSignal | undefined, failed?: readonly string[]): Promise<{ address: string; channel: Client }> {
     const target = this.config.target;
     if (typeof target === "string") return { address: target, channel: this.channel(target) };
     let instances = target.instances();
@@ -180,7 +180,7 @@ class ChannelPool {
       instances = target.instances();
     }
     if (instances.length === 0) throw new RpcError(Code.UNAVAILABLE, "no passing instance to call");
-    const address = this.balancer.pick(instances.map(instanceAddress));
+    const address = this.balancer.pick(instances.map(instanceAddress), failed);
     return { address, channel: this.channel(address) };
   }
 
@@ -268,7 +268,13 @@ async function unary<Request, Response>(
 ): Promise<Response> {
   const { metadata, deadline, signal } = prepare(options, config.defaultTimeoutMs ?? 5000);
   const effectiveDeadline = deadline ?? Date.now() + (config.defaultTimeoutMs ?? 5000);
-  return policy.run(() => attempt(channels, methodPath(method), codec, request, metadata, effectiveDeadline, signal), { idempotent, deadline: effectiveDeadline, signal });
+  const tries: Tries = { failedOn: undefined };
+  return policy.run(() => attempt(channels, methodPath(method), codec, request, metadata, effectiveDeadline, signal, tries), { idempotent, deadline: effectiveDeadline, signal });
+}
+
+/** One logical call's attempts so far: the instances it failed on, which its retries avoid. */
+interface Tries {
+  failedOn: string[] | undefined;
 }
 
 /** One try on one instance; its outcome feeds that instance's ejection and latency. */
@@ -280,18 +286,22 @@ async function attempt<Request, Response>(
   metadata: Metadata,
   effectiveDeadline: number,
   signal: AbortSignal | undefined,
+  tries: Tries,
 ): Promise<Response> {
   if (signal?.aborted) throw new RpcError(Code.CANCELLED, "call cancelled before it started");
   if (effectiveDeadline <= Date.now()) throw new RpcError(Code.DEADLINE_EXCEEDED, "deadline passed before the call started");
-  const { address, channel } = await channels.pick(effectiveDeadline, signal);
+  const { address, channel } = await channels.pick(effectiveDeadline, signal, tries.failedOn);
   const started = performance.now();
   return new Promise<Response>((resolve, reject) => {
     const call = channel.makeUnaryRequest<Request, Response>(path, codec.serialize, codec.deserialize, request, metadata, { deadline: effectiveDeadline }, (error, response) => {
       signal?.removeEventListener("abort", onAbort);
       const failure = error ? toRpcError(error) : undefined;
       channels.record(address, performance.now() - started, failure !== undefined && isDownstreamFailure(failure));
-      if (failure) reject(failure);
-      else resolve(response!);
+      if (failure) {
+        if (tries.failedOn === undefined) tries.failedOn = [address];
+        else tries.failedOn.push(address);
+        reject(failure);
+      } else resolve(response!);
     });
     const onAbort = (): void => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -4,6 +4,10 @@
  * ejection), each ejection twice as long as the one before, up to a cap.
  * When every instance is ejected, all of them are tried again rather than
  * none (a fully ejected pool is more likely a shared cause than N dead hosts).
+ * A retry goes to an instance that has not failed that call yet, when one is
+ * in rotation: with the round-robin cursor shared by concurrent calls, a
+ * retry could otherwise land on the instance it just failed on (an ejection
+ * lapses while the instance is still down, so that is not rare).
  *
  * Hand-written because grpc-js' outlier detection works only inside a single
  * channel fed by its own resolver, while our pool picks across discovery's
@@ -25,8 +29,8 @@ export interface InstanceStats {
 }
 
 export interface InstanceBalancer {
-  /** The next address to call among `addresses` (never empty). */
-  pick(addresses: readonly string[]): string;
+  /** The next address to call among `addresses` (never empty), preferring one not in `failed` (those this call failed on). */
+  pick(addresses: readonly string[], failed?: readonly string[]): string;
   /** Reports one call's outcome: `failed` only for failures that say something about the instance. */
   record(address: string, durationMs: number, failed: boolean): void;
   /** Forgets instances that are gone. */
@@ -58,10 +62,14 @@ export function createInstanceBalancer(settings: () => BalancerSettings, now: ()
   const percentile = (sorted: readonly number[], p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
 
   return {
-    pick(addresses) {
+    pick(addresses, failed) {
       const at = now();
       const inRotation = addresses.filter((address) => (states.get(address)?.ejectedUntil ?? 0) <= at);
-      const from = inRotation.length > 0 ? inRotation : addresses;
+      let from = inRotation.length > 0 ? inRotation : addresses;
+      if (failed !== undefined) {
+        const untried = from.filter((address) => !failed.includes(address));
+        if (untried.length > 0) from = untried;
+      }
       return from[cursor++ % from.length]!;
     },
     record(address, durationMs, failed) {

@@ -309,6 +309,32 @@ describe("load balancing with ejection", () => {
     assert.ok(downstream.counters.retries <= 3, `retries stay few once ejected (${downstream.counters.retries})`);
   });
 
+  test("a retry goes to an instance that has not failed this call: with one of two instances failing, concurrent calls all succeed (a CI chaos run failed one)", async (t) => {
+    const good = await serve(t, async (request) => ({ product: product(request.productId) }));
+    const bad = await serve(t, async () => {
+      throw new RpcError(Code.UNAVAILABLE, "down");
+    });
+    const discovery = createStaticDiscovery({ catalog: [good.address, bad.address] });
+    // Never ejected and a budget that never runs dry: only the choice of instance decides a retry's fate.
+    const { client: catalog, downstream } = client(t, discovery.resolver.watch("catalog"), {
+      retry: { maxAttempts: 2, ...fast },
+      budget: { maxTokens: 1000, tokenRatio: 1 },
+      breaker: NO_BREAKER,
+      ejection: { consecutiveFailures: 1000 },
+    });
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, loop) => {
+        for (let i = 0; i < 25; i += 1) await catalog.getProduct({ productId: `${loop}-${i}` }).catch((error: Error) => failures.push(error.message));
+      }),
+    );
+    assert.deepEqual(failures, []);
+    assert.ok(
+      bad.served.calls > 0 && downstream.counters.retries === bad.served.calls,
+      `every failed attempt was retried once (${downstream.counters.retries} retries, ${bad.served.calls} failed attempts)`,
+    );
+  });
+
   test("when every instance is ejected, they are all tried again rather than none", async (t) => {
     const server = await serve(t, async (request) => ({ product: product(request.productId) }));
     let failing = true;
