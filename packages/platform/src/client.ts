@@ -4,6 +4,7 @@ import { currentCall, REQUEST_ID_HEADER, wantCallScope } from "./call-context.js
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./rpc-errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
+import { adoptLeanAsyncBind } from "./lean-async-bind.js";
 import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } from "./resilience/instance-balancer.js";
 import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";
 import { DEFAULT_RESILIENCE, type ResilienceSettings } from "./resilience/settings.js";
@@ -81,6 +82,8 @@ export interface ClosableClient<S extends AnyService> {
 export function createClient<S extends AnyService>(service: S, config: ClientConfig): ClosableClient<S> {
   // From now on, handlers in this process run in their call scope: what this client reads the parent call from.
   wantCallScope();
+  // And HTTP/2 requests stop promoting themselves to the old generation (lean-async-bind.ts).
+  adoptLeanAsyncBind();
   const name = config.name ?? service.typeName;
   const resilience = config.resilience ?? DEFAULT_RESILIENCE;
   const settings = "get" in resilience ? () => resilience.get() : () => resilience;
