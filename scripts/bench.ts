@@ -15,7 +15,7 @@
  *
  * Sections live in bench/; add one by adding it to SECTIONS (bench/sections.ts).
  */
-import { adoptLeanAsyncBind } from "@meshwork/platform";
+import { adoptGrpcClientTables, adoptLeanAsyncBind } from "@meshwork/platform";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -32,10 +32,12 @@ function formatDuration(ms: number): string {
 }
 
 async function main(): Promise<number> {
-  // The load clients in this process always get the platform's lean bind
-  // (packages/platform/src/lean-async-bind.ts), not only once the saga
-  // section has made a platform client: a cheaper client, the same in every section.
+  // The load clients in this process always get what a platform client
+  // gets (packages/platform/src/lean-async-bind.ts, http2-stream-tables.ts),
+  // not only once the saga section has made one: a cheaper client, the same
+  // in every section.
   adoptLeanAsyncBind();
+  adoptGrpcClientTables();
   let options: BenchOptions;
   try {
     options = parseBenchOptions(process.argv.slice(2), process.env);

@@ -4,6 +4,7 @@ import { currentCall, REQUEST_ID_HEADER, wantCallScope } from "./call-context.js
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./rpc-errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
+import { adoptGrpcClientTables } from "./http2-stream-tables.js";
 import { adoptLeanAsyncBind } from "./lean-async-bind.js";
 import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } from "./resilience/instance-balancer.js";
 import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";
@@ -82,8 +83,11 @@ export interface ClosableClient<S extends AnyService> {
 export function createClient<S extends AnyService>(service: S, config: ClientConfig): ClosableClient<S> {
   // From now on, handlers in this process run in their call scope: what this client reads the parent call from.
   wantCallScope();
-  // And HTTP/2 requests stop promoting themselves to the old generation (lean-async-bind.ts).
+  // And its calls stop promoting themselves to the old generation: Node's
+  // AsyncResource bind (lean-async-bind.ts), then the connection's stream
+  // tables and grpc-js's set of calls in flight (http2-stream-tables.ts).
   adoptLeanAsyncBind();
+  adoptGrpcClientTables();
   const name = config.name ?? service.typeName;
   const resilience = config.resilience ?? DEFAULT_RESILIENCE;
   const settings = "get" in resilience ? () => resilience.get() : () => resilience;

@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
-import type { AddressInfo } from "node:net";
-import { credentials, Metadata, type Client, makeGenericClientConstructor } from "@grpc/grpc-js";
-import { describe, test } from "vitest";
+import { type AddressInfo, connect as netConnect, createServer as createNetServer, type Socket } from "node:net";
+import { credentials, Metadata, type Client, makeGenericClientConstructor, Server, ServerCredentials, status, type ServiceError, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { describe, test, vi } from "vitest";
 import type { TestScope } from "@meshwork/testing";
-import { adoptStreamTables, hasStreamTables, PendingStreams, StreamTable } from "./http2-stream-tables.js";
+import { adoptGrpcClientTables, adoptStreamTables, ArraySet, grpcClientTransportsAdopted, hasStreamTables, StreamTable } from "./http2-stream-tables.js";
 import { createSilentLogger } from "./logger.js";
 import { createGrpcHost } from "./server.js";
 
@@ -42,12 +42,12 @@ describe("StreamTable, as Node's session code uses its Map", () => {
   });
 });
 
-describe("PendingStreams, as Node's session code uses its Set", () => {
+describe("ArraySet, as Node's session code uses its Set", () => {
   test("add, has, delete and size, each stream once", () => {
     const a = { name: "a" };
     const b = { name: "b" };
     const c = { name: "c" };
-    const set = new PendingStreams<{ name: string }>();
+    const set = new ArraySet<{ name: string }>();
     set.add(a).add(b).add(a).add(c);
     assert.equal(set.size, 3);
     assert.equal(set.delete(a), true);
@@ -59,7 +59,7 @@ describe("PendingStreams, as Node's session code uses its Set", () => {
 
   test("forEach visits each stream once even when the visit deletes it (close and destroy do)", () => {
     const streams = [{ n: 1 }, { n: 2 }, { n: 3 }];
-    const set = new PendingStreams<{ n: number }>();
+    const set = new ArraySet<{ n: number }>();
     for (const stream of streams) set.add(stream);
     const seen: number[] = [];
     set.forEach((stream, again, self) => {
@@ -68,6 +68,19 @@ describe("PendingStreams, as Node's session code uses its Set", () => {
       self.delete(stream);
     });
     assert.deepEqual(seen.sort(), [1, 2, 3]);
+    assert.equal(set.size, 0);
+  });
+
+  test("for...of visits each member once even when the body deletes it (grpc-js ends each call in flight when its connection drops)", () => {
+    const calls = [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }];
+    const set = new ArraySet<{ n: number }>();
+    for (const call of calls) set.add(call);
+    const seen: number[] = [];
+    for (const call of set) {
+      seen.push(call.n);
+      set.delete(call);
+    }
+    assert.deepEqual(seen.sort(), [1, 2, 3, 4]);
     assert.equal(set.size, 0);
   });
 });
@@ -160,7 +173,7 @@ describe("HTTP/2 sessions on the tables", () => {
     assert.ok(serverSession && hasStreamTables(serverSession) && hasStreamTables(client));
     for (const session of [client, serverSession]) {
       const tables = tablesOf(session);
-      assert.ok(tables.streams instanceof StreamTable && tables.pendingStreams instanceof PendingStreams, "Node's code works on these tables");
+      assert.ok(tables.streams instanceof StreamTable && tables.pendingStreams instanceof ArraySet, "Node's code works on these tables");
       assert.equal(tables.streams.size, 0, "every closed stream left the table");
       assert.equal(tables.pendingStreams.size, 0);
     }
@@ -268,4 +281,79 @@ test("the platform host gives every connection it accepts the tables", async (t)
   const sessions = (host.server as unknown as { sessions: Map<ServerHttp2Session, unknown> }).sessions;
   assert.equal(sessions.size, 2, "one session per client");
   for (const session of sessions.keys()) assert.equal(hasStreamTables(session), true);
+});
+
+describe("grpc-js clients on the tables", () => {
+  const RAW = { requestSerialize: (bytes: Buffer) => bytes, requestDeserialize: (bytes: Buffer) => bytes, responseSerialize: (bytes: Buffer) => bytes, responseDeserialize: (bytes: Buffer) => bytes };
+  const definition = { Echo: { path: "/tables.Echo/Echo", requestStream: false, responseStream: false, ...RAW } };
+  const EchoClient = makeGenericClientConstructor(definition, "Echo");
+
+  /** A grpc-js server that echoes, except "hold", which it never answers. */
+  async function startEcho(t: TestScope): Promise<{ port: number; held: () => number }> {
+    const server = new Server();
+    let held = 0;
+    server.addService(definition, {
+      Echo: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+        if (call.request.toString() === "hold") held++;
+        else callback(null, call.request);
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    t.onTestFinished(() => server.forceShutdown());
+    return { port, held: () => held };
+  }
+
+  const echo = (client: Client, text: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      client.makeUnaryRequest(definition.Echo.path, RAW.requestSerialize, RAW.responseDeserialize, Buffer.from(text), new Metadata(), { deadline: Date.now() + 20_000 }, (error, answer) =>
+        error ? reject(error) : resolve(answer!.toString()),
+      );
+    });
+
+  test("a new connection takes the tables; 64 calls, 16 at a time, are answered; calls in flight when the connection drops fail UNAVAILABLE at once", async (t) => {
+    assert.equal(adoptGrpcClientTables(), true, "grpc-js's connector is the one read");
+    assert.equal(adoptGrpcClientTables(), true, "a second call only reports");
+    const { port, held } = await startEcho(t);
+    // Between client and server, a TCP relay that can cut the connection without a word of HTTP/2.
+    const sockets: Socket[] = [];
+    const relay = createNetServer((inbound) => {
+      const outbound = netConnect(port, "127.0.0.1");
+      sockets.push(inbound, outbound);
+      for (const socket of [inbound, outbound]) socket.on("error", () => undefined);
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    relay.listen(0, "127.0.0.1");
+    await once(relay, "listening");
+    t.onTestFinished(() => void relay.close());
+    const before = grpcClientTransportsAdopted();
+    // A subchannel pool of its own: a new connection, not one another test's client opened.
+    const client = new EchoClient(`127.0.0.1:${(relay.address() as AddressInfo).port}`, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+    t.onTestFinished(() => client.close());
+    let next = 0;
+    const answers: string[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < 64) {
+          const n = next++;
+          answers[n] = await echo(client, `call ${n}`);
+        }
+      }),
+    );
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 64 }, (_, n) => `call ${n}`),
+    );
+    assert.equal(grpcClientTransportsAdopted(), before + 1, "its one connection got the tables");
+
+    // grpc-js walks its calls in flight (now an ArraySet) to fail each one when the connection drops.
+    const inFlight = [echo(client, "hold"), echo(client, "hold"), echo(client, "hold")].map((call) =>
+      call.then(
+        () => assert.fail("a held call was answered"),
+        (error: ServiceError) => `${status[error.code]}: ${error.details}`,
+      ),
+    );
+    await vi.waitFor(() => assert.equal(held(), 3));
+    for (const socket of sockets) socket.destroy();
+    assert.deepEqual(await Promise.all(inFlight), Array(3).fill("UNAVAILABLE: Connection dropped"));
+  });
 });

@@ -27,7 +27,8 @@
  * those Node majors, only while both collections are empty Node ones, and
  * otherwise leaves the session as it is (a newer Node serves as before).
  */
-import type { Http2Server, Http2Session } from "node:http2";
+import type { ClientHttp2Session, Http2Server, Http2Session } from "node:http2";
+import { createRequire } from "node:module";
 import type { Server } from "@grpc/grpc-js";
 
 /** Node majors whose http2 core was read for the calls above. */
@@ -79,11 +80,15 @@ export class StreamTable<T> {
   }
 }
 
-/** A session's streams that have no id yet (`session[kState].pendingStreams`): a Set to Node, an array underneath. */
-export class PendingStreams<T> {
-  // A stream is pending from its construction to its first headers: a
-  // server's for no time at all, a client's until the session connects.
-  // So this holds a handful, and a scan finds one faster than a hash would.
+/**
+ * A Set to its user, an array underneath, for the few members a connection
+ * holds at a time: a session's streams that have no id yet
+ * (`session[kState].pendingStreams`; a stream is pending from its
+ * construction to its first headers, a server's for no time at all, a
+ * client's until the session connects) and a grpc-js transport's calls in
+ * flight (`activeCalls`). A scan finds one of a handful faster than a hash.
+ */
+export class ArraySet<T> {
   #streams: T[] = [];
 
   get size(): number {
@@ -111,6 +116,11 @@ export class PendingStreams<T> {
   /** Over a copy: the visit may delete (destroy and close do). */
   forEach(visit: (stream: T, again: T, set: this) => void): void {
     for (const stream of [...this.#streams]) visit(stream, stream, this);
+  }
+
+  /** Over a copy, as forEach (grpc-js goes over its calls with for...of when the connection drops, and each call leaves). */
+  [Symbol.iterator](): Iterator<T> {
+    return [...this.#streams][Symbol.iterator]();
   }
 }
 
@@ -141,7 +151,7 @@ export function adoptStreamTables(session: Http2Session): boolean {
   const state = stateOf(session);
   if (!state || !isEmptyNodeCollection(state.streams, "Map") || !isEmptyNodeCollection(state.pendingStreams, "Set")) return false;
   state.streams = new StreamTable();
-  state.pendingStreams = new PendingStreams();
+  state.pendingStreams = new ArraySet();
   adopted.add(session);
   return true;
 }
@@ -168,4 +178,61 @@ export function adoptStreamTablesOf(server: Server): boolean {
     http2Server.on("session", (session: Http2Session) => void adoptStreamTables(session));
   }
   return true;
+}
+
+/** A grpc-js transport (transport.ts's Http2Transport), as far as this file touches it. */
+interface GrpcTransport {
+  session?: unknown;
+  activeCalls?: unknown;
+}
+
+const CLIENT_TABLES = Symbol.for("meshwork.grpcClientTables");
+let clientTransportsAdopted = 0;
+
+/**
+ * Every connection a grpc-js client opens from now on, in this process: its
+ * HTTP/2 session gets the tables above, and its transport's calls in flight
+ * (`activeCalls`, one add and one delete per call in a Set that lives as
+ * long as the connection: the same shape as Node's tables) an ArraySet.
+ * Measured here (2 cores, a grpc-js client, 16 calls in flight to the
+ * platform catalog, after one full collection, with the lean bind of
+ * lean-async-bind.ts): 2.4 MB promoted per scavenge with either of the two
+ * left as it was, 32 KB with both replaced.
+ *
+ * grpc-js opens connections in its Http2SubchannelConnector and offers no
+ * hook, so this wraps that (private) class's connect(): the transport it
+ * resolves has not carried a call yet. Once per process; false when grpc-js's
+ * layout is not the one read (1.14): clients then run as before.
+ */
+export function adoptGrpcClientTables(): boolean {
+  let connector: { prototype: { connect?: unknown; [CLIENT_TABLES]?: true } } | undefined;
+  try {
+    connector = createRequire(import.meta.url)("@grpc/grpc-js/build/src/transport.js").Http2SubchannelConnector;
+  } catch {
+    return false;
+  }
+  const prototype = connector?.prototype;
+  if (prototype?.[CLIENT_TABLES]) return true;
+  if (!ON_CHECKED_NODE || typeof prototype?.connect !== "function") return false;
+  const connect = prototype.connect as (...args: unknown[]) => Promise<GrpcTransport>;
+  prototype.connect = async function (this: unknown, ...args: unknown[]): Promise<GrpcTransport> {
+    const transport = await connect.apply(this, args);
+    adoptTransportTables(transport);
+    return transport;
+  };
+  prototype[CLIENT_TABLES] = true;
+  return true;
+}
+
+function adoptTransportTables(transport: GrpcTransport): void {
+  const session = transport?.session as ClientHttp2Session | undefined;
+  if (typeof session?.request !== "function") return;
+  if (!adoptStreamTables(session)) return;
+  if (transport.activeCalls instanceof Set && transport.activeCalls.size === 0) transport.activeCalls = new ArraySet();
+  clientTransportsAdopted++;
+}
+
+/** How many grpc-js connections adoptGrpcClientTables() has given the tables to, in this process. */
+export function grpcClientTransportsAdopted(): number {
+  return clientTransportsAdopted;
 }

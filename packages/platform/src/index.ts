@@ -10,7 +10,7 @@ export * from "./key-file.js";
 export * from "./rpc-errors.js";
 export * from "./logger.js";
 export * from "./server.js";
-export { adoptStreamTables, hasStreamTables } from "./http2-stream-tables.js";
+export { adoptGrpcClientTables, adoptStreamTables, grpcClientTransportsAdopted, hasStreamTables } from "./http2-stream-tables.js";
 export { adoptLeanAsyncBind, hasLeanAsyncBind } from "./lean-async-bind.js";
 export * from "./service-types.js";
 export * from "./shutdown.js";
