@@ -89,38 +89,38 @@ export class StreamTable<T> {
  * flight (`activeCalls`). A scan finds one of a handful faster than a hash.
  */
 export class ArraySet<T> {
-  #streams: T[] = [];
+  #members: T[] = [];
 
   get size(): number {
-    return this.#streams.length;
+    return this.#members.length;
   }
 
-  has(stream: T): boolean {
-    return this.#streams.includes(stream);
+  has(member: T): boolean {
+    return this.#members.includes(member);
   }
 
-  add(stream: T): this {
-    if (!this.#streams.includes(stream)) this.#streams.push(stream);
+  add(member: T): this {
+    if (!this.#members.includes(member)) this.#members.push(member);
     return this;
   }
 
-  delete(stream: T): boolean {
-    const index = this.#streams.indexOf(stream);
+  delete(member: T): boolean {
+    const index = this.#members.indexOf(member);
     if (index < 0) return false;
-    // Order does not matter to Node: the last one fills the gap, and pop() clears its slot.
-    const last = this.#streams.pop() as T;
-    if (index < this.#streams.length) this.#streams[index] = last;
+    // Order does not matter to Node or grpc-js: the last one fills the gap, and pop() clears its slot.
+    const last = this.#members.pop() as T;
+    if (index < this.#members.length) this.#members[index] = last;
     return true;
   }
 
   /** Over a copy: the visit may delete (destroy and close do). */
-  forEach(visit: (stream: T, again: T, set: this) => void): void {
-    for (const stream of [...this.#streams]) visit(stream, stream, this);
+  forEach(visit: (member: T, again: T, set: this) => void): void {
+    for (const member of [...this.#members]) visit(member, member, this);
   }
 
   /** Over a copy, as forEach (grpc-js goes over its calls with for...of when the connection drops, and each call leaves). */
   [Symbol.iterator](): Iterator<T> {
-    return [...this.#streams][Symbol.iterator]();
+    return [...this.#members][Symbol.iterator]();
   }
 }
 
@@ -186,8 +186,9 @@ interface GrpcTransport {
   activeCalls?: unknown;
 }
 
+/** On grpc-js's wrapped connector: how many connections got the tables (global, so that every copy of this module counts the same). */
 const CLIENT_TABLES = Symbol.for("meshwork.grpcClientTables");
-let clientTransportsAdopted = 0;
+type ConnectorPrototype = { connect?: unknown; [CLIENT_TABLES]?: { adopted: number } };
 
 /**
  * Every connection a grpc-js client opens from now on, in this process: its
@@ -205,34 +206,50 @@ let clientTransportsAdopted = 0;
  * layout is not the one read (1.14): clients then run as before.
  */
 export function adoptGrpcClientTables(): boolean {
-  let connector: { prototype: { connect?: unknown; [CLIENT_TABLES]?: true } } | undefined;
+  // Every createClient() asks: the answer is worked out once.
+  clientTables ??= wrapGrpcConnector();
+  return clientTables;
+}
+
+let clientTables: boolean | undefined;
+
+/** The connector's prototype, once wrapped (here or by another copy of this module). */
+let wrapped: ConnectorPrototype | undefined;
+
+function wrapGrpcConnector(): boolean {
+  if (!ON_CHECKED_NODE) return false;
+  let connector: { prototype: ConnectorPrototype } | undefined;
   try {
     connector = createRequire(import.meta.url)("@grpc/grpc-js/build/src/transport.js").Http2SubchannelConnector;
   } catch {
     return false;
   }
   const prototype = connector?.prototype;
-  if (prototype?.[CLIENT_TABLES]) return true;
-  if (!ON_CHECKED_NODE || typeof prototype?.connect !== "function") return false;
+  if (prototype?.[CLIENT_TABLES]) {
+    wrapped = prototype;
+    return true;
+  }
+  if (typeof prototype?.connect !== "function") return false;
   const connect = prototype.connect as (...args: unknown[]) => Promise<GrpcTransport>;
+  const count = { adopted: 0 };
   prototype.connect = async function (this: unknown, ...args: unknown[]): Promise<GrpcTransport> {
     const transport = await connect.apply(this, args);
-    adoptTransportTables(transport);
+    if (adoptTransportTables(transport)) count.adopted++;
     return transport;
   };
-  prototype[CLIENT_TABLES] = true;
+  prototype[CLIENT_TABLES] = count;
+  wrapped = prototype;
   return true;
 }
 
-function adoptTransportTables(transport: GrpcTransport): void {
+function adoptTransportTables(transport: GrpcTransport): boolean {
   const session = transport?.session as ClientHttp2Session | undefined;
-  if (typeof session?.request !== "function") return;
-  if (!adoptStreamTables(session)) return;
+  if (typeof session?.request !== "function" || !adoptStreamTables(session)) return false;
   if (transport.activeCalls instanceof Set && transport.activeCalls.size === 0) transport.activeCalls = new ArraySet();
-  clientTransportsAdopted++;
+  return true;
 }
 
-/** How many grpc-js connections adoptGrpcClientTables() has given the tables to, in this process. */
+/** How many grpc-js connections have been given the tables, in this process. */
 export function grpcClientTransportsAdopted(): number {
-  return clientTransportsAdopted;
+  return wrapped?.[CLIENT_TABLES]?.adopted ?? 0;
 }
