@@ -1,11 +1,12 @@
 import { Client, credentials as grpcCredentials, Metadata, status, type ChannelCredentials, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { create, fromBinary, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { currentCall, REQUEST_ID_HEADER, wantCallScope } from "./call-context.js";
 import { instanceAddress, type InstanceWatch } from "./discovery/ports.js";
 import { Code, RpcError } from "./rpc-errors.js";
 import { methodPath, type AnyService, type CallOptions, type ServiceClient } from "./service-types.js";
 import { adoptGrpcClientTables } from "./http2-stream-tables.js";
 import { adoptLeanAsyncBind } from "./lean-async-bind.js";
+import { encodeMessage } from "./pooled-encode.js";
 import { createInstanceBalancer, type InstanceBalancer, type InstanceStats } from "./resilience/instance-balancer.js";
 import { createDownstreamPolicy, isDownstreamFailure, type BreakerState, type DownstreamPolicy, type PolicyCounters } from "./resilience/policy.js";
 import { DEFAULT_RESILIENCE, type ResilienceSettings } from "./resilience/settings.js";
@@ -247,7 +248,7 @@ function toRpcError(error: ServiceError): RpcError {
 }
 
 function serializer(method: DescMethod) {
-  return (value: Message) => Buffer.from(toBinary(method.input, value));
+  return (value: Message) => encodeMessage(method.input, value);
 }
 
 /** How a unary call's request goes onto the wire and its answer comes off it. */

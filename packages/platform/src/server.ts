@@ -1,6 +1,6 @@
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { context as otelContext } from "@opentelemetry/api";
-import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { create, fromBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { HealthImplementation } from "grpc-health-check";
 import { deprecationHeaders, type ApiLifecycle } from "./api-deprecation.js";
 import { acceptRequestId, REQUEST_ID_HEADER, runInCall, withCall, type CallContext } from "./call-context.js";
@@ -9,6 +9,7 @@ import { Code, codeName, RpcError } from "./rpc-errors.js";
 import type { Logger } from "./logger.js";
 import { decodingGuardedServer, guardDecoding } from "./decode-guard.js";
 import { adoptStreamTablesOf } from "./http2-stream-tables.js";
+import { encodeMessage } from "./pooled-encode.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, type AnyService, type ServiceHandlers } from "./service-types.js";
 import { serverSpanStarter, type ServerSpan } from "./telemetry/grpc.js";
@@ -178,16 +179,11 @@ function methodDefinition(method: DescMethod): ServiceDefinition[string] {
     path: methodPath(method),
     requestStream: false,
     responseStream: method.methodKind === "server_streaming",
-    requestSerialize: (value: Message) => asBuffer(toBinary(method.input, value)),
+    requestSerialize: (value: Message) => encodeMessage(method.input, value),
     requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-    responseSerialize: (value: Message) => asBuffer(toBinary(method.output, value)),
+    responseSerialize: (value: Message) => encodeMessage(method.output, value),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
   };
-}
-
-/** The encoded bytes as a Buffer over the same memory: toBinary's result is a fresh array of its own, no need to copy it. */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {

@@ -7,7 +7,7 @@
  */
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { FastFailError, isDownstreamFailure, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
+import { encodeMessage, FastFailError, isDownstreamFailure, REQUEST_ID_HEADER, type CallOptions, type Logger } from "@meshwork/platform";
 import { untilAborted } from "./abortable.js";
 import { requestIdKey } from "./edge-context.js";
 import type { ForwardedService } from "./routes.js";
@@ -120,7 +120,7 @@ export function cacheKey(method: DescMethod, request: Uint8Array): string {
  */
 function cachedUnary(method: DescMethod, call: UnaryCall, cache: TtlCache<CachedAnswer>, options: ForwardingOptions) {
   return async (request: unknown, ctx: HandlerContext): Promise<unknown> => {
-    const key = cacheKey(method, toBinary(method.input, request as never));
+    const key = cacheKey(method, encodeMessage(method.input, request as never));
     // A fresh answer is returned as is: waiting on it through a promise and
     // an abort listener (below) is only worth it when there is a load to wait for.
     const fresh = cache.get(key);
