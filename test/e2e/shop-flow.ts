@@ -77,10 +77,12 @@ function grpcClients(gatewayAddress: string): ShopClients & { close(): void } {
   };
 }
 
-/** How long a confirmation may take to reach a stream that is already open. */
+/** How long a confirmation may take to reach a stream that has shown it is open. */
 const ARRIVAL_MS = 20_000;
+/** How long one is waited for, after the order is final, on a stream that has delivered nothing yet. */
+const UNPROVEN_MS = 5_000;
 /** Orders the flow places at most, waiting for a stream that opened late (below). */
-const ORDER_ATTEMPTS = 3;
+const ORDER_ATTEMPTS = 4;
 
 async function flow(clients: ShopClients): Promise<void> {
   const email = `flow-${randomUUID()}@example.test`;
@@ -123,18 +125,21 @@ async function flow(clients: ShopClients): Promise<void> {
     // were recorded before then is rightly not on it. So: once the stream has
     // delivered anything, every confirmation must arrive; until then, a
     // missing one may mean the stream opened late, and the flow orders again.
+    // (Measured: the gRPC client's stream, opened just before the order,
+    // typically missed both of its notifications in the all-in-one mode.)
     let confirmedOrder: string | undefined;
     for (let attempt = 1; attempt <= ORDER_ATTEMPTS && confirmedOrder === undefined; attempt++) {
       const liveBefore = seen.length > 0;
       const orderId = await clients.placeOrder(token, productId);
-      const confirmed = arrival((notification) => notification.orderId === orderId && notification.subject === "Order confirmed", ARRIVAL_MS);
       assert.equal(await clients.followToFinal(token, orderId), OrderStatus.CONFIRMED);
-      if (await confirmed) {
+      // "Order received" comes first: once it is here, the confirmation must follow.
+      const live = liveBefore || seen.some((notification) => notification.orderId === orderId);
+      const waitMs = live ? ARRIVAL_MS : UNPROVEN_MS;
+      if (await arrival((notification) => notification.orderId === orderId && notification.subject === "Order confirmed", waitMs)) {
         confirmedOrder = orderId;
         break;
       }
-      const live = liveBefore || seen.some((notification) => notification.orderId === orderId);
-      assert.ok(!live, `the stream was delivering, yet no confirmation of ${orderId} arrived within ${ARRIVAL_MS} ms; saw ${seen.map((n) => `${n.orderId}: ${n.subject}`).join(", ")}`);
+      assert.ok(!live, `the stream was delivering, yet no confirmation of ${orderId} arrived within ${waitMs} ms of CONFIRMED; saw ${seen.map((n) => `${n.orderId}: ${n.subject}`).join(", ")}`);
     }
     assert.ok(confirmedOrder, `no confirmation arrived on the stream for any of ${ORDER_ATTEMPTS} orders, and it delivered nothing else`);
     // Duplicates would arrive right behind the first: wait for the stream to go quiet, then count.
