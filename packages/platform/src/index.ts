@@ -12,7 +12,7 @@ export * from "./logger.js";
 export * from "./server.js";
 export { adoptGrpcClientTables, adoptStreamTables, grpcClientTransportsAdopted, hasStreamTables } from "./http2-stream-tables.js";
 export { adoptLeanAsyncBind, hasLeanAsyncBind } from "./lean-async-bind.js";
-export { encodeMessage, pooledEncoding } from "./pooled-encode.js";
+export { encodeMessage } from "./pooled-encode.js";
 export * from "./service-types.js";
 export * from "./shutdown.js";
 export * from "./discovery/ports.js";

@@ -65,11 +65,16 @@ let state: "unknown" | "adopted" | "refused" = "unknown";
 export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Buffer {
   if (state === "unknown") adopt();
   if (state !== "adopted") return asBuffer(toBinary(schema, message));
+  // The wrapped finish() returns a Buffer.
+  return onThePool(() => toBinary(schema, message)) as Buffer;
+}
+
+/** Runs `work` with the wrapped writer methods on the pool. */
+function onThePool<T>(work: () => T): T {
   const outer = pooling;
   pooling = true;
   try {
-    // The wrapped finish() returns a Buffer.
-    return toBinary(schema, message) as Buffer;
+    return work();
   } finally {
     pooling = outer;
   }
@@ -172,15 +177,11 @@ export function pooledEncodeProbe(): JsonObject {
 function provesItself(): boolean {
   const probe = fromJson(StructSchema, pooledEncodeProbe());
   const expected = toBinary(StructSchema, probe);
-  const outer = pooling;
-  pooling = true;
   let actual: Uint8Array;
   try {
-    actual = toBinary(StructSchema, probe);
+    actual = onThePool(() => toBinary(StructSchema, probe));
   } catch {
     return false;
-  } finally {
-    pooling = outer;
   }
   return Buffer.isBuffer(actual) && Buffer.compare(actual, expected) === 0;
 }
