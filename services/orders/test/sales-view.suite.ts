@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import { createSalesProjection, LIVE_SALES, readSalesReport, rebuildSalesView } from "../src/sales-view.js";
-import { shadowIsEmpty, untilProjected, viewRows, writeOrder, type SoldLine } from "./sales-view.support.js";
+import { rebuildState, shadowIsEmpty, untilProjected, viewRows, writeOrder, type SoldLine } from "./sales-view.support.js";
 import { ordersDatabase, type Engine } from "./support.js";
 
 const tea = (quantity: number): SoldLine => ({ productId: "MW-TEA-TIN", quantity, unitPriceMinor: 1250, currency: "EUR" });
@@ -72,17 +72,23 @@ export function salesViewSuite(engine: Engine, options: { readonly privateEmbedd
       // 12 orders of 4 or 3 events: 45 events, at most 5 per batch. A batch may come out shorter (the
       // reader's horizon is the oldest running transaction, and other tests share the server), so the
       // runs are checked by what they add up to: every event handled exactly once across three runs.
-      const first = await rebuildSalesView(db, { maxBatches: 3, batchSize: 5 });
-      assert.deepEqual({ ...first, handled: 0 }, { name: "sales", handled: 0, resumed: false, differences: 0, swapped: false });
+      // Each run's report is checked with the state it left (checkpoints, horizon, both views) in the
+      // message: this test failed once in CI, a run that should have stopped swapping in a differing view.
+      const lines: string[] = [];
+      const log = (line: string) => lines.push(line);
+      const first = await rebuildSalesView(db, { maxBatches: 3, batchSize: 5, log });
+      const afterFirst = `first run ${JSON.stringify(first)}; log ${JSON.stringify(lines)}; state ${await rebuildState(db)}`;
+      assert.deepEqual({ ...first, handled: 0 }, { name: "sales", handled: 0, resumed: false, differences: 0, swapped: false }, afterFirst);
       assert.ok(first.handled >= 3 && first.handled <= 15, `3 batches of at most 5 handled ${first.handled}`);
       assert.equal((await db("projection_checkpoints").where({ name: "sales:rebuild" }).first("position"))?.position > 0, true, "the shadow keeps its checkpoint");
-      const second = await rebuildSalesView(db, { maxBatches: 2, batchSize: 5 });
-      assert.deepEqual({ ...second, handled: 0 }, { name: "sales", handled: 0, resumed: true, differences: 0, swapped: false });
+      const second = await rebuildSalesView(db, { maxBatches: 2, batchSize: 5, log });
+      const afterSecond = `second run ${JSON.stringify(second)}; ${afterFirst}; log ${JSON.stringify(lines)}; state ${await rebuildState(db)}`;
+      assert.deepEqual({ ...second, handled: 0 }, { name: "sales", handled: 0, resumed: true, differences: 0, swapped: false }, afterSecond);
       assert.ok(second.handled >= 2 && second.handled <= 10, `2 batches of at most 5 handled ${second.handled}`);
 
-      const lines: string[] = [];
-      const finished = await rebuildSalesView(db, { batchSize: 5, log: (line) => lines.push(line) });
-      assert.deepEqual(finished, { name: "sales", handled: 45 - first.handled - second.handled, resumed: true, differences: 0, swapped: true });
+      lines.length = 0;
+      const finished = await rebuildSalesView(db, { batchSize: 5, log });
+      assert.deepEqual(finished, { name: "sales", handled: 45 - first.handled - second.handled, resumed: true, differences: 0, swapped: true }, `last run ${JSON.stringify(finished)}; ${afterSecond}`);
       assert.match(lines[0] ?? "", /resuming the rebuild from position/);
       assert.deepEqual(await viewRows(db), expected);
       assert.ok(await shadowIsEmpty(db), "no shadow state is left behind");

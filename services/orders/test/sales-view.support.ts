@@ -97,3 +97,23 @@ export const shadowIsEmpty = async (db: Knex): Promise<boolean> => {
   const checkpoint = await db("projection_checkpoints").where({ name: SHADOW_SALES.name }).first("name");
   return rows.products.length === 0 && rows.outcomes.length === 0 && checkpoint === undefined;
 };
+
+/**
+ * Where a rebuild stands, for a failing assertion to print: every checkpoint,
+ * the last event by commit order, how many events lie beyond each checkpoint,
+ * the reader's horizon now, and both views. A report that differs from what
+ * a test expected says little on its own; this says which batch went where.
+ */
+export async function rebuildState(db: Knex): Promise<string> {
+  const { rows: checkpoints } = (await db.raw(
+    `select c.name, c.transaction_id::text as transaction_id, c.position,
+            (select count(*) from events e where (e.transaction_id, e.position) > (c.transaction_id, c.position)) as beyond
+       from projection_checkpoints c order by c.name`,
+  )) as { rows: unknown[] };
+  const { rows: last } = (await db.raw(
+    `select transaction_id::text as transaction_id, position, (select count(*) from events) as events,
+            pg_snapshot_xmin(pg_current_snapshot())::text as horizon
+       from events order by transaction_id desc, position desc limit 1`,
+  )) as { rows: unknown[] };
+  return JSON.stringify({ checkpoints, last: last[0], live: await viewRows(db), shadow: await viewRows(db, SHADOW_SALES) });
+}
