@@ -17,13 +17,13 @@ const SEED_TIME = new Date("2025-01-01T12:00:00.123Z");
  * store instead of a database, so a call is a genuine in-memory read through
  * everything the platform adds per call.
  */
-export async function startPlatformCatalog(options: { observed?: boolean } = {}): Promise<RunningServer> {
+export async function startPlatformCatalog(options: { observed?: boolean; sampleRatio?: number } = {}): Promise<RunningServer> {
   const store = createMemoryCatalogStore(() => SEED_TIME);
   await store.seed(demoCatalog);
   // The level a deployed service runs at: nothing is written per call, but
   // the logger is the real one (child loggers, redaction), not a no-op.
   const log = createLogger({ service: "catalog", level: "warn" });
-  const telemetry = options.observed ? observedTelemetry() : undefined;
+  const telemetry = options.observed ? observedTelemetry(options.sampleRatio) : undefined;
   const host = createGrpcHost({ name: "catalog", log, ...(telemetry ? { telemetry } : {}) });
   const handlers = createCatalogHandlers({ store });
   let served = 0;
@@ -50,15 +50,17 @@ export async function startPlatformCatalog(options: { observed?: boolean } = {})
 }
 
 /**
- * Tracing on with every call sampled, through the real BatchSpanProcessor,
+ * Tracing on with every call sampled (or, given `sampleRatio`, that share of
+ * the traces it starts: parentbased_traceidratio), through the real BatchSpanProcessor,
  * to an exporter that drops the batches (what an exporter costs on the wire
  * is the collector's side of the bill, and would measure the network); and
  * the metrics registry the service would serve. The SDK's own exporters all
  * keep or send spans: this one is two lines, so it is written here.
  */
-function observedTelemetry(): Telemetry {
+function observedTelemetry(sampleRatio?: number): Telemetry {
   return createTelemetry({
     service: "catalog",
+    ...(sampleRatio === undefined ? {} : { sampler: "parentbased_traceidratio", samplerRatio: sampleRatio }),
     tracesExporter: {
       export: (_spans, done) => done({ code: 0 }),
       shutdown: async () => undefined,

@@ -7,12 +7,14 @@
 /**
  * "platform": the catalog on the platform host; "bare": a bare grpc-js
  * server; "observed": the platform catalog with tracing (every call sampled,
- * spans batched to an exporter that drops them) and metrics on; "gateway":
+ * spans batched to an exporter that drops them) and metrics on; "sampled": the
+ * same, but starting every call's trace itself and recording one in ten
+ * (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1); "gateway":
  * the real gateway (services/gateway) in front of an upstream catalog, its
  * catalog cache as the start message says; "proxy": a minimal grpc-js proxy
  * forwarding the catalog's GetProduct bytes to an upstream catalog.
  */
-export type ServerKind = "platform" | "bare" | "observed" | "gateway" | "proxy";
+export type ServerKind = "platform" | "bare" | "observed" | "sampled" | "gateway" | "proxy";
 
 /** The two servers of host-vs-bare. */
 export const SERVER_KINDS = ["platform", "bare"] as const satisfies readonly ServerKind[];
@@ -64,5 +66,5 @@ export type FromChild =
   | { readonly type: "failed"; readonly message: string };
 
 export function isServerKind(value: unknown): value is ServerKind {
-  return value === "platform" || value === "bare" || value === "observed" || value === "gateway" || value === "proxy";
+  return value === "platform" || value === "bare" || value === "observed" || value === "sampled" || value === "gateway" || value === "proxy";
 }

@@ -12,6 +12,8 @@ export const settings = {
   nonNegativeInt: () => z.coerce.number({ error: "expected a number" }).int("expected a whole number").min(0, "expected 0 or more"),
   /** Milliseconds, from a number. */
   durationMs: () => z.coerce.number({ error: "expected milliseconds" }).int("expected whole milliseconds").min(0, "expected 0 or more milliseconds"),
+  /** A fraction from 0 to 1. */
+  ratio: () => z.coerce.number({ error: "expected a number from 0 to 1" }).min(0, "expected a number from 0 to 1").max(1, "expected a number from 0 to 1"),
   text: () => z.string(),
   nonEmpty: () => z.string().min(1, "expected a non-empty value"),
   /** An optional URL: empty or unset means undefined. */

@@ -32,6 +32,21 @@ describe("typed configuration", () => {
     assert.throws(() => loadConfig(spec, { DEMO_DATABASE_URL: "not a url", DEMO_API_KEY: "k" }), /DEMO_DATABASE_URL \(databaseUrl\): expected a URL/);
   });
 
+  test("the trace sampler is OpenTelemetry's OTEL_TRACES_SAMPLER and _ARG: the specification's default, the standard names, a ratio from 0 to 1", () => {
+    const defaults = loadConfig(spec, { DEMO_API_KEY: "k" });
+    assert.equal(defaults.tracesSampler, "parentbased_always_on");
+    assert.equal(defaults.tracesSamplerArg, 1);
+    const tenth = loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" });
+    assert.equal(tenth.tracesSampler, "parentbased_traceidratio");
+    assert.equal(tenth.tracesSamplerArg, 0.1);
+    assert.throws(
+      () => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER: "sometimes" }),
+      /OTEL_TRACES_SAMPLER \(tracesSampler\): expected one of parentbased_always_on, parentbased_traceidratio, .*always_off; got "sometimes"/,
+    );
+    assert.throws(() => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER_ARG: "1.5" }), /OTEL_TRACES_SAMPLER_ARG \(tracesSamplerArg\): expected a number from 0 to 1; got "1.5"/);
+    assert.throws(() => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER_ARG: "half" }), /OTEL_TRACES_SAMPLER_ARG \(tracesSamplerArg\): expected a number from 0 to 1; got "half"/);
+  });
+
   test("every bad key is reported at once, and secrets are never echoed", () => {
     try {
       loadConfig(spec, { DEMO_BATCH_SIZE: "-3", DEMO_DATABASE_URL: "postgres://user:hunter2@/", DEMO_PORT: "x" });

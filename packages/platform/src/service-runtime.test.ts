@@ -15,6 +15,8 @@ const config: RuntimeConfig = {
   otlpEndpoint: undefined,
   otelServiceName: "",
   spanBatchDelayMs: 100,
+  tracesSampler: "parentbased_always_on",
+  tracesSamplerArg: 1,
 };
 
 /** An endpoint that records what the runtime asks of it. */

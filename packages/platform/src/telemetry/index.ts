@@ -12,7 +12,7 @@ import { z } from "zod";
 import { settings } from "../config-schemas.js";
 import { createClientInterceptor } from "./grpc.js";
 import { createServiceMetrics, type BreakerGaugeState, type ServiceMetrics } from "./metrics.js";
-import { createTracing, TRACES_EXPORTERS, type TracesExporterName } from "./tracing.js";
+import { createTracing, TRACES_EXPORTERS, TRACES_SAMPLERS, type TracesExporterName, type TracesSamplerName } from "./tracing.js";
 
 export type { Tracer } from "@opentelemetry/api";
 export * from "./collectors.js";
@@ -62,6 +62,8 @@ export interface TelemetryOptions {
   readonly tracesExporter: TracesExporterName | SpanExporter;
   readonly otlpEndpoint?: string;
   readonly scheduleDelayMs?: number;
+  readonly sampler?: TracesSamplerName;
+  readonly samplerRatio?: number;
   /** Node process metrics in this registry (default true). */
   readonly processMetrics?: boolean;
 }
@@ -73,6 +75,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     exporter: options.tracesExporter,
     ...(options.otlpEndpoint ? { otlpEndpoint: options.otlpEndpoint } : {}),
     ...(options.scheduleDelayMs === undefined ? {} : { scheduleDelayMs: options.scheduleDelayMs }),
+    ...(options.sampler === undefined ? {} : { sampler: options.sampler }),
+    ...(options.samplerRatio === undefined ? {} : { samplerRatio: options.samplerRatio }),
   });
   const metrics = createServiceMetrics({ service: options.service, ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }) });
   const clients = new Map<string, ClientTelemetry>();
@@ -135,6 +139,21 @@ export function telemetrySettings(prefix: string, metricsPort: number) {
       schema: settings.durationMs(),
       default: 5000,
     },
+    tracesSampler: {
+      env: "OTEL_TRACES_SAMPLER",
+      doc:
+        "Which traces are recorded: parentbased_always_on (all; a caller's traceparent decides for the traces it started), " +
+        "parentbased_traceidratio (the traces this service starts at the ratio OTEL_TRACES_SAMPLER_ARG, callers' decisions followed), " +
+        "parentbased_always_off, traceidratio, always_on or always_off.",
+      schema: z.enum(TRACES_SAMPLERS, { error: `expected one of ${TRACES_SAMPLERS.join(", ")}` }),
+      default: "parentbased_always_on",
+    },
+    tracesSamplerArg: {
+      env: "OTEL_TRACES_SAMPLER_ARG",
+      doc: "The ratio of the *traceidratio samplers, from 0 to 1 (0.1: one trace in ten); the other samplers ignore it.",
+      schema: settings.ratio(),
+      default: 1,
+    },
   } as const;
 }
 
@@ -152,6 +171,8 @@ export interface TelemetryConfig {
   readonly otlpEndpoint: string | undefined;
   readonly otelServiceName: string;
   readonly spanBatchDelayMs: number;
+  readonly tracesSampler: TracesSamplerName;
+  readonly tracesSamplerArg: number;
 }
 
 /** The metrics port to bind: the configured one, else the service's default — or any free one when its gRPC port is 0 (tests, several instances). */
@@ -167,5 +188,7 @@ export function telemetryFromConfig(service: string, config: TelemetryConfig, ex
     tracesExporter: exporter ?? config.tracesExporter,
     ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}),
     scheduleDelayMs: config.spanBatchDelayMs,
+    sampler: config.tracesSampler,
+    samplerRatio: config.tracesSamplerArg,
   });
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
+import { context, ROOT_CONTEXT, trace, TraceFlags } from "@opentelemetry/api";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { currentCall } from "../call-context.js";
 import { createClient } from "../client.js";
@@ -10,7 +11,7 @@ import { createLogger } from "../logger.js";
 import { createMemoryBroker } from "../messaging/memory-broker.js";
 import { createMemoryTaskQueue } from "../queue/memory.js";
 import { createGrpcHost } from "../server.js";
-import { createTelemetry, instrumentHandler, registerQueueMetrics, startMetricsServer, type Telemetry } from "./index.js";
+import { createSampler, createTelemetry, instrumentHandler, registerQueueMetrics, startMetricsServer, type Telemetry } from "./index.js";
 
 const SERVER = 1; // SpanKind.SERVER
 const CLIENT = 2; // SpanKind.CLIENT
@@ -86,6 +87,55 @@ describe("telemetry of the platform host and client", () => {
     assert.equal(line?.trace_id, serverSpan.spanContext().traceId);
     assert.equal(line?.span_id, serverSpan.spanContext().spanId);
     assert.equal(line?.request_id, "req-1");
+  });
+
+  test("sampling: a parent-based ratio follows the caller's decision both ways and applies its ratio only to traces the service starts", async (t) => {
+    const exporter = new InMemorySpanExporter();
+    // The server records none of the traces it starts itself.
+    const server = createTelemetry({ service: "catalog", tracesExporter: exporter, processMetrics: false, sampler: "parentbased_traceidratio", samplerRatio: 0 });
+    const sampling = createTelemetry({ service: "orders", tracesExporter: exporter, processMetrics: false });
+    const notSampling = createTelemetry({ service: "gateway", tracesExporter: exporter, processMetrics: false, sampler: "always_off" });
+    const flush = () => Promise.all([server.forceFlush(), sampling.forceFlush(), notSampling.forceFlush()]);
+    const served = () => exporter.getFinishedSpans().filter((span) => span.kind === SERVER);
+
+    const sampled = await serve(t, server, sampling);
+    await sampled.client.getProduct({ productId: "A1" });
+    await flush();
+    assert.equal(served().length, 1, "a caller that sampled the trace: the server records its part");
+    assert.match(String(sampled.seen[0]!.traceparent[0]), /-01$/);
+
+    exporter.reset();
+    const unsampled = await serve(t, server, notSampling);
+    await unsampled.client.getProduct({ productId: "A1" });
+    await flush();
+    assert.match(String(unsampled.seen[0]!.traceparent[0]), /-00$/, "the caller passes its decision on");
+    assert.deepEqual(exporter.getFinishedSpans(), [], "a caller that did not sample it: neither side records anything");
+
+    exporter.reset();
+    const untraced = await serve(t, server, undefined);
+    await untraced.client.getProduct({ productId: "A1" });
+    await flush();
+    assert.deepEqual(untraced.seen[0]!.traceparent, []);
+    assert.deepEqual(served(), [], "a trace the server starts: its ratio of 0 records none");
+  });
+
+  test("sampling: a ratio records about that share of new traces; traceidratio ignores the caller; always_off records nothing", async () => {
+    const recorded = (sampler: Parameters<typeof createSampler>[0], ratio: number, parent = ROOT_CONTEXT, count = 2000) => {
+      const telemetry = createTelemetry({ service: "catalog", tracesExporter: new InMemorySpanExporter(), processMetrics: false, sampler, samplerRatio: ratio });
+      let n = 0;
+      for (let index = 0; index < count; index++) if (telemetry.tracer!.startSpan("work", {}, parent).isRecording()) n += 1;
+      return n;
+    };
+    // Binomial, 2000 tries at 0.5: a standard deviation of 22, so 800-1200 is a bound of 9 of them.
+    const half = recorded("parentbased_traceidratio", 0.5);
+    assert.ok(half > 800 && half < 1200, `half of 2000 new traces, not ${half}`);
+    const sampledParent = trace.setSpanContext(ROOT_CONTEXT, { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: TraceFlags.SAMPLED, isRemote: true });
+    assert.equal(recorded("parentbased_traceidratio", 0, sampledParent, 50), 50, "parent-based: a sampled caller's trace is recorded whatever the ratio");
+    assert.equal(recorded("traceidratio", 0, sampledParent, 50), 0, "traceidratio decides by itself");
+    assert.equal(recorded("always_off", 1, sampledParent, 50), 0);
+    assert.equal(recorded("always_on", 0, ROOT_CONTEXT, 50), 50);
+    assert.equal(context.active(), ROOT_CONTEXT, "nothing was left active");
+    assert.throws(() => createSampler("traceidratio", 2), /a sampling ratio is from 0 to 1, not 2/);
   });
 
   test("a caller's error is not the server's fault: NOT_FOUND leaves the server span unset and marks the client span failed", async (t) => {

@@ -18,10 +18,53 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, ConsoleSpanExporter, TracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanExporter,
+} from "@opentelemetry/sdk-trace";
 
 export type TracesExporterName = "none" | "otlp" | "console";
 export const TRACES_EXPORTERS: readonly TracesExporterName[] = ["none", "otlp", "console"];
+
+/**
+ * The sampler names of OpenTelemetry's OTEL_TRACES_SAMPLER. The SDK (3.x)
+ * no longer reads that variable itself, so the platform does: without it a
+ * service with tracing on records and exports every call, which no
+ * production deployment wants at any real rate.
+ */
+export const TRACES_SAMPLERS = ["parentbased_always_on", "parentbased_traceidratio", "parentbased_always_off", "traceidratio", "always_on", "always_off"] as const;
+export type TracesSamplerName = (typeof TRACES_SAMPLERS)[number];
+
+/**
+ * The sampler `name` stands for, `ratio` (0 to 1) being OTEL_TRACES_SAMPLER_ARG
+ * for the two ratio samplers. "parentbased_*" follow the caller's decision
+ * (its traceparent's sampled flag) and apply the named rule only to traces
+ * this service starts: a trace is then recorded whole or not at all.
+ */
+export function createSampler(name: TracesSamplerName, ratio = 1): Sampler {
+  if (!(ratio >= 0 && ratio <= 1)) throw new RangeError(`a sampling ratio is from 0 to 1, not ${ratio}`);
+  switch (name) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "traceidratio":
+      return new TraceIdRatioBasedSampler(ratio);
+    case "parentbased_always_on":
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  }
+}
 
 export interface TracingOptions {
   /** `service.name` of every span this provider makes. */
@@ -32,6 +75,10 @@ export interface TracingOptions {
   readonly otlpEndpoint?: string;
   /** Batch delay before spans are exported, ms (OTEL_BSP_SCHEDULE_DELAY; default 5000). */
   readonly scheduleDelayMs?: number;
+  /** Which spans are recorded (OTEL_TRACES_SAMPLER; default parentbased_always_on, the specification's). */
+  readonly sampler?: TracesSamplerName;
+  /** The ratio of the ratio samplers, 0 to 1 (OTEL_TRACES_SAMPLER_ARG; default 1). */
+  readonly samplerRatio?: number;
 }
 
 export interface Tracing {
@@ -64,9 +111,11 @@ export function createTracing(options: TracingOptions): Tracing {
       : options.exporter === "console"
         ? new ConsoleSpanExporter()
         : options.exporter;
+  const sampler = createSampler(options.sampler ?? "parentbased_always_on", options.samplerRatio);
   installContextManager();
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": options.serviceName }),
+    sampler,
     spanProcessors: [new BatchSpanProcessor({ exporter, ...(options.scheduleDelayMs === undefined ? {} : { scheduledDelayMillis: options.scheduleDelayMs }) })],
   });
   return {
