@@ -19,6 +19,7 @@ function cells(kind: ServerKind, concurrency: number, cpuUsPerCall: readonly num
     p99Ms: 2,
     serverCpuUsPerCall: cpu,
     serverGcPauseUsPerCall: 5,
+    serverSystemUsPerCall: 40,
     serverCore: 0.5,
     clientCpuUsPerCall: 100,
     clientCore: 0.5,

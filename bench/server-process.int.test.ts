@@ -6,7 +6,7 @@ const children = createChildGroup();
 afterEach(() => children.killAll());
 
 describe("bench server child", () => {
-  it("runs a full garbage collection when asked, and its marks count the GC pauses", async () => {
+  it("runs a full garbage collection when asked, and its marks count the GC pauses and the kernel's part of the CPU time", async () => {
     const server = forkServer(children, "bare");
     await server.start(Buffer.from([8, 1]));
     const before = await server.mark();
@@ -23,6 +23,11 @@ describe("bench server child", () => {
       expect(usageBetween(last, after).gcPauseUs).toBeGreaterThan(0);
       last = after;
     }
+    // The kernel's share is a part of the CPU time, never more.
+    const usage = usageBetween(before, last);
+    expect(usage.systemUs).toBeGreaterThanOrEqual(0);
+    expect(usage.systemUs).toBeLessThanOrEqual(usage.cpuUs);
+    expect(usage.cpuUs - usage.systemUs).toBeGreaterThan(0);
     await server.stop();
   });
 

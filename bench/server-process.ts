@@ -6,6 +6,8 @@ import type { FromChild, ServerKind, StartSettings, ToChild } from "./server-pro
 /** CPU and call counters of a server child at one instant. */
 export interface ServerMark {
   readonly cpuUs: number;
+  /** The part of cpuUs spent in the kernel (system time): sockets, epoll, page faults. */
+  readonly systemUs: number;
   readonly served: number;
   readonly atMs: number;
   readonly monotonicUs: number;
@@ -16,6 +18,7 @@ export interface ServerMark {
 /** What a server used between two marks. */
 export interface ServerUsage {
   readonly cpuUs: number;
+  readonly systemUs: number;
   /** Wall time of the main thread's GC pauses in the window, µs. */
   readonly gcPauseUs: number;
   readonly calls: number;
@@ -26,7 +29,15 @@ export interface ServerUsage {
 }
 
 export function usageBetween(from: ServerMark, to: ServerMark): ServerUsage {
-  return { cpuUs: to.cpuUs - from.cpuUs, gcPauseUs: to.gcPauseUs - from.gcPauseUs, calls: to.served - from.served, wallMs: to.atMs - from.atMs, fromUs: from.monotonicUs, toUs: to.monotonicUs };
+  return {
+    cpuUs: to.cpuUs - from.cpuUs,
+    systemUs: to.systemUs - from.systemUs,
+    gcPauseUs: to.gcPauseUs - from.gcPauseUs,
+    calls: to.served - from.served,
+    wallMs: to.atMs - from.atMs,
+    fromUs: from.monotonicUs,
+    toUs: to.monotonicUs,
+  };
 }
 
 /** The parent's handle on one forked server. */
@@ -100,6 +111,7 @@ export function forkServer(children: ChildGroup, kind: ServerKind, options: Fork
         pendingMarks.delete(message.id);
         pending?.resolve({
           cpuUs: message.cpuUserUs + message.cpuSystemUs,
+          systemUs: message.cpuSystemUs,
           served: message.served,
           atMs: message.atMs,
           monotonicUs: message.monotonicUs,

@@ -46,6 +46,8 @@ export interface Cell {
    * in the CPU figure).
    */
   readonly serverGcPauseUsPerCall: number;
+  /** The kernel's part of serverCpuUsPerCall (system time), summed like it over the path's processes. */
+  readonly serverSystemUsPerCall: number;
   /** Server CPU over the window as a share of one core. */
   readonly serverCore: number;
   readonly clientCpuUsPerCall: number;
@@ -98,6 +100,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
   let serverCpuUsPerCall = Number.NaN;
   let serverCore = Number.NaN;
   let serverGcPauseUsPerCall = Number.NaN;
+  let serverSystemUsPerCall = Number.NaN;
   let window: Cell["window"];
   if (result.failures === 0 && startMarks && endMarks) {
     const from = await startMarks;
@@ -107,6 +110,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
     const cpuUs = usages.reduce((sum, usage) => sum + usage.cpuUs, 0);
     serverCpuUsPerCall = cpuUs / Math.max(1, front.calls);
     serverGcPauseUsPerCall = usages.reduce((sum, usage) => sum + usage.gcPauseUs, 0) / Math.max(1, front.calls);
+    serverSystemUsPerCall = usages.reduce((sum, usage) => sum + usage.systemUs, 0) / Math.max(1, front.calls);
     // Cores of all the processes together: above 100% when a path spans two.
     serverCore = cpuUs / 1000 / Math.max(1, front.wallMs);
     window = { fromUs: front.fromUs, toUs: front.toUs, calls: front.calls };
@@ -120,6 +124,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
     p99Ms: percentile(result.latenciesNs, 99) / 1e6,
     serverCpuUsPerCall,
     serverGcPauseUsPerCall,
+    serverSystemUsPerCall,
     serverCore,
     clientCpuUsPerCall: result.clientCpuUs / Math.max(1, result.calls),
     clientCore: result.windowSeconds > 0 ? result.clientCpuUs / 1e6 / result.windowSeconds : Number.NaN,
@@ -132,7 +137,7 @@ export async function measureCell(kind: CellKind, round: number, measured: Measu
 export function progressLine(cell: Cell, rounds: number, label: string = cell.kind): string {
   return (
     `round ${cell.round}/${rounds}  c=${String(cell.concurrency).padEnd(3)} ${label.padEnd(8)}  ` +
-    `server ${fixed(cell.serverCpuUsPerCall, 0).padStart(4)} µs CPU/call (GC ${fixed(cell.serverGcPauseUsPerCall, 0).padStart(3)})  ${grouped(cell.callsPerSecond).padStart(7)} calls/s  ` +
+    `server ${fixed(cell.serverCpuUsPerCall, 0).padStart(4)} µs CPU/call (kernel ${fixed(cell.serverSystemUsPerCall, 0).padStart(3)}, GC ${fixed(cell.serverGcPauseUsPerCall, 0).padStart(3)})  ${grouped(cell.callsPerSecond).padStart(7)} calls/s  ` +
     `p50 ${fixed(cell.p50Ms, 3)} ms  p99 ${fixed(cell.p99Ms, 3)} ms` +
     (cell.failures > 0 ? `  FAILED ${cell.failures}` : "")
   );
@@ -238,6 +243,7 @@ export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[],
           of((cell) => cell.serverCpuUsPerCall),
           0,
         ),
+        fixed(of((cell) => cell.serverSystemUsPerCall).median, 0),
         fixed(of((cell) => cell.serverGcPauseUsPerCall).median, 1),
         formatRounds(
           of((cell) => cell.callsPerSecond),
@@ -252,7 +258,10 @@ export function summaryTable(cells: readonly Cell[], kinds: readonly CellKind[],
       ]);
     }
   }
-  return formatTable(["server", "conc", "server µs CPU/call (min–max)", "GC pauses µs", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"], rows);
+  return formatTable(
+    ["server", "conc", "server µs CPU/call (min–max)", "of it kernel µs", "GC pauses µs", "calls/s (min–max)", "p50 ms", "p99 ms", "server core", "client µs CPU/call", "client core"],
+    rows,
+  );
 }
 
 /** The cells that failed, one line each. */
