@@ -3,9 +3,11 @@
  * catalog GetProduct on the platform host twice, each in its own process: once
  * with telemetry off (the default) and once with tracing on (every call
  * sampled: a server span per call continuing the caller's traceparent, batched
- * by the SDK's BatchSpanProcessor to an exporter that drops them) and RED
+ * by the SDK's BatchSpanProcessor and exported over OTLP/HTTP) and RED
  * metrics recorded. One load client drives both with the same bytes and the
- * same traceparent, servers alternating per round. A third server shows what
+ * same traceparent, servers alternating per round. The spans go out as a
+ * deployed service sends them, to a sink in a process of its own
+ * (otlp-sink.ts). A third server shows what
  * a deployment that samples pays: it starts each call's trace itself (the
  * load sends it no traceparent, as at the edge) and records one in ten. The issue's goal: with
  * them on, server CPU per call is at most 10% above off at c=16, judged on the
@@ -23,7 +25,7 @@ import type { BenchContext, BenchSection, SectionOutcome } from "./section.js";
 import { forkServer, type ServerProcess } from "./server-process.js";
 import type { ServerKind } from "./server-protocol.js";
 import { byRound, callOnce, compareCpu, failureLines, pairedCpu, roundsEstimateMs, runAlternatingRounds, summaryTable, type Cell } from "./server-rounds.js";
-import { comparisonCaveat, fixed, formatDifferences, goalLine, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
+import { comparisonCaveat, fixed, formatDifferences, goalLine, grouped, roundFigures, roundsCaveat, signed, spreadWarning, type Goal } from "./stats.js";
 
 const KINDS: readonly ServerKind[] = ["platform", "observed", "sampled"];
 const LABEL: Record<string, string> = { platform: "telemetry off", observed: "tracing+metrics on", sampled: "1 in 10 traced" };
@@ -42,7 +44,8 @@ export const observabilitySection: BenchSection = {
 async function runObservabilityBench({ options, print, children }: BenchContext): Promise<SectionOutcome> {
   print("## observability: the hop (catalog GetProduct on the platform host) with tracing and metrics off vs on");
   print(
-    `each server in its own process, one load client sending a sampled traceparent with every call; ` +
+    `each server in its own process, one load client sending a sampled traceparent with every call (none to the 1-in-10 server, which starts its traces); ` +
+      `spans exported over OTLP/HTTP to a sink in a process of its own; ` +
       `${options.warmupMs / 1000} s warm-up + ${options.measureMs / 1000} s measured per cell; ${options.rounds} round(s), order alternating; figures are medians over the rounds, (min–max) their spread`,
   );
   const caveat = roundsCaveat(options.rounds);
@@ -54,7 +57,10 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
     observed: forkServer(children, "observed", { cpuProfDir: profileDir("observed") }),
     sampled: forkServer(children, "sampled", { cpuProfDir: profileDir("sampled") }),
   };
+  // The observed servers export their spans over OTLP/HTTP to a sink in a process of its own (otlp-sink.ts).
+  const sink = forkServer(children, "otlp-sink");
   const clients: Client[] = [];
+  let exportRequests: number | undefined;
   const cells: Cell[] = [];
   try {
     const { request } = getProductRequest();
@@ -62,8 +68,10 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
     const metadata = new Metadata();
     metadata.set("traceparent", `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`);
     const targets: Record<string, LoadTarget> = {};
+    const otlpEndpoint = `http://127.0.0.1:${await sink.start()}`;
     for (const kind of KINDS) {
-      const client = new Client(`127.0.0.1:${await servers[kind]!.start()}`, credentials.createInsecure(), {});
+      const port = await servers[kind]!.start(undefined, kind === "platform" ? {} : { otlpEndpoint });
+      const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {});
       clients.push(client);
       const response = await callOnce(client, PATH, request);
       // The sampled server starts every trace itself: no traceparent, as calls arrive at the edge.
@@ -75,7 +83,11 @@ async function runObservabilityBench({ options, print, children }: BenchContext)
   } finally {
     for (const client of clients) client.close();
     await Promise.all(KINDS.map((kind) => servers[kind]!.stop()));
+    // After the servers: their shutdown exports what they still held.
+    exportRequests = (await sink.mark().catch(() => undefined))?.served;
+    await sink.stop();
   }
+  if (exportRequests !== undefined) print(`the OTLP sink took ${grouped(exportRequests)} export requests (a batch is at most 512 spans)`);
 
   print();
   print("summary: median over rounds, (min–max) across rounds");

@@ -17,13 +17,13 @@ const SEED_TIME = new Date("2025-01-01T12:00:00.123Z");
  * store instead of a database, so a call is a genuine in-memory read through
  * everything the platform adds per call.
  */
-export async function startPlatformCatalog(options: { observed?: boolean; sampleRatio?: number } = {}): Promise<RunningServer> {
+export async function startPlatformCatalog(options: { observed?: ObservedSettings } = {}): Promise<RunningServer> {
   const store = createMemoryCatalogStore(() => SEED_TIME);
   await store.seed(demoCatalog);
   // The level a deployed service runs at: nothing is written per call, but
   // the logger is the real one (child loggers, redaction), not a no-op.
   const log = createLogger({ service: "catalog", level: "warn" });
-  const telemetry = options.observed ? observedTelemetry(options.sampleRatio) : undefined;
+  const telemetry = options.observed ? observedTelemetry(options.observed) : undefined;
   const host = createGrpcHost({ name: "catalog", log, ...(telemetry ? { telemetry } : {}) });
   const handlers = createCatalogHandlers({ store });
   let served = 0;
@@ -49,21 +49,25 @@ export async function startPlatformCatalog(options: { observed?: boolean; sample
   };
 }
 
+/** The observed catalog's telemetry: where its spans go, and the share of the traces it starts that it records (all when unset). */
+export interface ObservedSettings {
+  readonly otlpEndpoint: string;
+  readonly sampleRatio?: number;
+}
+
 /**
  * Tracing on with every call sampled (or, given `sampleRatio`, that share of
- * the traces it starts: parentbased_traceidratio), through the real BatchSpanProcessor,
- * to an exporter that drops the batches (what an exporter costs on the wire
- * is the collector's side of the bill, and would measure the network); and
- * the metrics registry the service would serve. The SDK's own exporters all
- * keep or send spans: this one is two lines, so it is written here.
+ * the traces it starts: parentbased_traceidratio), through the real
+ * BatchSpanProcessor and OTLP/HTTP exporter, to a sink in another process
+ * (otlp-sink.ts): what turning spans into OTLP and sending them costs is the
+ * service's, as it is deployed; what receiving them costs is not. And the
+ * metrics registry the service would serve.
  */
-function observedTelemetry(sampleRatio?: number): Telemetry {
+function observedTelemetry(settings: ObservedSettings): Telemetry {
   return createTelemetry({
     service: "catalog",
-    ...(sampleRatio === undefined ? {} : { sampler: "parentbased_traceidratio", samplerRatio: sampleRatio }),
-    tracesExporter: {
-      export: (_spans, done) => done({ code: 0 }),
-      shutdown: async () => undefined,
-    },
+    tracesExporter: "otlp",
+    otlpEndpoint: settings.otlpEndpoint,
+    ...(settings.sampleRatio === undefined ? {} : { sampler: "parentbased_traceidratio", samplerRatio: settings.sampleRatio }),
   });
 }

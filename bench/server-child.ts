@@ -1,6 +1,6 @@
 /**
  * Entry point of a bench server process (forked by server-process.ts, never
- * run by hand): `server-child.ts platform|bare|observed|sampled|gateway|proxy`. Each server gets a process of
+ * run by hand): `server-child.ts platform|bare|observed|sampled|gateway|proxy|otlp-sink`. Each server gets a process of
  * its own so it does not share an event loop, or a CPU, with the load client.
  */
 import { performance, PerformanceObserver } from "node:perf_hooks";
@@ -22,9 +22,15 @@ async function startServer(kind: ServerKind, responseBase64: string | undefined,
     const { startBenchGateway } = await import("./gateway-server.js");
     return startBenchGateway(settings.upstream, settings.catalogCacheMs ?? 0, settings.grpcPassthrough ?? true);
   }
+  if (kind === "otlp-sink") {
+    const { startOtlpSink } = await import("./otlp-sink.js");
+    return startOtlpSink();
+  }
   if (kind === "platform" || kind === "observed" || kind === "sampled") {
     const { startPlatformCatalog } = await import("./platform-server.js");
-    return startPlatformCatalog(kind === "platform" ? {} : { observed: true, ...(kind === "sampled" ? { sampleRatio: 0.1 } : {}) });
+    if (kind === "platform") return startPlatformCatalog();
+    if (settings.otlpEndpoint === undefined) throw new Error(`the ${kind} server needs the OTLP sink's address`);
+    return startPlatformCatalog({ observed: { otlpEndpoint: settings.otlpEndpoint, ...(kind === "sampled" ? { sampleRatio: 0.1 } : {}) } });
   }
   if (responseBase64 === undefined) throw new Error("the bare server needs the response bytes to answer with");
   const { startBareServer } = await import("./bare-server.js");
@@ -33,7 +39,7 @@ async function startServer(kind: ServerKind, responseBase64: string | undefined,
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
-  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare|observed|sampled|gateway|proxy (got ${String(kind)})`);
+  if (!isServerKind(kind)) throw new Error(`usage: server-child.ts platform|bare|observed|sampled|gateway|proxy|otlp-sink (got ${String(kind)})`);
   if (!process.send) throw new Error("server-child.ts must be forked with an IPC channel by the bench");
   // The parent is gone (crashed, killed): never outlive it holding a port.
   process.on("disconnect", () => process.exit(0));

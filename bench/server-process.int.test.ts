@@ -1,6 +1,10 @@
+import { Client, credentials } from "@grpc/grpc-js";
+import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
 import { afterEach, describe, expect, it } from "vitest";
+import { getProductRequest } from "./bytes-server.js";
 import { createChildGroup } from "./child-group.js";
 import { forkServer, usageBetween } from "./server-process.js";
+import { callOnce } from "./server-rounds.js";
 
 const children = createChildGroup();
 afterEach(() => children.killAll());
@@ -36,5 +40,28 @@ describe("bench server child", () => {
     await server.start(Buffer.from([8, 1]));
     await server.stop();
     expect(await server.collect()).toBe(false);
+  });
+
+  it("the observed catalog exports its spans over OTLP/HTTP to the sink, which counts the export requests", async () => {
+    const sink = forkServer(children, "otlp-sink");
+    const observed = forkServer(children, "observed");
+    const otlpEndpoint = `http://127.0.0.1:${await sink.start()}`;
+    const client = new Client(`127.0.0.1:${await observed.start(undefined, { otlpEndpoint })}`, credentials.createInsecure(), {});
+    try {
+      const response = await callOnce(client, `/${CatalogService.typeName}/GetProduct`, getProductRequest().request);
+      expect(response.length).toBeGreaterThan(0);
+    } finally {
+      client.close();
+    }
+    expect((await sink.mark()).served).toBe(0);
+    // Shutting down flushes the batch the call's span is in.
+    await observed.stop();
+    expect((await sink.mark()).served).toBe(1);
+    await sink.stop();
+  });
+
+  it("refuses to start an observed server without a sink to export to, saying so", async () => {
+    const observed = forkServer(children, "sampled");
+    await expect(observed.start()).rejects.toThrow(/the sampled server needs the OTLP sink's address/);
   });
 });

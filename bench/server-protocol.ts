@@ -12,9 +12,10 @@
  * (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1); "gateway":
  * the real gateway (services/gateway) in front of an upstream catalog, its
  * catalog cache as the start message says; "proxy": a minimal grpc-js proxy
- * forwarding the catalog's GetProduct bytes to an upstream catalog.
+ * forwarding the catalog's GetProduct bytes to an upstream catalog;
+ * "otlp-sink": where "observed" and "sampled" export their spans (otlp-sink.ts).
  */
-export type ServerKind = "platform" | "bare" | "observed" | "sampled" | "gateway" | "proxy";
+export type ServerKind = "platform" | "bare" | "observed" | "sampled" | "gateway" | "proxy" | "otlp-sink";
 
 /** The two servers of host-vs-bare. */
 export const SERVER_KINDS = ["platform", "bare"] as const satisfies readonly ServerKind[];
@@ -43,6 +44,8 @@ export interface StartSettings {
   readonly catalogCacheMs?: number;
   /** The gateway's GATEWAY_GRPC_PASSTHROUGH (default true; false: gRPC through Connect too). */
   readonly grpcPassthrough?: boolean;
+  /** OTLP/HTTP base URL the observed servers export their spans to (the otlp-sink's). */
+  readonly otlpEndpoint?: string;
 }
 
 export type FromChild =
@@ -66,5 +69,5 @@ export type FromChild =
   | { readonly type: "failed"; readonly message: string };
 
 export function isServerKind(value: unknown): value is ServerKind {
-  return value === "platform" || value === "bare" || value === "observed" || value === "sampled" || value === "gateway" || value === "proxy";
+  return value === "platform" || value === "bare" || value === "observed" || value === "sampled" || value === "gateway" || value === "proxy" || value === "otlp-sink";
 }
