@@ -1,11 +1,14 @@
 /**
  * A small OTLP/HTTP trace receiver: accepts what the real OTLP exporter of
- * each service sends (POST /v1/traces, JSON), and keeps every span with the
- * service.name of its resource. It stands where Jaeger or a collector would;
+ * each service sends (POST /v1/traces, protobuf, the services' default, or
+ * JSON), and keeps every span with the service.name of its resource. It stands where Jaeger or a collector would;
  * the exporters, their batching and the wire format are the production ones.
  * Hand-written because no npm package offers an embeddable receiver, and no
  * Jaeger or collector can be installed where the offline compose run goes;
- * its job (parse, keep, answer) is small.
+ * its job (parse, keep, answer) is small. The protobuf reader below is
+ * hand-written for the same reason the file imports only node: modules: the
+ * container runs it with Node's type stripping and no node_modules, and it
+ * reads just the few fields kept here, skipping the rest by wire type.
  *
  * Two uses: tests start it in-process (startOtlpReceiver), and the offline
  * compose run starts it as a container in Jaeger's place
@@ -96,6 +99,105 @@ function parseRequest(text: string): ReceivedSpan[] {
   return received;
 }
 
+// ---------------------------------------------------------------------------
+// OTLP protobuf (opentelemetry/proto/collector/trace/v1 ExportTraceServiceRequest)
+
+/** A length-delimited field's bytes, or a varint / fixed value, by field number. */
+type Field = { readonly number: number; readonly bytes?: Uint8Array; readonly value?: bigint | number };
+
+/** The fields of one message, in order; unknown wire types are refused. */
+function fieldsOf(buffer: Uint8Array): Field[] {
+  const fields: Field[] = [];
+  let at = 0;
+  const varint = (): bigint => {
+    let result = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (at >= buffer.length) throw new Error("a varint runs past the end of the message");
+      const byte = buffer[at++]!;
+      result |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return result;
+      if (shift > 63n) throw new Error("a varint is longer than 10 bytes");
+    }
+  };
+  const take = (length: number): Uint8Array => {
+    if (at + length > buffer.length) throw new Error("a field runs past the end of the message");
+    const bytes = buffer.subarray(at, at + length);
+    at += length;
+    return bytes;
+  };
+  while (at < buffer.length) {
+    const key = Number(varint());
+    const number = key >>> 3;
+    switch (key & 7) {
+      case 0:
+        fields.push({ number, value: varint() });
+        break;
+      case 1: {
+        const bytes = take(8);
+        fields.push({ number, value: new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0, true) });
+        break;
+      }
+      case 2:
+        fields.push({ number, bytes: take(Number(varint())) });
+        break;
+      case 5:
+        take(4);
+        break;
+      default:
+        throw new Error(`wire type ${key & 7} of field ${number} is not one protobuf uses`);
+    }
+  }
+  return fields;
+}
+
+const text = (bytes: Uint8Array | undefined): string => (bytes ? Buffer.from(bytes).toString("utf8") : "");
+const hex = (bytes: Uint8Array | undefined): string => (bytes ? Buffer.from(bytes).toString("hex") : "");
+const messages = (fields: Field[], number: number): Field[][] => fields.filter((field) => field.number === number && field.bytes).map((field) => fieldsOf(field.bytes!));
+const first = (fields: Field[], number: number): Field | undefined => fields.find((field) => field.number === number);
+
+/** AnyValue: string 1, bool 2, int 3, double 4 (arrays, maps and bytes are not kept). */
+function anyValue(fields: Field[]): unknown {
+  const field = fields[0];
+  if (!field) return undefined;
+  if (field.number === 1) return text(field.bytes);
+  if (field.number === 2) return field.value === 1n;
+  if (field.number === 3) {
+    // As the SDK's OTLP/JSON writes it: a number, or a string beyond what a double holds exactly.
+    const int = BigInt.asIntN(64, field.value as bigint);
+    return int >= BigInt(Number.MIN_SAFE_INTEGER) && int <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(int) : String(int);
+  }
+  if (field.number === 4) return field.value;
+  return undefined;
+}
+
+/** KeyValue list (key 1, value 2) as a record. */
+const protoAttributes = (list: Field[][]): Record<string, unknown> =>
+  Object.fromEntries(list.map((pair) => [text(first(pair, 1)?.bytes), anyValue(fieldsOf(first(pair, 2)?.bytes ?? new Uint8Array()))]));
+
+function parseProtobufRequest(body: Uint8Array): ReceivedSpan[] {
+  const received: ReceivedSpan[] = [];
+  // ExportTraceServiceRequest.resource_spans 1 > ResourceSpans.resource 1 (Resource.attributes 1), scope_spans 2 > ScopeSpans.spans 2.
+  for (const resourceSpans of messages(fieldsOf(body), 1)) {
+    const resource = messages(resourceSpans, 1)[0] ?? [];
+    const service = String(protoAttributes(messages(resource, 1))["service.name"] ?? "");
+    for (const scope of messages(resourceSpans, 2)) {
+      // Span: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, attributes 9.
+      for (const span of messages(scope, 2)) {
+        received.push({
+          service,
+          traceId: hex(first(span, 1)?.bytes),
+          spanId: hex(first(span, 2)?.bytes),
+          parentSpanId: hex(first(span, 4)?.bytes),
+          name: text(first(span, 5)?.bytes),
+          kind: Number(first(span, 6)?.value ?? 0),
+          attributes: protoAttributes(messages(span, 9)),
+        });
+      }
+    }
+  }
+  return received;
+}
+
 function reply(response: http.ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
@@ -125,8 +227,10 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
       request.resume();
       return;
     }
-    if (!String(request.headers["content-type"]).startsWith("application/json")) {
-      response.writeHead(415, { "content-type": "text/plain" }).end("this receiver takes OTLP/JSON (application/json)");
+    const contentType = String(request.headers["content-type"]);
+    const protobuf = contentType.startsWith("application/x-protobuf");
+    if (!protobuf && !contentType.startsWith("application/json")) {
+      response.writeHead(415, { "content-type": "text/plain" }).end("this receiver takes OTLP/HTTP as protobuf (application/x-protobuf) or JSON (application/json)");
       request.resume();
       return;
     }
@@ -135,9 +239,10 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
     request.on("end", () => {
       let received: ReceivedSpan[];
       try {
-        received = parseRequest(Buffer.concat(chunks).toString("utf8"));
+        const body = Buffer.concat(chunks);
+        received = protobuf ? parseProtobufRequest(body) : parseRequest(body.toString("utf8"));
       } catch (error) {
-        reply(response, 400, { error: `malformed OTLP/JSON body: ${error instanceof Error ? error.message : String(error)}` });
+        reply(response, 400, { error: `malformed OTLP/${protobuf ? "protobuf" : "JSON"} body: ${error instanceof Error ? error.message : String(error)}` });
         return;
       }
       spans.push(...received);

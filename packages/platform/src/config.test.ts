@@ -32,7 +32,7 @@ describe("typed configuration", () => {
     assert.throws(() => loadConfig(spec, { DEMO_DATABASE_URL: "not a url", DEMO_API_KEY: "k" }), /DEMO_DATABASE_URL \(databaseUrl\): expected a URL/);
   });
 
-  test("the trace sampler is OpenTelemetry's OTEL_TRACES_SAMPLER and _ARG: the specification's default, the standard names, a ratio from 0 to 1", () => {
+  test("the trace sampler and the OTLP protocol are OpenTelemetry's variables, with the specification's defaults: standard names, a ratio from 0 to 1", () => {
     const defaults = loadConfig(spec, { DEMO_API_KEY: "k" });
     assert.equal(defaults.tracesSampler, "parentbased_always_on");
     assert.equal(defaults.tracesSamplerArg, 1);
@@ -44,6 +44,12 @@ describe("typed configuration", () => {
       /OTEL_TRACES_SAMPLER \(tracesSampler\): expected one of parentbased_always_on, parentbased_traceidratio, .*always_off; got "sometimes"/,
     );
     assert.throws(() => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER_ARG: "1.5" }), /OTEL_TRACES_SAMPLER_ARG \(tracesSamplerArg\): expected a number from 0 to 1; got "1.5"/);
+    assert.equal(defaults.otlpProtocol, "http/protobuf");
+    assert.equal(loadConfig(spec, { DEMO_API_KEY: "k", OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" }).otlpProtocol, "http/json");
+    assert.throws(
+      () => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }),
+      /OTEL_EXPORTER_OTLP_PROTOCOL \(otlpProtocol\): expected http\/protobuf or http\/json \(OTLP over gRPC is not offered\); got "grpc"/,
+    );
     assert.throws(() => loadConfig(spec, { DEMO_API_KEY: "k", OTEL_TRACES_SAMPLER_ARG: "half" }), /OTEL_TRACES_SAMPLER_ARG \(tracesSamplerArg\): expected a number from 0 to 1; got "half"/);
   });
 

@@ -13,6 +13,7 @@ const config: RuntimeConfig = {
   metricsPort: { port: undefined, fallback: 9999 },
   tracesExporter: "none",
   otlpEndpoint: undefined,
+  otlpProtocol: "http/protobuf",
   otelServiceName: "",
   spanBatchDelayMs: 100,
   tracesSampler: "parentbased_always_on",

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { settings } from "../config-schemas.js";
 import { createClientInterceptor } from "./grpc.js";
 import { createServiceMetrics, type BreakerGaugeState, type ServiceMetrics } from "./metrics.js";
-import { createTracing, TRACES_EXPORTERS, TRACES_SAMPLERS, type TracesExporterName, type TracesSamplerName } from "./tracing.js";
+import { createTracing, OTLP_PROTOCOLS, TRACES_EXPORTERS, TRACES_SAMPLERS, type OtlpProtocol, type TracesExporterName, type TracesSamplerName } from "./tracing.js";
 
 export type { Tracer } from "@opentelemetry/api";
 export * from "./collectors.js";
@@ -61,6 +61,7 @@ export interface TelemetryOptions {
   readonly serviceName?: string;
   readonly tracesExporter: TracesExporterName | SpanExporter;
   readonly otlpEndpoint?: string;
+  readonly otlpProtocol?: OtlpProtocol;
   readonly scheduleDelayMs?: number;
   readonly sampler?: TracesSamplerName;
   readonly samplerRatio?: number;
@@ -74,6 +75,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     serviceName,
     exporter: options.tracesExporter,
     ...(options.otlpEndpoint ? { otlpEndpoint: options.otlpEndpoint } : {}),
+    ...(options.otlpProtocol ? { otlpProtocol: options.otlpProtocol } : {}),
     ...(options.scheduleDelayMs === undefined ? {} : { scheduleDelayMs: options.scheduleDelayMs }),
     ...(options.sampler === undefined ? {} : { sampler: options.sampler }),
     ...(options.samplerRatio === undefined ? {} : { samplerRatio: options.samplerRatio }),
@@ -127,6 +129,12 @@ export function telemetrySettings(prefix: string, metricsPort: number) {
       schema: settings.optionalUrl(),
       default: "http://localhost:4318",
     },
+    otlpProtocol: {
+      env: "OTEL_EXPORTER_OTLP_PROTOCOL",
+      doc: "How spans are sent to it: http/protobuf (smaller, cheaper to write) or http/json.",
+      schema: z.enum(OTLP_PROTOCOLS, { error: "expected http/protobuf or http/json (OTLP over gRPC is not offered)" }),
+      default: "http/protobuf",
+    },
     otelServiceName: {
       env: "OTEL_SERVICE_NAME",
       doc: "service.name of this process's spans; unset: the service's own name (the all-in-one mode always uses each service's own).",
@@ -169,6 +177,7 @@ export interface TelemetryConfig {
   readonly metricsPort: MetricsPortSetting;
   readonly tracesExporter: TracesExporterName;
   readonly otlpEndpoint: string | undefined;
+  readonly otlpProtocol: OtlpProtocol;
   readonly otelServiceName: string;
   readonly spanBatchDelayMs: number;
   readonly tracesSampler: TracesSamplerName;
@@ -187,6 +196,7 @@ export function telemetryFromConfig(service: string, config: TelemetryConfig, ex
     serviceName: config.otelServiceName,
     tracesExporter: exporter ?? config.tracesExporter,
     ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}),
+    otlpProtocol: config.otlpProtocol,
     scheduleDelayMs: config.spanBatchDelayMs,
     sampler: config.tracesSampler,
     samplerRatio: config.tracesSamplerArg,
