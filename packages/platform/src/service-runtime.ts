@@ -167,7 +167,7 @@ async function startRuntime<Opened>(steps: RuntimeSteps<Opened>): Promise<Runnin
   const { config, name } = steps;
   const log = steps.log ?? createLogger({ service: name, level: config.logLevel });
   const shutdown = createShutdown(log);
-  const telemetry = steps.telemetry ?? telemetryFromConfig(name, config);
+  const telemetry = steps.telemetry ?? telemetryFromConfig(name, config, undefined, log);
   // Added first, so it runs last: spans of the shutdown itself still get out.
   shutdown.add("flush traces", () => telemetry.shutdown());
   try {

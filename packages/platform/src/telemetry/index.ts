@@ -7,6 +7,7 @@
 import type { Interceptor } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { z } from "zod";
 import { settings } from "../config-schemas.js";
@@ -67,6 +68,8 @@ export interface TelemetryOptions {
   readonly samplerRatio?: number;
   /** Node process metrics in this registry (default true). */
   readonly processMetrics?: boolean;
+  /** The service's logger: OpenTelemetry's own warnings and errors (a failed export) go to it. */
+  readonly log?: Logger;
 }
 
 export function createTelemetry(options: TelemetryOptions): Telemetry {
@@ -79,6 +82,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     ...(options.scheduleDelayMs === undefined ? {} : { scheduleDelayMs: options.scheduleDelayMs }),
     ...(options.sampler === undefined ? {} : { sampler: options.sampler }),
     ...(options.samplerRatio === undefined ? {} : { samplerRatio: options.samplerRatio }),
+    ...(options.log ? { log: options.log } : {}),
   });
   const metrics = createServiceMetrics({ service: options.service, ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }) });
   const clients = new Map<string, ClientTelemetry>();
@@ -190,7 +194,7 @@ export function resolveMetricsPort(config: Pick<TelemetryConfig, "port" | "metri
   return config.port === 0 ? 0 : config.metricsPort.fallback;
 }
 
-export function telemetryFromConfig(service: string, config: TelemetryConfig, exporter?: SpanExporter): Telemetry {
+export function telemetryFromConfig(service: string, config: TelemetryConfig, exporter?: SpanExporter, log?: Logger): Telemetry {
   return createTelemetry({
     service,
     serviceName: config.otelServiceName,
@@ -200,5 +204,6 @@ export function telemetryFromConfig(service: string, config: TelemetryConfig, ex
     scheduleDelayMs: config.spanBatchDelayMs,
     sampler: config.tracesSampler,
     samplerRatio: config.tracesSamplerArg,
+    ...(log ? { log } : {}),
   });
 }

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, test } from "vitest";
 import type { TestScope } from "@meshwork/testing";
 import { CatalogService } from "@meshwork/contracts/shop/catalog/v1/catalog";
@@ -136,6 +138,38 @@ describe("telemetry of the platform host and client", () => {
     assert.equal(recorded("always_on", 0, ROOT_CONTEXT, 50), 50);
     assert.equal(context.active(), ROOT_CONTEXT, "nothing was left active");
     assert.throws(() => createSampler("traceidratio", 2), /a sampling ratio is from 0 to 1, not 2/);
+  });
+
+  test("a span batch the collector refuses is logged on the service's logger (component opentelemetry), not lost in silence", async (t) => {
+    const collector = createServer((request, response) => {
+      request.resume().on("end", () => response.writeHead(400, { "content-type": "application/json" }).end("{}"));
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    t.onTestFinished(() => {
+      collector.closeAllConnections();
+      collector.close();
+    });
+    let logged: (entry: Record<string, unknown>) => void = () => undefined;
+    const line = new Promise<Record<string, unknown>>((resolve) => (logged = resolve));
+    const log = createLogger({
+      service: "catalog",
+      destination: {
+        write: (text: string) => {
+          const entry = JSON.parse(text) as Record<string, unknown>;
+          if (entry.component === "opentelemetry") logged(entry);
+        },
+      },
+    });
+    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+    const telemetry = createTelemetry({ service: "catalog", tracesExporter: "otlp", otlpEndpoint: endpoint, scheduleDelayMs: 20, processMetrics: false, log });
+    telemetry.tracer!.startSpan("refused").end();
+    // The batch goes out on the processor's timer; its failure reaches OpenTelemetry's diag logger.
+    const entry = await Promise.race([line, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no OpenTelemetry line was logged within 10 s")), 10_000))]);
+    assert.equal(entry.level, "error");
+    assert.equal(entry.service, "catalog");
+    assert.equal(entry.msg, "OpenTelemetry: Bad Request");
+    assert.equal((entry.err as { code?: unknown } | undefined)?.code, 400, "the collector's status is on the line");
+    await telemetry.shutdown();
   });
 
   test("a caller's error is not the server's fault: NOT_FOUND leaves the server span unset and marks the client span failed", async (t) => {

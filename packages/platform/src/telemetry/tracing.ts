@@ -13,9 +13,9 @@
  * instrumented code checks that and does nothing, so no span objects are
  * made and no context is propagated beyond what was already there.
  */
-import { context, ROOT_CONTEXT, trace, type Context, type TextMapGetter, type TextMapSetter, type Tracer } from "@opentelemetry/api";
+import { context, diag, DiagLogLevel, ROOT_CONTEXT, trace, type Context, type TextMapGetter, type TextMapSetter, type Tracer } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { setGlobalErrorHandler, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as OTLPProtobufTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -30,6 +30,7 @@ import {
   type Sampler,
   type SpanExporter,
 } from "@opentelemetry/sdk-trace";
+import type { Logger } from "pino";
 
 export type TracesExporterName = "none" | "otlp" | "console";
 export const TRACES_EXPORTERS: readonly TracesExporterName[] = ["none", "otlp", "console"];
@@ -91,6 +92,8 @@ export interface TracingOptions {
   readonly sampler?: TracesSamplerName;
   /** The ratio of the ratio samplers, 0 to 1 (OTEL_TRACES_SAMPLER_ARG; default 1). */
   readonly samplerRatio?: number;
+  /** Where OpenTelemetry's own warnings and errors go (routeDiagnostics); nowhere when omitted. */
+  readonly log?: Logger;
 }
 
 export interface Tracing {
@@ -113,6 +116,33 @@ function installContextManager(): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
+/** The logger OpenTelemetry's diagnostics go to: the last service that turned tracing on with one. */
+let diagnostics: Logger | undefined;
+let diagnosticsRouted = false;
+
+/**
+ * Sends OpenTelemetry's own warnings and errors to `log` (tagged component
+ * "opentelemetry"): a batch the collector refused or never took, spans
+ * dropped because the export queue was full. The SDK reports them through
+ * its process-wide error handler and diag logger, which say nothing until
+ * one is set, so an unreachable collector lost every span without a word. Process-wide like
+ * diag itself: in the all-in-one mode the lines carry the name of the last
+ * service that turned tracing on (the six share one OTLP endpoint).
+ */
+function routeDiagnostics(log: Logger): void {
+  diagnostics = log.child({ component: "opentelemetry" });
+  if (diagnosticsRouted) return;
+  diagnosticsRouted = true;
+  const write =
+    (level: "error" | "warn") =>
+    (message: string, ...args: unknown[]): void =>
+      diagnostics?.[level](args.length > 0 ? { details: args.map(String) } : {}, message);
+  const skip = (): void => undefined;
+  // The error itself (a failed export, with the collector's status), not the SDK's string of it.
+  setGlobalErrorHandler((error) => diagnostics?.error({ err: error }, `OpenTelemetry: ${error instanceof Error ? error.message : String(error)}`));
+  diag.setLogger({ error: write("error"), warn: write("warn"), info: skip, debug: skip, verbose: skip }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+}
+
 export function createTracing(options: TracingOptions): Tracing {
   if (options.exporter === "none") {
     return { tracer: undefined, forceFlush: async () => undefined, shutdown: async () => undefined };
@@ -128,6 +158,7 @@ export function createTracing(options: TracingOptions): Tracing {
         : options.exporter;
   const sampler = createSampler(options.sampler ?? "parentbased_always_on", options.samplerRatio);
   installContextManager();
+  if (options.log) routeDiagnostics(options.log);
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": options.serviceName }),
     sampler,
