@@ -7,9 +7,9 @@
  * metrics recorded. One load client drives both with the same bytes and the
  * same traceparent, servers alternating per round. The spans go out as a
  * deployed service sends them, to a sink in a process of its own
- * (otlp-sink.ts). A third server shows what
- * a deployment that samples pays: it starts each call's trace itself (the
- * load sends it no traceparent, as at the edge) and records one in ten. The issue's goal: with
+ * (otlp-sink.ts). A third server shows what a deployment that samples pays:
+ * it starts each call's trace itself (the load sends it no traceparent, as
+ * at the edge) and records one in ten. The issue's goal: with
  * them on, server CPU per call is at most 10% above off at c=16, judged on the
  * medians over rounds (never on a best round, whose pick can turn the
  * comparison upside down when the rounds scatter more than the effect).

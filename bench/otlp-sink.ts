@@ -14,11 +14,10 @@ import type { RunningServer } from "./running-server.js";
 export async function startOtlpSink(): Promise<RunningServer> {
   let requests = 0;
   const server = createServer((request, response) => {
-    request.on("data", () => undefined);
-    request.on("end", () => {
-      requests += request.url === "/v1/traces" ? 1 : 0;
-      response.writeHead(request.url === "/v1/traces" ? 200 : 404, { "content-type": "application/json" });
-      response.end("{}");
+    request.resume().on("end", () => {
+      const traces = request.url === "/v1/traces";
+      if (traces) requests += 1;
+      response.writeHead(traces ? 200 : 404, { "content-type": "application/json" }).end("{}");
     });
   });
   const port = await new Promise<number>((resolve, reject) => {

@@ -7,9 +7,9 @@
 /**
  * "platform": the catalog on the platform host; "bare": a bare grpc-js
  * server; "observed": the platform catalog with tracing (every call sampled,
- * spans batched to an exporter that drops them) and metrics on; "sampled": the
- * same, but starting every call's trace itself and recording one in ten
- * (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1); "gateway":
+ * spans exported over OTLP/HTTP to the "otlp-sink") and metrics on;
+ * "sampled": the same, but starting every call's trace itself and recording
+ * one in ten (OTEL_TRACES_SAMPLER=parentbased_traceidratio, _ARG=0.1); "gateway":
  * the real gateway (services/gateway) in front of an upstream catalog, its
  * catalog cache as the start message says; "proxy": a minimal grpc-js proxy
  * forwarding the catalog's GetProduct bytes to an upstream catalog;

@@ -1,8 +1,9 @@
 /**
  * A small OTLP/HTTP trace receiver: accepts what the real OTLP exporter of
  * each service sends (POST /v1/traces, protobuf, the services' default, or
- * JSON), and keeps every span with the service.name of its resource. It stands where Jaeger or a collector would;
- * the exporters, their batching and the wire format are the production ones.
+ * JSON), and keeps every span with the service.name of its resource. It
+ * stands where Jaeger or a collector would; the exporters, their batching
+ * and the wire format are the production ones.
  * Hand-written because no npm package offers an embeddable receiver, and no
  * Jaeger or collector can be installed where the offline compose run goes;
  * its job (parse, keep, answer) is small. The protobuf reader below is
